@@ -1,0 +1,111 @@
+// Package secret holds plaintext key material in a small wrapper that never prints itself.
+//
+// A [Key] is the only way plaintext data keys travel inside rkms. Its bytes are reachable through
+// one named accessor, [Key.Use], so every read of key material is greppable. Its String, GoString,
+// Format and LogValue methods print a redaction, so a key that reaches fmt or slog by mistake leaks
+// nothing. [Key.Wipe] zeroes the bytes (as far as Go allows: copies made by callers, by the GC or
+// inside cipher implementations are out of reach) and makes every later use fail with [ErrWiped].
+//
+// Derived values (for example an AEAD primitive built from the key) can be memoized on the key with
+// [Key.Derive], so that they live exactly as long as the key is in use and die with it.
+package secret
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrWiped is returned by [Key.Use] and [Key.Derive] once [Key.Wipe] has run.
+var ErrWiped = errors.New("key material has been wiped")
+
+const redacted = "[redacted key]"
+
+// Key is plaintext key material. The zero value is an empty, unusable key; make one with [New].
+// A Key is safe for concurrent use.
+type Key struct {
+	mu      sync.RWMutex
+	b       []byte
+	wiped   atomic.Bool
+	derived sync.Map // tag (comparable) -> *derivation
+}
+
+type derivation struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// New wraps b, taking ownership of it: the caller must not use or modify b afterwards.
+func New(b []byte) *Key { return &Key{b: b} }
+
+// Len reports the length of the key material (0 after Wipe).
+func (k *Key) Len() int {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return len(k.b)
+}
+
+// Use calls fn with the key bytes and returns fn's error. fn must not retain or modify the slice.
+// It returns [ErrWiped] without calling fn once the key has been wiped.
+func (k *Key) Use(fn func(b []byte) error) error {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.wiped.Load() {
+		return ErrWiped
+	}
+	return fn(k.b)
+}
+
+// Derive returns the value that fn derives from the key bytes, computing it at most once per tag
+// (a comparable value that names the derivation, such as a package-local type). Failed
+// derivations are not retried for the same tag. It returns [ErrWiped] once the key is wiped.
+func (k *Key) Derive(tag any, fn func(b []byte) (any, error)) (any, error) {
+	d, ok := k.derived.Load(tag)
+	if !ok {
+		d, _ = k.derived.LoadOrStore(tag, &derivation{})
+	}
+	dv := d.(*derivation)
+	dv.once.Do(func() {
+		dv.err = k.Use(func(b []byte) error {
+			v, err := fn(b)
+			dv.v = v
+			return err
+		})
+	})
+	if dv.err != nil {
+		return nil, dv.err
+	}
+	if k.wiped.Load() {
+		return nil, ErrWiped
+	}
+	return dv.v, nil
+}
+
+// Wipe zeroes the key bytes, drops derived values and makes later uses fail with [ErrWiped].
+// It waits for uses in progress to finish. Wipe is idempotent.
+func (k *Key) Wipe() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.b)
+	k.b = nil
+	k.wiped.Store(true)
+	k.derived.Clear()
+}
+
+// String implements fmt.Stringer with a redaction.
+func (k *Key) String() string { return redacted }
+
+// GoString implements fmt.GoStringer with a redaction.
+func (k *Key) GoString() string { return redacted }
+
+// Format implements fmt.Formatter so that every verb (%x, %v, %+v, %s, ...) prints a redaction.
+func (k *Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// LogValue implements slog.LogValuer with a redaction.
+func (k *Key) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText refuses to serialize key material through encoding packages.
+func (k *Key) MarshalText() ([]byte, error) { return []byte(redacted), nil }

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every [Store] implementation. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: no record exists for the id.
+	ErrNotFound = errors.New("key record not found")
+	// ErrExists: Create lost the first-write-wins race; a record already exists for the id.
+	ErrExists = errors.New("key record already exists")
+	// ErrConflict: Update's expected revision did not match the stored record (another writer
+	// updated or deleted and re-created it in between). Re-read and retry.
+	ErrConflict = errors.New("key record changed concurrently")
+	// ErrUnavailable: the store could not be reached or did not answer in time. The operation
+	// may or may not have taken effect; re-read before assuming either.
+	ErrUnavailable = errors.New("key store unavailable")
+)
+
+// Record is everything stored for one key id: its numbered versions, each a data key (DEK)
+// wrapped under a KMS key in several regions. A Record never holds plaintext key material.
+type Record struct {
+	// ID is the key id, validated by the keyring before it reaches a store.
+	ID string
+	// Revision is assigned by the store: 1 when created, incremented by each Update. It is the
+	// optimistic-concurrency token for Update.
+	Revision int64
+	// Current is the version number that new encryptions use.
+	Current uint32
+	// Versions holds every version, in ascending Number order.
+	Versions []Version
+}
+
+// Version is one generation of a key id's data key.
+type Version struct {
+	// Number starts at 1 and increases by one with each rotation.
+	Number uint32
+	// Created is when the version was generated (UTC, second precision is enough).
+	Created time.Time
+	// Wrapped holds the DEK wrapped by each region that has a copy, by region name.
+	Wrapped map[string]Wrapped
+	// Missing lists the regions that were configured but unavailable when the version was
+	// created (or rotated in); the keyring repairs them later and removes them from this list.
+	Missing []string
+}
+
+// Wrapped is one region's KMS ciphertext of a DEK.
+type Wrapped struct {
+	// KeyID is the KMS key (ARN or id) that wrapped the DEK.
+	KeyID string
+	// Blob is the KMS ciphertext blob.
+	Blob []byte
+}
+
+// Store persists key records. Implementations must be safe for concurrent use by many replicas:
+// Create is first-write-wins and Update is a compare-and-swap on Revision.
+//
+// Every method honours ctx (deadline and cancellation); a store that cannot answer returns an
+// error wrapping [ErrUnavailable].
+type Store interface {
+	// Get returns the record for id with a strongly consistent read, or [ErrNotFound].
+	Get(ctx context.Context, id string) (*Record, error)
+	// Create stores rec if no record exists for rec.ID, or returns [ErrExists] and stores
+	// nothing. It sets rec.Revision to 1 on success.
+	Create(ctx context.Context, rec *Record) error
+	// Update replaces the record for rec.ID if its stored revision equals rec.Revision, and then
+	// sets rec.Revision to the new revision. It returns [ErrConflict] if the revision differs, or
+	// [ErrNotFound] if no record exists.
+	Update(ctx context.Context, rec *Record) error
+	// Delete removes the record for id, or returns [ErrNotFound].
+	Delete(ctx context.Context, id string) error
+	// Ping checks that the store is reachable (used by readiness checks).
+	Ping(ctx context.Context) error
+	// Close releases resources.
+	Close() error
+}
+
+// Clone returns a deep copy of r, so that stores and caches never share mutable state with callers.
+func (r *Record) Clone() *Record {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Versions = make([]Version, len(r.Versions))
+	for i, v := range r.Versions {
+		nv := v
+		nv.Wrapped = make(map[string]Wrapped, len(v.Wrapped))
+		for k, w := range v.Wrapped {
+			nv.Wrapped[k] = Wrapped{KeyID: w.KeyID, Blob: append([]byte(nil), w.Blob...)}
+		}
+		nv.Missing = append([]string(nil), v.Missing...)
+		c.Versions[i] = nv
+	}
+	return &c
+}
+
+// Version returns the version numbered n, or false.
+func (r *Record) Version(n uint32) (Version, bool) {
+	for _, v := range r.Versions {
+		if v.Number == n {
+			return v, true
+		}
+	}
+	return Version{}, false
+}

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Errors returned by every [Store] implementation. Callers branch on them with errors.Is.
@@ -18,7 +20,39 @@ var (
 	// ErrUnavailable: the store could not be reached or did not answer in time. The operation
 	// may or may not have taken effect; re-read before assuming either.
 	ErrUnavailable = errors.New("key store unavailable")
+	// ErrInvalid: the id or record given to a store is unusable (nil record, empty id, id longer
+	// than [MaxIDLen] bytes or not valid UTF-8). Nothing was read or written.
+	ErrInvalid = errors.New("invalid key record or id")
+	// ErrCorrupt: a stored record could not be decoded: it is damaged or was written in a newer,
+	// unsupported format. Callers must fail closed; retrying does not help.
+	ErrCorrupt = errors.New("stored key record is corrupt or in an unsupported format")
 )
+
+// MaxIDLen is the longest id, in bytes, that any store accepts. The keyring allows shorter ids
+// still; this bound only keeps every backend's key limits (DynamoDB: 2048 bytes) out of reach.
+const MaxIDLen = 1024
+
+// CheckID returns an error wrapping [ErrInvalid] if no store can hold a record for id.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("key id is empty: %w", ErrInvalid)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("key id is %d bytes, more than %d: %w", len(id), MaxIDLen, ErrInvalid)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("key id is not valid UTF-8: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckRecord returns an error wrapping [ErrInvalid] if rec cannot be written by a store:
+// rec is nil or its ID fails [CheckID].
+func CheckRecord(rec *Record) error {
+	if rec == nil {
+		return fmt.Errorf("key record is nil: %w", ErrInvalid)
+	}
+	return CheckID(rec.ID)
+}
 
 // Record is everything stored for one key id: its numbered versions, each a data key (DEK)
 // wrapped under a KMS key in several regions. A Record never holds plaintext key material.
@@ -61,7 +95,7 @@ type Wrapped struct {
 // Every method honours ctx (deadline and cancellation); a store that cannot answer returns an
 // error wrapping [ErrUnavailable].
 type Store interface {
-	// Get returns the record for id with a strongly consistent read, or [ErrNotFound].
+	// Get returns a copy of the record for id with a strongly consistent read, or [ErrNotFound].
 	Get(ctx context.Context, id string) (*Record, error)
 	// Create stores rec if no record exists for rec.ID, or returns [ErrExists] and stores
 	// nothing. It sets rec.Revision to 1 on success.

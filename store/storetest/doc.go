@@ -1,0 +1,20 @@
+// Package storetest is the conformance suite that every [store.Store] implementation must pass.
+//
+// # Use
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return openMyStore(t) })
+//	}
+//
+// [Run] calls newStore once per subtest. The factory may return a fresh store each time or share
+// one backend: every subtest uses its own key ids (derived from the subtest name), so subtests never
+// see each other's records. The suite closes nothing; the factory registers cleanup with t.Cleanup.
+//
+// # What it checks
+//
+// The consistency and error contracts documented in package store: exact round trip of binary
+// blobs, ErrNotFound/ErrExists/ErrConflict/ErrInvalid where the contract says, revisions assigned by
+// the store, copy semantics in both directions, first-write-wins under 16 concurrent Creates, no
+// lost update under concurrent compare-and-swap loops, cancelled contexts failing with
+// ErrUnavailable and writing nothing, and Ping.
+package storetest

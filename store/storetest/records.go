@@ -1,0 +1,127 @@
+package storetest
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rkms/rkms/store"
+)
+
+// allBytes is a blob holding every byte value, including NUL and invalid UTF-8 sequences, so an
+// encoding that treats blobs as text is caught.
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// sampleRecord returns a record with several versions, regions and blob shapes. seed varies the
+// content so concurrent writers produce distinguishable records.
+func sampleRecord(id string, seed int) *store.Record {
+	created := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC)
+	big := bytes.Repeat([]byte{0x00, 0xff, 0x80, byte(seed)}, 1024) // 4 KiB
+	return &store.Record{
+		ID:      id,
+		Current: 2,
+		Versions: []store.Version{
+			{
+				Number:  1,
+				Created: created,
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: allBytes()},
+					"eu-west-1": {KeyID: "alias/rkms", Blob: []byte{0, 0, 0, byte(seed)}},
+				},
+			},
+			{
+				Number:  2,
+				Created: created.Add(90 * 24 * time.Hour),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "k1", Blob: big},
+				},
+				Missing: []string{"eu-west-1", "ap-south-1"},
+			},
+		},
+	}
+}
+
+// diff describes how got differs from want, or returns "" when they are equal. Revisions are
+// compared too; times by instant (stores may return them in UTC); nil and empty collections are
+// equal (an encoding need not tell them apart).
+func diff(want, got *store.Record) string {
+	switch {
+	case want == nil && got == nil:
+		return ""
+	case want == nil || got == nil:
+		return fmt.Sprintf("want %v, got %v", want != nil, got != nil)
+	}
+	var d []string
+	if want.ID != got.ID {
+		d = append(d, fmt.Sprintf("ID: want %q, got %q", want.ID, got.ID))
+	}
+	if want.Revision != got.Revision {
+		d = append(d, fmt.Sprintf("Revision: want %d, got %d", want.Revision, got.Revision))
+	}
+	if want.Current != got.Current {
+		d = append(d, fmt.Sprintf("Current: want %d, got %d", want.Current, got.Current))
+	}
+	if len(want.Versions) != len(got.Versions) {
+		d = append(d, fmt.Sprintf("len(Versions): want %d, got %d", len(want.Versions), len(got.Versions)))
+		return strings.Join(d, "; ")
+	}
+	for i, wv := range want.Versions {
+		gv := got.Versions[i]
+		if wv.Number != gv.Number {
+			d = append(d, fmt.Sprintf("Versions[%d].Number: want %d, got %d", i, wv.Number, gv.Number))
+		}
+		if !wv.Created.Equal(gv.Created) {
+			d = append(d, fmt.Sprintf("Versions[%d].Created: want %v, got %v", i, wv.Created, gv.Created))
+		}
+		if !slices.Equal(wv.Missing, gv.Missing) {
+			d = append(d, fmt.Sprintf("Versions[%d].Missing: want %q, got %q", i, wv.Missing, gv.Missing))
+		}
+		if len(wv.Wrapped) != len(gv.Wrapped) {
+			d = append(d, fmt.Sprintf("len(Versions[%d].Wrapped): want %d, got %d", i, len(wv.Wrapped), len(gv.Wrapped)))
+		}
+		for region, ww := range wv.Wrapped {
+			gw, ok := gv.Wrapped[region]
+			switch {
+			case !ok:
+				d = append(d, fmt.Sprintf("Versions[%d].Wrapped[%q]: missing", i, region))
+			case ww.KeyID != gw.KeyID:
+				d = append(d, fmt.Sprintf("Versions[%d].Wrapped[%q].KeyID: want %q, got %q", i, region, ww.KeyID, gw.KeyID))
+			case !bytes.Equal(ww.Blob, gw.Blob):
+				d = append(d, fmt.Sprintf("Versions[%d].Wrapped[%q].Blob: want %d bytes %x..., got %d bytes %x...",
+					i, region, len(ww.Blob), head(ww.Blob), len(gw.Blob), head(gw.Blob)))
+			}
+		}
+	}
+	return strings.Join(d, "; ")
+}
+
+func head(b []byte) []byte {
+	if len(b) > 8 {
+		return b[:8]
+	}
+	return b
+}
+
+// requireEqual fails t unless got equals want (see diff).
+func requireEqual(t *testing.T, want, got *store.Record) {
+	t.Helper()
+	if d := diff(want, got); d != "" {
+		t.Fatalf("record mismatch: %s", d)
+	}
+}
+
+// withRevision returns a copy of r with Revision set to rev.
+func withRevision(r *store.Record, rev int64) *store.Record {
+	c := r.Clone()
+	c.Revision = rev
+	return c
+}

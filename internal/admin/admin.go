@@ -1,0 +1,233 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rkms/rkms/keyring"
+)
+
+// Keys is what the admin API needs from the keyring.
+type Keys interface {
+	// Get returns the current version of id, creating the key if absent.
+	Get(ctx context.Context, id string) (keyring.DataKey, error)
+	// Rotate adds a version and returns its number.
+	Rotate(ctx context.Context, id string) (uint32, error)
+	// Delete removes every version of id (keyring.ErrNotFound when absent).
+	Delete(ctx context.Context, id string) error
+	// Ready reports whether keys can be served now.
+	Ready(ctx context.Context) error
+}
+
+// Options configures the handler.
+type Options struct {
+	// Token is the bearer token every /key call must present. It must not be empty.
+	Token string
+	// Logger receives one audit record per key operation (never key material).
+	Logger *slog.Logger
+	// Timeout bounds each key operation (default 5s).
+	Timeout time.Duration
+}
+
+// Handler is the admin API.
+type Handler struct {
+	keys    Keys
+	token   [sha256.Size]byte
+	log     *slog.Logger
+	timeout time.Duration
+	mux     *http.ServeMux
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the admin API over keys.
+func New(keys Keys, opts Options) (*Handler, error) {
+	if opts.Token == "" {
+		return nil, errors.New("admin: empty token")
+	}
+	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, timeout: opts.Timeout}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.timeout <= 0 {
+		h.timeout = 5 * time.Second
+	}
+	m := http.NewServeMux()
+	for _, prefix := range []string{"", "/api/v1"} {
+		m.HandleFunc(prefix+"/key", h.auth(h.key))
+		m.HandleFunc(prefix+"/key/rotate", h.auth(h.rotate))
+	}
+	m.HandleFunc("/healthz", h.healthz)
+	m.HandleFunc("/readyz", h.readyz)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	h.mux = m
+	return h, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h.mux.ServeHTTP(w, r)
+}
+
+// auth checks the bearer token in constant time (both sides are hashed to a fixed length first,
+// so neither the length nor the content of the token leaks through timing).
+func (h *Handler) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		const scheme = "bearer "
+		a := r.Header.Get("Authorization")
+		ok := len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme)
+		got := sha256.Sum256([]byte(strings.TrimSpace(a[min(len(a), len(scheme)):])))
+		if subtle.ConstantTimeCompare(got[:], h.token[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rkms"`)
+			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			return
+		}
+		next(w, r)
+	}
+}
+
+type keyResponse struct {
+	ID      string `json:"id"`
+	Key     string `json:"key,omitempty"`
+	Version uint32 `json:"version"`
+}
+
+func (h *Handler) key(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "GET, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	id, ok := h.id(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	if r.Method == http.MethodDelete {
+		err := h.keys.Delete(ctx, id)
+		h.audit(r, "delete", id, err)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	dk, err := h.keys.Get(ctx, id)
+	h.audit(r, "read", id, err)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	resp := keyResponse{ID: dk.ID, Version: dk.Version}
+	if err := dk.Secret.Use(func(b []byte) error {
+		resp.Key = base64.StdEncoding.EncodeToString(b)
+		return nil
+	}); err != nil {
+		// The key was evicted and wiped between Get and here: a transient condition.
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	id, ok := h.id(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	v, err := h.keys.Rotate(ctx, id)
+	h.audit(r, "rotate", id, err)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, keyResponse{ID: id, Version: v})
+}
+
+func (h *Handler) id(w http.ResponseWriter, r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	ids := q["id"]
+	if len(ids) != 1 {
+		writeError(w, http.StatusBadRequest, "exactly one id query parameter is required")
+		return "", false
+	}
+	if err := keyring.ValidateID(ids[0]); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid key id: 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = -")
+		return "", false
+	}
+	return ids[0], true
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.keys.Ready(ctx); err != nil {
+		h.log.Warn("not ready", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// fail maps a keyring error to a status; the client sees a fixed message per class.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, keyring.ErrInvalidID):
+		writeError(w, http.StatusBadRequest, "invalid key id")
+	case errors.Is(err, keyring.ErrNotFound):
+		writeError(w, http.StatusNotFound, "key not found")
+	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "key service unavailable: too few KMS regions or store unreachable")
+	default:
+		h.log.Error("admin key operation failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func (h *Handler) audit(r *http.Request, op, id string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	attrs := []any{"audit", true, "op", op, "key_id", id, "remote", r.RemoteAddr, "result", result}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	h.log.Info("key "+op, attrs...)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,179 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/keyring"
+)
+
+// fakeKeys is an in-memory Keys with an injectable failure.
+type fakeKeys struct {
+	mu    sync.Mutex
+	keys  map[string][]byte
+	vers  map[string]uint32
+	fail  error
+	ready error
+}
+
+func newFake() *fakeKeys { return &fakeKeys{keys: map[string][]byte{}, vers: map[string]uint32{}} }
+
+func (f *fakeKeys) Get(_ context.Context, id string) (keyring.DataKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return keyring.DataKey{}, f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		f.keys[id] = []byte(fmt.Sprintf("%032s", id))[:32]
+		f.vers[id] = 1
+	}
+	return keyring.DataKey{ID: id, Version: f.vers[id], Secret: secret.New(append([]byte(nil), f.keys[id]...))}, nil
+}
+
+func (f *fakeKeys) Rotate(_ context.Context, id string) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		return 0, keyring.ErrNotFound
+	}
+	f.vers[id]++
+	return f.vers[id], nil
+}
+
+func (f *fakeKeys) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		return keyring.ErrNotFound
+	}
+	delete(f.keys, id)
+	return nil
+}
+
+func (f *fakeKeys) Ready(context.Context) error { return f.ready }
+
+const token = "s3cret-token"
+
+func TestAdminAPI(t *testing.T) {
+	internal := errors.New("dial tcp 10.1.2.3:443: secret internals")
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		auth       string
+		setup      func(*fakeKeys)
+		wantStatus int
+		wantError  string // substring of the JSON error; "" for success
+		check      func(t *testing.T, body []byte)
+	}{
+		{name: "get creates", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 200,
+			check: func(t *testing.T, body []byte) {
+				var r keyResponse
+				if err := json.Unmarshal(body, &r); err != nil {
+					t.Fatal(err)
+				}
+				k, err := base64.StdEncoding.DecodeString(r.Key)
+				if r.ID != "alice" || r.Version != 1 || err != nil || len(k) != 32 {
+					t.Fatalf("bad response %s", body)
+				}
+			}},
+		{name: "v1 path", method: "GET", target: "/api/v1/key?id=alice", auth: "Bearer " + token, wantStatus: 200},
+		{name: "scheme case-insensitive", method: "GET", target: "/key?id=alice", auth: "bearer " + token, wantStatus: 200},
+		{name: "no token", method: "GET", target: "/key?id=alice", wantStatus: 401, wantError: "bearer"},
+		{name: "wrong token", method: "GET", target: "/key?id=alice", auth: "Bearer nope", wantStatus: 401, wantError: "bearer"},
+		{name: "token prefix", method: "GET", target: "/key?id=alice", auth: "Bearer " + token[:5], wantStatus: 401},
+		{name: "basic auth", method: "GET", target: "/key?id=alice", auth: "Basic " + token, wantStatus: 401},
+		{name: "v1 needs token", method: "GET", target: "/api/v1/key?id=alice", wantStatus: 401},
+		{name: "rotate needs token", method: "POST", target: "/key/rotate?id=alice", wantStatus: 401},
+		{name: "no id", method: "GET", target: "/key", auth: "Bearer " + token, wantStatus: 400, wantError: "id"},
+		{name: "two ids", method: "GET", target: "/key?id=a&id=b", auth: "Bearer " + token, wantStatus: 400},
+		{name: "bad id chars", method: "GET", target: "/key?id=a%20b", auth: "Bearer " + token, wantStatus: 400, wantError: "invalid key id"},
+		{name: "id too long", method: "GET", target: "/key?id=" + strings.Repeat("a", 257), auth: "Bearer " + token, wantStatus: 400},
+		{name: "delete absent", method: "DELETE", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 404, wantError: "not found"},
+		{name: "delete", method: "DELETE", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 204,
+			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32) }},
+		{name: "rotate", method: "POST", target: "/key/rotate?id=bob", auth: "Bearer " + token, wantStatus: 200,
+			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32); f.vers["bob"] = 1 },
+			check: func(t *testing.T, body []byte) {
+				var r keyResponse
+				if err := json.Unmarshal(body, &r); err != nil || r.Version != 2 || r.Key != "" {
+					t.Fatalf("bad rotate response %s", body)
+				}
+			}},
+		{name: "rotate absent", method: "POST", target: "/key/rotate?id=nobody", auth: "Bearer " + token, wantStatus: 404},
+		{name: "rotate wrong method", method: "GET", target: "/key/rotate?id=bob", auth: "Bearer " + token, wantStatus: 405},
+		{name: "key wrong method", method: "PUT", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 405},
+		{name: "unavailable", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 503, wantError: "unavailable",
+			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
+		{name: "internal hidden", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 500, wantError: "internal error",
+			setup: func(f *fakeKeys) { f.fail = internal }},
+		{name: "healthz open", method: "GET", target: "/healthz", wantStatus: 200},
+		{name: "readyz", method: "GET", target: "/readyz", wantStatus: 200},
+		{name: "not ready", method: "GET", target: "/readyz", wantStatus: 503,
+			setup: func(f *fakeKeys) { f.ready = keyring.ErrUnavailable }},
+		{name: "unknown path", method: "GET", target: "/nope", wantStatus: 404},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			h, err := New(f, Options{Token: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(tc.method, tc.target, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			body, _ := io.ReadAll(rec.Body)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", rec.Code, tc.wantStatus, body)
+			}
+			if tc.wantStatus != http.StatusNoContent && rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("content-type %q", rec.Header().Get("Content-Type"))
+			}
+			if rec.Code >= 400 {
+				var e struct{ Error string }
+				if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+					t.Fatalf("error body is not {\"error\": ...}: %s", body)
+				}
+				if !strings.Contains(e.Error, tc.wantError) {
+					t.Fatalf("error %q does not mention %q", e.Error, tc.wantError)
+				}
+				if strings.Contains(string(body), "10.1.2.3") {
+					t.Fatalf("internals leaked: %s", body)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, body)
+			}
+		})
+	}
+}
+
+func TestNewRejectsEmptyToken(t *testing.T) {
+	if _, err := New(newFake(), Options{}); err == nil {
+		t.Fatal("New accepted an empty token")
+	}
+}

@@ -1,0 +1,21 @@
+// Package admin serves rkms's admin HTTP API on its own listener (loopback by default).
+//
+// # Endpoints
+//
+//	GET    /key?id=ID          get or create the current key: 200 {"id","key" (base64 DEK),"version"}
+//	GET    /api/v1/key?id=ID   the same, the original RKMS path
+//	DELETE /key?id=ID          delete every version (crypto-shredding): 204, or 404 when absent
+//	POST   /key/rotate?id=ID   add a version that new encryptions use: 200 {"id","version"}
+//	GET    /healthz            200 while the process runs
+//	GET    /readyz             200 when the store answers and enough KMS regions are healthy, else 503
+//
+// Every /key call (and its /api/v1 twin) needs `Authorization: Bearer <token>`, compared in
+// constant time; otherwise 401. Ids are validated (keyring.ValidateID): 400.
+//
+// # Errors
+//
+// Every error is JSON {"error": "..."} with a status chosen here from the keyring's error class:
+// 400 bad id, 401 no or wrong token, 404 absent, 405 wrong method, 503 too few regions or store
+// down, 500 anything else. Messages never carry internals or key material; the cause is logged
+// (without key material) instead.
+package admin

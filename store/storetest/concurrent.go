@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -108,6 +109,7 @@ func incrementLoop(t *testing.T, s store.Store, id string, n int) error {
 			return err
 		}
 		rec.Current++
+		runtime.Gosched() // widen the read-modify-write window so a missing CAS shows
 		switch err := s.Update(ctx, rec); {
 		case err == nil:
 			done++

@@ -1,0 +1,112 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rkms/rkms/store"
+)
+
+// formatVersion is the record encoding version written by this package (see the package doc).
+const formatVersion = 1
+
+type recordJSON struct {
+	Format   int           `json:"format"`
+	ID       string        `json:"id"`
+	Revision int64         `json:"revision"`
+	Current  uint32        `json:"current"`
+	Versions []versionJSON `json:"versions"`
+}
+
+type versionJSON struct {
+	Number  uint32                 `json:"number"`
+	Created string                 `json:"created"`
+	Wrapped map[string]wrappedJSON `json:"wrapped"`
+	Missing []string               `json:"missing,omitempty"`
+}
+
+type wrappedJSON struct {
+	KeyID string `json:"key_id"`
+	Blob  []byte `json:"blob"`
+}
+
+// encode returns the version-1 encoding of rec.
+func encode(rec *store.Record) ([]byte, error) {
+	r := recordJSON{
+		Format:   formatVersion,
+		ID:       rec.ID,
+		Revision: rec.Revision,
+		Current:  rec.Current,
+		Versions: make([]versionJSON, len(rec.Versions)),
+	}
+	for i, v := range rec.Versions {
+		vj := versionJSON{
+			Number:  v.Number,
+			Created: v.Created.UTC().Format(time.RFC3339Nano),
+			Wrapped: make(map[string]wrappedJSON, len(v.Wrapped)),
+			Missing: v.Missing,
+		}
+		for region, w := range v.Wrapped {
+			vj.Wrapped[region] = wrappedJSON{KeyID: w.KeyID, Blob: w.Blob}
+		}
+		r.Versions[i] = vj
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode key record %q: %w", rec.ID, err)
+	}
+	return b, nil
+}
+
+// decode parses a version-1 encoding strictly. Every failure wraps [store.ErrCorrupt].
+func decode(data []byte) (*store.Record, error) {
+	var r recordJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, corrupt("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, corrupt("trailing data after the record")
+	}
+	if r.Format != formatVersion {
+		return nil, corrupt("format version %d, want %d", r.Format, formatVersion)
+	}
+	if err := store.CheckID(r.ID); err != nil {
+		return nil, corrupt("bad id: %v", err)
+	}
+	if r.Revision < 1 {
+		return nil, corrupt("revision %d is not positive", r.Revision)
+	}
+	rec := &store.Record{
+		ID:       r.ID,
+		Revision: r.Revision,
+		Current:  r.Current,
+		Versions: make([]store.Version, len(r.Versions)),
+	}
+	for i, vj := range r.Versions {
+		created, err := time.Parse(time.RFC3339Nano, vj.Created)
+		if err != nil {
+			return nil, corrupt("version %d: bad created time: %v", vj.Number, err)
+		}
+		v := store.Version{
+			Number:  vj.Number,
+			Created: created.UTC(),
+			Wrapped: make(map[string]store.Wrapped, len(vj.Wrapped)),
+			Missing: vj.Missing,
+		}
+		for region, w := range vj.Wrapped {
+			v.Wrapped[region] = store.Wrapped{KeyID: w.KeyID, Blob: w.Blob}
+		}
+		rec.Versions[i] = v
+	}
+	return rec, nil
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("decode key record: %s: %w", fmt.Sprintf(format, args...), store.ErrCorrupt)
+}

@@ -1,0 +1,139 @@
+package embedded
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rkms/rkms/store"
+)
+
+func goldenRecord() *store.Record {
+	return &store.Record{
+		ID:       "payments/card",
+		Revision: 3,
+		Current:  2,
+		Versions: []store.Version{
+			{
+				Number:  1,
+				Created: time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0x01, 0x02, 0x03, 0x00, 0xff}},
+					"eu-west-1": {KeyID: "arn:aws:kms:eu-west-1:111122223333:key/00000002-0000-4000-8000-000000000002", Blob: []byte("\xfe\xed")},
+				},
+			},
+			{
+				Number:  2,
+				Created: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0xaa}},
+				},
+				Missing: []string{"eu-west-1"},
+			},
+		},
+	}
+}
+
+// TestGolden pins encoding version 1: the golden file decodes to the expected record and the
+// record encodes to the golden bytes exactly.
+func TestGolden(t *testing.T) {
+	golden, err := os.ReadFile("testdata/record-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden = bytes.TrimSuffix(golden, []byte("\n"))
+	enc, err := encode(goldenRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, golden) {
+		t.Fatalf("encoding changed:\n got %s\nwant %s", enc, golden)
+	}
+	dec, err := decode(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := encode(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, golden) {
+		t.Fatalf("decode/encode round trip changed the bytes:\n got %s\nwant %s", again, golden)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	golden, err := os.ReadFile("testdata/record-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := string(bytes.TrimSpace(golden))
+	tests := []struct {
+		name, data string
+	}{
+		{"empty", ""},
+		{"not-json", "hello"},
+		{"array", "[]"},
+		{"truncated", g[:len(g)/2]},
+		{"trailing", g + "{}"},
+		{"format-2", strings.Replace(g, `"format":1`, `"format":2`, 1)},
+		{"format-missing", strings.Replace(g, `"format":1,`, ``, 1)},
+		{"unknown-field", strings.Replace(g, `"format":1,`, `"format":1,"extra":true,`, 1)},
+		{"empty-id", strings.Replace(g, `"id":"payments/card"`, `"id":""`, 1)},
+		{"revision-0", strings.Replace(g, `"revision":3`, `"revision":0`, 1)},
+		{"current-negative", strings.Replace(g, `"current":2`, `"current":-2`, 1)},
+		{"current-overflow", strings.Replace(g, `"current":2`, `"current":4294967296`, 1)},
+		{"bad-time", strings.Replace(g, `2025-06-01T00:00:00Z`, `yesterday`, 1)},
+		{"bad-base64", strings.Replace(g, `"blob":"qg=="`, `"blob":"%%%"`, 1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.data == g {
+				t.Fatal("test case did not change the golden record")
+			}
+			if _, err := decode([]byte(tc.data)); !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("decode = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// FuzzDecode checks that decode never panics, and that whatever it accepts re-encodes to bytes
+// that decode to the same encoding again (the encoding is canonical after one round).
+func FuzzDecode(f *testing.F) {
+	golden, err := os.ReadFile("testdata/record-v1.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(golden)
+	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":[]}`))
+	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":null}`))
+	f.Add([]byte(`{"format":1,"id":"k","revision":9,"current":1,"versions":[{"number":1,"created":"0001-01-01T00:00:00Z","wrapped":{}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := decode(data)
+		if err != nil {
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("decode error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		enc, err := encode(rec)
+		if err != nil {
+			t.Fatalf("encode of a decoded record: %v", err)
+		}
+		rec2, err := decode(enc)
+		if err != nil {
+			t.Fatalf("decode of a re-encoded record: %v", err)
+		}
+		enc2, err := encode(rec2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}

@@ -1,0 +1,117 @@
+package envelope
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/rkms/rkms/internal/secret"
+)
+
+// Errors returned by [Open] and [Parse]. Callers branch on them with errors.Is.
+var (
+	// ErrMalformed: the text is not a well-formed ciphertext of a known format version.
+	ErrMalformed = errors.New("malformed ciphertext")
+	// ErrUnsupportedVersion: the text is structurally a ciphertext but names a format version or
+	// mode this build does not implement (for example one written by a newer release).
+	ErrUnsupportedVersion = errors.New("unsupported ciphertext format")
+	// ErrKeyMismatch: the key passed to Open is not the key id and version the header names.
+	ErrKeyMismatch = errors.New("ciphertext names another key")
+	// ErrAuthentication: the ciphertext does not verify under the key, label and context given.
+	// Open returns it unwrapped; its message is exactly "authentication failed".
+	ErrAuthentication = errors.New("authentication failed")
+)
+
+// Key is one version of a data key, as the keyring hands it out.
+//
+// Secret must hold [DataKeyLen] bytes. The primitives derived from it are cached on Secret with
+// [secret.Key.Derive], so sealing and opening with a key that has been used before does no key
+// derivation, and wiping Secret drops them.
+type Key struct {
+	ID      string
+	Version uint32
+	Secret  *secret.Key
+}
+
+// Seal encrypts plaintext, the exact JSON text of one field value, and appends the text form
+// ("rkms:" and unpadded base64url, no quotes) to dst.
+//
+// label names the field (the same label for a field wherever it appears in a document) and
+// context is optional caller data such as a tenant id; both are authenticated, and [Open] must
+// be given the same ones. The key id must be 1..[MaxKeyIDLen] bytes of [A-Za-z0-9._:/@+=-], the
+// label 1..[MaxLabelLen] bytes, the context at most [MaxContextLen] bytes and the plaintext
+// 1..[MaxPlaintextLen] bytes. Seal does not check that plaintext is JSON.
+//
+// Seal reads all of its inputs before it writes to dst, so dst may share memory with them. On
+// error it returns dst unchanged.
+func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byte) ([]byte, error) {
+	if err := validateSealInputs(key, mode, label, context, plaintext); err != nil {
+		return dst, err
+	}
+	s, err := key.suite(mode)
+	if err != nil {
+		return dst, fmt.Errorf("seal: %w", err)
+	}
+	sb := s.getScratch(maxHeaderLen + 8 + len(label) + len(context))
+	ad := appendHeader(sb.b, mode, key.ID, key.Version)
+	headerLen := len(ad)
+	ad = appendAD(ad, label, context)
+	ct, err := s.encrypt(plaintext, ad)
+	if err != nil {
+		s.putScratch(sb)
+		return dst, fmt.Errorf("seal: %s encryption: %w", mode, err)
+	}
+	dst = slices.Grow(dst, len(Prefix)+encodedLen(headerLen+len(ct)))
+	dst = append(dst, Prefix...)
+	dst = appendBase64Concat(dst, ad[:headerLen], ct)
+	s.putScratch(sb)
+	return dst, nil
+}
+
+// Open verifies and decrypts the text form of a ciphertext and appends the plaintext (the exact
+// bytes given to [Seal]) to dst.
+//
+// It fails with an error wrapping [ErrMalformed] or [ErrUnsupportedVersion] when text is not a
+// ciphertext it can decode (checked first, without cryptography), with an error wrapping
+// [ErrKeyMismatch] when key's ID or Version differ from the header (use [Parse] to learn which
+// key to fetch), and with [ErrAuthentication] itself when the ciphertext does not verify under
+// key, label and context: wrong label or context, another data key, or any modification.
+// Problems with key itself (no secret, a wiped secret, a secret of the wrong length) and a label
+// or context that [Seal] would refuse are reported as other errors.
+//
+// Open reads all of its inputs before it writes to dst, so dst may share memory with them. On
+// error it returns dst unchanged.
+func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, error) {
+	var hbuf [headerBufLen]byte
+	h, err := parseText(text, &hbuf)
+	if err != nil {
+		return dst, err
+	}
+	if err := validateLabelContext(label, context); err != nil {
+		return dst, fmt.Errorf("open: %w", err)
+	}
+	s, err := key.suite(h.mode)
+	if err != nil {
+		return dst, fmt.Errorf("open: %w", err)
+	}
+	sb := s.getScratch(h.binaryLen + h.headerLen + 8 + len(label) + len(context))
+	defer s.putScratch(sb)
+	bin := sb.b[:h.binaryLen]
+	if n, err := base64.RawURLEncoding.Decode(bin, text[len(Prefix):]); err != nil || n != len(bin) {
+		return dst, malformed("invalid base64")
+	}
+	if string(h.keyID) != key.ID || h.keyVersion != key.Version {
+		return dst, fmt.Errorf("%w: ciphertext names key %q version %d, got key %q version %d",
+			ErrKeyMismatch, string(h.keyID), h.keyVersion, key.ID, key.Version)
+	}
+	ad := append(sb.b[len(bin):len(bin)], bin[:h.headerLen]...)
+	ad = appendAD(ad, label, context)
+	pt, err := s.decrypt(bin[h.headerLen:], ad)
+	if err != nil {
+		return dst, ErrAuthentication
+	}
+	dst = append(dst, pt...)
+	clear(pt)
+	return dst, nil
+}

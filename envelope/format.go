@@ -1,0 +1,341 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Prefix starts the text form of every ciphertext.
+const Prefix = "rkms:"
+
+// FormatVersion is the binary format version this package writes (and the only one it reads).
+const FormatVersion uint8 = 1
+
+// Size limits, all in bytes. Seal refuses inputs beyond them and decoders reject anything that
+// could only come from inputs beyond them. See FORMAT.md.
+const (
+	MaxKeyIDLen     = 256     // key ids are 1..MaxKeyIDLen bytes of [A-Za-z0-9._:/@+=-]
+	MaxLabelLen     = 256     // labels are 1..MaxLabelLen bytes
+	MaxContextLen   = 4096    // contexts are 0..MaxContextLen bytes
+	MaxPlaintextLen = 1 << 20 // plaintexts are 1..MaxPlaintextLen bytes
+	// MaxTextLen is the longest text form a decoder accepts: a randomized ciphertext of a
+	// MaxPlaintextLen plaintext under a MaxKeyIDLen key id.
+	MaxTextLen = len(Prefix) + (8*maxBinaryLen+5)/6
+)
+
+const (
+	headerFixedLen = 7 // version, mode, key id length - 1, key version (uint32)
+	maxHeaderLen   = headerFixedLen + MaxKeyIDLen
+	gcmIVLen       = 12
+	gcmTagLen      = 16
+	sivTagLen      = 16
+	gcmOverhead    = gcmIVLen + gcmTagLen
+	sivOverhead    = sivTagLen
+	maxBinaryLen   = maxHeaderLen + gcmOverhead + MaxPlaintextLen
+	// minBodyLen is the shortest body (binary after the prefix) of any mode: a deterministic
+	// ciphertext of a 1-byte plaintext under a 1-byte key id.
+	minBinaryLen = headerFixedLen + 1 + sivOverhead + 1
+	minTextLen   = len(Prefix) + (8*minBinaryLen+5)/6
+	// headerBufLen holds the decoded base64 quanta that cover the longest header.
+	headerBufLen = (maxHeaderLen + 2) / 3 * 3
+)
+
+// Mode selects the AEAD that protects a field.
+type Mode uint8
+
+const (
+	// Randomized is AES-256-GCM with a random 96-bit nonce: sealing the same value twice gives
+	// different ciphertexts. It is the mode to use unless equality lookups are needed.
+	Randomized Mode = 1
+	// Deterministic is AES-SIV (RFC 5297, 512-bit key): the same key version, label, context and
+	// plaintext always give the same ciphertext, so encrypted values can be compared for equality.
+	Deterministic Mode = 2
+)
+
+// String returns "randomized", "deterministic", or "mode(N)" for an unknown value.
+func (m Mode) String() string {
+	switch m {
+	case Randomized:
+		return "randomized"
+	case Deterministic:
+		return "deterministic"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// MarshalText implements encoding.TextMarshaler; it fails for unknown modes.
+func (m Mode) MarshalText() ([]byte, error) {
+	if !m.valid() {
+		return nil, fmt.Errorf("marshal envelope mode: unknown mode %d", uint8(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler for "randomized" and "deterministic".
+func (m *Mode) UnmarshalText(text []byte) error {
+	switch string(text) {
+	case "randomized":
+		*m = Randomized
+	case "deterministic":
+		*m = Deterministic
+	default:
+		return fmt.Errorf("unmarshal envelope mode: %q is not \"randomized\" or \"deterministic\"", text)
+	}
+	return nil
+}
+
+func (m Mode) valid() bool { return m == Randomized || m == Deterministic }
+
+// overhead is the AEAD expansion of the mode: ciphertext length minus plaintext length.
+func (m Mode) overhead() int {
+	if m == Deterministic {
+		return sivOverhead
+	}
+	return gcmOverhead
+}
+
+// Header is the public part of a ciphertext: which format, mode and key version sealed it.
+type Header struct {
+	FormatVersion uint8
+	Mode          Mode
+	KeyID         string
+	KeyVersion    uint32
+}
+
+// IsCiphertext reports whether text starts with [Prefix]. It is a cheap test that says which
+// values a decoder should try, not whether they are valid: use [Parse] or [Open] for that.
+func IsCiphertext(text []byte) bool {
+	return len(text) >= len(Prefix) && string(text[:len(Prefix)]) == Prefix
+}
+
+// Parse strictly decodes the text form of a ciphertext without any cryptography and returns its
+// header. It accepts exactly the texts whose structure [Open] accepts. Errors wrap
+// [ErrMalformed] or [ErrUnsupportedVersion].
+func Parse(text []byte) (Header, error) {
+	var buf [headerBufLen]byte
+	h, err := parseText(text, &buf)
+	if err != nil {
+		return Header{}, err
+	}
+	if err := checkBase64Body(text[len(Prefix):]); err != nil {
+		return Header{}, err
+	}
+	return Header{
+		FormatVersion: h.version,
+		Mode:          h.mode,
+		KeyID:         string(h.keyID),
+		KeyVersion:    h.keyVersion,
+	}, nil
+}
+
+// rawHeader is a parsed header whose key id aliases the buffer it was decoded into.
+type rawHeader struct {
+	version    uint8
+	mode       Mode
+	keyID      []byte
+	keyVersion uint32
+	headerLen  int // bytes of binary header
+	binaryLen  int // bytes of the whole binary form
+}
+
+func malformed(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
+
+// parseText checks everything about text that can be checked without decoding the whole body:
+// prefix, length bounds, line breaks, the unused bits of the last base64 character, and the
+// header (decoded into buf). The rest of the base64 alphabet is checked by whoever decodes the
+// body (Open) or by checkBase64Body (Parse).
+func parseText(text []byte, buf *[headerBufLen]byte) (rawHeader, error) {
+	if !IsCiphertext(text) {
+		return rawHeader{}, malformed("missing " + Prefix + " prefix")
+	}
+	if len(text) > MaxTextLen {
+		return rawHeader{}, malformed("too long")
+	}
+	if len(text) < minTextLen {
+		return rawHeader{}, malformed("too short")
+	}
+	body := text[len(Prefix):]
+	// The standard decoder skips CR and LF; the format allows neither.
+	if bytes.IndexByte(body, '\n') >= 0 || bytes.IndexByte(body, '\r') >= 0 {
+		return rawHeader{}, malformed("line break in base64")
+	}
+	if err := checkLastQuantum(body); err != nil {
+		return rawHeader{}, err
+	}
+	enc := base64.RawURLEncoding
+	binLen := enc.DecodedLen(len(body))
+
+	if _, err := enc.Decode(buf[:3], body[:4]); err != nil {
+		return rawHeader{}, malformed("invalid base64")
+	}
+	h := rawHeader{version: buf[0], mode: Mode(buf[1]), binaryLen: binLen}
+	if h.version != FormatVersion {
+		return rawHeader{}, fmt.Errorf("%w: format version %d", ErrUnsupportedVersion, h.version)
+	}
+	if !h.mode.valid() {
+		return rawHeader{}, fmt.Errorf("%w: mode %d", ErrUnsupportedVersion, buf[1])
+	}
+	idLen := int(buf[2]) + 1
+	h.headerLen = headerFixedLen + idLen
+	ctLen := binLen - h.headerLen
+	if ctLen < h.mode.overhead()+1 {
+		return rawHeader{}, malformed("ciphertext too short")
+	}
+	if ctLen > h.mode.overhead()+MaxPlaintextLen {
+		return rawHeader{}, malformed("ciphertext too long")
+	}
+	// Decode whole quanta covering the header; the length checks above guarantee they exist.
+	quanta := (h.headerLen + 2) / 3
+	if _, err := enc.Decode(buf[3:quanta*3], body[4:quanta*4]); err != nil {
+		return rawHeader{}, malformed("invalid base64")
+	}
+	h.keyID = buf[3 : 3+idLen]
+	if !validKeyID(h.keyID) {
+		return rawHeader{}, malformed("invalid key id")
+	}
+	h.keyVersion = binary.BigEndian.Uint32(buf[3+idLen:])
+	return h, nil
+}
+
+// checkLastQuantum rejects lengths no encoder produces and a last character whose unused low
+// bits are set, which are the only non-canonical encodings the standard decoder lets through
+// once line breaks are excluded.
+func checkLastQuantum(body []byte) error {
+	var mask byte
+	switch len(body) % 4 {
+	case 0:
+		return nil
+	case 1:
+		return malformed("invalid base64 length")
+	case 2:
+		mask = 0x0f
+	case 3:
+		mask = 0x03
+	}
+	v, ok := base64URLValue(body[len(body)-1])
+	if !ok {
+		return malformed("invalid base64")
+	}
+	if v&mask != 0 {
+		return malformed("non-canonical base64")
+	}
+	return nil
+}
+
+func base64URLValue(c byte) (byte, bool) {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A', true
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26, true
+	case '0' <= c && c <= '9':
+		return c - '0' + 52, true
+	case c == '-':
+		return 62, true
+	case c == '_':
+		return 63, true
+	}
+	return 0, false
+}
+
+// checkBase64Body decodes body in chunks into a stack buffer to validate every character.
+func checkBase64Body(body []byte) error {
+	const chunk = 1024 // characters; a multiple of 4
+	var buf [chunk / 4 * 3]byte
+	enc := base64.RawURLEncoding
+	for len(body) > 0 {
+		n := min(chunk, len(body))
+		if _, err := enc.Decode(buf[:], body[:n]); err != nil {
+			return malformed("invalid base64")
+		}
+		body = body[n:]
+	}
+	return nil
+}
+
+// validKeyID reports whether id is 1..MaxKeyIDLen bytes of [A-Za-z0-9._:/@+=-], the key ids
+// the keyring accepts.
+func validKeyID[T string | []byte](id T) bool {
+	if len(id) == 0 || len(id) > MaxKeyIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == ':', c == '/', c == '@', c == '+', c == '=', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// appendHeader appends the binary header. The key id must already be valid.
+func appendHeader(b []byte, mode Mode, keyID string, keyVersion uint32) []byte {
+	b = append(b, FormatVersion, byte(mode), byte(len(keyID)-1))
+	b = append(b, keyID...)
+	return binary.BigEndian.AppendUint32(b, keyVersion)
+}
+
+// appendAD appends the associated data that follow the binary header: the label and the
+// context, each after its length as a big-endian uint32.
+func appendAD(b []byte, label string, context []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(label)))
+	b = append(b, label...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(context)))
+	return append(b, context...)
+}
+
+// encodedLen is the unpadded base64 length of n bytes.
+func encodedLen(n int) int { return (8*n + 5) / 6 }
+
+// appendBase64Concat appends the unpadded base64url encoding of a||b without concatenating them:
+// a's whole 3-byte groups, then one group bridging a's tail and b's head, then the rest of b.
+func appendBase64Concat(dst, a, b []byte) []byte {
+	enc := base64.RawURLEncoding
+	n := len(a) - len(a)%3
+	dst = enc.AppendEncode(dst, a[:n])
+	if tail := a[n:]; len(tail) > 0 {
+		var bridge [3]byte
+		k := copy(bridge[:], tail)
+		k += copy(bridge[k:], b)
+		b = b[k-len(tail):]
+		dst = enc.AppendEncode(dst, bridge[:k])
+	}
+	return enc.AppendEncode(dst, b)
+}
+
+// validateSealInputs checks what Seal needs before any cryptography.
+func validateSealInputs(key Key, mode Mode, label string, context, plaintext []byte) error {
+	switch {
+	case !mode.valid():
+		return fmt.Errorf("seal: unknown mode %d", uint8(mode))
+	case !validKeyID(key.ID):
+		return fmt.Errorf("seal: invalid key id: want 1..%d bytes of [A-Za-z0-9._:/@+=-]", MaxKeyIDLen)
+	case key.Secret == nil:
+		return errNoSecret
+	}
+	if err := validateLabelContext(label, context); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	if len(plaintext) == 0 || len(plaintext) > MaxPlaintextLen {
+		return fmt.Errorf("seal: plaintext is %d bytes, want 1..%d", len(plaintext), MaxPlaintextLen)
+	}
+	return nil
+}
+
+func validateLabelContext(label string, context []byte) error {
+	if len(label) == 0 || len(label) > MaxLabelLen {
+		return fmt.Errorf("label is %d bytes, want 1..%d", len(label), MaxLabelLen)
+	}
+	if len(context) > MaxContextLen {
+		return fmt.Errorf("context is %d bytes, want at most %d", len(context), MaxContextLen)
+	}
+	return nil
+}
+
+var errNoSecret = errors.New("key has no secret")

@@ -1,0 +1,100 @@
+// Package jsonfield finds values in a JSON document with a small subset of JSONPath and rewrites
+// them in place, validating the whole document as strict JSON in the same single pass.
+//
+// It is the JSON layer of the rkms ext_proc filter: the filter compiles the selectors of a policy
+// into a [Plan] once, and for every body calls [Plan.Rewrite] with a function that encrypts (or
+// decrypts) the raw text of each selected value. Every byte outside the selected values (white
+// space, key order, duplicate keys, number spelling, string escapes) is copied unchanged.
+//
+// # Selectors
+//
+// A selector is a path from the root of the document. Grammar (ABNF, RFC 5234; no white space is
+// allowed anywhere):
+//
+//	selector   = "$" *segment
+//	segment    = member / descendant / wildcard / index
+//	member     = "." name / "[" quoted "]"
+//	descendant = ".." name / "..[" quoted "]"
+//	wildcard   = "[*]"
+//	index      = "[" ( "0" / %x31-39 *DIGIT ) "]"     ; at most 2147483647
+//	name       = 1*( ALPHA / DIGIT / "_" / "-" )       ; ASCII only
+//	quoted     = "'" *( qchar / escape / DQUOTE ) "'"
+//	           / DQUOTE *( qchar / escape / "'" ) DQUOTE
+//	qchar      = any Unicode scalar value except ', ", \ and U+0000..U+001F, as UTF-8
+//	escape     = "\" ( "\" / "'" / DQUOTE / "/" / "b" / "f" / "n" / "r" / "t" / "u" 4HEXDIG )
+//
+// \u escapes work as in JSON: a surrogate pair stands for one character, and an unpaired surrogate
+// is an error. The segments mean:
+//
+//   - $ is the whole document. Alone, it selects the top-level value.
+//   - .name and ['name'] select the member called name of an object. Names are compared with the
+//     decoded member names of the document, so $.ssn matches "ssn" and "s\u0073n" alike, and
+//     ['a b'] matches "a b". Comparison is by code points, without Unicode normalization; set
+//     [Options.FoldCase] to compare under simple case folding instead.
+//   - [*] selects every element of an array and every member value of an object.
+//   - [N] selects element N (counted from 0) of an array. Negative indexes are not supported:
+//     the document is streamed, so the length of an array is not known when its elements pass.
+//   - ..name selects every member called name of the current value and of all values below it,
+//     at any depth. $..ssn finds "ssn" members anywhere in the document.
+//
+// A segment that does not apply (.name on an array, [N] on an object, anything on a string)
+// selects nothing; so does a member or index that is absent. Anything outside the grammar is
+// rejected by [ParseSelector] with a [*SelectorError] that names the byte offset of the problem.
+// [Selector.String] prints the canonical form: .name when the name fits the name rule, otherwise
+// ['...'] escaping only ', \ and control characters.
+//
+// # Labels
+//
+// A [Field] pairs a selector with a label, which jsonfield only hands back to the transform
+// function (rkms binds it into the ciphertext). [Selector.DefaultLabel] is the last member name
+// of the selector: "ssn" for $.ssn, $..ssn and $.items[*].ssn. A selector that ends with [*] or
+// [N], or is just $, has no default label: DefaultLabel returns "" and the caller must choose one.
+//
+// # Selection rules
+//
+//   - Every value reached by some selector is selected, including each occurrence of a duplicate
+//     key (the application might use either one).
+//   - The outermost selection wins: a selected value is passed whole to the transform and is not
+//     searched for further selections, though it is still validated. With $.a and $..b, the
+//     document {"a":{"b":1},"b":2} yields two values: {"b":1} and 2.
+//   - When several fields select the same value, the first in the field list wins.
+//
+// # Strict JSON
+//
+// Rewrite and [Validate] accept exactly the JSON texts of RFC 8259: one value with optional white
+// space (space, tab, line feed, carriage return) around it; no byte order mark, comments or
+// trailing commas; strings without raw control characters, with only the escapes \" \\ \/ \b \f
+// \n \r \t and \uXXXX, and in valid UTF-8; numbers of the form -?(0|[1-9][0-9]*)(.[0-9]+)?
+// ([eE][+-]?[0-9]+)?; the literals true, false and null. Unpaired surrogate escapes such as
+// "\ud800" are accepted, as the grammar allows (they decode to U+FFFD when a member name is
+// compared, as in encoding/json). Nesting is limited to [Options.MaxDepth] objects and arrays
+// ([DefaultMaxDepth], 1000) so that hostile input costs no more than its size; the parser keeps
+// an explicit stack and never recurses.
+//
+// This matches [encoding/json.Valid] exactly except in two ways: jsonfield rejects invalid UTF-8
+// (encoding/json accepts it inside strings), and its nesting limit is lower (encoding/json allows
+// 10000). The conformance and fuzz tests check precisely this.
+//
+// # Failure behaviour
+//
+// Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON] with the byte offset at which
+// the problem was found; its message never quotes document bytes, which could belong to a value
+// meant to be encrypted. The transform function is called only after the whole document has been
+// validated, so an invalid document never reaches it, and on any error Rewrite appends nothing to
+// dst. An error from the transform stops the rewrite and is returned wrapped (errors.Is and
+// errors.As see it). The transform's output is trusted: it is written as is, not validated, so it
+// must itself be valid JSON text if the result is to be.
+//
+// # Performance
+//
+// Rewrite makes one pass over the document. The selectors are compiled into an automaton (a trie
+// of steps, in which each recursive descent is a state that stays active below the point where it
+// starts); the scanner keeps the set of active states per open container and descends with it
+// only where some state is active. Elsewhere a tight validating scanner skips the value, reading
+// plain string bytes eight at a time, and unchanged bytes are copied in bulk between selected
+// values. The cost of matching is one map lookup per member name at the levels a selector can
+// reach, independent of the number of selectors; a descent selector (..name) makes every member
+// name of the values below it such a lookup. [Plan.Rewrite] allocates nothing beyond growing dst
+// (scratch memory is pooled per Plan); the package-level [Rewrite] compiles its fields on every
+// call, which costs a few small allocations.
+package jsonfield

@@ -1,0 +1,248 @@
+package jsonfield
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultMaxDepth is the nesting limit used when [Options.MaxDepth] is zero, and by [Rewrite].
+const DefaultMaxDepth = 1000
+
+// Field is one value to transform: the selector that finds it and the label the caller
+// associates with it (jsonfield only hands the Field back to the transform function).
+type Field struct {
+	Selector *Selector
+	Label    string
+}
+
+// Options tune a [Plan]. The zero value is the default.
+type Options struct {
+	// MaxDepth is the deepest nesting of objects and arrays accepted (the top-level value being
+	// inside none). Deeper documents are rejected with a [*SyntaxError]. 0 means DefaultMaxDepth.
+	MaxDepth int
+
+	// FoldCase makes member names match under Unicode simple case folding, the way Go's
+	// encoding/json binds keys to struct fields ("SSN" and "Ssn" then match $.ssn). Use it when
+	// the application behind the proxy matches keys case-insensitively, so that a differently
+	// cased key cannot slip a value past the selectors.
+	FoldCase bool
+}
+
+// Plan is a compiled set of fields. Build it once per field list with [NewPlan]; it is immutable
+// and safe for concurrent use, and its Rewrite does not allocate apart from growing dst.
+type Plan struct {
+	fields   []Field
+	nodes    []node
+	maxDepth int
+	fold     bool
+	pool     sync.Pool // of *scratch
+}
+
+// node is one state of the selector automaton: a trie of the steps of all selectors, in which
+// recursive descent is a "loop" node that stays active in every descendant.
+type node struct {
+	members map[string]int32 // member name -> next node
+	index   map[int]int32    // array index -> next node
+	wild    int32            // next node for any child, or -1
+	desc    int32            // loop node entered for free (epsilon) at this node, or -1
+	loop    bool             // stays active in every child
+	field   int32            // the first field selecting values reaching this node, or -1
+	closure []int32          // this node, then desc if any
+}
+
+// NewPlan compiles fields. It copies the slice; the transform function of [Plan.Rewrite] receives
+// pointers into that copy. Errors wrap [ErrInvalidSelector].
+func NewPlan(fields []Field, opts Options) (*Plan, error) {
+	return compile(slices.Clone(fields), opts)
+}
+
+func compile(fields []Field, opts Options) (*Plan, error) {
+	if opts.MaxDepth < 0 {
+		return nil, fmt.Errorf("max depth %d: %w", opts.MaxDepth, ErrInvalidSelector)
+	}
+	p := &Plan{fields: fields, maxDepth: opts.MaxDepth, fold: opts.FoldCase}
+	if p.maxDepth == 0 {
+		p.maxDepth = DefaultMaxDepth
+	}
+	p.newNode(false)
+	for fi, f := range fields {
+		if f.Selector == nil {
+			return nil, fmt.Errorf("field %d: nil selector: %w", fi, ErrInvalidSelector)
+		}
+		cur := int32(0)
+		for _, st := range f.Selector.steps {
+			switch st.kind {
+			case stepMember:
+				cur = p.memberEdge(cur, st.name)
+			case stepWildcard:
+				if p.nodes[cur].wild < 0 {
+					p.nodes[cur].wild = p.newNode(false)
+				}
+				cur = p.nodes[cur].wild
+			case stepIndex:
+				nd := &p.nodes[cur]
+				if nd.index == nil {
+					nd.index = make(map[int]int32)
+				}
+				next, ok := nd.index[st.index]
+				if !ok {
+					next = p.newNode(false)
+					p.nodes[cur].index[st.index] = next
+				}
+				cur = next
+			case stepDescendant:
+				if p.nodes[cur].desc < 0 {
+					p.nodes[cur].desc = p.newNode(true)
+				}
+				cur = p.memberEdge(p.nodes[cur].desc, st.name)
+			}
+		}
+		if p.nodes[cur].field < 0 {
+			p.nodes[cur].field = int32(fi)
+		}
+	}
+	for id := range p.nodes {
+		nd := &p.nodes[id]
+		nd.closure = []int32{int32(id)}
+		if nd.desc >= 0 {
+			nd.closure = append(nd.closure, nd.desc)
+		}
+	}
+	p.pool.New = func() any { return new(scratch) }
+	return p, nil
+}
+
+func (p *Plan) newNode(loop bool) int32 {
+	p.nodes = append(p.nodes, node{wild: -1, desc: -1, loop: loop, field: -1})
+	return int32(len(p.nodes) - 1)
+}
+
+func (p *Plan) memberEdge(from int32, name string) int32 {
+	if p.fold {
+		name = string(appendFolded(nil, []byte(name)))
+	}
+	if p.nodes[from].members == nil {
+		p.nodes[from].members = make(map[string]int32)
+	}
+	if next, ok := p.nodes[from].members[name]; ok {
+		return next
+	}
+	next := p.newNode(false)
+	p.nodes[from].members[name] = next
+	return next
+}
+
+// Fields returns the plan's fields (its own copy; do not modify).
+func (p *Plan) Fields() []Field { return p.fields }
+
+// Rewrite compiles fields and calls [Plan.Rewrite] with the default [Options]. The transform
+// function receives pointers into fields. Compiling costs a few allocations per call; build a
+// [Plan] once per field list on hot paths.
+func Rewrite(dst, doc []byte, fields []Field, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
+	p, err := compile(fields, Options{})
+	if err != nil {
+		return dst, 0, err
+	}
+	return p.Rewrite(dst, doc, fn)
+}
+
+// Rewrite validates the whole of doc as strict JSON and appends to dst a copy of doc in which
+// every value selected by the plan's fields is replaced by fn's result; every other byte is copied
+// unchanged. It returns the extended slice and the number of values replaced.
+//
+// fn is called only once the whole document is known to be valid, once per selected value, in
+// document order, with the field that selected it (the first in the list, when several do) and
+// the exact bytes of the value. raw aliases doc: fn must not modify or retain it. fn returns the
+// replacement JSON text, which is written as is: it is not validated.
+//
+// On any error, Rewrite returns dst unchanged (its length; bytes beyond it may have been written)
+// and a count of 0. Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON]; errors from
+// fn are wrapped with the selector that matched.
+func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
+	sc := p.pool.Get().(*scratch)
+	defer p.release(sc)
+	s := scanner{scratch: sc, plan: p, doc: doc, maxDepth: p.maxDepth}
+	if err := s.walk(); err != nil {
+		return dst, 0, err
+	}
+	out := slices.Grow(dst, len(doc))
+	last := 0
+	for _, sp := range sc.spans {
+		out = append(out, doc[last:sp.start]...)
+		f := &p.fields[sp.field]
+		repl, err := fn(f, doc[sp.start:sp.end:sp.end])
+		if err != nil {
+			return dst, 0, fmt.Errorf("transform value selected by %s at offset %d: %w", f.Selector, sp.start, err)
+		}
+		out = append(out, repl...)
+		last = sp.end
+	}
+	out = append(out, doc[last:]...)
+	return out, len(sc.spans), nil
+}
+
+// Validate reports whether doc is strict JSON under the plan's options, without selecting
+// anything. Errors are [*SyntaxError] values wrapping [ErrInvalidJSON].
+func (p *Plan) Validate(doc []byte) error {
+	sc := p.pool.Get().(*scratch)
+	defer p.release(sc)
+	s := scanner{scratch: sc, doc: doc, maxDepth: p.maxDepth}
+	return s.validate()
+}
+
+// Validate reports whether doc is strict JSON with the default [Options]. Errors are
+// [*SyntaxError] values wrapping [ErrInvalidJSON].
+func Validate(doc []byte) error {
+	var sc scratch
+	s := scanner{scratch: &sc, doc: doc, maxDepth: DefaultMaxDepth}
+	return s.validate()
+}
+
+// maxRetained bounds the scratch kept in the pool, so that one huge document does not pin memory.
+const maxRetained = 1 << 16
+
+func (p *Plan) release(sc *scratch) {
+	if cap(sc.spans) > maxRetained || cap(sc.active) > maxRetained || cap(sc.key) > maxRetained {
+		return
+	}
+	sc.spans = sc.spans[:0]
+	p.pool.Put(sc)
+}
+
+// appendFolded appends the case-folded form of the UTF-8 text s: every rune is replaced by the
+// smallest rune of its simple case-folding orbit, as encoding/json does to match keys.
+func appendFolded(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		dst = utf8.AppendRune(dst, foldRune(r))
+		i += n
+	}
+	return dst
+}
+
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
+
+func (sc *scanner) depthErr(i int) error {
+	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(sc.maxDepth))
+}

@@ -1,0 +1,259 @@
+package jsonfield
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf8"
+)
+
+// The scanning primitives below work on the raw document and report offsets; none of them
+// allocates. Error messages never quote document bytes.
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func syntaxErr(off int, msg string) error { return &SyntaxError{Offset: off, Msg: msg} }
+
+// skipWS returns the offset of the first byte at or after i that is not JSON whitespace.
+func skipWS(doc []byte, i int) int {
+	for ; i < len(doc); i++ {
+		if c := doc[i]; c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			return i
+		}
+	}
+	return i
+}
+
+// scanString validates the string starting at doc[i] == '"' and returns the offset just past its
+// closing quote, and whether it contains escape sequences.
+func scanString(doc []byte, i int) (end int, esc bool, err error) {
+	start := i
+	i++
+	n := len(doc)
+	for {
+		// Skip runs of plain bytes eight at a time: a word is plain when none of its bytes is
+		// below 0x20, a quote, a backslash or non-ASCII. The lowest flagged byte is exact
+		// (borrows only propagate upwards), so jump straight to it.
+		for i+8 <= n {
+			x := binary.LittleEndian.Uint64(doc[i:])
+			q := x ^ ('"' * lsb)
+			b := x ^ ('\\' * lsb)
+			mask := ((x - 0x20*lsb) &^ x) | ((q - lsb) &^ q) | ((b - lsb) &^ b) | x
+			if mask &= msb; mask != 0 {
+				i += bits.TrailingZeros64(mask) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= n {
+			return 0, false, syntaxErr(start, "unterminated string")
+		}
+		switch c := doc[i]; {
+		case c == '"':
+			return i + 1, esc, nil
+		case c == '\\':
+			esc = true
+			if i+1 >= n {
+				return 0, false, syntaxErr(start, "unterminated string")
+			}
+			switch doc[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if _, ok := hex4(doc, i+2); !ok {
+					return 0, false, syntaxErr(i, "invalid \\u escape in string")
+				}
+				i += 6
+			default:
+				return 0, false, syntaxErr(i, "invalid escape sequence in string")
+			}
+		case c < 0x20:
+			return 0, false, syntaxErr(i, "control character in string")
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(doc[i:])
+			if r == utf8.RuneError && size == 1 {
+				return 0, false, syntaxErr(i, "invalid UTF-8 in string")
+			}
+			i += size
+		default:
+			i++
+		}
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// scanNumber validates the number starting at doc[i] and returns the offset just past it.
+// Whatever follows is checked by the caller (it must be a delimiter).
+func scanNumber(doc []byte, i int) (int, error) {
+	start := i
+	n := len(doc)
+	if doc[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && doc[i] == '0':
+		i++
+	case i < n && doc[i] >= '1' && doc[i] <= '9':
+		i++
+		for i < n && isDigit(doc[i]) {
+			i++
+		}
+	default:
+		return 0, syntaxErr(start, "invalid number")
+	}
+	if i < n && doc[i] == '.' {
+		i++
+		if i >= n || !isDigit(doc[i]) {
+			return 0, syntaxErr(start, "invalid number")
+		}
+		for i < n && isDigit(doc[i]) {
+			i++
+		}
+	}
+	if i < n && (doc[i] == 'e' || doc[i] == 'E') {
+		i++
+		if i < n && (doc[i] == '+' || doc[i] == '-') {
+			i++
+		}
+		if i >= n || !isDigit(doc[i]) {
+			return 0, syntaxErr(start, "invalid number")
+		}
+		for i < n && isDigit(doc[i]) {
+			i++
+		}
+	}
+	return i, nil
+}
+
+// scanScalar validates the string, number or literal starting at doc[i] (i < len(doc)) and returns
+// the offset just past it. It reports "expected a value" for anything else, including { and [.
+func scanScalar(doc []byte, i int) (int, error) {
+	switch c := doc[i]; {
+	case c == '"':
+		end, _, err := scanString(doc, i)
+		return end, err
+	case c == '-' || isDigit(c):
+		return scanNumber(doc, i)
+	case c == 't':
+		return scanLiteral(doc, i, "true")
+	case c == 'f':
+		return scanLiteral(doc, i, "false")
+	case c == 'n':
+		return scanLiteral(doc, i, "null")
+	default:
+		return 0, syntaxErr(i, "expected a value")
+	}
+}
+
+func scanLiteral(doc []byte, i int, lit string) (int, error) {
+	if len(doc)-i < len(lit) || string(doc[i:i+len(lit)]) != lit {
+		return 0, syntaxErr(i, "invalid literal")
+	}
+	return i + len(lit), nil
+}
+
+// afterKey validates the ':' that follows an object key ending at end and returns the offset of
+// the member's value.
+func afterKey(doc []byte, end int) (int, error) {
+	i := skipWS(doc, end)
+	if i >= len(doc) || doc[i] != ':' {
+		return 0, syntaxErr(i, "expected : after object key")
+	}
+	i = skipWS(doc, i+1)
+	if i >= len(doc) {
+		return 0, syntaxErr(i, "unexpected end of input")
+	}
+	return i, nil
+}
+
+// skipValue validates the value starting at doc[i] (not whitespace) and returns the offset just
+// past it. depth is the number of containers already open around it. It does no matching, so it
+// is the fast path for every part of the document that no selector can reach.
+func (sc *scanner) skipValue(i, depth int) (int, error) {
+	doc := sc.doc
+	n := len(doc)
+	kinds := sc.kinds[:0]
+	defer func() { sc.kinds = kinds[:0] }()
+	var err error
+	for {
+		// i is at the first byte of a value.
+		if i >= n {
+			return 0, syntaxErr(i, "unexpected end of input")
+		}
+		if c := doc[i]; c == '{' || c == '[' {
+			if depth++; depth > sc.maxDepth {
+				return 0, sc.depthErr(i)
+			}
+			i = skipWS(doc, i+1)
+			if i < n && doc[i] == c+2 { // '{'+2 == '}', '['+2 == ']'
+				i++
+				depth--
+			} else {
+				kinds = append(kinds, c)
+				if c == '{' {
+					if i, err = skipKey(doc, i); err != nil {
+						return 0, err
+					}
+				} else if i >= n {
+					return 0, syntaxErr(i, "unexpected end of input")
+				}
+				continue
+			}
+		} else if i, err = scanScalar(doc, i); err != nil {
+			return 0, err
+		}
+		// After a value: close containers until one has another element.
+		for {
+			if len(kinds) == 0 {
+				return i, nil
+			}
+			i = skipWS(doc, i)
+			if i >= n {
+				return 0, syntaxErr(i, "unexpected end of input")
+			}
+			k := kinds[len(kinds)-1]
+			c := doc[i]
+			if c == ',' {
+				i = skipWS(doc, i+1)
+				if k == '{' {
+					if i, err = skipKey(doc, i); err != nil {
+						return 0, err
+					}
+				}
+				break
+			}
+			if c != k+2 {
+				return 0, sc.delimErr(i, k)
+			}
+			kinds = kinds[:len(kinds)-1]
+			depth--
+			i++
+		}
+	}
+}
+
+// skipKey validates an object key at doc[i] and the ':' after it, and returns the offset of the
+// member's value.
+func skipKey(doc []byte, i int) (int, error) {
+	if i >= len(doc) || doc[i] != '"' {
+		return 0, syntaxErr(i, "expected string for object key")
+	}
+	end, _, err := scanString(doc, i)
+	if err != nil {
+		return 0, err
+	}
+	return afterKey(doc, end)
+}
+
+func (sc *scanner) delimErr(i int, kind byte) error {
+	if i >= len(sc.doc) {
+		return syntaxErr(i, "unexpected end of input")
+	}
+	if kind == '{' {
+		return syntaxErr(i, "expected , or } after object member")
+	}
+	return syntaxErr(i, "expected , or ] after array element")
+}

@@ -1,0 +1,295 @@
+package jsonfield
+
+import "unicode/utf8"
+
+// scratch is the per-call working memory of a Plan, reused through the plan's pool.
+type scratch struct {
+	frames []frame  // open containers that some selector can still reach into
+	active []int32  // automaton nodes active per frame; frame f owns active[f.start:f.end]
+	mark   []uint32 // per node: generation in which it was last added (deduplication)
+	gen    uint32
+	spans  []span // selected values, in document order
+	kinds  []byte // container stack of skipValue
+	key    []byte // decoded (and folded) member name
+}
+
+type frame struct {
+	kind       byte // '{' or '['
+	idx        int  // index of the current array element
+	start, end int  // the frame's active nodes
+}
+
+type span struct {
+	start, end int
+	field      int32
+}
+
+type scanner struct {
+	*scratch
+	plan     *Plan // nil: validate only
+	doc      []byte
+	maxDepth int
+}
+
+// validate checks that doc is exactly one JSON value with optional whitespace around it.
+func (sc *scanner) validate() error {
+	doc := sc.doc
+	i := skipWS(doc, 0)
+	if i >= len(doc) {
+		return syntaxErr(i, "unexpected end of input")
+	}
+	i, err := sc.skipValue(i, 0)
+	if err != nil {
+		return err
+	}
+	return sc.checkEnd(i)
+}
+
+func (sc *scanner) checkEnd(i int) error {
+	if i = skipWS(sc.doc, i); i != len(sc.doc) {
+		return syntaxErr(i, "trailing data after top-level value")
+	}
+	return nil
+}
+
+// walk validates the document and records in spans the outermost values the plan selects. It
+// descends with the automaton only into containers where some node is active; everything else is
+// left to skipValue.
+func (sc *scanner) walk() error {
+	doc := sc.doc
+	n := len(doc)
+	sc.frames = sc.frames[:0]
+	sc.active = sc.active[:0]
+	if len(sc.mark) < len(sc.plan.nodes) {
+		sc.mark = make([]uint32, len(sc.plan.nodes))
+		sc.gen = 0
+	}
+	i := skipWS(doc, 0)
+	if i >= n {
+		return syntaxErr(i, "unexpected end of input")
+	}
+	sc.nextGen()
+	term := int32(-1)
+	if len(sc.plan.fields) > 0 {
+		term = sc.addClosure(0, term)
+	}
+	cs := 0 // the active nodes for the value at i are active[cs:]
+	depth := 0
+	var err error
+	for {
+		// i is at the first byte of a value.
+		c := doc[i]
+		switch {
+		case term >= 0:
+			start := i
+			if i, err = sc.skipValue(i, depth); err != nil {
+				return err
+			}
+			sc.spans = append(sc.spans, span{start: start, end: i, field: term})
+			sc.active = sc.active[:cs]
+		case len(sc.active) == cs || (c != '{' && c != '['):
+			if i, err = sc.skipValue(i, depth); err != nil {
+				return err
+			}
+			sc.active = sc.active[:cs]
+		default:
+			if depth++; depth > sc.maxDepth {
+				return sc.depthErr(i)
+			}
+			i = skipWS(doc, i+1)
+			if i < n && doc[i] == c+2 {
+				i++
+				depth--
+				sc.active = sc.active[:cs]
+				break
+			}
+			sc.frames = append(sc.frames, frame{kind: c, start: cs, end: len(sc.active)})
+			if i, term, err = sc.element(i); err != nil {
+				return err
+			}
+			cs = sc.frames[len(sc.frames)-1].end
+			continue
+		}
+		// After a value: close frames until one has another element.
+		for {
+			if len(sc.frames) == 0 {
+				return sc.checkEnd(i)
+			}
+			i = skipWS(doc, i)
+			if i >= n {
+				return syntaxErr(i, "unexpected end of input")
+			}
+			top := &sc.frames[len(sc.frames)-1]
+			if doc[i] == ',' {
+				top.idx++
+				if i, term, err = sc.element(skipWS(doc, i+1)); err != nil {
+					return err
+				}
+				cs = top.end
+				break
+			}
+			if doc[i] != top.kind+2 {
+				return sc.delimErr(i, top.kind)
+			}
+			sc.active = sc.active[:top.start]
+			sc.frames = sc.frames[:len(sc.frames)-1]
+			depth--
+			i++
+		}
+	}
+}
+
+// element starts the next element of the top frame at doc[i]: for an object it reads the key and
+// the ':'. It computes the element's active nodes (appended to active) and returns the offset of
+// the element's value and the field selecting it, or -1.
+func (sc *scanner) element(i int) (int, int32, error) {
+	doc := sc.doc
+	top := &sc.frames[len(sc.frames)-1]
+	if top.kind == '[' {
+		if i >= len(doc) {
+			return 0, 0, syntaxErr(i, "unexpected end of input")
+		}
+		return i, sc.child(top.start, top.end, nil, false, top.idx), nil
+	}
+	if i >= len(doc) || doc[i] != '"' {
+		return 0, 0, syntaxErr(i, "expected string for object key")
+	}
+	end, esc, err := scanString(doc, i)
+	if err != nil {
+		return 0, 0, err
+	}
+	term := sc.child(top.start, top.end, doc[i+1:end-1], esc, -1)
+	if i, err = afterKey(doc, end); err != nil {
+		return 0, 0, err
+	}
+	return i, term, nil
+}
+
+// child appends the nodes active in a child of the container whose nodes are active[ps:pe]: the
+// member named by the raw key (escaped says whether it has escape sequences) or, when idx >= 0,
+// the array element idx. It returns the first field selecting the child, or -1.
+func (sc *scanner) child(ps, pe int, rawKey []byte, escaped bool, idx int) int32 {
+	sc.nextGen()
+	nodes := sc.plan.nodes
+	term := int32(-1)
+	var key []byte
+	decoded := false
+	for k := ps; k < pe; k++ {
+		id := sc.active[k]
+		nd := &nodes[id]
+		if nd.loop {
+			term = sc.add(id, term)
+		}
+		if nd.wild >= 0 {
+			term = sc.addClosure(nd.wild, term)
+		}
+		if idx < 0 {
+			if len(nd.members) == 0 {
+				continue
+			}
+			if !decoded {
+				key, decoded = sc.memberName(rawKey, escaped), true
+			}
+			if next, ok := nd.members[string(key)]; ok {
+				term = sc.addClosure(next, term)
+			}
+		} else if len(nd.index) > 0 {
+			if next, ok := nd.index[idx]; ok {
+				term = sc.addClosure(next, term)
+			}
+		}
+	}
+	return term
+}
+
+func (sc *scanner) nextGen() {
+	if sc.gen++; sc.gen == 0 {
+		clear(sc.mark)
+		sc.gen = 1
+	}
+}
+
+func (sc *scanner) addClosure(id, term int32) int32 {
+	for _, c := range sc.plan.nodes[id].closure {
+		term = sc.add(c, term)
+	}
+	return term
+}
+
+// add makes node id active (once per generation) and folds its field into term.
+func (sc *scanner) add(id, term int32) int32 {
+	if sc.mark[id] == sc.gen {
+		return term
+	}
+	sc.mark[id] = sc.gen
+	sc.active = append(sc.active, id)
+	if f := sc.plan.nodes[id].field; f >= 0 && (term < 0 || f < term) {
+		term = f
+	}
+	return term
+}
+
+// memberName returns the name a raw (already validated) key stands for, decoding escapes and,
+// for FoldCase plans, folding case. The result may alias the scratch buffer.
+func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
+	if !escaped && !sc.plan.fold {
+		return raw
+	}
+	name := raw
+	if escaped {
+		sc.key = unescape(sc.key[:0], raw)
+		name = sc.key
+	}
+	if sc.plan.fold {
+		n := len(sc.key)
+		if !escaped {
+			n = 0
+			sc.key = sc.key[:0]
+		}
+		sc.key = appendFolded(sc.key, name)
+		name = sc.key[n:]
+	}
+	return name
+}
+
+// unescape appends the decoded value of the validated string body s. Like encoding/json, it
+// turns an unpaired surrogate escape into U+FFFD.
+func unescape(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch e := s[i+1]; e {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, _ := hex4(s, i+2)
+			i += 6
+			if r >= 0xD800 && r < 0xDC00 && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+				if r2, _ := hex4(s, i+2); r2 >= 0xDC00 && r2 < 0xE000 {
+					dst = utf8.AppendRune(dst, (r-0xD800)<<10|(r2-0xDC00)+0x10000)
+					i += 6
+					continue
+				}
+			}
+			// utf8.AppendRune writes U+FFFD for surrogates.
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, e)
+		}
+		i += 2
+	}
+	return dst
+}

@@ -1,0 +1,248 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/store"
+)
+
+// unwrap opens ver's data key in the first usable region holding a copy, falling back to the
+// others in health and latency order. It returns the key and the region that opened it.
+func (k *Keyring) unwrap(ctx context.Context, id string, ver store.Version) (*secret.Key, string, error) {
+	encCtx := EncryptionContext(id, ver.Number)
+	usable, skipped := k.h.ordered()
+	var errs RegionErrors
+	for _, r := range usable {
+		w, ok := ver.Wrapped[r.name]
+		if !ok {
+			continue
+		}
+		var pt []byte
+		err := k.h.call(ctx, r, opDecrypt, func(ctx context.Context) error {
+			var err error
+			pt, err = r.Decrypt(ctx, w.Blob, encCtx)
+			return err
+		})
+		if err == nil && len(pt) != DataKeySize {
+			clear(pt)
+			err = fmt.Errorf("%w: unwrapped key has %d bytes, want %d", ErrRegionRejected, len(pt), DataKeySize)
+		}
+		if err == nil {
+			return secret.New(pt), r.name, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", fmt.Errorf("unwrap key %q version %d: %w: %w", id, ver.Number, ErrUnavailable, err)
+		}
+		errs.add(r.name, opDecrypt.String(), err)
+	}
+	for _, r := range skipped {
+		if _, ok := ver.Wrapped[r.name]; ok {
+			errs.add(r.name, opDecrypt.String(), errBreakerOpen)
+		}
+	}
+	what := fmt.Sprintf("unwrap key %q version %d", id, ver.Number)
+	if len(errs.Errors) == 0 {
+		return nil, "", fmt.Errorf("%s: no configured region holds a copy", what)
+	}
+	return nil, "", errs.classify(what)
+}
+
+// newVersion generates a data key for version n of id in one region (falling back to the next)
+// and wraps it in every other usable region in parallel. It fails, wiping the key, when fewer
+// than MinRegions copies exist.
+func (k *Keyring) newVersion(ctx context.Context, id string, n uint32) (*secret.Key, store.Version, error) {
+	encCtx := EncryptionContext(id, n)
+	usable, skipped := k.h.ordered()
+	var errs RegionErrors
+	var missing []string
+	for _, r := range skipped {
+		errs.add(r.name, opGenerate.String(), errBreakerOpen)
+		missing = append(missing, r.name)
+	}
+	wrapped := make(map[string]store.Wrapped, len(k.h.regions))
+	var key *secret.Key
+	var rest []*regionState
+	for i, r := range usable {
+		var pt, blob []byte
+		err := k.h.call(ctx, r, opGenerate, func(ctx context.Context) error {
+			var err error
+			pt, blob, err = r.GenerateDataKey(ctx, encCtx)
+			return err
+		})
+		if err == nil && (len(pt) != DataKeySize || len(blob) == 0) {
+			clear(pt)
+			err = fmt.Errorf("%w: generated key has %d bytes, want %d", ErrRegionRejected, len(pt), DataKeySize)
+		}
+		if err != nil {
+			errs.add(r.name, opGenerate.String(), err)
+			missing = append(missing, r.name)
+			continue
+		}
+		key = secret.New(pt)
+		wrapped[r.name] = store.Wrapped{KeyID: r.KeyID(), Blob: blob}
+		rest = usable[i+1:]
+		break
+	}
+	if key == nil {
+		return nil, store.Version{}, fmt.Errorf("no region generated a data key, %d required: %w: %w", k.minRegions, ErrUnavailable, &errs)
+	}
+	for _, res := range k.encryptAll(ctx, key, rest, encCtx) {
+		if res.err != nil {
+			errs.add(res.r.name, opEncrypt.String(), res.err)
+			missing = append(missing, res.r.name)
+			continue
+		}
+		wrapped[res.r.name] = res.w
+	}
+	if len(wrapped) < k.minRegions {
+		key.Wipe()
+		return nil, store.Version{}, fmt.Errorf("%d of %d regions wrapped the data key, %d required: %w: %w",
+			len(wrapped), len(k.h.regions), k.minRegions, ErrUnavailable, &errs)
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		k.log.Warn("key version stored without some regions' copies; repair pending",
+			"key_id", id, "version", n, "missing", missing, "cause", errs.Error())
+	}
+	return key, store.Version{
+		Number:  n,
+		Created: k.opts.Now().UTC().Truncate(1e9),
+		Wrapped: wrapped,
+		Missing: missing,
+	}, nil
+}
+
+type encryptResult struct {
+	r   *regionState
+	w   store.Wrapped
+	err error
+}
+
+// encryptAll wraps key in each region in parallel, each call with its own deadline.
+func (k *Keyring) encryptAll(ctx context.Context, key *secret.Key, regions []*regionState, encCtx map[string]string) []encryptResult {
+	out := make([]encryptResult, len(regions))
+	if len(regions) == 0 {
+		return out
+	}
+	err := key.Use(func(pt []byte) error {
+		var wg sync.WaitGroup
+		for i, r := range regions {
+			wg.Go(func() {
+				var blob []byte
+				err := k.h.call(ctx, r, opEncrypt, func(ctx context.Context) error {
+					var err error
+					blob, err = r.Encrypt(ctx, pt, encCtx)
+					return err
+				})
+				if err == nil && len(blob) == 0 {
+					err = fmt.Errorf("%w: empty ciphertext", ErrRegionRejected)
+				}
+				out[i] = encryptResult{r: r, w: store.Wrapped{KeyID: r.KeyID(), Blob: blob}, err: err}
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+	if err != nil {
+		for i, r := range regions {
+			out[i] = encryptResult{r: r, err: err}
+		}
+	}
+	return out
+}
+
+// create makes version 1 of id and stores it first-write-wins; if another writer won, it opens
+// the winner's key instead.
+func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, error) {
+	key, ver, err := k.newVersion(ctx, id, 1)
+	if err != nil {
+		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
+	}
+	rec := &store.Record{ID: id, Current: 1, Versions: []store.Version{ver}}
+	err = k.storeWrite(ctx, rec, true)
+	if errors.Is(err, store.ErrExists) {
+		key.Wipe()
+		won, err := k.storeGet(ctx, id)
+		if err != nil {
+			return DataKey{}, fmt.Errorf("create key %q: lost the race, then: %w", id, err)
+		}
+		return k.open(ctx, id, won, won.Current, gen)
+	}
+	if err != nil {
+		key.Wipe()
+		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
+	}
+	k.created.Add(1)
+	if len(ver.Missing) > 0 {
+		k.enqueue(id)
+	}
+	k.log.Info("key created", "key_id", id, "regions", len(ver.Wrapped))
+	key = k.cache.put(gen, id, 1, 1, key)
+	return DataKey{ID: id, Version: 1, Secret: key}, nil
+}
+
+// Rotate adds a new version of id's data key (generated and wrapped like a new key) and makes it
+// current for new Gets on this keyring; other replicas switch when their cache entry expires.
+// It returns the new version number. Errors wrap ErrNotFound, ErrInvalidID or ErrUnavailable.
+func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
+	if k.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := ValidateID(id); err != nil {
+		return 0, err
+	}
+	gen := k.cache.generation()
+	var key *secret.Key
+	var ver store.Version
+	defer func() {
+		if key != nil {
+			key.Wipe()
+		}
+	}()
+	for range maxCASAttempts {
+		rec, err := k.storeGet(ctx, id)
+		if err != nil {
+			return 0, fmt.Errorf("rotate: %w", err)
+		}
+		rec = rec.Clone()
+		var top uint32
+		for _, v := range rec.Versions {
+			top = max(top, v.Number)
+		}
+		if top == math.MaxUint32 {
+			return 0, fmt.Errorf("rotate key %q: version numbers exhausted", id)
+		}
+		if key == nil || ver.Number != top+1 {
+			if key != nil {
+				key.Wipe()
+			}
+			key, ver, err = k.newVersion(ctx, id, top+1)
+			if err != nil {
+				return 0, fmt.Errorf("rotate key %q: %w", id, err)
+			}
+		}
+		rec.Versions = append(rec.Versions, ver)
+		rec.Current = ver.Number
+		err = k.storeWrite(ctx, rec, false)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("rotate: %w", err)
+		}
+		if len(ver.Missing) > 0 {
+			k.enqueue(id)
+		}
+		k.log.Info("key rotated", "key_id", id, "version", ver.Number)
+		k.cache.put(gen, id, ver.Number, ver.Number, key)
+		key = nil
+		return ver.Number, nil
+	}
+	return 0, fmt.Errorf("rotate key %q: record kept changing: %w", id, ErrUnavailable)
+}

@@ -1,0 +1,140 @@
+package keyring
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Errors returned by the keyring. Callers branch on them with errors.Is; only the edges (the
+// ext_proc server, the admin API) turn them into status codes.
+var (
+	// ErrNotFound: no key exists for the id (GetVersion, Rotate, Delete), or the requested version
+	// does not exist.
+	ErrNotFound = errors.New("key not found")
+	// ErrInvalidID: the key id breaks the rule enforced by [ValidateID]. The caller's fault.
+	ErrInvalidID = errors.New("invalid key id")
+	// ErrUnavailable: too few KMS regions answered, or the store could not be reached. Retrying
+	// later may succeed.
+	ErrUnavailable = errors.New("key service unavailable")
+	// ErrClosed: the keyring was closed. It also wraps [ErrUnavailable].
+	ErrClosed = fmt.Errorf("keyring closed: %w", ErrUnavailable)
+)
+
+// Errors that [Region] implementations wrap so that the keyring can tell "try another region and
+// count a failure against this one" from "this region answered and said no".
+var (
+	// ErrRegionUnavailable: the region could not be reached, did not answer in time, was
+	// throttled or failed internally (5xx). The keyring falls back to another region and counts
+	// the failure towards the region's circuit breaker.
+	ErrRegionUnavailable = errors.New("kms region unavailable")
+	// ErrRegionRejected: the region answered and refused the request (invalid ciphertext,
+	// access denied, disabled key, ...). Retrying the same request in the same region will not
+	// help. The keyring still tries other regions (each holds an independent copy), but the
+	// failure does not count towards the breaker.
+	ErrRegionRejected = errors.New("kms region rejected the request")
+)
+
+// errBreakerOpen is the cause recorded for a region that was skipped because its circuit breaker
+// is open.
+var errBreakerOpen = fmt.Errorf("%w: circuit breaker open", ErrRegionUnavailable)
+
+// RegionError is one region's failure within a [RegionErrors].
+type RegionError struct {
+	Region string // region name
+	Op     string // "generate data key", "encrypt", "decrypt"
+	Err    error  // wraps ErrRegionUnavailable or ErrRegionRejected
+}
+
+func (e *RegionError) Error() string { return e.Op + " in " + e.Region + ": " + e.Err.Error() }
+
+func (e *RegionError) Unwrap() error { return e.Err }
+
+// RegionErrors aggregates the failures of every region tried for one operation when none
+// succeeded (or too few did). errors.Is and errors.As see each region's cause through Unwrap.
+type RegionErrors struct {
+	Errors []*RegionError
+}
+
+func (e *RegionErrors) Error() string {
+	if len(e.Errors) == 0 {
+		return "no kms region configured for this operation"
+	}
+	var b strings.Builder
+	for i, re := range e.Errors {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(re.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns each region's error.
+func (e *RegionErrors) Unwrap() []error {
+	out := make([]error, len(e.Errors))
+	for i, re := range e.Errors {
+		out[i] = re
+	}
+	return out
+}
+
+// add records a region failure.
+func (e *RegionErrors) add(region, op string, err error) {
+	e.Errors = append(e.Errors, &RegionError{Region: region, Op: op, Err: err})
+}
+
+// anyUnavailable reports whether at least one failure was an unavailability (so a retry later
+// may succeed), or no region was tried at all.
+func (e *RegionErrors) anyUnavailable() bool {
+	if len(e.Errors) == 0 {
+		return true
+	}
+	for _, re := range e.Errors {
+		if errors.Is(re.Err, ErrRegionUnavailable) {
+			return true
+		}
+	}
+	return false
+}
+
+// classify wraps the aggregate so that callers can branch: ErrUnavailable when any region was
+// unavailable (a retry may succeed), otherwise the aggregate alone (every region refused).
+func (e *RegionErrors) classify(what string) error {
+	if e.anyUnavailable() {
+		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, e)
+	}
+	return fmt.Errorf("%s: %w", what, e)
+}
+
+// MaxIDLen is the longest valid key id, in bytes.
+const MaxIDLen = 256
+
+// ValidateID reports whether id is a valid key id: 1 to 256 bytes, each one of
+// A-Z a-z 0-9 and . _ : / @ + = -. The error wraps [ErrInvalidID].
+func ValidateID(id string) error {
+	if len(id) == 0 {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidID, len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if !idByte(id[i]) {
+			return fmt.Errorf("%w: byte 0x%02x at offset %d is not allowed", ErrInvalidID, id[i], i)
+		}
+	}
+	return nil
+}
+
+func idByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '.', '_', ':', '/', '@', '+', '=', '-':
+		return true
+	}
+	return false
+}

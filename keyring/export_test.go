@@ -1,0 +1,30 @@
+package keyring
+
+import (
+	"context"
+	"time"
+)
+
+// Hooks for the external test package: a keyring without its background loop, whose maintenance
+// steps the tests drive themselves.
+
+// NewManual is New without the background loop.
+func NewManual(st Store, regions []Region, opts Options) (*Keyring, error) {
+	return newKeyring(st, regions, opts, false)
+}
+
+// ProbeDue runs the breaker probes that are due.
+func (k *Keyring) ProbeDue(ctx context.Context) { k.probeDue(ctx) }
+
+// RepairNow runs one repair pass.
+func (k *Keyring) RepairNow(ctx context.Context) { k.repairAll(ctx) }
+
+// SweepCache evicts expired cache entries.
+func (k *Keyring) SweepCache() { k.cache.sweep() }
+
+// SetWipeGrace changes the delay before evicted keys are wiped.
+func (k *Keyring) SetWipeGrace(d time.Duration) {
+	k.cache.mu.Lock()
+	k.cache.grace = d
+	k.cache.mu.Unlock()
+}

@@ -1,0 +1,366 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/rkms/rkms/store"
+)
+
+// Defaults applied by [New] to zero [Options] fields.
+const (
+	DefaultCacheTTL         = 5 * time.Minute
+	DefaultCacheMaxKeys     = 100000
+	DefaultBreakerThreshold = 3
+	DefaultBreakerCooldown  = 10 * time.Second
+	DefaultRepairInterval   = time.Minute
+	DefaultCallTimeout      = 3 * time.Second
+)
+
+// wipeGrace is how long an evicted key stays usable by callers that received it just before the
+// eviction.
+const wipeGrace = 5 * time.Second
+
+// maxCASAttempts bounds the re-read-and-retry loops around store.Update.
+const maxCASAttempts = 8
+
+// Options tune a [Keyring]. Zero values take the defaults.
+type Options struct {
+	// MinRegions is how many wrapped copies a new key (or version) needs before it is stored.
+	// Default: a majority of the configured regions (n/2+1). Must be 1..n.
+	MinRegions int
+	// CacheTTL bounds how long a plaintext data key stays cached, counted from when it was
+	// fetched (hits do not extend it). Default 5m; negative disables the cache.
+	CacheTTL time.Duration
+	// CacheMaxKeys bounds the number of cached key ids (least recently used evicted first).
+	// Default 100000; negative disables the cache.
+	CacheMaxKeys int
+	// BreakerThreshold is the number of consecutive unavailability failures that open a
+	// region's circuit breaker. Default 3.
+	BreakerThreshold int
+	// BreakerCooldown is how long an open breaker waits before one trial call. Default 10s.
+	BreakerCooldown time.Duration
+	// RepairInterval is how often records missing a region's copy are retried, besides the
+	// retry triggered when a breaker closes. Default 1m.
+	RepairInterval time.Duration
+	// CallTimeout is the deadline of every single KMS or store call made by the keyring.
+	// Default 3s.
+	CallTimeout time.Duration
+	// Logger receives operational events (never key material). Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for cache expiry and breaker cooldowns. Default time.Now.
+	Now func() time.Time
+}
+
+// Keyring hands out plaintext data keys per key id: cached, unwrapped from a multi-region store
+// record, created on first use. It is safe for concurrent use. See the package doc.
+type Keyring struct {
+	st         Store
+	h          *health
+	cache      *cache
+	opts       Options
+	minRegions int
+	log        *slog.Logger
+	sf         singleflight.Group
+
+	pendingMu sync.Mutex
+	pending   map[string]struct{}
+	kick      chan struct{}
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      context.CancelFunc
+	done      chan struct{}
+
+	storeReads atomic.Uint64
+	created    atomic.Uint64
+	repaired   atomic.Uint64
+}
+
+// New returns a keyring over st and regions (in order of preference) and starts its background
+// loop (cache expiry, breaker probes, repair). Call Close to stop it.
+func New(st Store, regions []Region, opts Options) (*Keyring, error) {
+	return newKeyring(st, regions, opts, true)
+}
+
+func newKeyring(st Store, regions []Region, opts Options, background bool) (*Keyring, error) {
+	if st == nil {
+		return nil, errors.New("new keyring: nil store")
+	}
+	if len(regions) == 0 {
+		return nil, errors.New("new keyring: no region configured")
+	}
+	opts, err := withDefaults(opts, len(regions))
+	if err != nil {
+		return nil, fmt.Errorf("new keyring: %w", err)
+	}
+	k := &Keyring{
+		st:         st,
+		opts:       opts,
+		minRegions: opts.MinRegions,
+		log:        opts.Logger,
+		pending:    make(map[string]struct{}),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	k.h = &health{
+		threshold: opts.BreakerThreshold,
+		cooldown:  opts.BreakerCooldown,
+		timeout:   opts.CallTimeout,
+		now:       opts.Now,
+		log:       opts.Logger,
+		onClose:   k.triggerRepair,
+	}
+	seen := make(map[string]bool, len(regions))
+	for i, r := range regions {
+		if r == nil {
+			return nil, fmt.Errorf("new keyring: region %d is nil", i)
+		}
+		name := r.Name()
+		if name == "" || seen[name] {
+			return nil, fmt.Errorf("new keyring: region %d: name %q is empty or repeated", i, name)
+		}
+		seen[name] = true
+		k.h.regions = append(k.h.regions, &regionState{Region: r, name: name, index: i})
+	}
+	k.cache = newCache(opts.CacheMaxKeys, opts.CacheTTL, opts.Now, wipeGrace)
+	ctx, cancel := context.WithCancel(context.Background())
+	k.stop = cancel
+	if background {
+		go k.run(ctx, loopInterval(opts))
+	} else {
+		close(k.done)
+	}
+	return k, nil
+}
+
+func withDefaults(o Options, n int) (Options, error) {
+	if o.MinRegions == 0 {
+		o.MinRegions = n/2 + 1
+	}
+	if o.MinRegions < 1 || o.MinRegions > n {
+		return o, fmt.Errorf("min regions %d out of range 1..%d", o.MinRegions, n)
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	if o.CacheMaxKeys == 0 {
+		o.CacheMaxKeys = DefaultCacheMaxKeys
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if o.BreakerCooldown == 0 {
+		o.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if o.RepairInterval == 0 {
+		o.RepairInterval = DefaultRepairInterval
+	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.BreakerThreshold < 0 || o.BreakerCooldown < 0 || o.RepairInterval < 0 || o.CallTimeout < 0 {
+		return o, errors.New("breaker threshold, breaker cooldown, repair interval and call timeout must not be negative")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Get returns the current version of id's data key, creating the key on first use. Errors wrap
+// ErrInvalidID, ErrUnavailable (with a *RegionErrors when regions failed) or ErrClosed.
+func (k *Keyring) Get(ctx context.Context, id string) (DataKey, error) {
+	if k.closed.Load() {
+		return DataKey{}, ErrClosed
+	}
+	if dk, ok := k.cache.current(id); ok {
+		return dk, nil
+	}
+	if err := ValidateID(id); err != nil {
+		return DataKey{}, err
+	}
+	return k.flight(ctx, id, id, k.loadCurrent)
+}
+
+// GetVersion returns version v of id's data key. It never creates: errors wrap ErrNotFound when
+// the key or the version does not exist, otherwise as Get.
+func (k *Keyring) GetVersion(ctx context.Context, id string, v uint32) (DataKey, error) {
+	if k.closed.Load() {
+		return DataKey{}, ErrClosed
+	}
+	if dk, ok := k.cache.version(id, v); ok {
+		return dk, nil
+	}
+	if err := ValidateID(id); err != nil {
+		return DataKey{}, err
+	}
+	if v == 0 {
+		return DataKey{}, fmt.Errorf("key %q version 0: %w", id, ErrNotFound)
+	}
+	// NUL never occurs in a valid id, so this cannot collide with Get's flight key.
+	fkey := id + "\x00" + strconv.FormatUint(uint64(v), 10)
+	return k.flight(ctx, fkey, id, func(ctx context.Context, id string) (DataKey, error) {
+		gen := k.cache.generation()
+		rec, err := k.storeGet(ctx, id)
+		if err != nil {
+			return DataKey{}, err
+		}
+		return k.open(ctx, id, rec, v, gen)
+	})
+}
+
+// flight runs load once for all concurrent callers with the same key. load runs detached from
+// any one caller's cancellation (each store and KMS call still has its deadline); each caller
+// stops waiting when its own ctx ends.
+func (k *Keyring) flight(ctx context.Context, fkey, id string, load func(context.Context, string) (DataKey, error)) (DataKey, error) {
+	lctx := context.WithoutCancel(ctx)
+	ch := k.sf.DoChan(fkey, func() (any, error) { return load(lctx, id) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return DataKey{}, r.Err
+		}
+		return r.Val.(DataKey), nil
+	case <-ctx.Done():
+		return DataKey{}, fmt.Errorf("wait for key %q: %w: %w", id, ErrUnavailable, ctx.Err())
+	}
+}
+
+// loadCurrent reads id's record and opens its current version, or creates the key.
+func (k *Keyring) loadCurrent(ctx context.Context, id string) (DataKey, error) {
+	gen := k.cache.generation()
+	rec, err := k.storeGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return k.create(ctx, id, gen)
+	}
+	if err != nil {
+		return DataKey{}, err
+	}
+	return k.open(ctx, id, rec, rec.Current, gen)
+}
+
+// open unwraps version v of rec and caches it.
+func (k *Keyring) open(ctx context.Context, id string, rec *store.Record, v uint32, gen uint64) (DataKey, error) {
+	k.noticeMissing(rec)
+	ver, ok := rec.Version(v)
+	if !ok {
+		if v == rec.Current {
+			return DataKey{}, fmt.Errorf("key %q: record names current version %d but does not hold it", id, v)
+		}
+		return DataKey{}, fmt.Errorf("key %q version %d: %w", id, v, ErrNotFound)
+	}
+	key, _, err := k.unwrap(ctx, id, ver)
+	if err != nil {
+		return DataKey{}, err
+	}
+	key = k.cache.put(gen, id, v, rec.Current, key)
+	return DataKey{ID: id, Version: v, Secret: key}, nil
+}
+
+// Delete removes id's record (crypto-shredding: without the wrapped copies the data key cannot
+// be recovered) and evicts it from this keyring's cache. Other replicas may serve it from their
+// caches until their CacheTTL passes. Errors wrap ErrNotFound, ErrInvalidID or ErrUnavailable.
+func (k *Keyring) Delete(ctx context.Context, id string) error {
+	if k.closed.Load() {
+		return ErrClosed
+	}
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
+	err := k.st.Delete(ctx, id)
+	cancel()
+	k.cache.remove(id)
+	k.pendingMu.Lock()
+	delete(k.pending, id)
+	k.pendingMu.Unlock()
+	if err != nil {
+		return storeError("delete key record", id, err)
+	}
+	k.log.Info("key deleted", "key_id", id)
+	return nil
+}
+
+// Ready reports whether the keyring can serve: the store answers a ping and at least MinRegions
+// regions have a closed breaker. Errors wrap ErrUnavailable.
+func (k *Keyring) Ready(ctx context.Context) error {
+	if k.closed.Load() {
+		return ErrClosed
+	}
+	pctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
+	err := k.st.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("key store not ready: %w: %w", ErrUnavailable, err)
+	}
+	if n := k.h.countUsable(); n < k.minRegions {
+		return fmt.Errorf("%d of %d kms regions healthy, %d required: %w", n, len(k.h.regions), k.minRegions, ErrUnavailable)
+	}
+	return nil
+}
+
+// Close stops the background loop and wipes every cached key. Later calls fail with ErrClosed.
+// It does not close the store or the regions.
+func (k *Keyring) Close() error {
+	k.closeOnce.Do(func() {
+		k.closed.Store(true)
+		k.stop()
+		<-k.done
+		k.cache.clear()
+	})
+	return nil
+}
+
+// storeGet reads id's record with the call deadline.
+func (k *Keyring) storeGet(ctx context.Context, id string) (*store.Record, error) {
+	k.storeReads.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
+	defer cancel()
+	rec, err := k.st.Get(ctx, id)
+	if err != nil {
+		return nil, storeError("read key record", id, err)
+	}
+	if rec == nil || rec.ID != id {
+		return nil, fmt.Errorf("read key record %q: store returned a different record", id)
+	}
+	return rec, nil
+}
+
+func (k *Keyring) storeWrite(ctx context.Context, rec *store.Record, create bool) error {
+	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
+	defer cancel()
+	if create {
+		if err := k.st.Create(ctx, rec); err != nil {
+			return storeError("create key record", rec.ID, err)
+		}
+		return nil
+	}
+	if err := k.st.Update(ctx, rec); err != nil {
+		return storeError("update key record", rec.ID, err)
+	}
+	return nil
+}
+
+// storeError classifies a store error; the store's own sentinel stays in the chain.
+func storeError(what, id string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%s %q: %w: %w", what, id, ErrNotFound, err)
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %q: %w: %w", what, id, ErrUnavailable, err)
+	default:
+		return fmt.Errorf("%s %q: %w", what, id, err)
+	}
+}

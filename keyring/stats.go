@@ -1,0 +1,90 @@
+package keyring
+
+import "time"
+
+// RegionStatus is one region's health as the keyring sees it.
+type RegionStatus struct {
+	Name string
+	// Healthy is true while the region's circuit breaker is closed.
+	Healthy bool
+	// Breaker is "closed", "open" or "half-open".
+	Breaker string
+	// ConsecutiveFailures counts unavailability failures since the last answer.
+	ConsecutiveFailures int
+	// LatencyEWMA is the moving average of answered calls' latency (0 before the first answer).
+	LatencyEWMA time.Duration
+}
+
+// RegionStatus returns each region's health, in configuration order.
+func (k *Keyring) RegionStatus() []RegionStatus {
+	out := make([]RegionStatus, len(k.h.regions))
+	for i, r := range k.h.regions {
+		r.mu.Lock()
+		out[i] = RegionStatus{
+			Name:                r.name,
+			Healthy:             r.state == closed,
+			Breaker:             r.state.String(),
+			ConsecutiveFailures: r.fails,
+			LatencyEWMA:         time.Duration(r.ewma),
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// Stats are cumulative counters since New, for metrics and tests.
+type Stats struct {
+	CacheHits      uint64 // Get/GetVersion served from the cache
+	CacheMisses    uint64
+	CacheEntries   int    // key ids cached now
+	StoreReads     uint64 // store Get calls
+	Created        uint64 // records this keyring created (won the first write)
+	RepairedCopies uint64 // wrapped copies added by repair
+	PendingRepairs int    // ids known to lack some region's copy
+	Regions        []RegionStats
+}
+
+// RegionStats counts one region's calls.
+type RegionStats struct {
+	Name            string
+	GenerateDataKey uint64 // calls made, whatever their outcome
+	Encrypt         uint64
+	Decrypt         uint64
+	Probe           uint64 // breaker trial calls (an Encrypt of zeros)
+	Failures        uint64 // calls that failed as unavailable (timeouts, refused, 5xx, throttling)
+	Rejections      uint64 // calls the region answered with a refusal
+	BreakerOpens    uint64
+}
+
+// Calls is the number of KMS calls of every kind, probes included.
+func (s RegionStats) Calls() uint64 { return s.GenerateDataKey + s.Encrypt + s.Decrypt + s.Probe }
+
+// Stats returns the keyring's counters.
+func (k *Keyring) Stats() Stats {
+	k.pendingMu.Lock()
+	pending := len(k.pending)
+	k.pendingMu.Unlock()
+	s := Stats{
+		CacheHits:      k.cache.hits.Load(),
+		CacheMisses:    k.cache.misses.Load(),
+		CacheEntries:   k.cache.len(),
+		StoreReads:     k.storeReads.Load(),
+		Created:        k.created.Load(),
+		RepairedCopies: k.repaired.Load(),
+		PendingRepairs: pending,
+		Regions:        make([]RegionStats, len(k.h.regions)),
+	}
+	for i, r := range k.h.regions {
+		s.Regions[i] = RegionStats{
+			Name:            r.name,
+			GenerateDataKey: r.calls[opGenerate].Load(),
+			Encrypt:         r.calls[opEncrypt].Load(),
+			Decrypt:         r.calls[opDecrypt].Load(),
+			Probe:           r.calls[opProbe].Load(),
+			Failures:        r.failures.Load(),
+			Rejections:      r.rejections.Load(),
+			BreakerOpens:    r.opens.Load(),
+		}
+	}
+	return s
+}

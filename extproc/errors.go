@@ -1,0 +1,158 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc/jsonfield"
+)
+
+// Errors that a [Keys] implementation wraps so that the server can tell the client's fault from
+// an outage. Any other error from Keys is treated as an internal error (500).
+var (
+	// ErrKeyUnavailable: the key service cannot serve the key right now (store or KMS down,
+	// too few healthy regions, deadline exceeded). The client gets 503.
+	ErrKeyUnavailable = errors.New("key unavailable")
+	// ErrKeyNotFound: the key id or version does not exist (Version only). A ciphertext that
+	// names such a key fails as "authentication failed".
+	ErrKeyNotFound = errors.New("key not found")
+	// ErrInvalidKeyID: the key id breaks the key id rule (1..256 bytes of [A-Za-z0-9._:/@+=-]).
+	ErrInvalidKeyID = errors.New("invalid key id")
+)
+
+// kind classifies what went wrong. Only [httpStatus] turns a kind into a status code.
+type kind uint8
+
+const (
+	kindInternal     kind = iota // a bug or an unexpected dependency error
+	kindBadInput                 // the message body or headers are wrong (client or upstream)
+	kindMediaType                // not JSON, or compressed
+	kindTooLarge                 // body over MaxBodyBytes
+	kindAuth                     // a ciphertext failed to open or is not authorized here
+	kindUnavailable              // the key service cannot answer now
+	kindPolicy                   // the route names a policy this server does not have
+	kindProtocol                 // Envoy sent a message that breaks the ext_proc protocol
+)
+
+// phase says which half of the exchange failed: the client's request or the upstream's response.
+type phase uint8
+
+const (
+	phaseRequest phase = iota
+	phaseResponse
+)
+
+func (p phase) String() string {
+	if p == phaseResponse {
+		return "response"
+	}
+	return "request"
+}
+
+// procError is the one error type the processor returns. msg is safe to show to the HTTP client:
+// it never contains plaintext, ciphertext, key material or key ids. err is the cause, for logs.
+type procError struct {
+	kind  kind
+	phase phase
+	msg   string
+	err   error
+}
+
+func (e *procError) Error() string {
+	if e.err == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.err.Error()
+}
+
+func (e *procError) Unwrap() error { return e.err }
+
+func newError(k kind, ph phase, msg string, cause error) *procError {
+	return &procError{kind: k, phase: ph, msg: msg, err: cause}
+}
+
+func protocolError(format string, args ...any) *procError {
+	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...)}
+}
+
+// authFailed is the one message for every ciphertext that cannot be opened or used here.
+const authFailed = "authentication failed"
+
+// httpStatus is the single place where error classes become HTTP status codes.
+func httpStatus(e *procError) int {
+	switch e.kind {
+	case kindBadInput:
+		if e.phase == phaseResponse {
+			return http.StatusBadGateway
+		}
+		return http.StatusBadRequest
+	case kindMediaType:
+		if e.phase == phaseResponse {
+			return http.StatusBadGateway
+		}
+		return http.StatusUnsupportedMediaType
+	case kindTooLarge:
+		if e.phase == phaseResponse {
+			return http.StatusBadGateway
+		}
+		return http.StatusRequestEntityTooLarge
+	case kindAuth:
+		if e.phase == phaseResponse {
+			return http.StatusBadGateway
+		}
+		return http.StatusBadRequest
+	case kindUnavailable:
+		return http.StatusServiceUnavailable
+	default: // kindInternal, kindPolicy (kindProtocol never becomes an HTTP reply)
+		return http.StatusInternalServerError
+	}
+}
+
+// details is the Envoy response code detail for an error class (no spaces allowed there).
+func (k kind) details() string {
+	switch k {
+	case kindBadInput:
+		return "rkms_bad_input"
+	case kindMediaType:
+		return "rkms_media_type"
+	case kindTooLarge:
+		return "rkms_too_large"
+	case kindAuth:
+		return "rkms_authentication_failed"
+	case kindUnavailable:
+		return "rkms_key_unavailable"
+	case kindPolicy:
+		return "rkms_policy_error"
+	case kindProtocol:
+		return "rkms_protocol_error"
+	default:
+		return "rkms_internal_error"
+	}
+}
+
+// classify turns an error from the transform (Keys, envelope, jsonfield, or a procError already)
+// into a procError of the given phase.
+func classify(ph phase, err error) *procError {
+	var pe *procError
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return newError(kindUnavailable, ph, "key service unavailable", err)
+	case errors.Is(err, ErrKeyNotFound),
+		errors.Is(err, envelope.ErrAuthentication), errors.Is(err, envelope.ErrMalformed),
+		errors.Is(err, envelope.ErrUnsupportedVersion), errors.Is(err, envelope.ErrKeyMismatch):
+		return newError(kindAuth, ph, authFailed, err)
+	case errors.Is(err, ErrInvalidKeyID):
+		return newError(kindBadInput, ph, "computed key id is invalid", err)
+	case errors.Is(err, jsonfield.ErrInvalidJSON):
+		return newError(kindBadInput, ph, ph.String()+" body is not valid JSON", err)
+	case errors.Is(err, context.Canceled):
+		return newError(kindUnavailable, ph, "request cancelled", err)
+	default:
+		return newError(kindInternal, ph, "internal error", err)
+	}
+}

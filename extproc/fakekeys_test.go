@@ -1,0 +1,97 @@
+package extproc
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/internal/secret"
+)
+
+// fakeKeys is an in-memory Keys: random data keys per id, versions from 1, and switches that make
+// it unavailable or slow.
+type fakeKeys struct {
+	mu          sync.Mutex
+	keys        map[string][]envelope.Key // id -> versions (index v-1)
+	unavailable bool
+	delay       time.Duration
+	calls       int
+}
+
+var _ Keys = (*fakeKeys)(nil)
+
+func newFakeKeys() *fakeKeys { return &fakeKeys{keys: map[string][]envelope.Key{}} }
+
+func (k *fakeKeys) wait(ctx context.Context) error {
+	k.mu.Lock()
+	k.calls++
+	d, down := k.delay, k.unavailable
+	k.mu.Unlock()
+	if down {
+		return fmt.Errorf("fake keys: %w", ErrKeyUnavailable)
+	}
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return fmt.Errorf("fake keys: %w: %w", ErrKeyUnavailable, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (k *fakeKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
+	if err := validateKeyID(id); err != nil {
+		return envelope.Key{}, err
+	}
+	if err := k.wait(ctx); err != nil {
+		return envelope.Key{}, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.keys[id]) == 0 {
+		k.keys[id] = append(k.keys[id], newDataKey(id, 1))
+	}
+	vs := k.keys[id]
+	return vs[len(vs)-1], nil
+}
+
+func (k *fakeKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
+	if err := k.wait(ctx); err != nil {
+		return envelope.Key{}, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	vs := k.keys[id]
+	if v == 0 || int(v) > len(vs) {
+		return envelope.Key{}, fmt.Errorf("fake keys: %q version %d: %w", id, v, ErrKeyNotFound)
+	}
+	return vs[v-1], nil
+}
+
+func (k *fakeKeys) rotate(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[id] = append(k.keys[id], newDataKey(id, uint32(len(k.keys[id])+1)))
+}
+
+func (k *fakeKeys) remove(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.keys, id)
+}
+
+func (k *fakeKeys) set(unavailable bool, delay time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.unavailable, k.delay = unavailable, delay
+}
+
+func newDataKey(id string, v uint32) envelope.Key {
+	b := make([]byte, envelope.DataKeyLen)
+	_, _ = rand.Read(b)
+	return envelope.Key{ID: id, Version: v, Secret: secret.New(b)}
+}

@@ -1,0 +1,268 @@
+package extproc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// processor holds the state of one stream (one HTTP request). One method per message kind;
+// each returns exactly one response or an error for the edge ([processor.fail]) to map.
+type processor struct {
+	s        *Server
+	log      *slog.Logger
+	named    string // policy named by the route (gRPC metadata)
+	namedErr error
+
+	reqHeaders, reqEnded, reqBody    bool // request headers seen, no body follows, body seen
+	respHeaders, respEnded, respBody bool
+	finished                         bool // an immediate response was sent
+
+	pol       *policy
+	headers   headerMap // request headers
+	path      string    // request path without the query
+	needKeyID bool
+	keyID     string
+}
+
+func (s *Server) newProcessor(ctx context.Context) *processor {
+	p := &processor{s: s, log: s.log}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if vs := md.Get(PolicyMetadataKey); len(vs) > 0 {
+		p.named = vs[0]
+		for _, v := range vs[1:] {
+			if v != vs[0] {
+				p.namedErr = newError(kindPolicy, phaseRequest, "policy configuration error",
+					fmt.Errorf("gRPC metadata %s names several policies", PolicyMetadataKey))
+			}
+		}
+	}
+	return p
+}
+
+// handle answers one message from Envoy.
+func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	resp, err := p.dispatch(ctx, req)
+	if err != nil {
+		return p.fail(err)
+	}
+	return resp, nil
+}
+
+func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if p.finished {
+		return nil, protocolError("message after an immediate response")
+	}
+	if req.GetObservabilityMode() {
+		return nil, protocolError("observability mode cannot enforce encryption")
+	}
+	switch m := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return p.requestHeaders(m.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return p.requestBody(ctx, m.RequestBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return p.trailers(phaseRequest)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return p.responseHeaders(m.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return p.responseBody(ctx, m.ResponseBody)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return p.trailers(phaseResponse)
+	default:
+		return nil, protocolError("message with no headers, body or trailers")
+	}
+}
+
+// fail is the edge: it turns an error into an ImmediateResponse with a JSON body, or, for a
+// broken protocol, into a non-OK gRPC status (Envoy then fails the request closed).
+func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
+	pe := classify(phaseRequest, err)
+	if pe.kind == kindProtocol {
+		p.log.Error("ext_proc stream refused", "error", pe.err)
+		return nil, status.Error(codes.FailedPrecondition, pe.Error())
+	}
+	code := httpStatus(pe)
+	lvl := slog.LevelWarn
+	if code >= http.StatusInternalServerError {
+		lvl = slog.LevelError
+	}
+	p.log.Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
+	p.finished = true
+	return immediateResponse(code, pe.kind.details(), pe.msg), nil
+}
+
+func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	if p.reqHeaders {
+		return nil, protocolError("request headers received twice")
+	}
+	p.reqHeaders = true
+	p.headers = parseHeaders(h.GetHeaders())
+	p.reqEnded = h.GetEndOfStream()
+	p.log = p.log.With("request_id", requestID(p.headers))
+	method := p.headers.first(":method")
+	p.path, _, _ = strings.Cut(p.headers.first(":path"), "?")
+	if p.namedErr != nil {
+		return nil, p.namedErr
+	}
+	pol, err := p.s.selectPolicy(p.named, method, p.path)
+	if err != nil {
+		return nil, err
+	}
+	if pol == nil {
+		return headersResponse(phaseRequest, nil, passThroughMode()), nil
+	}
+	p.pol = pol
+	p.log = p.log.With("policy", pol.name)
+	hasBody := !p.reqEnded
+	p.needKeyID = !pol.response.empty() || (hasBody && !pol.request.empty())
+	if hasBody && !pol.request.empty() {
+		if !p.headers.isJSON() {
+			return nil, newError(kindMediaType, phaseRequest, "request content-type must be application/json", nil)
+		}
+		if !p.headers.isIdentity() {
+			return nil, newError(kindMediaType, phaseRequest, "request content-encoding is not supported", nil)
+		}
+	}
+	if p.needKeyID {
+		switch {
+		case !pol.keyID.needsBody:
+			if p.keyID, err = pol.keyID.eval(&idSource{headers: p.headers, path: p.path}); err != nil {
+				return nil, err
+			}
+		case !hasBody:
+			return nil, newError(kindBadInput, phaseRequest, "key id source: the request has no body", nil)
+		}
+	}
+	var mut *extprocv3.HeaderMutation
+	if !pol.response.empty() {
+		// Responses must come uncompressed to be rewritten.
+		mut = &extprocv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}
+	}
+	needBody := hasBody && (!pol.request.empty() || (p.needKeyID && pol.keyID.needsBody))
+	return headersResponse(phaseRequest, mut, policyMode(needBody, !pol.response.empty())), nil
+}
+
+func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	switch {
+	case !p.reqHeaders:
+		return nil, protocolError("request body before request headers")
+	case p.reqEnded:
+		return nil, protocolError("request body after end of stream")
+	case p.reqBody:
+		return nil, protocolError("second request body message (only the BUFFERED body mode is supported)")
+	}
+	p.reqBody = true
+	if p.pol == nil {
+		return bodyResponse(phaseRequest, nil), nil
+	}
+	body := b.GetBody()
+	if len(body) > p.s.opts.MaxBodyBytes {
+		return nil, newError(kindTooLarge, phaseRequest, "request body too large", nil)
+	}
+	if p.needKeyID && p.keyID == "" {
+		id, err := p.pol.keyID.eval(&idSource{headers: p.headers, path: p.path, body: body})
+		if err != nil {
+			return nil, err
+		}
+		p.keyID = id
+	}
+	if p.pol.request.empty() || len(body) == 0 {
+		return bodyResponse(phaseRequest, nil), nil
+	}
+	out, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, body)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Debug("request body transformed", "values", n)
+	if n == 0 {
+		return bodyResponse(phaseRequest, nil), nil
+	}
+	return bodyResponse(phaseRequest, out), nil
+}
+
+func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	switch {
+	case !p.reqHeaders:
+		return nil, protocolError("response headers before request headers")
+	case p.respHeaders:
+		return nil, protocolError("response headers received twice")
+	}
+	p.respHeaders = true
+	p.respEnded = h.GetEndOfStream()
+	if p.pol == nil || p.pol.response.empty() || p.respEnded {
+		return headersResponse(phaseResponse, nil, nil), nil
+	}
+	hm := parseHeaders(h.GetHeaders())
+	if !hm.isIdentity() {
+		return nil, newError(kindMediaType, phaseResponse, "upstream response is compressed", nil)
+	}
+	if !hm.isJSON() {
+		return nil, newError(kindMediaType, phaseResponse, "upstream response is not JSON", nil)
+	}
+	return headersResponse(phaseResponse, nil, nil), nil
+}
+
+func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	switch {
+	case !p.reqHeaders:
+		return nil, protocolError("response body before request headers")
+	case p.respEnded:
+		return nil, protocolError("response body after end of stream")
+	case p.respBody:
+		return nil, protocolError("second response body message (only the BUFFERED body mode is supported)")
+	}
+	p.respBody = true
+	if p.pol == nil || p.pol.response.empty() {
+		return bodyResponse(phaseResponse, nil), nil
+	}
+	if !p.respHeaders {
+		return nil, protocolError("response body before response headers (response_header_mode must be SEND)")
+	}
+	body := b.GetBody()
+	if len(body) > p.s.opts.MaxBodyBytes {
+		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large", nil)
+	}
+	if len(body) == 0 {
+		return bodyResponse(phaseResponse, nil), nil
+	}
+	if p.keyID == "" {
+		return nil, newError(kindInternal, phaseResponse, "internal error",
+			fmt.Errorf("response body before the request body that names the key id"))
+	}
+	out, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, body)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Debug("response body transformed", "values", n)
+	if n == 0 {
+		return bodyResponse(phaseResponse, nil), nil
+	}
+	return bodyResponse(phaseResponse, out), nil
+}
+
+func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
+	if !p.reqHeaders {
+		return nil, protocolError("%s trailers before request headers", ph)
+	}
+	return trailersResponse(ph), nil
+}
+
+// requestID returns x-request-id (Envoy sets one by default) or a fresh random id.
+func requestID(h headerMap) string {
+	if id := h.first("x-request-id"); id != "" && len(id) <= 128 {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

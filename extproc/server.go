@@ -1,0 +1,105 @@
+package extproc
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+)
+
+// Defaults for [Options].
+const (
+	DefaultMaxBodyBytes = 1 << 20                // Envoy's default per-connection buffer limit
+	DefaultKeyTimeout   = 1500 * time.Millisecond // below the 2 s message_timeout of the shipped configs
+)
+
+// PolicyMetadataKey is the gRPC initial metadata key through which an Envoy route names its
+// policy (ExtProcPerRoute overrides.grpc_initial_metadata).
+const PolicyMetadataKey = "x-rkms-policy"
+
+// Options tune a [Server]. The zero value is usable.
+type Options struct {
+	// Logger receives one request-scoped logger per stream (request_id, policy). Nil: discard.
+	Logger *slog.Logger
+	// MaxBodyBytes is the largest body the server transforms; larger ones are refused (413 on
+	// requests, 502 on responses). 0 means DefaultMaxBodyBytes. Keep it at or above Envoy's
+	// buffer limit.
+	MaxBodyBytes int
+	// KeyTimeout bounds the key lookups of one message. It must stay below Envoy's
+	// message_timeout so that a slow key service gives a clean 503 rather than Envoy's 504.
+	// 0 means DefaultKeyTimeout.
+	KeyTimeout time.Duration
+}
+
+// Server is the Envoy ext_proc gRPC service. It is safe for concurrent use; each stream gets
+// its own processor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	policies []*policy
+	byName   map[string]*policy
+	keys     Keys
+	opts     Options
+	log      *slog.Logger
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer compiles policies (every problem is reported, naming the policy and field) and
+// returns a server that seals and opens fields with keys.
+func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error) {
+	if keys == nil {
+		return nil, fmt.Errorf("new ext_proc server: keys are required")
+	}
+	if opts.MaxBodyBytes < 0 || opts.KeyTimeout < 0 {
+		return nil, fmt.Errorf("new ext_proc server: MaxBodyBytes and KeyTimeout must not be negative")
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.KeyTimeout == 0 {
+		opts.KeyTimeout = DefaultKeyTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	compiled, err := compilePolicies(policies)
+	if err != nil {
+		return nil, fmt.Errorf("new ext_proc server: %w", err)
+	}
+	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log}
+	for _, p := range compiled {
+		s.byName[p.name] = p
+	}
+	return s, nil
+}
+
+// Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].
+func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) }
+
+// GRPCServerOptions returns the options the gRPC server needs for this service: a receive
+// limit that fits a MaxBodyBytes body plus its headers (grpc-go's default is 4 MiB).
+func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20)}
+}
+
+// selectPolicy picks the policy named by the route, or else the first whose match rules select
+// the request. It returns nil when no policy applies; an unknown name is an error (fail closed).
+func (s *Server) selectPolicy(named, method, path string) (*policy, error) {
+	if named != "" {
+		if p, ok := s.byName[named]; ok {
+			return p, nil
+		}
+		return nil, newError(kindPolicy, phaseRequest, "policy configuration error",
+			fmt.Errorf("route names policy %q, which is not configured", named))
+	}
+	for _, p := range s.policies {
+		if p.match(method, path) {
+			return p, nil
+		}
+	}
+	return nil, nil
+}

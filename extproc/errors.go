@@ -27,14 +27,14 @@ var (
 type kind uint8
 
 const (
-	kindInternal     kind = iota // a bug or an unexpected dependency error
-	kindBadInput                 // the message body or headers are wrong (client or upstream)
-	kindMediaType                // not JSON, or compressed
-	kindTooLarge                 // body over MaxBodyBytes
-	kindAuth                     // a ciphertext failed to open or is not authorized here
-	kindUnavailable              // the key service cannot answer now
-	kindPolicy                   // the route names a policy this server does not have
-	kindProtocol                 // Envoy sent a message that breaks the ext_proc protocol
+	kindInternal    kind = iota // a bug or an unexpected dependency error
+	kindBadInput                // the message body or headers are wrong (client or upstream)
+	kindMediaType               // not JSON, or compressed
+	kindTooLarge                // body over MaxBodyBytes
+	kindAuth                    // a ciphertext failed to open or is not authorized here
+	kindUnavailable             // the key service cannot answer now
+	kindPolicy                  // the route names a policy this server does not have
+	kindProtocol                // Envoy sent a message that breaks the ext_proc protocol
 )
 
 // phase says which half of the exchange failed: the client's request or the upstream's response.

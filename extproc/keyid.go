@@ -28,10 +28,10 @@ const (
 
 type idPart struct {
 	kind partKind
-	text string             // literal text, or lowercase header name
+	text string              // literal text, or lowercase header name
 	sel  *jsonfield.Selector // partJSON
 	plan *jsonfield.Plan     // partJSON
-	seg  int                // partPath
+	seg  int                 // partPath
 }
 
 // maxPathSegment bounds {path:N}; real routes are far shorter.

@@ -11,7 +11,7 @@ import (
 
 // Defaults for [Options].
 const (
-	DefaultMaxBodyBytes = 1 << 20                // Envoy's default per-connection buffer limit
+	DefaultMaxBodyBytes = 1 << 20                 // Envoy's default per-connection buffer limit
 	DefaultKeyTimeout   = 1500 * time.Millisecond // below the 2 s message_timeout of the shipped configs
 )
 

@@ -1,0 +1,176 @@
+package dynamodb
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/rkms/rkms/store"
+)
+
+func goldenRecord() *store.Record {
+	return &store.Record{
+		ID:       "payments/card",
+		Revision: 3,
+		Current:  2,
+		Versions: []store.Version{
+			{
+				Number:  1,
+				Created: time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0x01, 0x02, 0x03, 0x00, 0xff}},
+					"eu-west-1": {KeyID: "arn:aws:kms:eu-west-1:111122223333:key/00000002-0000-4000-8000-000000000002", Blob: []byte("\xfe\xed")},
+				},
+			},
+			{
+				Number:  2,
+				Created: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0xaa}},
+				},
+				Missing: []string{"eu-west-1"},
+			},
+		},
+	}
+}
+
+func readGolden(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/item-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b, []byte("\n"))
+}
+
+// TestItemGolden pins item layout version 1 in both directions.
+func TestItemGolden(t *testing.T) {
+	golden := readGolden(t)
+	rec := goldenRecord()
+	got, err := marshalItem(encodeItem(rec, rec.Revision))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, golden) {
+		t.Fatalf("item layout changed:\n%s\nwant\n%s", got, golden)
+	}
+	item, err := unmarshalItem(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := decodeItem(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := marshalItem(encodeItem(dec, dec.Revision))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, golden) {
+		t.Fatalf("decode/encode changed the item:\n%s", again)
+	}
+}
+
+func TestDecodeItemIgnoresUnknownAttributes(t *testing.T) {
+	item := encodeItem(goldenRecord(), 3)
+	item["aws:rep:updateregion"] = attrS("eu-west-1")
+	item["ttl"] = attrN(5)
+	if _, err := decodeItem(item); err != nil {
+		t.Fatalf("decodeItem with extra attributes: %v", err)
+	}
+}
+
+func TestDecodeItemRejects(t *testing.T) {
+	version := func(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+		return item[attrVersions].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
+	}
+	wrapped := func(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+		return version(item)[attrWrapped].(*types.AttributeValueMemberM).Value["us-east-1"].(*types.AttributeValueMemberM).Value
+	}
+	tests := []struct {
+		name   string
+		mutate func(item map[string]types.AttributeValue)
+	}{
+		{"no-schema", func(i map[string]types.AttributeValue) { delete(i, attrSchema) }},
+		{"schema-2", func(i map[string]types.AttributeValue) { i[attrSchema] = attrN(2) }},
+		{"schema-string", func(i map[string]types.AttributeValue) { i[attrSchema] = attrS("1") }},
+		{"no-id", func(i map[string]types.AttributeValue) { delete(i, attrID) }},
+		{"rev-0", func(i map[string]types.AttributeValue) { i[attrRev] = attrN(0) }},
+		{"rev-fraction", func(i map[string]types.AttributeValue) { i[attrRev] = &types.AttributeValueMemberN{Value: "1.5"} }},
+		{"cur-overflow", func(i map[string]types.AttributeValue) { i[attrCur] = attrN(1 << 32) }},
+		{"cur-negative", func(i map[string]types.AttributeValue) { i[attrCur] = attrN(-1) }},
+		{"no-versions", func(i map[string]types.AttributeValue) { delete(i, attrVersions) }},
+		{"versions-map", func(i map[string]types.AttributeValue) {
+			i[attrVersions] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
+		}},
+		{"version-not-map", func(i map[string]types.AttributeValue) {
+			i[attrVersions] = &types.AttributeValueMemberL{Value: []types.AttributeValue{attrS("x")}}
+		}},
+		{"number-missing", func(i map[string]types.AttributeValue) { delete(version(i), attrNumber) }},
+		{"created-bad", func(i map[string]types.AttributeValue) { version(i)[attrCreated] = attrS("yesterday") }},
+		{"created-missing", func(i map[string]types.AttributeValue) { delete(version(i), attrCreated) }},
+		{"wrapped-missing", func(i map[string]types.AttributeValue) { delete(version(i), attrWrapped) }},
+		{"wrapped-entry-not-map", func(i map[string]types.AttributeValue) {
+			version(i)[attrWrapped].(*types.AttributeValueMemberM).Value["x"] = attrS("y")
+		}},
+		{"blob-string", func(i map[string]types.AttributeValue) { wrapped(i)[attrBlob] = attrS("AQID") }},
+		{"key-id-number", func(i map[string]types.AttributeValue) { wrapped(i)[attrKeyID] = attrN(1) }},
+		{"missing-not-list", func(i map[string]types.AttributeValue) { version(i)[attrMissing] = attrS("eu-west-1") }},
+		{"missing-entry-number", func(i map[string]types.AttributeValue) {
+			version(i)[attrMissing] = &types.AttributeValueMemberL{Value: []types.AttributeValue{attrN(1)}}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			item := encodeItem(goldenRecord(), 3)
+			tc.mutate(item)
+			if _, err := decodeItem(item); !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("decodeItem = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// FuzzDecodeItem feeds items written in DynamoDB JSON to decodeItem: it must never panic, fail only
+// with ErrCorrupt, and whatever it accepts must survive encode/decode unchanged.
+func FuzzDecodeItem(f *testing.F) {
+	f.Add(readGolden(f))
+	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"1"},"cur":{"N":"0"},"versions":{"L":[]}}`))
+	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"2"},"cur":{"N":"1"},"versions":{"L":[{"M":{"number":{"N":"1"},"created":{"S":"2025-01-01T00:00:00Z"},"wrapped":{"M":{"r":{"M":{}}}}}}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		item, err := unmarshalItem(data)
+		if err != nil {
+			return
+		}
+		rec, err := decodeItem(item)
+		if err != nil {
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("decodeItem error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		enc, err := marshalItem(encodeItem(rec, rec.Revision))
+		if err != nil {
+			t.Fatal(err)
+		}
+		item2, err := unmarshalItem(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec2, err := decodeItem(item2)
+		if err != nil {
+			t.Fatalf("decode of a re-encoded item: %v", err)
+		}
+		enc2, err := marshalItem(encodeItem(rec2, rec2.Revision))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}

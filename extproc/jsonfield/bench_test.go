@@ -57,16 +57,22 @@ func benchDoc(size, nTargets int, pos string) ([]byte, []Field) {
 	return doc, fs
 }
 
+const ciphertext = `"rkms:AQIAAAAAAAAAAQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"`
+
 var benchSizes = []struct {
 	name string
 	size int
 }{{"1KiB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}}
 
-func replaceSSN(_ *Field, raw []byte) ([]byte, error) {
-	return []byte(`"rkms:AQIAAAAAAAAAAQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"`), nil
+// replaceWith returns a transform that replaces every value with repl (a ciphertext-sized string),
+// so that the benchmarks measure jsonfield and not the transform.
+func replaceWith(repl string) func(*Field, []byte) ([]byte, error) {
+	b := []byte(repl)
+	return func(*Field, []byte) ([]byte, error) { return b, nil }
 }
 
 func BenchmarkRewrite(b *testing.B) {
+	replaceSSN := replaceWith(ciphertext)
 	for _, sz := range benchSizes {
 		for _, nf := range []int{1, 10, 100} {
 			for _, pos := range []string{"start", "middle", "end"} {
@@ -107,6 +113,7 @@ func BenchmarkRewrite(b *testing.B) {
 
 // BenchmarkRewriteFunc measures the package-level Rewrite, which compiles the fields on every call.
 func BenchmarkRewriteFunc(b *testing.B) {
+	replaceSSN := replaceWith(ciphertext)
 	for _, sz := range benchSizes {
 		doc, fs := benchDoc(sz.size, 10, "middle")
 		b.Run("size="+sz.name+"/fields=10/pos=middle", func(b *testing.B) {
@@ -127,6 +134,7 @@ func BenchmarkRewriteFunc(b *testing.B) {
 // BenchmarkValidate compares the validator alone, and a descent selector that makes the matcher
 // look at every key, with json.Valid.
 func BenchmarkValidate(b *testing.B) {
+	replaceSSN := replaceWith(ciphertext)
 	doc, _ := benchDoc(1<<20, 10, "middle")
 	b.Run("impl=jsonfield.Validate", func(b *testing.B) {
 		b.ReportAllocs()
@@ -171,6 +179,7 @@ func BenchmarkRatio1MiB10Fields(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	replaceSSN := replaceWith(ciphertext)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(doc)))
 	dst := make([]byte, 0, 2*len(doc))

@@ -190,16 +190,16 @@ func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, e
 func (p *Plan) Validate(doc []byte) error {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
-	s := scanner{scratch: sc, doc: doc, maxDepth: p.maxDepth}
-	return s.validate()
+	err := validate(doc, p.maxDepth, sc.kinds)
+	return err
 }
 
 // Validate reports whether doc is strict JSON with the default [Options]. Errors are
-// [*SyntaxError] values wrapping [ErrInvalidJSON].
+// [*SyntaxError] values wrapping [ErrInvalidJSON]. It does not allocate for documents nested less
+// than 64 deep.
 func Validate(doc []byte) error {
-	var sc scratch
-	s := scanner{scratch: &sc, doc: doc, maxDepth: DefaultMaxDepth}
-	return s.validate()
+	var kinds [64]byte
+	return validate(doc, DefaultMaxDepth, kinds[:0])
 }
 
 // maxRetained bounds the scratch kept in the pool, so that one huge document does not pin memory.
@@ -243,6 +243,6 @@ func foldRune(r rune) rune {
 	}
 }
 
-func (sc *scanner) depthErr(i int) error {
-	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(sc.maxDepth))
+func depthErr(i, maxDepth int) error {
+	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(maxDepth))
 }

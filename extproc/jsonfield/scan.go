@@ -169,23 +169,29 @@ func afterKey(doc []byte, end int) (int, error) {
 	return i, nil
 }
 
+// skip is skipValue on the scanner's document, reusing its container stack.
+func (sc *scanner) skip(i, depth int) (int, error) {
+	end, kinds, err := skipValue(sc.doc, i, depth, sc.maxDepth, sc.kinds)
+	sc.kinds = kinds
+	return end, err
+}
+
 // skipValue validates the value starting at doc[i] (not whitespace) and returns the offset just
-// past it. depth is the number of containers already open around it. It does no matching, so it
-// is the fast path for every part of the document that no selector can reach.
-func (sc *scanner) skipValue(i, depth int) (int, error) {
-	doc := sc.doc
+// past it. depth is the number of containers already open around it. kinds is scratch space for
+// the container stack, returned (perhaps grown) for reuse. It does no matching, so it is the fast
+// path for every part of the document that no selector can reach.
+func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, error) {
 	n := len(doc)
-	kinds := sc.kinds[:0]
-	defer func() { sc.kinds = kinds[:0] }()
+	kinds = kinds[:0]
 	var err error
 	for {
 		// i is at the first byte of a value.
 		if i >= n {
-			return 0, syntaxErr(i, "unexpected end of input")
+			return 0, kinds, syntaxErr(i, "unexpected end of input")
 		}
 		if c := doc[i]; c == '{' || c == '[' {
-			if depth++; depth > sc.maxDepth {
-				return 0, sc.depthErr(i)
+			if depth++; depth > maxDepth {
+				return 0, kinds, depthErr(i, maxDepth)
 			}
 			i = skipWS(doc, i+1)
 			if i < n && doc[i] == c+2 { // '{'+2 == '}', '['+2 == ']'
@@ -195,24 +201,24 @@ func (sc *scanner) skipValue(i, depth int) (int, error) {
 				kinds = append(kinds, c)
 				if c == '{' {
 					if i, err = skipKey(doc, i); err != nil {
-						return 0, err
+						return 0, kinds, err
 					}
 				} else if i >= n {
-					return 0, syntaxErr(i, "unexpected end of input")
+					return 0, kinds, syntaxErr(i, "unexpected end of input")
 				}
 				continue
 			}
 		} else if i, err = scanScalar(doc, i); err != nil {
-			return 0, err
+			return 0, kinds, err
 		}
 		// After a value: close containers until one has another element.
 		for {
 			if len(kinds) == 0 {
-				return i, nil
+				return i, kinds, nil
 			}
 			i = skipWS(doc, i)
 			if i >= n {
-				return 0, syntaxErr(i, "unexpected end of input")
+				return 0, kinds, syntaxErr(i, "unexpected end of input")
 			}
 			k := kinds[len(kinds)-1]
 			c := doc[i]
@@ -220,13 +226,13 @@ func (sc *scanner) skipValue(i, depth int) (int, error) {
 				i = skipWS(doc, i+1)
 				if k == '{' {
 					if i, err = skipKey(doc, i); err != nil {
-						return 0, err
+						return 0, kinds, err
 					}
 				}
 				break
 			}
 			if c != k+2 {
-				return 0, sc.delimErr(i, k)
+				return 0, kinds, delimErr(doc, i, k)
 			}
 			kinds = kinds[:len(kinds)-1]
 			depth--
@@ -248,8 +254,8 @@ func skipKey(doc []byte, i int) (int, error) {
 	return afterKey(doc, end)
 }
 
-func (sc *scanner) delimErr(i int, kind byte) error {
-	if i >= len(sc.doc) {
+func delimErr(doc []byte, i int, kind byte) error {
+	if i >= len(doc) {
 		return syntaxErr(i, "unexpected end of input")
 	}
 	if kind == '{' {

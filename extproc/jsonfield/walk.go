@@ -26,27 +26,26 @@ type span struct {
 
 type scanner struct {
 	*scratch
-	plan     *Plan // nil: validate only
+	plan     *Plan
 	doc      []byte
 	maxDepth int
 }
 
 // validate checks that doc is exactly one JSON value with optional whitespace around it.
-func (sc *scanner) validate() error {
-	doc := sc.doc
+func validate(doc []byte, maxDepth int, kinds []byte) error {
 	i := skipWS(doc, 0)
 	if i >= len(doc) {
 		return syntaxErr(i, "unexpected end of input")
 	}
-	i, err := sc.skipValue(i, 0)
+	i, _, err := skipValue(doc, i, 0, maxDepth, kinds)
 	if err != nil {
 		return err
 	}
-	return sc.checkEnd(i)
+	return checkEnd(doc, i)
 }
 
-func (sc *scanner) checkEnd(i int) error {
-	if i = skipWS(sc.doc, i); i != len(sc.doc) {
+func checkEnd(doc []byte, i int) error {
+	if i = skipWS(doc, i); i != len(doc) {
 		return syntaxErr(i, "trailing data after top-level value")
 	}
 	return nil
@@ -60,6 +59,7 @@ func (sc *scanner) walk() error {
 	n := len(doc)
 	sc.frames = sc.frames[:0]
 	sc.active = sc.active[:0]
+	sc.spans = sc.spans[:0]
 	if len(sc.mark) < len(sc.plan.nodes) {
 		sc.mark = make([]uint32, len(sc.plan.nodes))
 		sc.gen = 0
@@ -82,19 +82,19 @@ func (sc *scanner) walk() error {
 		switch {
 		case term >= 0:
 			start := i
-			if i, err = sc.skipValue(i, depth); err != nil {
+			if i, err = sc.skip(i, depth); err != nil {
 				return err
 			}
 			sc.spans = append(sc.spans, span{start: start, end: i, field: term})
 			sc.active = sc.active[:cs]
 		case len(sc.active) == cs || (c != '{' && c != '['):
-			if i, err = sc.skipValue(i, depth); err != nil {
+			if i, err = sc.skip(i, depth); err != nil {
 				return err
 			}
 			sc.active = sc.active[:cs]
 		default:
 			if depth++; depth > sc.maxDepth {
-				return sc.depthErr(i)
+				return depthErr(i, sc.maxDepth)
 			}
 			i = skipWS(doc, i+1)
 			if i < n && doc[i] == c+2 {
@@ -113,7 +113,7 @@ func (sc *scanner) walk() error {
 		// After a value: close frames until one has another element.
 		for {
 			if len(sc.frames) == 0 {
-				return sc.checkEnd(i)
+				return checkEnd(doc, i)
 			}
 			i = skipWS(doc, i)
 			if i >= n {
@@ -129,7 +129,7 @@ func (sc *scanner) walk() error {
 				break
 			}
 			if doc[i] != top.kind+2 {
-				return sc.delimErr(i, top.kind)
+				return delimErr(doc, i, top.kind)
 			}
 			sc.active = sc.active[:top.start]
 			sc.frames = sc.frames[:len(sc.frames)-1]

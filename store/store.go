@@ -21,7 +21,8 @@ var (
 	// may or may not have taken effect; re-read before assuming either.
 	ErrUnavailable = errors.New("key store unavailable")
 	// ErrInvalid: the id or record given to a store is unusable (nil record, empty id, id longer
-	// than [MaxIDLen] bytes or not valid UTF-8). Nothing was read or written.
+	// than [MaxIDLen] bytes or not valid UTF-8), or the backend rejected the record (for example
+	// DynamoDB's 400 KB item limit). Nothing was read or written.
 	ErrInvalid = errors.New("invalid key record or id")
 	// ErrCorrupt: a stored record could not be decoded: it is damaged or was written in a newer,
 	// unsupported format. Callers must fail closed; retrying does not help.

@@ -12,6 +12,8 @@ import (
 	"github.com/rkms/rkms/store/storetest"
 )
 
+var embeddedOpen = embedded.Open
+
 func open(t *testing.T, path string) *embedded.Store {
 	t.Helper()
 	s, err := embedded.Open(path)

@@ -159,11 +159,11 @@ func (s *Store) Get(ctx context.Context, id string) (*store.Record, error) {
 	var errs []error
 	for _, c := range s.clients {
 		rec, err := s.getFrom(ctx, c, id)
-		if err == nil || !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
-			if err != nil {
-				return nil, fmt.Errorf("get key record %q: %w", id, err)
-			}
+		switch {
+		case err == nil:
 			return rec, nil
+		case !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil: // final answer, or caller gave up
+			return nil, fmt.Errorf("get key record %q: %w", id, err)
 		}
 		errs = append(errs, err)
 	}

@@ -83,8 +83,7 @@ func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byt
 // Open reads all of its inputs before it writes to dst, so dst may share memory with them. On
 // error it returns dst unchanged.
 func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, error) {
-	var hbuf [headerBufLen]byte
-	h, err := parseText(text, &hbuf)
+	h, err := parseText(text)
 	if err != nil {
 		return dst, err
 	}
@@ -100,6 +99,9 @@ func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, erro
 	bin := sb.b[:h.binaryLen]
 	if n, err := base64.RawURLEncoding.Decode(bin, text[len(Prefix):]); err != nil || n != len(bin) {
 		return dst, malformed("invalid base64")
+	}
+	if h, err = h.finish(bin[:h.headerLen]); err != nil {
+		return dst, err
 	}
 	if string(h.keyID) != key.ID || h.keyVersion != key.Version {
 		return dst, fmt.Errorf("%w: ciphertext names key %q version %d, got key %q version %d",

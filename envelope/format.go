@@ -35,7 +35,7 @@ const (
 	gcmOverhead    = gcmIVLen + gcmTagLen
 	sivOverhead    = sivTagLen
 	maxBinaryLen   = maxHeaderLen + gcmOverhead + MaxPlaintextLen
-	// minBodyLen is the shortest body (binary after the prefix) of any mode: a deterministic
+	// minBinaryLen is the shortest binary form of any mode: a deterministic
 	// ciphertext of a 1-byte plaintext under a 1-byte key id.
 	minBinaryLen = headerFixedLen + 1 + sivOverhead + 1
 	minTextLen   = len(Prefix) + (8*minBinaryLen+5)/6
@@ -115,12 +115,22 @@ func IsCiphertext(text []byte) bool {
 // header. It accepts exactly the texts whose structure [Open] accepts. Errors wrap
 // [ErrMalformed] or [ErrUnsupportedVersion].
 func Parse(text []byte) (Header, error) {
-	var buf [headerBufLen]byte
-	h, err := parseText(text, &buf)
+	h, err := parseText(text)
 	if err != nil {
 		return Header{}, err
 	}
-	if err := checkBase64Body(text[len(Prefix):]); err != nil {
+	// Decode the whole quanta that cover the header into a stack buffer, then check that the rest
+	// of the text is base64 too.
+	var buf [headerBufLen]byte
+	body := text[len(Prefix):]
+	quanta := (h.headerLen + 2) / 3
+	if _, err := base64.RawURLEncoding.Decode(buf[:quanta*3], body[:quanta*4]); err != nil {
+		return Header{}, malformed("invalid base64")
+	}
+	if h, err = h.finish(buf[:h.headerLen]); err != nil {
+		return Header{}, err
+	}
+	if err := checkBase64Body(body[quanta*4:]); err != nil {
 		return Header{}, err
 	}
 	return Header{
@@ -131,7 +141,7 @@ func Parse(text []byte) (Header, error) {
 	}, nil
 }
 
-// rawHeader is a parsed header whose key id aliases the buffer it was decoded into.
+// rawHeader is a parsed header whose key id aliases the bytes it was decoded into.
 type rawHeader struct {
 	version    uint8
 	mode       Mode
@@ -143,11 +153,11 @@ type rawHeader struct {
 
 func malformed(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
 
-// parseText checks everything about text that can be checked without decoding the whole body:
-// prefix, length bounds, line breaks, the unused bits of the last base64 character, and the
-// header (decoded into buf). The rest of the base64 alphabet is checked by whoever decodes the
-// body (Open) or by checkBase64Body (Parse).
-func parseText(text []byte, buf *[headerBufLen]byte) (rawHeader, error) {
+// parseText checks everything about text that needs only its length and first base64 quantum:
+// prefix, length bounds, line breaks, the unused bits of the last character, format version,
+// mode, and the ciphertext length the key id length implies. The caller decodes the header with
+// the rest of the body (which checks the remaining characters) and calls finish.
+func parseText(text []byte) (rawHeader, error) {
 	if !IsCiphertext(text) {
 		return rawHeader{}, malformed("missing " + Prefix + " prefix")
 	}
@@ -165,38 +175,41 @@ func parseText(text []byte, buf *[headerBufLen]byte) (rawHeader, error) {
 	if err := checkLastQuantum(body); err != nil {
 		return rawHeader{}, err
 	}
-	enc := base64.RawURLEncoding
-	binLen := enc.DecodedLen(len(body))
-
-	if _, err := enc.Decode(buf[:3], body[:4]); err != nil {
+	var first [3]byte
+	if _, err := base64.RawURLEncoding.Decode(first[:], body[:4]); err != nil {
 		return rawHeader{}, malformed("invalid base64")
 	}
-	h := rawHeader{version: buf[0], mode: Mode(buf[1]), binaryLen: binLen}
+	h := rawHeader{
+		version:   first[0],
+		mode:      Mode(first[1]),
+		headerLen: headerFixedLen + int(first[2]) + 1,
+		binaryLen: base64.RawURLEncoding.DecodedLen(len(body)),
+	}
 	if h.version != FormatVersion {
 		return rawHeader{}, fmt.Errorf("%w: format version %d", ErrUnsupportedVersion, h.version)
 	}
 	if !h.mode.valid() {
-		return rawHeader{}, fmt.Errorf("%w: mode %d", ErrUnsupportedVersion, buf[1])
+		return rawHeader{}, fmt.Errorf("%w: mode %d", ErrUnsupportedVersion, first[1])
 	}
-	idLen := int(buf[2]) + 1
-	h.headerLen = headerFixedLen + idLen
-	ctLen := binLen - h.headerLen
+	ctLen := h.binaryLen - h.headerLen
 	if ctLen < h.mode.overhead()+1 {
 		return rawHeader{}, malformed("ciphertext too short")
 	}
 	if ctLen > h.mode.overhead()+MaxPlaintextLen {
 		return rawHeader{}, malformed("ciphertext too long")
 	}
-	// Decode whole quanta covering the header; the length checks above guarantee they exist.
-	quanta := (h.headerLen + 2) / 3
-	if _, err := enc.Decode(buf[3:quanta*3], body[4:quanta*4]); err != nil {
-		return rawHeader{}, malformed("invalid base64")
-	}
-	h.keyID = buf[3 : 3+idLen]
+	return h, nil
+}
+
+// finish returns h completed with the key id and key version read from the decoded header
+// bytes (h.headerLen of them); the key id aliases header.
+func (h rawHeader) finish(header []byte) (rawHeader, error) {
+	idLen := h.headerLen - headerFixedLen
+	h.keyID = header[3 : 3+idLen]
 	if !validKeyID(h.keyID) {
 		return rawHeader{}, malformed("invalid key id")
 	}
-	h.keyVersion = binary.BigEndian.Uint32(buf[3+idLen:])
+	h.keyVersion = binary.BigEndian.Uint32(header[3+idLen:])
 	return h, nil
 }
 

@@ -26,6 +26,10 @@ import (
 // raw_value, mode_override honoured with allow_mode_override, header mutation before the
 // content-length check before the body replacement, and fail-closed replies (500 for gRPC
 // errors and spurious messages, 504 for a message timeout, 413/500 for buffer overflows).
+//
+// Seen on the real Envoy and modelled here: a request body over the buffer limit produces no
+// request body message; Envoy's local 413 reply (text/plain "Payload Too Large") is then sent
+// through the response path (response_headers, response_body) like an upstream reply.
 
 // hdrs is an ordered header list with lowercase names, as Envoy keeps them.
 type hdrs [][2]string
@@ -186,7 +190,9 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 	if !reqEOS {
 		if s.mode.GetRequestBodyMode() == filterv3.ProcessingMode_BUFFERED {
 			if len(req.body) > s.cfg.bufferLimit {
-				return errLocal{413} // Envoy answers itself and sends nothing more
+				// Envoy 1.40 (seen in e2e_test.go): no request body message; its local 413
+				// reply runs through the response path of ext_proc like an upstream reply.
+				return s.response(httpResp{status: 413, headers: hdrs{{"content-type", "text/plain"}}, body: []byte("Payload Too Large")})
 			}
 			r, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
 				RequestBody: &extprocv3.HttpBody{Body: req.body, EndOfStream: true}}}, "request_body")
@@ -204,7 +210,11 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 	s.x.upstream = &up
 	got := up
 	got.headers = append(hdrs(nil), up.headers...)
-	resp := app(&got)
+	return s.response(app(&got))
+}
+
+// response runs the response path for resp, from the app or from Envoy itself.
+func (s *envoyStream) response(resp httpResp) error {
 	rh := append(hdrs{{":status", strconv.Itoa(resp.status)}}, resp.headers...)
 	if len(resp.body) > 0 {
 		rh = rh.set("content-length", strconv.Itoa(len(resp.body)))
@@ -233,8 +243,9 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 			if r == nil || err != nil {
 				return err
 			}
-			if rh, body, err = s.bodyResponse(rh, body, r.GetResponseBody()); err != nil {
-				return err
+			var err2 error
+			if rh, body, err2 = s.bodyResponse(rh, body, r.GetResponseBody()); err2 != nil {
+				return err2
 			}
 		} else {
 			s.x.unprocessedResponseBody = true

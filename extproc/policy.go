@@ -81,8 +81,9 @@ const (
 
 // fieldSet is the compiled field list of one direction.
 type fieldSet struct {
-	plan *jsonfield.Plan            // nil: no fields
-	ops  map[*jsonfield.Selector]op // keyed by selector: Rewrite hands back the field it matched
+	plan     *jsonfield.Plan            // nil: no fields
+	ops      map[*jsonfield.Selector]op // keyed by selector: Rewrite hands back the field it matched
+	encrypts bool                       // some field is sealed (plaintext must not pass unchecked)
 }
 
 func (fs *fieldSet) empty() bool { return fs.plan == nil }
@@ -221,6 +222,7 @@ func compileFields(dir string, d *DirectionConfig, opts jsonfield.Options) (fiel
 			seen[sel.String()] = where
 			fields = append(fields, jsonfield.Field{Selector: sel, Label: label})
 			fs.ops[sel] = o
+			fs.encrypts = fs.encrypts || o == opEncrypt
 		}
 	}
 	add("encrypt", opEncrypt, d.Encrypt)

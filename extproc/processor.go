@@ -25,6 +25,7 @@ type processor struct {
 
 	reqHeaders, reqEnded, reqBody    bool // request headers seen, no body follows, body seen
 	respHeaders, respEnded, respBody bool
+	respPass                         bool // the response is passed unchanged (not JSON, decrypt only)
 	finished                         bool // an immediate response was sent
 
 	pol       *policy
@@ -203,11 +204,19 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		return headersResponse(phaseResponse, nil, nil), nil
 	}
 	hm := parseHeaders(h.GetHeaders())
+	if !hm.isJSON() {
+		if p.pol.response.encrypts {
+			return nil, newError(kindMediaType, phaseResponse, "upstream response is not JSON", nil)
+		}
+		// Decrypting only: a body that is not JSON holds no field to open, and passing it
+		// reveals nothing. This also lets Envoy's own local replies (text/plain 413, 503, ...),
+		// which run through the response path of ext_proc, reach the client.
+		p.respPass = true
+		p.log.Debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
+		return headersResponse(phaseResponse, nil, nil), nil
+	}
 	if !hm.isIdentity() {
 		return nil, newError(kindMediaType, phaseResponse, "upstream response is compressed", nil)
-	}
-	if !hm.isJSON() {
-		return nil, newError(kindMediaType, phaseResponse, "upstream response is not JSON", nil)
 	}
 	return headersResponse(phaseResponse, nil, nil), nil
 }
@@ -222,7 +231,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, protocolError("second response body message (only the BUFFERED body mode is supported)")
 	}
 	p.respBody = true
-	if p.pol == nil || p.pol.response.empty() {
+	if p.pol == nil || p.pol.response.empty() || p.respPass {
 		return bodyResponse(phaseResponse, nil), nil
 	}
 	if !p.respHeaders {

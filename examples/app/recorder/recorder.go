@@ -5,6 +5,7 @@
 // # Routes
 //
 //	POST   /{collection}       store the JSON object body; reply 201 with it, "id" inserted first
+//	                           (`{"id":"N",` replaces the opening brace; all other bytes are kept)
 //	PUT    /{collection}/{id}  replace a record (the same "id" insertion)
 //	GET    /{collection}/{id}  the stored record, 404 if none
 //	GET    /{collection}       {"items":[record, ...]} in creation order
@@ -204,12 +205,11 @@ func withID(body []byte, id string) ([]byte, bool) {
 	if len(t) < 2 || t[0] != '{' || !json.Valid(t) {
 		return nil, false
 	}
-	rest := bytes.TrimSpace(t[1:])
 	out := []byte(`{"id":"` + id + `"`)
-	if rest[0] != '}' {
+	if bytes.TrimSpace(t[1:])[0] != '}' {
 		out = append(out, ',')
 	}
-	return append(out, rest...), true
+	return append(out, t[1:]...), true
 }
 
 func errorBody(msg string) []byte {

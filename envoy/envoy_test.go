@@ -1,0 +1,264 @@
+package envoy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rkms/rkms/internal/testenv"
+)
+
+// parse decodes a bootstrap the way a control plane would and validates it and every Any
+// inside it (ValidateAll does not open Any payloads).
+func parse(t *testing.T, cfg []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	js, err := yaml.YAMLToJSON(cfg)
+	if err != nil {
+		t.Fatalf("yaml: %v", err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &b); err != nil {
+		t.Fatalf("protojson: %v", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Fatalf("validate bootstrap: %v", err)
+	}
+	n := validateAnys(t, b.ProtoReflect())
+	if n == 0 {
+		t.Fatal("no typed config found")
+	}
+	return &b
+}
+
+type validator interface{ ValidateAll() error }
+
+// validateAnys walks m, unpacks every Any, validates it and walks it too. It returns how many
+// Any payloads it checked.
+func validateAnys(t *testing.T, m protoreflect.Message) int {
+	t.Helper()
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			t.Fatalf("unpack %s (missing blank import?): %v", a.GetTypeUrl(), err)
+		}
+		v, ok := inner.(validator)
+		if !ok {
+			t.Fatalf("%s has no ValidateAll", a.GetTypeUrl())
+		}
+		if err := v.ValidateAll(); err != nil {
+			t.Fatalf("validate %s: %v", a.GetTypeUrl(), err)
+		}
+		return 1 + validateAnys(t, inner.ProtoReflect())
+	}
+	n := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len(); i++ {
+				n += validateAnys(t, v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				n += validateAnys(t, mv.Message())
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			n += validateAnys(t, v.Message())
+		}
+		return true
+	})
+	return n
+}
+
+func unpack[T proto.Message](t *testing.T, a *anypb.Any, m T) T {
+	t.Helper()
+	if err := a.UnmarshalTo(m); err != nil {
+		t.Fatalf("unpack %s: %v", a.GetTypeUrl(), err)
+	}
+	return m
+}
+
+// TestShippedConfigs checks the settings rkms relies on, in every shipped configuration.
+func TestShippedConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string // the policy a route names
+	}{
+		{"ingress.yaml", "patients"},
+		{"egress.yaml", "partner"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Config(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := parse(t, cfg)
+			if a := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); a != "127.0.0.1" {
+				t.Errorf("admin on %q, want 127.0.0.1", a)
+			}
+			lis := b.GetStaticResources().GetListeners()
+			if len(lis) != 1 {
+				t.Fatalf("%d listeners, want 1", len(lis))
+			}
+			if got := lis[0].GetPerConnectionBufferLimitBytes().GetValue(); got != 1<<20 {
+				t.Errorf("listener buffer limit %d, want 1 MiB", got)
+			}
+			hcm := unpack(t, lis[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig(), &hcmv3.HttpConnectionManager{})
+			if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() {
+				t.Error("path normalization is off: policy prefixes could be dodged")
+			}
+			filters := hcm.GetHttpFilters()
+			if len(filters) != 2 || filters[0].GetName() != "envoy.filters.http.ext_proc" || filters[1].GetName() != "envoy.filters.http.router" {
+				t.Fatalf("http filters %v, want ext_proc then router", filters)
+			}
+			ep := unpack(t, filters[0].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
+			checkExtProc(t, ep)
+			if c := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "rkms" {
+				t.Errorf("ext_proc cluster %q, want rkms", c)
+			}
+			var named, disabled bool
+			for _, r := range hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes() {
+				named = named || routePolicy(t, r) == tc.policy
+				disabled = disabled || routeDisabled(t, r)
+			}
+			if !named || !disabled {
+				t.Errorf("routes: policy %q named %v, a route with ext_proc disabled %v", tc.policy, named, disabled)
+			}
+			for _, c := range b.GetStaticResources().GetClusters() {
+				if c.GetName() == "rkms" && c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] == nil {
+					t.Error("rkms cluster does not speak HTTP/2")
+				}
+			}
+		})
+	}
+}
+
+func checkExtProc(t *testing.T, ep *extprocfilterv3.ExternalProcessor) {
+	t.Helper()
+	if ep.GetFailureModeAllow() {
+		t.Error("failure_mode_allow is true: requests would pass unencrypted when rkms fails")
+	}
+	if !ep.GetAllowModeOverride() {
+		t.Error("allow_mode_override is false")
+	}
+	if d := ep.GetMessageTimeout().AsDuration(); d < time.Second || d > 5*time.Second {
+		t.Errorf("message_timeout %v: want 1..5 s (above rkms's 1.5 s key timeout)", d)
+	}
+	pm := ep.GetProcessingMode()
+	want := &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode: extprocfilterv3.ProcessingMode_SEND, ResponseHeaderMode: extprocfilterv3.ProcessingMode_SEND,
+		RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED, ResponseBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+		RequestTrailerMode: extprocfilterv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+	if !proto.Equal(pm, want) {
+		t.Errorf("processing_mode %v, want %v", pm, want)
+	}
+	if ep.GetObservabilityMode() || ep.GetSendBodyWithoutWaitingForHeaderResponse() {
+		t.Error("observability mode or send_body_without_waiting_for_header_response would disable enforcement or mode_override")
+	}
+}
+
+func perRoute(t *testing.T, r *routev3.Route) *extprocfilterv3.ExtProcPerRoute {
+	t.Helper()
+	a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]
+	if a == nil {
+		return nil
+	}
+	return unpack(t, a, &extprocfilterv3.ExtProcPerRoute{})
+}
+
+func routePolicy(t *testing.T, r *routev3.Route) string {
+	for _, md := range perRoute(t, r).GetOverrides().GetGrpcInitialMetadata() {
+		if md.GetKey() == "x-rkms-policy" {
+			return md.GetValue()
+		}
+	}
+	return ""
+}
+
+func routeDisabled(t *testing.T, r *routev3.Route) bool { return perRoute(t, r).GetDisabled() }
+
+// TestEnvoyValidates runs the real Envoy's validation on every shipped and rendered config, and
+// checks that the validation does catch a broken one.
+func TestEnvoyValidates(t *testing.T) {
+	testenv.Integration(t)
+	ports := map[string]int{"admin": 19901, "listener": 20000, "rkms": 20051}
+	for _, name := range Names() {
+		cfg, err := Config(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rendered, err := Render(cfg, ports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for variant, c := range map[string][]byte{"shipped": cfg, "rendered": rendered} {
+			t.Run(name+"/"+variant, func(t *testing.T) {
+				if out, err := testenv.Validate(t, string(c)); err != nil {
+					t.Fatalf("envoy --mode validate: %v\n%s", err, out)
+				}
+			})
+		}
+	}
+	t.Run("broken config is refused", func(t *testing.T) {
+		cfg, _ := Config("ingress.yaml")
+		broken := strings.Replace(string(cfg), "failure_mode_allow: false", "failure_mode_allow: nope", 1)
+		if out, err := testenv.Validate(t, broken); err == nil {
+			t.Fatalf("envoy accepted a broken config:\n%s", out)
+		}
+	})
+}
+
+func TestRender(t *testing.T) {
+	cfg, err := Config("ingress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		ports   map[string]int
+		want    []string // substrings of the output
+		wantErr string
+	}{
+		{name: "all ports", ports: map[string]int{"admin": 1, "listener": 2, "app": 3, "rkms": 4},
+			want: []string{"port_value: 1} # port:admin", "port_value: 2} # port:listener", "port_value: 3} # port:app", "port_value: 4} # port:rkms"}},
+		{name: "defaults kept", ports: map[string]int{"app": 18080},
+			want: []string{"port_value: 9901} # port:admin", "port_value: 18080} # port:app"}},
+		{name: "unknown name", ports: map[string]int{"nope": 1}, wantErr: "port:nope"},
+		{name: "out of range", ports: map[string]int{"app": 70000}, wantErr: "out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render(cfg, tc.ports)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			parse(t, out)
+		})
+	}
+	if _, err := Render([]byte("x: 1 # port:app\n"), map[string]int{"app": 1}); err == nil {
+		t.Error("a marked line without port_value was accepted")
+	}
+}

@@ -1,0 +1,279 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/envoy"
+	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/keyring/localkms"
+	"github.com/rkms/rkms/store"
+)
+
+// keyringKeys adapts a keyring to Keys: the wiring `rkms serve` needs (extproc does not import
+// the keyring). Keyring errors are re-wrapped into the extproc sentinels.
+type keyringKeys struct{ kr *keyring.Keyring }
+
+var _ Keys = keyringKeys{}
+
+func (a keyringKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
+	dk, err := a.kr.Get(ctx, id)
+	if err != nil {
+		return envelope.Key{}, keyringError(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+func (a keyringKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
+	dk, err := a.kr.GetVersion(ctx, id, v)
+	if err != nil {
+		return envelope.Key{}, keyringError(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+func keyringError(err error) error {
+	switch {
+	case errors.Is(err, keyring.ErrNotFound):
+		return fmt.Errorf("%w: %w", ErrKeyNotFound, err)
+	case errors.Is(err, keyring.ErrInvalidID):
+		return fmt.Errorf("%w: %w", ErrInvalidKeyID, err)
+	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
+	}
+	return err
+}
+
+// stack is the real thing on loopback: a client -> real Envoy (envoy/ingress.yaml) -> this
+// server (gRPC over TCP, real keyring on an in-memory store with a software KMS region) -> the
+// recorder app.
+type stack struct {
+	store   *store.Memory
+	keyring *keyring.Keyring
+	app     *recorder.App
+	envoy   *testenv.Envoy
+	base    string // http://127.0.0.1:PORT of Envoy's listener
+	appURL  string
+	client  *http.Client
+	streams *streamLog
+	logs    *lockedBuffer
+}
+
+func startStack(t testing.TB, cfgName string, opts Options) *stack {
+	t.Helper()
+	s := &stack{store: store.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
+	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keyring, err = keyring.New(s.store, []keyring.Region{region}, keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.keyring.Close() })
+	opts.Logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := NewServer(loadPolicies(t), keyringKeys{s.keyring}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(append(srv.GRPCServerOptions(), grpc.StreamInterceptor(s.streams.intercept))...)
+	srv.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+
+	appSrv := httptest.NewServer(s.app)
+	t.Cleanup(appSrv.Close)
+	s.appURL = appSrv.URL
+
+	cfg, err := envoy.Config(cfgName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := testenv.FreePort(t)
+	upstream := "app"
+	if cfgName == "egress.yaml" {
+		upstream = "external_api"
+	}
+	rendered, err := envoy.Render(cfg, map[string]int{
+		"admin": testenv.FreePort(t), "listener": listener,
+		upstream: appSrv.Listener.Addr().(*net.TCPAddr).Port, "rkms": lis.Addr().(*net.TCPAddr).Port,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.envoy = testenv.StartEnvoy(t, string(rendered))
+	s.base = fmt.Sprintf("http://127.0.0.1:%d", listener)
+	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rkms log:\n%s\nenvoy log:\n%s", s.logs.String(), s.envoy.Output())
+		}
+	})
+	return s
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends one request through Envoy. headers are name, value pairs.
+func (s *stack) do(t testing.TB, method, path, body string, headers ...string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// streamLog records, per ext_proc stream, the kinds of messages Envoy sent and rkms answered,
+// so that the tests can compare the real Envoy with the harness's model.
+type streamLog struct {
+	mu      sync.Mutex
+	streams []*streamRecord
+}
+
+type streamRecord struct {
+	mu             sync.Mutex
+	path           string
+	recv, sent     []string
+	protocolConfig bool
+}
+
+func (l *streamLog) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	r := &streamRecord{}
+	l.mu.Lock()
+	l.streams = append(l.streams, r)
+	l.mu.Unlock()
+	return h(srv, &recordingStream{ServerStream: ss, r: r})
+}
+
+// find returns the message kinds of the last stream for path.
+func (l *streamLog) find(path string) (recv, sent []string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.streams) - 1; i >= 0; i-- {
+		r := l.streams[i]
+		r.mu.Lock()
+		p, rv, sv := r.path, append([]string(nil), r.recv...), append([]string(nil), r.sent...)
+		r.mu.Unlock()
+		if p == path {
+			return rv, sv, true
+		}
+	}
+	return nil, nil, false
+}
+
+func (l *streamLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.streams)
+}
+
+type recordingStream struct {
+	grpc.ServerStream
+	r *streamRecord
+}
+
+func (s *recordingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if req, ok := m.(*extprocv3.ProcessingRequest); ok && err == nil {
+		s.r.mu.Lock()
+		defer s.r.mu.Unlock()
+		kind := "?"
+		switch x := req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			kind = "request_headers"
+			if x.RequestHeaders.GetEndOfStream() {
+				kind += "(eos)"
+			}
+			s.r.path = parseHeaders(x.RequestHeaders.GetHeaders()).first(":path")
+		case *extprocv3.ProcessingRequest_RequestBody:
+			kind = fmt.Sprintf("request_body(eos=%v)", x.RequestBody.GetEndOfStream())
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			kind = "response_headers"
+			if x.ResponseHeaders.GetEndOfStream() {
+				kind += "(eos)"
+			}
+		case *extprocv3.ProcessingRequest_ResponseBody:
+			kind = fmt.Sprintf("response_body(eos=%v)", x.ResponseBody.GetEndOfStream())
+		case *extprocv3.ProcessingRequest_RequestTrailers:
+			kind = "request_trailers"
+		case *extprocv3.ProcessingRequest_ResponseTrailers:
+			kind = "response_trailers"
+		}
+		if req.GetProtocolConfig() != nil {
+			s.r.protocolConfig = true
+		}
+		s.r.recv = append(s.r.recv, kind)
+	}
+	return err
+}
+
+func (s *recordingStream) SendMsg(m any) error {
+	if resp, ok := m.(*extprocv3.ProcessingResponse); ok {
+		_, kind, _ := strings.Cut(fmt.Sprintf("%T", resp.GetResponse()), "ProcessingResponse_")
+		s.r.mu.Lock()
+		s.r.sent = append(s.r.sent, kind)
+		s.r.mu.Unlock()
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -92,9 +92,10 @@
 // starts); the scanner keeps the set of active states per open container and descends with it
 // only where some state is active. Elsewhere a tight validating scanner skips the value, reading
 // plain string bytes eight at a time, and unchanged bytes are copied in bulk between selected
-// values. The cost of matching is one map lookup per member name at the levels a selector can
-// reach, independent of the number of selectors; a descent selector (..name) makes every member
-// name of the values below it such a lookup. [Plan.Rewrite] allocates nothing beyond growing dst
+// values. The cost of matching is one map lookup per member name and active state at the levels
+// a selector can reach; selectors that share a prefix share states, so the cost does not grow with
+// the number of selectors. A descent selector (..name) keeps a state active in everything below
+// the point where it starts, so every member name there costs a lookup. [Plan.Rewrite] allocates nothing beyond growing dst
 // (scratch memory is pooled per Plan); the package-level [Rewrite] compiles its fields on every
 // call, which costs a few small allocations.
 package jsonfield

@@ -76,6 +76,13 @@ func FuzzRewrite(f *testing.F) {
 		if verr := plan.Validate(doc); (verr == nil) != want {
 			t.Fatalf("Validate error %v, want valid=%v", verr, want)
 		}
+		folded, perr := NewPlan(fs, Options{MaxDepth: 64, FoldCase: true})
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if fout, fn, ferr := folded.Rewrite(nil, doc, identity); (ferr == nil) != want || (ferr == nil && (!bytes.Equal(fout, doc) || fn < n)) {
+			t.Fatalf("FoldCase rewrite: n=%d (exact %d), err=%v", fn, n, ferr)
+		}
 		if err != nil {
 			var se *SyntaxError
 			if !errors.As(err, &se) || !errors.Is(err, ErrInvalidJSON) || se.Offset < 0 || se.Offset > len(doc) {

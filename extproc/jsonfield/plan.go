@@ -62,7 +62,7 @@ func NewPlan(fields []Field, opts Options) (*Plan, error) {
 
 func compile(fields []Field, opts Options) (*Plan, error) {
 	if opts.MaxDepth < 0 {
-		return nil, fmt.Errorf("max depth %d: %w", opts.MaxDepth, ErrInvalidSelector)
+		return nil, fmt.Errorf("negative max depth %d: %w", opts.MaxDepth, ErrInvalidSelector)
 	}
 	p := &Plan{fields: fields, maxDepth: opts.MaxDepth, fold: opts.FoldCase}
 	if p.maxDepth == 0 {

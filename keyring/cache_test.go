@@ -20,6 +20,10 @@ func TestCacheTTL(t *testing.T) {
 	e.clock.Advance(59 * time.Second)
 	reads := e.st.Calls().Get
 	mustGet(t, k, "k") // hit; hits do not extend the TTL
+	k.SweepCache()
+	if k.Stats().CacheEntries != 1 {
+		t.Fatal("entry swept before its TTL")
+	}
 	e.clock.Advance(time.Second)
 	k.SweepCache()
 	if err := dk.Secret.Use(func([]byte) error { return nil }); !errors.Is(err, secret.ErrWiped) {
@@ -34,18 +38,21 @@ func TestCacheTTL(t *testing.T) {
 	}
 }
 
-func TestCacheExpiresWithoutSweep(t *testing.T) {
+func TestBackgroundSweepExpiresKeys(t *testing.T) {
 	e := newEnv(t, 1)
-	k := e.keyring(t, keyring.Options{CacheTTL: time.Minute})
-	dk := mustGet(t, k, "k")
-	e.clock.Advance(2 * time.Minute)
-	reads := e.st.Calls().Get
-	mustGet(t, k, "k")
-	if e.st.Calls().Get != reads+1 {
-		t.Fatal("expired entry served")
+	k, err := keyring.New(e.st, e.regions(), keyring.Options{CacheTTL: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := dk.Secret.Use(func([]byte) error { return nil }); !errors.Is(err, secret.ErrWiped) {
-		t.Fatal("expired key not wiped on access")
+	defer k.Close()
+	k.SetWipeGrace(0)
+	dk := mustGet(t, k, "k")
+	deadline := time.Now().Add(5 * time.Second)
+	for dk.Secret.Use(func([]byte) error { return nil }) == nil || k.Stats().CacheEntries != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("expired key neither evicted nor wiped")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -29,7 +29,9 @@ type realEnv struct {
 	st      *dynamodb.Store
 }
 
-func newRealEnv(t *testing.T) *realEnv {
+func newRealEnv(t *testing.T) *realEnv { return newRealEnvB(t) }
+
+func newRealEnvB(t testing.TB) *realEnv {
 	t.Helper()
 	testenv.Integration(t)
 	e := &realEnv{direct: map[string]keyring.Region{}, db: testenv.StartDynalite(t)}
@@ -51,7 +53,7 @@ func newRealEnv(t *testing.T) *realEnv {
 	return e
 }
 
-func (e *realEnv) awsRegion(t *testing.T, k *testenv.KMS) keyring.Region {
+func (e *realEnv) awsRegion(t testing.TB, k *testenv.KMS) keyring.Region {
 	t.Helper()
 	r, err := awskms.New(awskms.Config{Name: k.Region, KeyID: k.KeyARN, Endpoint: k.Endpoint, Timeout: 2 * time.Second},
 		testenv.AWSConfig(t, k.Region))

@@ -78,7 +78,7 @@ type Keyring struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      context.CancelFunc
-	done      chan struct{}
+	loops     sync.WaitGroup
 
 	storeReads atomic.Uint64
 	created    atomic.Uint64
@@ -109,7 +109,6 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		log:        opts.Logger,
 		pending:    make(map[string]struct{}),
 		kick:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
 	}
 	k.h = &health{
 		threshold: opts.BreakerThreshold,
@@ -135,9 +134,10 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 	ctx, cancel := context.WithCancel(context.Background())
 	k.stop = cancel
 	if background {
-		go k.run(ctx, loopInterval(opts))
-	} else {
-		close(k.done)
+		k.loops.Go(func() { k.run(ctx, loopInterval(opts)) })
+		if !k.cache.disabled {
+			k.loops.Go(func() { k.sweepLoop(ctx, sweepInterval(opts.CacheTTL)) })
+		}
 	}
 	return k, nil
 }
@@ -311,13 +311,13 @@ func (k *Keyring) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the background loop and wipes every cached key. Later calls fail with ErrClosed.
+// Close stops the background loops and wipes every cached key. Later calls fail with ErrClosed.
 // It does not close the store or the regions.
 func (k *Keyring) Close() error {
 	k.closeOnce.Do(func() {
 		k.closed.Store(true)
 		k.stop()
-		<-k.done
+		k.loops.Wait()
 		k.cache.clear()
 	})
 	return nil

@@ -12,19 +12,29 @@ import (
 )
 
 // loopInterval is how often the background loop wakes: often enough to honour the breaker
-// cooldown, the repair interval and the cache TTL, never more than every 10ms or less than
-// every second.
+// cooldown and the repair interval, never more than every 10ms or less than every second.
 func loopInterval(o Options) time.Duration {
 	d := min(o.BreakerCooldown/2, o.RepairInterval)
-	if o.CacheTTL > 0 {
-		d = min(d, o.CacheTTL/10)
-	}
 	return min(max(d, 10*time.Millisecond), time.Second)
 }
 
-// run is the background loop: cache expiry, breaker probes, repairs.
+// sweepLoop removes expired cache entries. It runs apart from the repair loop so that slow
+// repairs or probes never delay expiry.
+func (k *Keyring) sweepLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			k.cache.sweep()
+		}
+	}
+}
+
+// run is the background loop: breaker probes and repairs.
 func (k *Keyring) run(ctx context.Context, every time.Duration) {
-	defer close(k.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastRepair := time.Now()
@@ -36,7 +46,6 @@ func (k *Keyring) run(ctx context.Context, every time.Duration) {
 			k.repairAll(ctx)
 			lastRepair = time.Now()
 		case <-t.C:
-			k.cache.sweep()
 			k.probeDue(ctx)
 			if time.Since(lastRepair) >= k.opts.RepairInterval {
 				k.repairAll(ctx)

@@ -172,6 +172,7 @@ func TestDeleteWindowOnOtherReplicas(t *testing.T) {
 		t.Fatal("replica b lost the key before its TTL")
 	}
 	e.clock.Advance(time.Minute)
+	b.SweepCache()
 	if got := keyBytes(t, mustGet(t, b, "k")); bytes.Equal(got, want) {
 		t.Fatal("replica b served the deleted key after its TTL")
 	}

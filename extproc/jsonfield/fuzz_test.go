@@ -90,6 +90,9 @@ func FuzzRewrite(f *testing.F) {
 			}
 			return
 		}
+		if vn, verr := plan.Visit(doc, func(*Field, []byte) error { return nil }); verr != nil || vn != n {
+			t.Fatalf("Visit = %d, %v; Rewrite selected %d", vn, verr, n)
+		}
 		if !bytes.Equal(out, doc) {
 			t.Fatalf("identity rewrite changed the document:\n in %q\nout %q", doc, out)
 		}

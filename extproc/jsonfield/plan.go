@@ -185,6 +185,27 @@ func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, e
 	return out, len(sc.spans), nil
 }
 
+// Visit validates the whole of doc like [Plan.Rewrite] and then calls fn for each selected value,
+// in document order, with the field that selected it and the value's exact bytes (aliasing doc:
+// fn must not modify or retain them). It returns the number of values selected. It copies
+// nothing, so it is the way to read values, e.g. a key id, out of a body. An invalid document
+// gives a [*SyntaxError] and no calls; an error from fn stops the visit and is returned wrapped.
+func (p *Plan) Visit(doc []byte, fn func(f *Field, raw []byte) error) (int, error) {
+	sc := p.pool.Get().(*scratch)
+	defer p.release(sc)
+	s := scanner{scratch: sc, plan: p, doc: doc, maxDepth: p.maxDepth}
+	if err := s.walk(); err != nil {
+		return 0, err
+	}
+	for _, sp := range sc.spans {
+		f := &p.fields[sp.field]
+		if err := fn(f, doc[sp.start:sp.end:sp.end]); err != nil {
+			return 0, fmt.Errorf("visit value selected by %s at offset %d: %w", f.Selector, sp.start, err)
+		}
+	}
+	return len(sc.spans), nil
+}
+
 // Validate reports whether doc is strict JSON under the plan's options, without selecting
 // anything. Errors are [*SyntaxError] values wrapping [ErrInvalidJSON].
 func (p *Plan) Validate(doc []byte) error {

@@ -271,3 +271,36 @@ func TestPlanConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestVisit(t *testing.T) {
+	fs := fields("$.id", "$..ssn", "$.list[1]")
+	fs[2].Label = "list1"
+	plan, err := NewPlan(fs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte(`{"list":[1,{"ssn":2}],"id":"k-1","x":{"ssn":[3]}}`)
+	var got []string
+	n, err := plan.Visit(doc, func(f *Field, raw []byte) error {
+		got = append(got, f.Label+"="+string(raw))
+		return nil
+	})
+	want := `list1={"ssn":2} id="k-1" ssn=[3]`
+	if err != nil || n != 3 || strings.Join(got, " ") != want {
+		t.Errorf("Visit = %d, %v, %q; want 3, nil, %q", n, err, strings.Join(got, " "), want)
+	}
+	_, rn, _ := plan.Rewrite(nil, doc, identity)
+	if rn != n {
+		t.Errorf("Visit selected %d values, Rewrite %d", n, rn)
+	}
+
+	errStop := errors.New("stop")
+	calls := 0
+	if n, err := plan.Visit(doc, func(*Field, []byte) error { calls++; return errStop }); !errors.Is(err, errStop) || n != 0 || calls != 1 {
+		t.Errorf("Visit with a failing fn = %d, %v after %d calls", n, err, calls)
+	}
+	calls = 0
+	if _, err := plan.Visit([]byte(`{"id":1,}`), func(*Field, []byte) error { calls++; return nil }); !errors.Is(err, ErrInvalidJSON) || calls != 0 {
+		t.Errorf("Visit of an invalid document: err %v after %d calls", err, calls)
+	}
+}

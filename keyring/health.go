@@ -58,7 +58,6 @@ const latencyBucket = 250 * time.Microsecond
 type regionState struct {
 	Region
 	name  string
-	index int // position in the configuration (the preference among equals)
 
 	mu       sync.Mutex
 	state    breakerState

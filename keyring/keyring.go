@@ -128,7 +128,7 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 			return nil, fmt.Errorf("new keyring: region %d: name %q is empty or repeated", i, name)
 		}
 		seen[name] = true
-		k.h.regions = append(k.h.regions, &regionState{Region: r, name: name, index: i})
+		k.h.regions = append(k.h.regions, &regionState{Region: r, name: name})
 	}
 	k.cache = newCache(opts.CacheMaxKeys, opts.CacheTTL, opts.Now, wipeGrace)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -57,7 +57,7 @@ const latencyBucket = 250 * time.Microsecond
 // regionState is the keyring's view of one region: breaker, latency and counters.
 type regionState struct {
 	Region
-	name  string
+	name string
 
 	mu       sync.Mutex
 	state    breakerState

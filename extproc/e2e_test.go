@@ -81,12 +81,15 @@ func TestEnvoyIngress(t *testing.T) {
 		tampered := bytes.Replace(stored, []byte(ssn), []byte(ssn[:i]+string("AB"[boolInt(ssn[i] == 'A')])+ssn[i+1:]), 1)
 		s.app.Put("patients", "99", bytes.Replace(tampered, []byte(`"id":"1"`), []byte(`"id":"99"`), 1))
 		big := `{"ssn":"123-45-6789","pad":"` + strings.Repeat("x", 1536<<10) + `"}`
+		// 330 KB that grows past 1 MiB once its 11000 card numbers are encrypted.
+		growing := `{"cards":[` + strings.Repeat(`{"number":"4111111111111111"},`, 10999) + `{"number":"4111111111111111"}]}`
 		for _, tc := range []struct {
 			name, method, path, body string
 			headers                  []string
 			setup, undo              func()
 			want                     int
 			wantRecv                 []string // messages Envoy sends to ext_proc, when they matter
+			envoyReply               bool     // the reply is Envoy's own, not an rkms JSON error
 		}{
 			{name: "invalid json", method: "POST", path: "/patients", body: `{"ssn":"123-45-6789"`, headers: tenant, want: 400,
 				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
@@ -96,7 +99,9 @@ func TestEnvoyIngress(t *testing.T) {
 			// Envoy sends no body; its local 413 reply goes through the response path, and rkms
 			// (decrypting only in responses) lets the text/plain reply pass.
 			{name: "body over the buffer limit", method: "POST", path: "/patients", body: big, headers: tenant, want: 413,
-				wantRecv: []string{"request_headers", "response_headers", "response_body(eos=true)"}},
+				wantRecv: []string{"request_headers", "response_headers", "response_body(eos=true)"}, envoyReply: true},
+			{name: "body over the buffer limit once encrypted", method: "POST", path: "/patients", body: growing, headers: tenant, want: 413,
+				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
 			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: []string{"x-tenant-id", "t-new"},
 				setup: func() { s.store.SetUnavailable(true) }, undo: func() { s.store.SetUnavailable(false) }, want: 503},
 			{name: "tampered ciphertext", method: "GET", path: "/patients/99", headers: tenant, want: 502,
@@ -116,7 +121,7 @@ func TestEnvoyIngress(t *testing.T) {
 				if recv, _, _ := s.streams.find(tc.path); tc.wantRecv != nil && !slices.Equal(recv, tc.wantRecv) {
 					t.Errorf("ext_proc messages %v, want %v", recv, tc.wantRecv)
 				}
-				if tc.want != 413 { // 413 over the buffer comes from Envoy itself
+				if !tc.envoyReply {
 					var e struct{ Error string }
 					if json.Unmarshal(r.body, &e) != nil || e.Error == "" || r.header.Get("Content-Type") != "application/json" {
 						t.Errorf("error reply %q (%s) is not a JSON error", r.body, r.header.Get("Content-Type"))

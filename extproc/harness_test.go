@@ -29,7 +29,10 @@ import (
 //
 // Seen on the real Envoy and modelled here: a request body over the buffer limit produces no
 // request body message; Envoy's local 413 reply (text/plain "Payload Too Large") is then sent
-// through the response path (response_headers, response_body) like an upstream reply.
+// through the response path (response_headers, response_body) like an upstream reply. A body
+// that ext_proc replaced counts against the same limit: a request that fits but grows past the
+// limit once encrypted also gets that local 413 (after the request body exchange). A response
+// over the limit gets a local 500 that does not go through ext_proc again.
 
 // hdrs is an ordered header list with lowercase names, as Envoy keeps them.
 type hdrs [][2]string
@@ -202,6 +205,10 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 			if up.headers, up.body, err = s.bodyResponse(up.headers, up.body, r.GetRequestBody()); err != nil {
 				return err
 			}
+			if len(up.body) > s.cfg.bufferLimit {
+				// Seen on Envoy 1.40: the replaced body counts against the same limit.
+				return s.response(httpResp{status: 413, headers: hdrs{{"content-type", "text/plain"}}, body: []byte("Payload Too Large")})
+			}
 		} else {
 			s.x.unprocessedRequestBody = true
 		}
@@ -246,6 +253,9 @@ func (s *envoyStream) response(resp httpResp) error {
 			var err2 error
 			if rh, body, err2 = s.bodyResponse(rh, body, r.GetResponseBody()); err2 != nil {
 				return err2
+			}
+			if len(body) > s.cfg.bufferLimit {
+				return errLocal{500}
 			}
 		} else {
 			s.x.unprocessedResponseBody = true

@@ -188,6 +188,11 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	if n == 0 {
 		return bodyResponse(phaseRequest, nil), nil
 	}
+	if len(out) > p.s.opts.MaxBodyBytes {
+		// Envoy holds the replaced body in the same buffer: over its limit it would answer a
+		// bare 413 itself. Say why instead.
+		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
+	}
 	return bodyResponse(phaseRequest, out), nil
 }
 
@@ -255,6 +260,9 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 	p.log.Debug("response body transformed", "values", n)
 	if n == 0 {
 		return bodyResponse(phaseResponse, nil), nil
+	}
+	if len(out) > p.s.opts.MaxBodyBytes {
+		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large once transformed", nil)
 	}
 	return bodyResponse(phaseResponse, out), nil
 }

@@ -179,6 +179,10 @@ func TestFailures(t *testing.T) {
 			req: jsonReq("POST", "/patients", "t1", patient), want: 413},
 		{name: "body over Envoy's buffer", cfg: envoyCfg{bufferLimit: 64},
 			req: jsonReq("POST", "/patients", "t1", patient), want: 413},
+		{name: "encrypted body over MaxBodyBytes", opts: Options{MaxBodyBytes: len(patient) + 100},
+			req: jsonReq("POST", "/patients", "t1", patient), want: 413, wantMsg: "once encrypted"},
+		{name: "encrypted body over Envoy's buffer", opts: Options{MaxBodyBytes: 1 << 20}, cfg: envoyCfg{bufferLimit: len(patient) + 100},
+			req: jsonReq("POST", "/patients", "t1", patient), want: 413},
 		{name: "unknown policy named by the route", cfg: envoyCfg{metadata: map[string]string{PolicyMetadataKey: "nope"}},
 			req: jsonReq("POST", "/anything", "t1", patient), want: 500},
 		{name: "key id from a missing body", cfg: envoyCfg{metadata: map[string]string{PolicyMetadataKey: "orders"}},
@@ -203,7 +207,7 @@ func TestFailures(t *testing.T) {
 			if x.client.status != tc.want {
 				t.Fatalf("status %d, want %d (body %s)", x.client.status, tc.want, x.client.body)
 			}
-			if x.client.status != 413 || tc.cfg.bufferLimit != 64 {
+			if x.client.status != 413 || tc.cfg.bufferLimit == 0 {
 				if msg := errorMessage(t, x); !strings.Contains(msg, tc.wantMsg) {
 					t.Errorf("error %q, want it to contain %q", msg, tc.wantMsg)
 				}

@@ -1,0 +1,80 @@
+package recorder
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+)
+
+func TestRoutes(t *testing.T) {
+	a := New()
+	for _, tc := range []struct {
+		method, target, body string
+		wantStatus           int
+		wantBody             string
+	}{
+		{"POST", "/patients", `{"ssn":"x", "n" : 1 }`, 201, `{"id":"1","ssn":"x", "n" : 1 }`},
+		{"POST", "/patients", ` {} `, 201, `{"id":"2"}`},
+		{"POST", "/patients", `[1]`, 400, `{"error":"body must be a JSON object"}`},
+		{"POST", "/patients", `{"a":`, 400, `{"error":"body must be a JSON object"}`},
+		{"GET", "/patients/1", "", 200, `{"id":"1","ssn":"x", "n" : 1 }`},
+		{"GET", "/patients", "", 200, `{"items":[{"id":"1","ssn":"x", "n" : 1 },{"id":"2"}]}`},
+		{"PUT", "/patients/2", `{"b":2}`, 200, `{"id":"2","b":2}`},
+		{"GET", "/patients", "", 200, `{"items":[{"id":"1","ssn":"x", "n" : 1 },{"id":"2","b":2}]}`},
+		{"DELETE", "/patients/1", "", 204, ``},
+		{"DELETE", "/patients/1", "", 404, `{"error":"no such record"}`},
+		{"GET", "/patients/1", "", 404, `{"error":"no such record"}`},
+		{"GET", "/other", "", 200, `{"items":[]}`},
+		{"GET", "/", "", 404, `{"error":"no such route"}`},
+		{"GET", "/a/b/c", "", 404, `{"error":"no such route"}`},
+		{"PATCH", "/patients/2", `{}`, 405, `{"error":"method not allowed"}`},
+	} {
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.target, bytes.NewReader([]byte(tc.body))))
+		if rec.Code != tc.wantStatus || rec.Body.String() != tc.wantBody {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.target, rec.Code, rec.Body, tc.wantStatus, tc.wantBody)
+		}
+		if tc.wantStatus != 204 {
+			if ct, cl := rec.Header().Get("Content-Type"), rec.Header().Get("Content-Length"); ct != "application/json" || cl != strconv.Itoa(rec.Body.Len()) {
+				t.Errorf("%s %s: content-type %q content-length %q", tc.method, tc.target, ct, cl)
+			}
+		}
+	}
+	got := a.Received()
+	if len(got) != 15 || string(got[0].Body) != `{"ssn":"x", "n" : 1 }` || got[0].Path != "/patients" {
+		t.Errorf("received %d requests, first %+v", len(got), got[0])
+	}
+	a.Put("patients", "2", []byte(`{"tampered":true}`))
+	if r, ok := a.Record("patients", "2"); !ok || string(r) != `{"tampered":true}` {
+		t.Errorf("Put/Record: %s %v", r, ok)
+	}
+}
+
+func TestGzip(t *testing.T) {
+	a := New()
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/x?encoding=gzip", nil))
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatal("not compressed")
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	if string(b) != `{"items":[]}` {
+		t.Errorf("decompressed %s", b)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	rec := httptest.NewRecorder()
+	New().ServeHTTP(rec, httptest.NewRequest("POST", "/x", bytes.NewReader(make([]byte, MaxBody+1))))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d", rec.Code)
+	}
+}

@@ -1,0 +1,106 @@
+package extproc
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestKeyIDTemplate(t *testing.T) {
+	headers := headerMap{"x-tenant-id": {"acme"}, "x-dup": {"a", "b"}, "x-same": {"s", "s"}, "x-space": {"a b"}, ":authority": {"api.test"}}
+	for _, tc := range []struct {
+		tmpl, path, body string
+		want             string // computed key id, or "" for an error
+		wantMsg          string
+	}{
+		{tmpl: "fixed-key", want: "fixed-key"},
+		{tmpl: "tenant-{header:x-tenant-id}", want: "tenant-acme"},
+		{tmpl: "{header:X-Tenant-Id}/{path:0}/{path:2}", path: "/orgs/o1/items/9", want: "acme/orgs/items"},
+		{tmpl: "h-{header::authority}", want: "h-api.test"},
+		{tmpl: "o:{json:$.org}", body: `{"org":"o-7"}`, want: "o:o-7"},
+		{tmpl: "n{json:$.a.n}", body: `{"a":{"n":42}}`, want: "n42"},
+		{tmpl: "e{json:$.s}", body: `{"s":"a\u002db"}`, want: "ea-b"},
+		{tmpl: "{header:x-same}", want: "s"},
+		{tmpl: "{header:x-missing}", wantMsg: "header x-missing missing"},
+		{tmpl: "{header:x-dup}", wantMsg: "several different values"},
+		{tmpl: "{header:x-space}", wantMsg: "computed key id is invalid"},
+		{tmpl: "{path:3}", path: "/a/b", wantMsg: "path segment 3 missing"},
+		{tmpl: "{path:1}", path: "/a//c", wantMsg: "path segment 1 missing"},
+		{tmpl: "{json:$.org}", body: "", wantMsg: "no request body"},
+		{tmpl: "{json:$.org}", body: `{"x":1}`, wantMsg: "exactly one value"},
+		{tmpl: "{json:$..org}", body: `{"org":"a","b":{"org":"c"}}`, wantMsg: "exactly one value"},
+		{tmpl: "{json:$.org}", body: `{"org":true}`, wantMsg: "not a string or a number"},
+		{tmpl: "{json:$.org}", body: `{"org":"a"`, wantMsg: "not valid JSON"},
+		{tmpl: "{json:$.org}", body: `{"org":""}`, wantMsg: "computed key id is invalid"},
+		{tmpl: "x{json:$.org}", body: `{"org":"` + strings.Repeat("a", 256) + `"}`, wantMsg: "computed key id is invalid"},
+	} {
+		t.Run(tc.tmpl+tc.body, func(t *testing.T) {
+			kt, err := parseKeyIDTemplate(tc.tmpl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			got, err := kt.eval(&idSource{headers: headers, path: tc.path, body: body})
+			if tc.want != "" {
+				if err != nil || got != tc.want {
+					t.Fatalf("eval = %q, %v; want %q", got, err, tc.want)
+				}
+				return
+			}
+			var pe *procError
+			if !errors.As(err, &pe) || pe.kind != kindBadInput || !strings.Contains(pe.msg, tc.wantMsg) {
+				t.Fatalf("eval = %q, %v; want a bad-input error containing %q", got, err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestKeyIDTemplateErrors(t *testing.T) {
+	for _, tmpl := range []string{
+		"", "a b", "{", "}", "a}", "{header}", "{header:}", "{header:a b}", "{path:-1}", "{path:01}", "{path:64}",
+		"{path:x}", "{json:a}", "{json:$.a[}", "{cookie:x}", "{{header:a}}", "ä", strings.Repeat("a", 257),
+	} {
+		if _, err := parseKeyIDTemplate(tmpl); err == nil {
+			t.Errorf("%q accepted", tmpl)
+		}
+	}
+}
+
+// FuzzKeyIDTemplate: parsing never panics; an accepted template renders to a canonical form that
+// parses to the same template, and evaluating it never panics and yields a valid key id or a
+// bad-input error.
+func FuzzKeyIDTemplate(f *testing.F) {
+	for _, s := range []string{
+		"tenant-{header:x-tenant-id}", "{json:$.org}", "a/{path:0}/{path:12}", "{json:$['a b'].c[*]}",
+		"{header::authority}", "k", "{json:$..x}", "{path:9}{path:1}", "a{", "}{",
+	} {
+		f.Add(s, `{"org":"o","x":1}`, "/a/b/c")
+	}
+	f.Fuzz(func(t *testing.T, tmpl, body, path string) {
+		kt, err := parseKeyIDTemplate(tmpl)
+		if err != nil {
+			return
+		}
+		canon := kt.String()
+		kt2, err := parseKeyIDTemplate(canon)
+		if err != nil {
+			t.Fatalf("canonical form %q of %q does not parse: %v", canon, tmpl, err)
+		}
+		if kt2.String() != canon || kt2.needsBody != kt.needsBody {
+			t.Fatalf("round trip %q -> %q -> %q", tmpl, canon, kt2.String())
+		}
+		id, err := kt.eval(&idSource{headers: headerMap{"x-tenant-id": {body}}, path: path, body: []byte(body)})
+		var pe *procError
+		switch {
+		case err == nil:
+			if validateKeyID(id) != nil {
+				t.Fatalf("eval gave invalid key id %q", id)
+			}
+		case !errors.As(err, &pe) || pe.kind != kindBadInput:
+			t.Fatalf("eval error %v is not a bad-input error", err)
+		}
+	})
+}

@@ -5,6 +5,7 @@
 // into a [Plan] once, and for every body calls [Plan.Rewrite] with a function that encrypts (or
 // decrypts) the raw text of each selected value. Every byte outside the selected values (white
 // space, key order, duplicate keys, number spelling, string escapes) is copied unchanged.
+// [Plan.Visit] applies the same validation and selection to read values without copying.
 //
 // # Selectors
 //

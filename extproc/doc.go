@@ -39,7 +39,10 @@
 // The computed id must be 1..256 bytes of [A-Za-z0-9._:/@+=-]. It is computed once per request
 // (at request headers, or at the request body when it reads the body) and reused for the
 // response, so a tenant can only ever read values sealed under its own key id: decryption checks
-// that the ciphertext's key id equals the computed one before fetching any key.
+// that the ciphertext's key id equals the computed one before fetching any key. That protection
+// is only as strong as the source of the key id: a header used in key_id must be set or
+// verified by something the client cannot bypass (an authentication filter before ext_proc, or
+// the route itself); a client free to choose x-tenant-id chooses its key.
 //
 // # Policy selection
 //

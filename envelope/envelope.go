@@ -43,30 +43,36 @@ type Key struct {
 // label 1..[MaxLabelLen] bytes, the context at most [MaxContextLen] bytes and the plaintext
 // 1..[MaxPlaintextLen] bytes. Seal does not check that plaintext is JSON.
 //
-// Seal reads all of its inputs before it writes to dst, so dst may share memory with them. On
-// error it returns dst unchanged.
+// Seal uses the spare capacity of dst as scratch space for the associated data. To seal in
+// place, pass plaintext[:0] as dst; otherwise the spare capacity of dst must not overlap
+// plaintext or context. On error it returns dst unchanged (its spare capacity may be written).
 func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byte) ([]byte, error) {
-	if err := validateSealInputs(key, mode, label, context, plaintext); err != nil {
+	if err := validateSealInputs(mode, label, context, plaintext); err != nil {
 		return dst, err
 	}
 	s, err := key.suite(mode)
 	if err != nil {
 		return dst, fmt.Errorf("seal: %w", err)
 	}
-	sb := s.getScratch(maxHeaderLen + 8 + len(label) + len(context))
-	ad := appendHeader(sb.b, mode, key.ID, key.Version)
-	headerLen := len(ad)
+	hc := s.header.Load()
+	if hc == nil || hc.keyID != key.ID || hc.keyVersion != key.Version {
+		if !validKeyID(key.ID) {
+			return dst, fmt.Errorf("seal: invalid key id: want 1..%d bytes of [A-Za-z0-9._:/@+=-]", MaxKeyIDLen)
+		}
+		hc = newSealHeader(mode, key.ID, key.Version)
+		s.header.Store(hc)
+	}
+	base := len(dst)
+	textLen := len(hc.text) + encodedLen(len(hc.tail)+len(plaintext)+mode.overhead())
+	dst = slices.Grow(dst, textLen+len(hc.header)+8+len(label)+len(context))
+	ad := append(dst[base+textLen:base+textLen], hc.header...)
 	ad = appendAD(ad, label, context)
 	ct, err := s.encrypt(plaintext, ad)
 	if err != nil {
-		s.putScratch(sb)
-		return dst, fmt.Errorf("seal: %s encryption: %w", mode, err)
+		return dst[:base], fmt.Errorf("seal: %s encryption: %w", mode, err)
 	}
-	dst = slices.Grow(dst, len(Prefix)+encodedLen(headerLen+len(ct)))
-	dst = append(dst, Prefix...)
-	dst = appendBase64Concat(dst, ad[:headerLen], ct)
-	s.putScratch(sb)
-	return dst, nil
+	dst = append(dst, hc.text...)
+	return appendBase64Concat(dst, hc.tail, ct), nil
 }
 
 // Open verifies and decrypts the text form of a ciphertext and appends the plaintext (the exact

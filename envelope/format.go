@@ -269,6 +269,13 @@ func checkBase64Body(body []byte) error {
 	return nil
 }
 
+// Bit c of keyIDCharsLo (c < 64) or keyIDCharsHi (64 <= c < 128) is set when byte c may appear
+// in a key id: [A-Za-z0-9._:/@+=-]. TestKeyIDChars checks them against that class.
+const (
+	keyIDCharsLo uint64 = 0x27ffe80000000000
+	keyIDCharsHi uint64 = 0x07fffffe87ffffff
+)
+
 // validKeyID reports whether id is 1..MaxKeyIDLen bytes of [A-Za-z0-9._:/@+=-], the key ids
 // the keyring accepts.
 func validKeyID[T string | []byte](id T) bool {
@@ -277,14 +284,39 @@ func validKeyID[T string | []byte](id T) bool {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '_', c == ':', c == '/', c == '@', c == '+', c == '=', c == '-':
-		default:
+		var ok uint64
+		if c < 64 {
+			ok = keyIDCharsLo >> c
+		} else if c < 128 {
+			ok = keyIDCharsHi >> (c - 64)
+		}
+		if ok&1 == 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// sealHeader is the constant part of every text Seal writes under one key version and mode.
+type sealHeader struct {
+	keyID      string
+	keyVersion uint32
+	header     []byte // binary header
+	text       []byte // Prefix and the base64 of the header's whole 3-byte groups
+	tail       []byte // the 0..2 header bytes after those groups
+}
+
+// newSealHeader builds the header for a valid key id.
+func newSealHeader(mode Mode, keyID string, keyVersion uint32) *sealHeader {
+	h := appendHeader(make([]byte, 0, headerFixedLen+len(keyID)), mode, keyID, keyVersion)
+	n := len(h) - len(h)%3
+	return &sealHeader{
+		keyID:      keyID,
+		keyVersion: keyVersion,
+		header:     h,
+		text:       appendBase64([]byte(Prefix), h[:n]),
+		tail:       h[n:],
+	}
 }
 
 // appendHeader appends the binary header. The key id must already be valid.
@@ -306,31 +338,11 @@ func appendAD(b []byte, label string, context []byte) []byte {
 // encodedLen is the unpadded base64 length of n bytes.
 func encodedLen(n int) int { return (8*n + 5) / 6 }
 
-// appendBase64Concat appends the unpadded base64url encoding of a||b without concatenating them:
-// a's whole 3-byte groups, then one group bridging a's tail and b's head, then the rest of b.
-func appendBase64Concat(dst, a, b []byte) []byte {
-	enc := base64.RawURLEncoding
-	n := len(a) - len(a)%3
-	dst = enc.AppendEncode(dst, a[:n])
-	if tail := a[n:]; len(tail) > 0 {
-		var bridge [3]byte
-		k := copy(bridge[:], tail)
-		k += copy(bridge[k:], b)
-		b = b[k-len(tail):]
-		dst = enc.AppendEncode(dst, bridge[:k])
-	}
-	return enc.AppendEncode(dst, b)
-}
-
 // validateSealInputs checks what Seal needs before any cryptography.
-func validateSealInputs(key Key, mode Mode, label string, context, plaintext []byte) error {
-	switch {
-	case !mode.valid():
+// The key id is checked by Seal when it builds the header.
+func validateSealInputs(mode Mode, label string, context, plaintext []byte) error {
+	if !mode.valid() {
 		return fmt.Errorf("seal: unknown mode %d", uint8(mode))
-	case !validKeyID(key.ID):
-		return fmt.Errorf("seal: invalid key id: want 1..%d bytes of [A-Za-z0-9._:/@+=-]", MaxKeyIDLen)
-	case key.Secret == nil:
-		return errNoSecret
 	}
 	if err := validateLabelContext(label, context); err != nil {
 		return fmt.Errorf("seal: %w", err)

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -135,6 +136,44 @@ func TestAppendBase64Concat(t *testing.T) {
 			if got != want {
 				t.Errorf("len(a)=%d len(b)=%d: got %q, want %q", la, lb, got, want)
 			}
+		}
+	}
+}
+
+func TestBase64URLPairs(t *testing.T) {
+	if len(base64URLPairs) != 2*4096 {
+		t.Fatalf("pair table has %d bytes, want 8192", len(base64URLPairs))
+	}
+	for v := range 4096 {
+		want := string([]byte{base64URLAlphabet[v>>6], base64URLAlphabet[v&63]})
+		if got := base64URLPairs[2*v : 2*v+2]; got != want {
+			t.Fatalf("pair %d = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestAppendBase64MatchesStandardLibrary(t *testing.T) {
+	src := make([]byte, 300)
+	for i := range src {
+		src[i] = byte(i*151 + i>>3) // every byte value, in no simple order
+	}
+	for n := range len(src) + 1 {
+		for _, prefix := range []string{"", "rkms:"} {
+			got := string(appendBase64([]byte(prefix), src[:n]))
+			want := prefix + base64.RawURLEncoding.EncodeToString(src[:n])
+			if got != want {
+				t.Fatalf("%d bytes: got %q, want %q", n, got, want)
+			}
+		}
+	}
+}
+
+func TestKeyIDChars(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		want := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("._:/@+=-", b) >= 0
+		if got := validKeyID([]byte{b}); got != want {
+			t.Errorf("byte %#x: valid = %v, want %v", c, got, want)
 		}
 	}
 }

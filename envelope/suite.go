@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/daead"
@@ -43,7 +44,10 @@ type deriveTag Mode
 type suite struct {
 	aead    tink.AEAD              // Randomized
 	daead   tink.DeterministicAEAD // Deterministic
-	scratch sync.Pool              // *scratchBuf
+	scratch sync.Pool              // *scratchBuf, for Open
+	// header caches the header Seal last wrote with this suite. A data key normally belongs
+	// to one key id and version, so it is built once; Seal rebuilds it if the key differs.
+	header atomic.Pointer[sealHeader]
 }
 
 type scratchBuf struct{ b []byte }

@@ -420,3 +420,23 @@ func TestModeText(t *testing.T) {
 		t.Errorf("Mode(9).String() = %q", got)
 	}
 }
+
+// TestHeaderCacheFollowsKey seals alternately under two key ids that share one secret: the
+// header cached on the secret's primitive must follow the key passed in.
+func TestHeaderCacheFollowsKey(t *testing.T) {
+	a := testKey("tenant-a", 1, 1)
+	b := Key{ID: "tenant-b", Version: 9, Secret: a.Secret}
+	bad := Key{ID: "bad id", Version: 1, Secret: a.Secret}
+	for i := range 6 {
+		k := []Key{a, b}[i%2]
+		for _, mode := range modes {
+			h, err := Parse(mustSeal(t, k, mode, "f", nil, []byte("1")))
+			if err != nil || h.KeyID != k.ID || h.KeyVersion != k.Version {
+				t.Fatalf("sealed under %s/%d: Parse = %+v, %v", k.ID, k.Version, h, err)
+			}
+			if _, err := Seal(nil, bad, mode, "f", nil, []byte("1")); err == nil {
+				t.Fatal("Seal accepted an invalid key id sharing a warm secret")
+			}
+		}
+	}
+}

@@ -33,7 +33,7 @@ func StartDynalite(t testing.TB) *Dynalite {
 	for attempt := 0; ; attempt++ {
 		port = FreePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		d.proc.ready = tcpReady(addr)
+		d.proc.ready = awsJSONReady("http://"+addr, "DynamoDB_20120810.ListTables", "application/x-amz-json-1.0", "MissingAuthenticationToken")
 		d.Endpoint = "http://" + addr
 		if attempt == 2 {
 			d.proc.start()

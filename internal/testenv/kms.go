@@ -68,7 +68,7 @@ Aliases:
 	for attempt := 0; ; attempt++ {
 		port = FreePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		k.proc.ready = tcpReady(addr)
+		k.proc.ready = awsJSONReady("http://"+addr, "TrentService.ListKeys", "application/x-amz-json-1.1", `"Keys"`)
 		k.Endpoint = "http://" + addr
 		if attempt == 2 {
 			k.proc.start()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +169,12 @@ func (p *process) launch(attempts int) error {
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		if lastErr = waitReady(ctx, p.ready, done); lastErr == nil {
+			select {
+			case <-done:
+				lastErr = fmt.Errorf("%s exited right after the port answered (port taken by another process?)", p.name)
+				continue
+			case <-time.After(50 * time.Millisecond):
+			}
 			p.cmd, p.done = cmd, done
 			return nil
 		}
@@ -220,13 +228,28 @@ func (p *process) stall() {
 // Output returns what the process printed so far (bounded), for failure messages.
 func (p *process) Output() string { return p.logs.String() }
 
-func tcpReady(addr string) func(context.Context) error {
+// awsJSONReady returns a readiness check that proves the port is served by the expected
+// AWS-JSON emulator, not by some other process that took the port first: it POSTs target and
+// requires a JSON answer containing want. A bare TCP connect is not enough (seen: a port taken by
+// another test's gRPC server between FreePort and the emulator's bind).
+func awsJSONReady(endpoint, target, contentType, want string) func(context.Context) error {
+	client := &http.Client{Timeout: time.Second}
 	return func(ctx context.Context) error {
-		d := net.Dialer{Timeout: 200 * time.Millisecond}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", strings.NewReader("{}"))
 		if err != nil {
 			return err
 		}
-		return c.Close()
+		req.Header.Set("X-Amz-Target", target)
+		req.Header.Set("Content-Type", contentType)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if !strings.Contains(string(body), want) {
+			return fmt.Errorf("unexpected answer on %s (another process on the port?): %s %.200q", endpoint, resp.Status, body)
+		}
+		return nil
 	}
 }

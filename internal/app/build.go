@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/keyring/awskms"
+	"github.com/rkms/rkms/keyring/localkms"
+	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/dynamodb"
+	"github.com/rkms/rkms/store/embedded"
+)
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // checked by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// buildRegions makes one keyring.Region per configured region.
+func buildRegions(ctx context.Context, cfg *config.Config, log *slog.Logger) ([]keyring.Region, error) {
+	regions := make([]keyring.Region, 0, len(cfg.KMS.Regions))
+	for _, rc := range cfg.KMS.Regions {
+		switch cfg.KMS.Provider {
+		case "local":
+			r, err := localkms.Open(filepath.Join(cfg.DataDir, "local-kms"), rc.Name, log)
+			if err != nil {
+				return nil, fmt.Errorf("local kms region %s: %w", rc.Name, err)
+			}
+			regions = append(regions, r)
+		case "aws":
+			awsCfg, err := loadAWS(ctx, rc.Name)
+			if err != nil {
+				return nil, err
+			}
+			r, err := awskms.New(awskms.Config{Name: rc.Name, AWSRegion: rc.Name, KeyID: rc.KeyID,
+				Endpoint: rc.Endpoint, Timeout: cfg.KMS.Timeout}, awsCfg)
+			if err != nil {
+				return nil, fmt.Errorf("aws kms region %s: %w", rc.Name, err)
+			}
+			regions = append(regions, r)
+		default:
+			return nil, fmt.Errorf("unknown kms provider %q", cfg.KMS.Provider)
+		}
+	}
+	return regions, nil
+}
+
+// loadAWS loads the SDK's standard credential chain for region.
+func loadAWS(ctx context.Context, region string) (aws.Config, error) {
+	c, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws config for %s: %w", region, err)
+	}
+	return c, nil
+}
+
+func buildStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Type {
+	case "memory":
+		return store.NewMemory(), nil
+	case "embedded":
+		s, err := embedded.Open(cfg.Store.Embedded.Path)
+		if err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		return s, nil
+	case "dynamodb":
+		d := cfg.Store.DynamoDB
+		awsCfg, err := loadAWS(ctx, d.Region)
+		if err != nil {
+			return nil, err
+		}
+		endpoints := d.Endpoints
+		if d.Endpoint != "" {
+			endpoints = []string{d.Endpoint}
+		}
+		s, err := dynamodb.New(ctx, dynamodb.Config{Table: d.Table, Region: d.Region, Endpoints: endpoints,
+			CreateTable: d.CreateTable, Timeout: d.Timeout}, awsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("dynamodb store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown store type %q", cfg.Store.Type)
+}
+
+func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
+	minRegions := cfg.KMS.MinRegions
+	if minRegions == 0 {
+		minRegions = config.DefaultMinRegions(len(cfg.KMS.Regions))
+	}
+	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys, Logger: log}
+}
+
+// extprocKeys adapts the keyring to the ext_proc server's Keys interface, translating keyring
+// error classes into the ones extproc maps to HTTP statuses.
+type extprocKeys struct{ kr *keyring.Keyring }
+
+var _ extproc.Keys = extprocKeys{}
+
+func (a extprocKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
+	dk, err := a.kr.Get(ctx, id)
+	if err != nil {
+		return envelope.Key{}, classify(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+func (a extprocKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
+	dk, err := a.kr.GetVersion(ctx, id, v)
+	if err != nil {
+		return envelope.Key{}, classify(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+func classify(err error) error {
+	switch {
+	case errors.Is(err, keyring.ErrInvalidID):
+		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
+	case errors.Is(err, keyring.ErrNotFound):
+		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
+	default:
+		// Unavailable regions or store, or every region refusing: the key cannot be had now.
+		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)
+	}
+}

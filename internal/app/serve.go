@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/internal/admin"
+	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/keyring"
+)
+
+// shutdownGrace bounds how long in-flight requests may finish after a stop signal.
+const shutdownGrace = 10 * time.Second
+
+// Serve runs rkms with cfg until ctx ends. defaults says cfg is the embedded default (it changes
+// only what is printed at start).
+func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	token, generated, err := adminToken(cfg.Admin.TokenFile)
+	if err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stdout, "rkms: generated admin token in %s\n", cfg.Admin.TokenFile)
+	}
+
+	regions, err := buildRegions(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := buildStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kr, err := keyring.New(st, regions, keyringOptions(cfg, log))
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	defer kr.Close()
+
+	ext, err := extproc.NewServer(cfg.Policies, extprocKeys{kr}, extproc.Options{
+		Logger:       log,
+		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
+		KeyTimeout:   cfg.ExtProc.KeyTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("ext_proc policies: %w", err)
+	}
+	adminHandler, err := admin.New(kr, admin.Options{Token: token, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	grpcLis, err := net.Listen("tcp", cfg.ExtProc.Listen)
+	if err != nil {
+		return fmt.Errorf("ext_proc listener: %w", err)
+	}
+	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+
+	// Envoy sends a buffered body as one message: the server sizes gRPC's limits to the body limit.
+	gs := grpc.NewServer(ext.GRPCServerOptions()...)
+	ext.Register(gs)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	hsrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(grpcLis) }()
+	go func() { errc <- hsrv.Serve(adminLis) }()
+
+	mode := "configured"
+	if defaults {
+		mode = "embedded defaults (local software KMS: NOT FOR PRODUCTION)"
+	}
+	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: http://%s (token in %s)\n  ext_proc:  %s (gRPC)\n",
+		Version, mode, adminLis.Addr(), tokenSource(cfg), grpcLis.Addr())
+	log.Info("rkms started", "admin", adminLis.Addr().String(), "extproc", grpcLis.Addr().String(),
+		"kms_provider", cfg.KMS.Provider, "regions", len(regions), "store", cfg.Store.Type, "policies", len(cfg.Policies))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("rkms stopping")
+	hs.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	_ = hsrv.Shutdown(sctx)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		gs.Stop()
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
+		return serveErr
+	}
+	return nil
+}
+
+func tokenSource(cfg *config.Config) string {
+	if os.Getenv("RKMS_ADMIN_TOKEN") != "" {
+		return "$RKMS_ADMIN_TOKEN"
+	}
+	return cfg.Admin.TokenFile
+}

@@ -1,0 +1,436 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rkms/rkms/extproc"
+)
+
+// Config is the whole rkms configuration. Field docs name the YAML keys.
+type Config struct {
+	// DataDir (data_dir) holds local state of the embedded defaults: the embedded store file, the
+	// local software KMS master keys and the generated admin token.
+	DataDir  string                 `yaml:"data_dir"`
+	Log      Log                    `yaml:"log"`
+	Admin    Admin                  `yaml:"admin"`
+	ExtProc  ExtProc                `yaml:"extproc"`
+	KMS      KMS                    `yaml:"kms"`
+	Store    Store                  `yaml:"store"`
+	Cache    Cache                  `yaml:"cache"`
+	Policies []extproc.PolicyConfig `yaml:"policies"`
+}
+
+// Log configures logging (log/slog).
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+}
+
+// Admin configures the admin HTTP API (key API, health and readiness).
+type Admin struct {
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token that /key calls need. RKMS_ADMIN_TOKEN overrides it. If
+	// neither exists, a random token is generated into TokenFile (mode 0600) at start.
+	TokenFile string `yaml:"token_file"`
+}
+
+// ExtProc configures the Envoy external processor (gRPC).
+type ExtProc struct {
+	Listen string `yaml:"listen"`
+	// MaxBodyBytes is the largest body processed; larger ones are refused with 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// KeyTimeout bounds a key fetch (store read + KMS unwrap, or creation) for one message. Keep it
+	// below Envoy's ext_proc message_timeout.
+	KeyTimeout time.Duration `yaml:"key_timeout"`
+}
+
+// KMS configures the regions that wrap data keys.
+type KMS struct {
+	Provider string `yaml:"provider"` // aws | local
+	// MinRegions is how many wrapped copies a new key needs; 0 means a majority of Regions.
+	MinRegions int           `yaml:"min_regions"`
+	Timeout    time.Duration `yaml:"timeout"` // per KMS call
+	Regions    []Region      `yaml:"regions"`
+}
+
+// Region is one KMS region.
+type Region struct {
+	Name     string `yaml:"name"`
+	KeyID    string `yaml:"key_id"`   // aws: key ARN (preferred) or key id; local: unused
+	Endpoint string `yaml:"endpoint"` // aws: optional endpoint override (e.g. local-kms)
+}
+
+// Store configures where wrapped keys are kept.
+type Store struct {
+	Type     string   `yaml:"type"` // dynamodb | embedded | memory
+	DynamoDB DynamoDB `yaml:"dynamodb"`
+	Embedded Embedded `yaml:"embedded"`
+}
+
+// DynamoDB configures the DynamoDB store.
+type DynamoDB struct {
+	Table  string `yaml:"table"`
+	Region string `yaml:"region"`
+	// Endpoint overrides the endpoint of Region (e.g. dynalite). Endpoints lists the regional
+	// endpoints of a global table's replicas, write region first; reads fall back along it.
+	Endpoint    string        `yaml:"endpoint"`
+	Endpoints   []string      `yaml:"endpoints"`
+	CreateTable bool          `yaml:"create_table"`
+	Timeout     time.Duration `yaml:"timeout"` // per store call
+}
+
+// Embedded configures the embedded single-file store.
+type Embedded struct {
+	Path string `yaml:"path"`
+}
+
+// Cache configures the plaintext data-key cache.
+type Cache struct {
+	TTL     time.Duration `yaml:"ttl"`
+	MaxKeys int           `yaml:"max_keys"`
+}
+
+// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy.
+func Default() *Config {
+	return &Config{
+		DataDir: "rkms-data",
+		Log:     Log{Level: "info", Format: "json"},
+		Admin:   Admin{Listen: "127.0.0.1:8080", TokenFile: "rkms-data/admin.token"},
+		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond},
+		KMS: KMS{
+			Provider: "local",
+			Timeout:  500 * time.Millisecond,
+			Regions:  []Region{{Name: "local-1"}, {Name: "local-2"}, {Name: "local-3"}},
+		},
+		Store: Store{
+			Type:     "embedded",
+			Embedded: Embedded{Path: "rkms-data/keys.db"},
+			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
+		},
+		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000},
+	}
+}
+
+// Problem is one thing wrong with a configuration file.
+type Problem struct {
+	Line int    // 1-based line in the file; 0 when unknown
+	Path string // the key, e.g. kms.regions[1].key_id
+	Msg  string
+}
+
+func (p Problem) String() string {
+	switch {
+	case p.Line > 0 && p.Path != "":
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Path, p.Msg)
+	case p.Line > 0:
+		return fmt.Sprintf("line %d: %s", p.Line, p.Msg)
+	case p.Path != "":
+		return fmt.Sprintf("%s: %s", p.Path, p.Msg)
+	}
+	return p.Msg
+}
+
+// Problems is every problem found in a configuration; it is the error [Load] returns.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("%d configuration problem(s):\n  %s", len(ps), strings.Join(lines, "\n  "))
+}
+
+// ErrInvalid is wrapped by every error that [Load] returns for a bad file (not for a missing one).
+var ErrInvalid = errors.New("invalid configuration")
+
+func (ps Problems) Unwrap() error { return ErrInvalid }
+
+// Load reads the file at path over the defaults and checks it. A bad file yields [Problems].
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse is [Load] on bytes already read.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{yamlProblem(err)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file, all defaults
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			ps := make(Problems, 0, len(te.Errors))
+			for _, e := range te.Errors {
+				ps = append(ps, yamlProblem(errors.New(e)))
+			}
+			return nil, ps
+		}
+		return nil, Problems{yamlProblem(err)}
+	}
+	if ps := Check(cfg, &root); len(ps) > 0 {
+		return nil, ps
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlProblem(err error) Problem {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Problem{Line: n, Msg: m[2]}
+	}
+	return Problem{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+// Check validates cfg and returns every problem. root, the parsed file, is used to give each
+// problem its line; it may be nil (for the defaults).
+func Check(cfg *Config, root *yaml.Node) Problems {
+	c := checker{root: root}
+	c.check(cfg)
+	return c.ps
+}
+
+type checker struct {
+	root *yaml.Node
+	ps   Problems
+}
+
+func (c *checker) add(path, format string, args ...any) {
+	c.ps = append(c.ps, Problem{Line: lineOf(c.root, path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) check(cfg *Config) {
+	if cfg.DataDir == "" {
+		c.add("data_dir", "must not be empty")
+	}
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.add("log.level", "must be one of debug, info, warn, error (got %q)", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "json", "text":
+	default:
+		c.add("log.format", "must be json or text (got %q)", cfg.Log.Format)
+	}
+	c.listen("admin.listen", cfg.Admin.Listen)
+	if cfg.Admin.TokenFile == "" && os.Getenv("RKMS_ADMIN_TOKEN") == "" {
+		c.add("admin.token_file", "must be set (or RKMS_ADMIN_TOKEN)")
+	}
+	c.listen("extproc.listen", cfg.ExtProc.Listen)
+	if cfg.ExtProc.MaxBodyBytes <= 0 || cfg.ExtProc.MaxBodyBytes > 64<<20 {
+		c.add("extproc.max_body_bytes", "must be between 1 and 67108864 (got %d)", cfg.ExtProc.MaxBodyBytes)
+	}
+	c.positive("extproc.key_timeout", cfg.ExtProc.KeyTimeout)
+	c.kms(&cfg.KMS)
+	c.store(&cfg.Store)
+	c.positive("cache.ttl", cfg.Cache.TTL)
+	if cfg.Cache.MaxKeys <= 0 {
+		c.add("cache.max_keys", "must be positive (got %d)", cfg.Cache.MaxKeys)
+	}
+	c.policies(cfg.Policies)
+}
+
+func (c *checker) listen(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.add(path, "must be host:port (got %q)", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		c.add(path, "bad port %q", port)
+	}
+	_ = host
+}
+
+func (c *checker) positive(path string, d time.Duration) {
+	if d <= 0 {
+		c.add(path, "must be a positive duration such as 500ms (got %s)", d)
+	}
+}
+
+func (c *checker) kms(k *KMS) {
+	switch k.Provider {
+	case "aws", "local":
+	default:
+		c.add("kms.provider", "must be aws or local (got %q)", k.Provider)
+	}
+	c.positive("kms.timeout", k.Timeout)
+	if len(k.Regions) == 0 {
+		c.add("kms.regions", "needs at least one region")
+	}
+	seen := map[string]bool{}
+	for i, r := range k.Regions {
+		p := fmt.Sprintf("kms.regions[%d]", i)
+		if r.Name == "" {
+			c.add(p+".name", "must not be empty")
+		} else if !regionName.MatchString(r.Name) {
+			c.add(p+".name", "must be letters, digits and dashes (got %q)", r.Name)
+		}
+		if seen[r.Name] {
+			c.add(p+".name", "duplicate region %q", r.Name)
+		}
+		seen[r.Name] = true
+		if k.Provider == "aws" {
+			switch {
+			case r.KeyID == "":
+				c.add(p+".key_id", "must name the region's KMS key (ARN preferred)")
+			case strings.HasPrefix(r.KeyID, "alias/") || strings.Contains(r.KeyID, ":alias/"):
+				c.add(p+".key_id", "aliases are region-local and can be repointed: use the key ARN or id")
+			}
+			if r.Endpoint != "" && !strings.HasPrefix(r.Endpoint, "http://") && !strings.HasPrefix(r.Endpoint, "https://") {
+				c.add(p+".endpoint", "must be an http(s) URL (got %q)", r.Endpoint)
+			}
+		}
+	}
+	if k.MinRegions < 0 || k.MinRegions > len(k.Regions) {
+		c.add("kms.min_regions", "must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", len(k.Regions), k.MinRegions)
+	}
+}
+
+var regionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
+func (c *checker) store(s *Store) {
+	switch s.Type {
+	case "embedded":
+		if s.Embedded.Path == "" {
+			c.add("store.embedded.path", "must not be empty")
+		}
+	case "memory":
+	case "dynamodb":
+		d := s.DynamoDB
+		if d.Table == "" {
+			c.add("store.dynamodb.table", "must not be empty")
+		}
+		if d.Region == "" {
+			c.add("store.dynamodb.region", "must not be empty")
+		}
+		if d.Endpoint != "" && len(d.Endpoints) > 0 {
+			c.add("store.dynamodb.endpoints", "set endpoint or endpoints, not both")
+		}
+		c.positive("store.dynamodb.timeout", d.Timeout)
+	default:
+		c.add("store.type", "must be dynamodb, embedded or memory (got %q)", s.Type)
+	}
+}
+
+// policies checks each policy on its own, so that every problem gets the line of its entry
+// (extproc names the policy and the field in the message), then the names across policies.
+func (c *checker) policies(ps []extproc.PolicyConfig) {
+	seen := map[string]int{}
+	for i := range ps {
+		path := fmt.Sprintf("policies[%d]", i)
+		if err := extproc.CheckPolicies(ps[i : i+1]); err != nil {
+			for _, e := range flatten(err) {
+				c.add(path, "%v", e)
+			}
+		}
+		if prev, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
+			c.add(path+".name", "duplicate policy name %q (first at policies[%d])", ps[i].Name, prev)
+		}
+		seen[ps[i].Name] = i
+	}
+}
+
+// flatten splits an errors.Join tree into its leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// DefaultMinRegions is the majority of n regions.
+func DefaultMinRegions(n int) int { return n/2 + 1 }
+
+// lineOf finds the line of a dotted path (with [i] indices) in the parsed file, falling back to the
+// nearest ancestor that exists there; 0 if nothing matches (e.g. a default value).
+func lineOf(root *yaml.Node, path string) int {
+	if root == nil || len(root.Content) == 0 {
+		return 0
+	}
+	n := root.Content[0]
+	line := 0
+	for _, part := range splitPath(path) {
+		next := child(n, part)
+		if next == nil {
+			return line
+		}
+		n = next
+		line = n.Line
+	}
+	return line
+}
+
+func splitPath(path string) []string {
+	var parts []string
+	for _, p := range strings.Split(path, ".") {
+		for {
+			i := strings.IndexByte(p, '[')
+			if i < 0 {
+				break
+			}
+			if i > 0 {
+				parts = append(parts, p[:i])
+			}
+			j := strings.IndexByte(p, ']')
+			if j < i {
+				break
+			}
+			parts = append(parts, p[i:j+1])
+			p = p[j+1:]
+		}
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+func child(n *yaml.Node, part string) *yaml.Node {
+	if strings.HasPrefix(part, "[") {
+		i, err := strconv.Atoi(strings.Trim(part, "[]"))
+		if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+			return nil
+		}
+		return n.Content[i]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == part {
+			// Point at the key's line: that is where a reader looks.
+			v := n.Content[i+1]
+			if v.Kind == yaml.ScalarNode {
+				return &yaml.Node{Kind: v.Kind, Line: n.Content[i].Line, Value: v.Value}
+			}
+			return v
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if ps := Check(Default(), nil); len(ps) > 0 {
+		t.Fatalf("defaults invalid: %v", ps)
+	}
+}
+
+func TestLoadFull(t *testing.T) {
+	cfg, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KMS.Provider != "aws" || len(cfg.KMS.Regions) != 3 || cfg.KMS.Timeout != 500*time.Millisecond ||
+		cfg.Store.DynamoDB.Endpoint != "http://127.0.0.1:18000" || !cfg.Store.DynamoDB.CreateTable ||
+		cfg.Cache.TTL != 5*time.Minute || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond {
+		t.Fatalf("unexpected config: %+v", cfg)
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("# nothing\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Listen != "127.0.0.1:8080" || cfg.Store.Type != "embedded" {
+		t.Fatalf("not the defaults: %+v", cfg)
+	}
+}
+
+func TestOverlayKeepsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("admin: {listen: 127.0.0.1:9999}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Listen != "127.0.0.1:9999" || cfg.Admin.TokenFile != "rkms-data/admin.token" || cfg.ExtProc.Listen != "127.0.0.1:50051" {
+		t.Fatalf("overlay lost defaults: %+v", cfg.Admin)
+	}
+}
+
+func TestProblemsHaveLines(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear among the problems
+	}{
+		{"unknown key", "admin:\n  listen: 127.0.0.1:8080\n  tokn_file: x\n", []string{"line 3:", "tokn_file"}},
+		{"wrong type", "cache:\n  max_keys: many\n", []string{"line 2:"}},
+		{"bad duration", "kms:\n  timeout: soon\n", []string{"line 2:"}},
+		{"bad provider", "kms:\n  provider: gcp\n", []string{"line 2: kms.provider: must be aws or local"}},
+		{"alias key", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n      key_id: alias/rkms\n", []string{"line 5: kms.regions[0].key_id: aliases"}},
+		{"missing key id", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n", []string{"line 4: kms.regions[0].key_id"}},
+		{"duplicate region", "kms:\n  regions:\n    - name: a\n    - name: a\n", []string{"line 4: kms.regions[1].name: duplicate"}},
+		{"min regions", "kms:\n  min_regions: 7\n", []string{"line 2: kms.min_regions"}},
+		{"bad listen", "extproc:\n  listen: nowhere\n", []string{"line 2: extproc.listen"}},
+		{"store type", "store:\n  type: redis\n", []string{"line 2: store.type"}},
+		{"dynamodb needs table and region", "store:\n  type: dynamodb\n  dynamodb:\n    table: \"\"\n", []string{"store.dynamodb.table", "store.dynamodb.region"}},
+		{"several at once", "log: {level: loud}\ncache: {ttl: 0s}\n", []string{"line 1: log.level", "line 2: cache.ttl"}},
+		{"syntax", "admin: [\n", []string{"line"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			var ps Problems
+			if !errors.As(err, &ps) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("problems %q do not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("kms: {provider: aws}\n"))
+	f.Add([]byte("admin: [\n"))
+	f.Add([]byte("policies:\n  - name: x\n    key_id: a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err == nil && len(Check(cfg, nil)) > 0 {
+			t.Fatalf("Parse accepted a config that Check rejects")
+		}
+	})
+}
+
+func TestPolicyProblemsHaveLines(t *testing.T) {
+	y := `policies:
+  - name: ok
+    key_id: "t-{header:x-tenant}"
+    request: {encrypt: ["$.ssn"]}
+  - name: broken
+    key_id: "t-{header:x-tenant}"
+    request: {encrypt: ["$.ssn[", "$.a"]}
+  - name: ok
+    key_id: "x"
+`
+	_, err := Parse([]byte(y))
+	if err == nil {
+		t.Fatal("accepted a broken policy")
+	}
+	msg := err.Error()
+	for _, w := range []string{"line 5: policies[1]", "line 8: policies[2].name: duplicate policy name"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%q does not contain %q", msg, w)
+		}
+	}
+}

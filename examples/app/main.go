@@ -1,7 +1,7 @@
 // Command app is the example application behind the rkms Envoy sidecar: an in-memory JSON
 // record store (see package recorder) on a loopback address.
 //
-//	go run ./examples/app -addr 127.0.0.1:8080
+//	go run ./examples/app -addr 127.0.0.1:8000
 package main
 
 import (
@@ -28,7 +28,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("app", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	addr := fs.String("addr", "127.0.0.1:8000", "listen address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

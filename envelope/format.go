@@ -338,19 +338,25 @@ func appendAD(b []byte, label string, context []byte) []byte {
 // encodedLen is the unpadded base64 length of n bytes.
 func encodedLen(n int) int { return (8*n + 5) / 6 }
 
-// validateSealInputs checks what Seal needs before any cryptography.
-// The key id is checked by Seal when it builds the header.
+// validateSealInputs checks what Seal needs before any cryptography; the key id is checked
+// when Seal builds the header.
 func validateSealInputs(mode Mode, label string, context, plaintext []byte) error {
+	if mode.valid() && len(label) > 0 && len(label) <= MaxLabelLen && len(context) <= MaxContextLen &&
+		len(plaintext) > 0 && len(plaintext) <= MaxPlaintextLen {
+		return nil
+	}
+	return sealInputError(mode, label, context, plaintext)
+}
+
+// sealInputError says which of Seal's inputs is invalid.
+func sealInputError(mode Mode, label string, context, plaintext []byte) error {
 	if !mode.valid() {
 		return fmt.Errorf("seal: unknown mode %d", uint8(mode))
 	}
 	if err := validateLabelContext(label, context); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	if len(plaintext) == 0 || len(plaintext) > MaxPlaintextLen {
-		return fmt.Errorf("seal: plaintext is %d bytes, want 1..%d", len(plaintext), MaxPlaintextLen)
-	}
-	return nil
+	return fmt.Errorf("seal: plaintext is %d bytes, want 1..%d", len(plaintext), MaxPlaintextLen)
 }
 
 func validateLabelContext(label string, context []byte) error {

@@ -18,16 +18,31 @@
 //   - Get is strongly consistent: it returns the record as of the latest successful Create, Update
 //     or Delete for that id (for DynamoDB, as seen by the region that answered; see store/dynamodb).
 //   - Create is first-write-wins: of any number of concurrent Creates for one id, exactly one
-//     succeeds and stores its record with Revision 1; every other one returns [ErrExists] and
-//     stores nothing. A caller that gets ErrExists must Get the winner's record and use it.
+//     succeeds and stores its record with a new starting revision; every other one returns
+//     [ErrExists] and stores nothing. A caller that gets ErrExists must Get the winner's record
+//     and use it.
 //   - Update is a compare-and-swap on [Record.Revision]: it replaces the stored record only if the
 //     stored revision equals rec.Revision, and the new revision is rec.Revision+1. Two concurrent
 //     Updates from the same revision cannot both succeed, so no update is lost.
 //   - Records are values: a store copies ([Record.Clone]) what it is given and what it returns, so
 //     a caller mutating a record never changes what is stored, and vice versa.
 //
-// Revisions are assigned by the store: Create sets 1, each Update adds 1. Delete followed by Create
-// starts again at 1.
+// # Revisions
+//
+// Revisions are assigned by the store: Create sets a new random starting revision, uniform in
+// [1, 2^62) from crypto/rand ([NewRevision]), and each Update adds 1 ([NextRevision]). Callers
+// treat revisions as opaque tokens: they compare them for equality and assume no value.
+//
+// Random starts close an ABA hole. If Create always started at the same revision, a record
+// deleted and re-created between a writer's Get and its Update (a background repair, a rotation)
+// could be back at the very revision the writer read, the compare-and-swap would pass, and the
+// stale record would overwrite the re-created one: the new key would be lost. With random starts,
+// revisions of a re-created record never match those of a deleted one (with overwhelming
+// probability: a stale revision matches a re-created record updated n times with probability at
+// most (n+1)/2^62), so the stale Update fails with [ErrConflict].
+//
+// Revisions cannot overflow in practice (2^62 updates of one record), but an Update at
+// [MaxRevision] fails with [ErrInvalid] rather than wrap around.
 //
 // # Error contract
 //
@@ -39,7 +54,8 @@
 //   - [ErrUnavailable]: the store could not be reached, did not answer in time, or the context was
 //     cancelled or expired (the error then also wraps ctx.Err()). The operation may or may not have
 //     taken effect: re-read before assuming either. Callers fail closed.
-//   - [ErrInvalid]: the id or record is unusable ([CheckID], [CheckRecord]); nothing was done.
+//   - [ErrInvalid]: the id or record is unusable ([CheckID], [CheckRecord]), or an Update's
+//     revision has no successor ([NextRevision]); nothing was done.
 //   - [ErrCorrupt]: a stored record could not be decoded. Callers fail closed; retrying does not help.
 //
 // A retried write whose first attempt took effect but whose answer was lost can surface as

@@ -147,9 +147,9 @@ func (m *Memory) Create(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("create key record %q: %w", rec.ID, ErrExists)
 	}
 	c := rec.Clone()
-	c.Revision = 1
+	c.Revision = NewRevision()
 	m.recs[rec.ID] = c
-	rec.Revision = 1
+	rec.Revision = c.Revision
 	return nil
 }
 
@@ -157,6 +157,10 @@ func (m *Memory) Create(ctx context.Context, rec *Record) error {
 func (m *Memory) Update(ctx context.Context, rec *Record) error {
 	if err := CheckRecord(rec); err != nil {
 		return fmt.Errorf("update key record: %w", err)
+	}
+	next, err := NextRevision(rec.Revision)
+	if err != nil {
+		return fmt.Errorf("update key record %q: %w", rec.ID, err)
 	}
 	if err := m.begin(ctx, OpUpdate, rec.ID); err != nil {
 		return err
@@ -171,7 +175,7 @@ func (m *Memory) Update(ctx context.Context, rec *Record) error {
 			rec.ID, rec.Revision, cur.Revision, ErrConflict)
 	}
 	c := rec.Clone()
-	c.Revision = rec.Revision + 1
+	c.Revision = next
 	m.recs[rec.ID] = c
 	rec.Revision = c.Revision
 	return nil

@@ -45,7 +45,7 @@ func TestMemoryUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after recovery: %v", err)
 	}
-	if got.Revision != 1 || got.Current != 1 || m.Len() != 1 {
+	if got.Revision != rec.Revision || got.Current != 1 || m.Len() != 1 {
 		t.Fatalf("failed operations had an effect: %+v, %d records", got, m.Len())
 	}
 	want := store.MemoryCalls{Get: 2, Create: 2, Update: 1, Delete: 1, Ping: 1}

@@ -21,8 +21,8 @@ var (
 	// may or may not have taken effect; re-read before assuming either.
 	ErrUnavailable = errors.New("key store unavailable")
 	// ErrInvalid: the id or record given to a store is unusable (nil record, empty id, id longer
-	// than [MaxIDLen] bytes or not valid UTF-8), or the backend rejected the record (for example
-	// DynamoDB's 400 KB item limit). Nothing was read or written.
+	// than [MaxIDLen] bytes or not valid UTF-8, an Update at [MaxRevision]), or the backend
+	// rejected the record (for example DynamoDB's 400 KB item limit). Nothing was read or written.
 	ErrInvalid = errors.New("invalid key record or id")
 	// ErrCorrupt: a stored record could not be decoded: it is damaged or was written in a newer,
 	// unsupported format. Callers must fail closed; retrying does not help.
@@ -60,8 +60,11 @@ func CheckRecord(rec *Record) error {
 type Record struct {
 	// ID is the key id, validated by the keyring before it reaches a store.
 	ID string
-	// Revision is assigned by the store: 1 when created, incremented by each Update. It is the
-	// optimistic-concurrency token for Update.
+	// Revision is assigned by the store: a new random starting revision when created (see
+	// [NewRevision]), incremented by one by each Update. It is the optimistic-concurrency token
+	// for Update. Revisions of a re-created record never match those of a deleted one (with
+	// overwhelming probability), so a copy read before a delete can never overwrite the record
+	// created after it. Callers compare revisions for equality only and assume no value.
 	Revision int64
 	// Current is the version number that new encryptions use.
 	Current uint32
@@ -99,11 +102,14 @@ type Store interface {
 	// Get returns a copy of the record for id with a strongly consistent read, or [ErrNotFound].
 	Get(ctx context.Context, id string) (*Record, error)
 	// Create stores rec if no record exists for rec.ID, or returns [ErrExists] and stores
-	// nothing. It sets rec.Revision to 1 on success.
+	// nothing. On success it sets rec.Revision to a new random starting revision ([NewRevision];
+	// the revision given is ignored); revisions of a re-created record never match those of a
+	// deleted one (with overwhelming probability).
 	Create(ctx context.Context, rec *Record) error
 	// Update replaces the record for rec.ID if its stored revision equals rec.Revision, and then
-	// sets rec.Revision to the new revision. It returns [ErrConflict] if the revision differs, or
-	// [ErrNotFound] if no record exists.
+	// sets rec.Revision to the new revision, rec.Revision+1. It returns [ErrConflict] if the
+	// revision differs, [ErrNotFound] if no record exists, or [ErrInvalid] (nothing read or
+	// written) if rec.Revision is [MaxRevision].
 	Update(ctx context.Context, rec *Record) error
 	// Delete removes the record for id, or returns [ErrNotFound].
 	Delete(ctx context.Context, id string) error

@@ -18,7 +18,9 @@
 //
 //	id        S  partition key: the key id
 //	schema    N  item layout version, 1; readers reject any other value (store.ErrCorrupt)
-//	rev       N  revision: 1 on Create, +1 per Update (the compare-and-swap token)
+//	rev       N  revision, the compare-and-swap token: on Create a random integer in [1, 2^62)
+//	             (store.NewRevision), so a re-created item never repeats a deleted one's
+//	             revisions; +1 per Update; at most 2^63-1
 //	cur       N  current version number
 //	versions  L  one M per version, ascending:
 //	  number    N  version number

@@ -203,7 +203,8 @@ func (s *Store) Create(ctx context.Context, rec *store.Record) error {
 	if err := store.CheckRecord(rec); err != nil {
 		return fmt.Errorf("create key record: %w", err)
 	}
-	item := encodeItem(rec, 1)
+	rev := store.NewRevision() // retries of this PutItem send the same item
+	item := encodeItem(rec, rev)
 	c := s.clients[0]
 	err := s.call(ctx, c, func(ctx context.Context) error {
 		_, err := c.db.PutItem(ctx, &dynamodb.PutItemInput{
@@ -220,7 +221,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record) error {
 	if err != nil {
 		return fmt.Errorf("create key record %q: %w", rec.ID, err)
 	}
-	rec.Revision = 1
+	rec.Revision = rev
 	return nil
 }
 
@@ -231,9 +232,13 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if err := store.CheckRecord(rec); err != nil {
 		return fmt.Errorf("update key record: %w", err)
 	}
-	item := encodeItem(rec, rec.Revision+1)
+	next, err := store.NextRevision(rec.Revision)
+	if err != nil {
+		return fmt.Errorf("update key record %q: %w", rec.ID, err)
+	}
+	item := encodeItem(rec, next)
 	c := s.clients[0]
-	err := s.call(ctx, c, func(ctx context.Context) error {
+	err = s.call(ctx, c, func(ctx context.Context) error {
 		_, err := c.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                 aws.String(s.table),
 			Item:                      item,
@@ -249,7 +254,7 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if err != nil {
 		return fmt.Errorf("update key record %q: %w", rec.ID, err)
 	}
-	rec.Revision++
+	rec.Revision = next
 	return nil
 }
 

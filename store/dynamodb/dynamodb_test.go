@@ -103,7 +103,7 @@ func TestOutage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after restart: %v", err)
 	}
-	if got.Revision != 1 || got.Current != 1 || string(got.Versions[0].Wrapped["us-east-1"].Blob) != "\x00\x01\x02\xff" {
+	if got.Revision != rec.Revision || got.Current != 1 || string(got.Versions[0].Wrapped["us-east-1"].Blob) != "\x00\x01\x02\xff" {
 		t.Fatalf("data changed across the outage: %+v", got)
 	}
 	if _, err := s.Get(ctx, "new"); !errors.Is(err, store.ErrNotFound) {
@@ -206,7 +206,8 @@ func TestFallbackToDeadFirstEndpoint(t *testing.T) {
 	ctx := t.Context()
 	d := testenv.StartDynalite(t)
 	direct := newStore(t, dynamodb.Config{Endpoints: []string{d.Endpoint}, CreateTable: true})
-	if err := direct.Create(ctx, sample("k")); err != nil {
+	rec := sample("k")
+	if err := direct.Create(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	s := newStore(t, dynamodb.Config{Endpoints: []string{deadEndpoint(t), d.Endpoint}})
@@ -214,7 +215,7 @@ func TestFallbackToDeadFirstEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get with a dead first endpoint: %v", err)
 	}
-	if got.Revision != 1 {
+	if got.Revision != rec.Revision || got.Current != rec.Current {
 		t.Fatalf("Get = %+v", got)
 	}
 }

@@ -91,7 +91,7 @@ func decodeItem(item map[string]types.AttributeValue) (*store.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	rev, err := getInt(item, attrRev, 1, 1<<62)
+	rev, err := getInt(item, attrRev, 1, store.MaxRevision)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -135,11 +136,44 @@ func TestDecodeItemRejects(t *testing.T) {
 	}
 }
 
+// TestItemRevisionRange checks that rev holds any positive int64 (Create starts anywhere below
+// 2^62), and nothing else.
+func TestItemRevisionRange(t *testing.T) {
+	tests := []struct {
+		rev string
+		ok  bool
+	}{
+		{"1", true},
+		{"4611686018427387903", true}, // 2^62-1, the largest start
+		{"9223372036854775807", true}, // 2^63-1, store.MaxRevision
+		{"9223372036854775808", false},
+		{"0", false},
+		{"-3", false},
+		{"1e3", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rev, func(t *testing.T) {
+			item := encodeItem(goldenRecord(), 3)
+			item[attrRev] = &types.AttributeValueMemberN{Value: tt.rev}
+			rec, err := decodeItem(item)
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("decodeItem: %v", err)
+			case tt.ok && strconv.FormatInt(rec.Revision, 10) != tt.rev:
+				t.Fatalf("Revision = %d, want %s", rec.Revision, tt.rev)
+			case !tt.ok && !errors.Is(err, store.ErrCorrupt):
+				t.Fatalf("decodeItem = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
 // FuzzDecodeItem feeds items written in DynamoDB JSON to decodeItem: it must never panic, fail only
 // with ErrCorrupt, and whatever it accepts must survive encode/decode unchanged.
 func FuzzDecodeItem(f *testing.F) {
 	f.Add(readGolden(f))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"1"},"cur":{"N":"0"},"versions":{"L":[]}}`))
+	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"9223372036854775807"},"cur":{"N":"0"},"versions":{"L":[]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"2"},"cur":{"N":"1"},"versions":{"L":[{"M":{"number":{"N":"1"},"created":{"S":"2025-01-01T00:00:00Z"},"wrapped":{"M":{"r":{"M":{}}}}}}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		item, err := unmarshalItem(data)

@@ -65,6 +65,46 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestRevisionRange checks that the encoding holds any positive int64 revision (Create starts
+// anywhere below 2^62) and round-trips it, and rejects everything else.
+func TestRevisionRange(t *testing.T) {
+	tests := []struct {
+		rev string
+		ok  bool
+	}{
+		{"1", true},
+		{"4611686018427387903", true}, // 2^62-1, the largest start
+		{"9223372036854775807", true}, // 2^63-1, store.MaxRevision
+		{"9223372036854775808", false},
+		{"0", false},
+		{"-3", false},
+		{"1.5", false},
+		{`"7"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rev, func(t *testing.T) {
+			data := []byte(`{"format":1,"id":"k","revision":` + tt.rev + `,"current":0,"versions":[]}`)
+			rec, err := decode(data)
+			if !tt.ok {
+				if !errors.Is(err, store.ErrCorrupt) {
+					t.Fatalf("decode = %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			again, err := encode(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, data) {
+				t.Fatalf("round trip changed the bytes:\n got %s\nwant %s", again, data)
+			}
+		})
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	golden, err := os.ReadFile("testdata/record-v1.json")
 	if err != nil {
@@ -110,6 +150,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(golden)
 	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":[]}`))
+	f.Add([]byte(`{"format":1,"id":"k","revision":9223372036854775807,"current":0,"versions":[]}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":null}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":9,"current":1,"versions":[{"number":1,"created":"0001-01-01T00:00:00Z","wrapped":{}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

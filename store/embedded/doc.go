@@ -19,7 +19,7 @@
 //	{
 //	  "format": 1,                       // encoding version; decoders reject any other value
 //	  "id": "payments/card",             // equals the bucket key
-//	  "revision": 3,                     // int64 >= 1
+//	  "revision": 3,                     // int64 >= 1 (Create: random below 2^62; Update: +1)
 //	  "current": 2,                      // uint32
 //	  "versions": [                      // ascending number order, as given by the writer
 //	    {

@@ -117,7 +117,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record) error {
 		return unavailable("create key record", rec.ID, err)
 	}
 	c := rec.Clone()
-	c.Revision = 1
+	c.Revision = store.NewRevision()
 	data, err := encode(c)
 	if err != nil {
 		return err
@@ -132,7 +132,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record) error {
 	if err != nil {
 		return classify("create key record", rec.ID, err)
 	}
-	rec.Revision = 1
+	rec.Revision = c.Revision
 	return nil
 }
 
@@ -141,11 +141,15 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if err := store.CheckRecord(rec); err != nil {
 		return fmt.Errorf("update key record: %w", err)
 	}
+	next, err := store.NextRevision(rec.Revision)
+	if err != nil {
+		return fmt.Errorf("update key record %q: %w", rec.ID, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return unavailable("update key record", rec.ID, err)
 	}
 	c := rec.Clone()
-	c.Revision = rec.Revision + 1
+	c.Revision = next
 	data, err := encode(c)
 	if err != nil {
 		return err

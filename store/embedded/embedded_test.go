@@ -102,7 +102,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after reopen: %v", err)
 	}
-	if got.Revision != 2 || got.Current != 1 || string(got.Versions[0].Wrapped["us-east-1"].Blob) != "\x00\x01\xfe\xff" {
+	if got.Revision != rec.Revision || got.Current != 1 || string(got.Versions[0].Wrapped["us-east-1"].Blob) != "\x00\x01\xfe\xff" {
 		t.Fatalf("after reopen got %+v", got)
 	}
 }

@@ -13,8 +13,10 @@
 // # What it checks
 //
 // The consistency and error contracts documented in package store: exact round trip of binary
-// blobs, ErrNotFound/ErrExists/ErrConflict/ErrInvalid where the contract says, revisions assigned by
-// the store, copy semantics in both directions, first-write-wins under 16 concurrent Creates, no
-// lost update under concurrent compare-and-swap loops, cancelled contexts failing with
-// ErrUnavailable and writing nothing, and Ping.
+// blobs, ErrNotFound/ErrExists/ErrConflict/ErrInvalid where the contract says, revisions assigned
+// by the store (a fresh start in [1, 2^62) per Create, distinct across ids and re-creations, +1
+// per Update; no test assumes a value), a stale Update after Delete and re-Create failing with
+// ErrConflict and changing nothing (the ABA case), copy semantics in both directions,
+// first-write-wins under 16 concurrent Creates, no lost update under concurrent compare-and-swap
+// loops, cancelled contexts failing with ErrUnavailable and writing nothing, and Ping.
 package storetest

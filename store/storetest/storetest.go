@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateAbsent", testUpdateAbsent},
 		{"Delete", testDelete},
 		{"RevisionIncrements", testRevisionIncrements},
+		{"DeleteRecreateABA", testDeleteRecreateABA},
+		{"DistinctStartRevisions", testDistinctStartRevisions},
 		{"CopiesIn", testCopiesIn},
 		{"CopiesOut", testCopiesOut},
 		{"ConcurrentCreate", testConcurrentCreate},
@@ -64,19 +66,17 @@ func testRoundTrip(t *testing.T, s store.Store, id string) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			want := withRevision(tc.rec, 1)
+			want := tc.rec.Clone()
 			tc.rec.Revision = 42 // ignored by Create
 			if err := s.Create(ctx, tc.rec); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
-			if tc.rec.Revision != 1 {
-				t.Fatalf("Create set Revision %d, want 1", tc.rec.Revision)
-			}
+			requireStartRevision(t, tc.rec.Revision)
 			got, err := s.Get(ctx, tc.rec.ID)
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
-			requireEqual(t, want, got)
+			requireEqual(t, withRevision(want, tc.rec.Revision), got)
 		})
 	}
 }
@@ -120,17 +120,18 @@ func testUpdateStale(t *testing.T, s store.Store, id string) {
 	if err := s.Create(ctx, rec); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
+	start := rec.Revision
 	rec.Current = 1
 	if err := s.Update(ctx, rec); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	want := rec.Clone() // revision 2
-	for _, rev := range []int64{0, 1, 3, 99, -1} {
+	want := rec.Clone() // at start+1; start is in [1, 2^62), so no rev below equals start+1
+	for _, rev := range []int64{0, -1, 1, start, start + 2, start + 99, store.MaxRevision - 1} {
 		stale := sampleRecord(id, 3)
 		stale.Revision = rev
 		err := s.Update(ctx, stale)
 		if !errors.Is(err, store.ErrConflict) {
-			t.Fatalf("Update at revision %d (stored 2) = %v, want ErrConflict", rev, err)
+			t.Fatalf("Update at revision %d (stored %d) = %v, want ErrConflict", rev, want.Revision, err)
 		}
 		if stale.Revision != rev {
 			t.Fatalf("failed Update changed Revision %d to %d", rev, stale.Revision)
@@ -184,36 +185,12 @@ func testDelete(t *testing.T, s store.Store, id string) {
 	if err := s.Create(ctx, again); err != nil {
 		t.Fatalf("Create after Delete: %v", err)
 	}
-	if again.Revision != 1 {
-		t.Fatalf("Create after Delete set Revision %d, want 1", again.Revision)
-	}
+	requireStartRevision(t, again.Revision)
 	got, err := s.Get(ctx, id)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
 	requireEqual(t, again, got)
-}
-
-func testRevisionIncrements(t *testing.T, s store.Store, id string) {
-	ctx := t.Context()
-	rec := sampleRecord(id, 1)
-	if err := s.Create(ctx, rec); err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	for want := int64(2); want <= 6; want++ {
-		rec.Current = uint32(want)
-		if err := s.Update(ctx, rec); err != nil {
-			t.Fatalf("Update to revision %d: %v", want, err)
-		}
-		if rec.Revision != want {
-			t.Fatalf("Update set Revision %d, want %d", rec.Revision, want)
-		}
-		got, err := s.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		requireEqual(t, rec, got)
-	}
 }
 
 // mutate changes every mutable part of r in place.
@@ -288,9 +265,13 @@ func testPing(t *testing.T, s store.Store, _ string) {
 	}
 }
 
-func testInvalid(t *testing.T, s store.Store, _ string) {
+func testInvalid(t *testing.T, s store.Store, id string) {
 	ctx := t.Context()
 	long := strings.Repeat("a", store.MaxIDLen+1)
+	existing := sampleRecord(id, 1)
+	if err := s.Create(ctx, existing); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
 	tests := []struct {
 		name string
 		call func() error
@@ -301,6 +282,7 @@ func testInvalid(t *testing.T, s store.Store, _ string) {
 		{"create-bad-utf8", func() error { return s.Create(ctx, &store.Record{ID: "a\xffb"}) }},
 		{"update-nil", func() error { return s.Update(ctx, nil) }},
 		{"update-empty-id", func() error { return s.Update(ctx, &store.Record{Revision: 1}) }},
+		{"update-max-revision", func() error { return s.Update(ctx, withRevision(existing, store.MaxRevision)) }},
 		{"get-empty-id", func() error { _, err := s.Get(ctx, ""); return err }},
 		{"get-long-id", func() error { _, err := s.Get(ctx, long); return err }},
 		{"delete-empty-id", func() error { return s.Delete(ctx, "") }},
@@ -312,6 +294,11 @@ func testInvalid(t *testing.T, s store.Store, _ string) {
 			}
 		})
 	}
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	requireEqual(t, existing, got)
 }
 
 // testContextDone checks that a cancelled or expired context makes every operation fail with
@@ -340,7 +327,7 @@ func testContextDone(t *testing.T, s store.Store, id string) {
 			}{
 				{"get", func() error { _, err := s.Get(ctx, existing.ID); return err }},
 				{"create", func() error { return s.Create(ctx, sampleRecord(id+"/new", 1)) }},
-				{"update", func() error { return s.Update(ctx, withRevision(sampleRecord(existing.ID, 2), 1)) }},
+				{"update", func() error { return s.Update(ctx, withRevision(sampleRecord(existing.ID, 2), existing.Revision)) }},
 				{"delete", func() error { return s.Delete(ctx, existing.ID) }},
 				{"ping", func() error { return s.Ping(ctx) }},
 			}

@@ -192,12 +192,10 @@ func TestTwoKeyringsRaceOnOneStore(t *testing.T) {
 	}
 }
 
-// A repair must never attach copies made from one data key to a record that now holds another
-// (the id was deleted and re-created between the repair's read and its write, then changed again:
-// the conflict makes the repair re-read, and the re-read record's source copy differs).
-//
-// Note: a re-created record starts again at revision 1 (store contract), so a delete and
-// re-create with no further update is invisible to the compare-and-swap; see the package doc.
+// A repair must never overwrite a record that was deleted and re-created between the repair's
+// read and its write: the re-created record holds another data key, which would be lost. The
+// store gives the re-created record revisions the deleted one never had, so the repair's
+// compare-and-swap fails, and the re-read record's source copy differs, so nothing is written.
 func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 	e := newEnv(t, 3)
 	k := e.keyring(t, keyring.Options{})
@@ -206,7 +204,10 @@ func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 	mustGet(t, k, "k")
 	e.fakes[2].Down(false)
 
-	var recreated []byte
+	var (
+		recreated    []byte
+		recreatedRev int64
+	)
 	e.st.SetHook(func(ctx context.Context, op store.MemoryOp, id string) error {
 		if op == store.OpUpdate && recreated == nil {
 			recreated = []byte{}
@@ -214,9 +215,7 @@ func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 				t.Errorf("delete: %v", err)
 			}
 			recreated = keyBytes(t, mustGet(t, other, id)) // all three regions up: 3 copies
-			if _, err := other.Rotate(ctx, id); err != nil {
-				t.Errorf("rotate: %v", err)
-			}
+			recreatedRev = mustRecord(t, e.st, id).Revision
 		}
 		return nil
 	})
@@ -231,11 +230,11 @@ func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 	for _, f := range e.fakes {
 		pt, err := f.Decrypt(context.Background(), v.Wrapped[f.Name()].Blob, keyring.EncryptionContext("k", 1))
 		if err != nil || !bytes.Equal(pt, recreated) {
-			t.Fatalf("copy in %s does not open to the re-created key (err %v)", f.Name(), err)
+			t.Fatalf("copy in %s does not open to the re-created key (err %v): the re-created key was lost", f.Name(), err)
 		}
 	}
-	if rec.Revision != 2 {
-		t.Fatalf("repair wrote to the re-created record (revision %d)", rec.Revision)
+	if rec.Revision != recreatedRev {
+		t.Fatalf("repair wrote to the re-created record (revision %d, re-created at %d)", rec.Revision, recreatedRev)
 	}
 	if k.Stats().PendingRepairs != 0 {
 		t.Fatal("complete record left pending")

@@ -58,11 +58,9 @@
 // (same region, same ciphertext), so a repair can never attach one key's copies to a record that
 // holds another key.
 //
-// Limitation of the store contract: a record that is deleted and re-created starts again at
-// revision 1, so a delete and re-create that happens entirely between a repair's (or a
-// rotation's) read and its write, with no further update, is invisible to the compare-and-swap;
-// the write would then replace the re-created record. Deleting and re-creating the same id
-// within milliseconds of a repair is the only way to hit this.
+// A record deleted and re-created between a repair's (or a rotation's) read and its write is
+// safe too: the store gives a re-created record revisions the deleted one never had, so the
+// stale write fails its compare-and-swap instead of replacing the new key.
 //
 // # Cache and deletion window
 //

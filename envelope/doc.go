@@ -56,7 +56,8 @@
 // Seal and Open append to dst and, with a warm key, allocate only the buffer the Tink primitive
 // returns. Seal builds the associated data in dst's spare capacity, reuses the encoded header
 // cached for the key, and writes base64 straight into dst with an encoder about twice as fast
-// as encoding/base64; Open decodes into a scratch buffer pooled per key. The benchmarks in
+// as encoding/base64; Open decodes (with a strict decoder of its own) into a scratch buffer
+// pooled per key. The benchmarks in
 // bench_test.go compare both with Tink's AES-GCM and AES-SIV called directly; BenchmarkRatio
 // gives the Seal/Tink ratio measured in interleaved blocks, which holds up on a busy machine.
 package envelope

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -103,15 +102,16 @@ func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, erro
 	sb := s.getScratch(h.binaryLen + h.headerLen + 8 + len(label) + len(context))
 	defer s.putScratch(sb)
 	bin := sb.b[:h.binaryLen]
-	if n, err := base64.RawURLEncoding.Decode(bin, text[len(Prefix):]); err != nil || n != len(bin) {
+	if !decodeBase64(bin, text[len(Prefix):]) {
 		return dst, malformed("invalid base64")
 	}
-	if h, err = h.finish(bin[:h.headerLen]); err != nil {
+	keyID, keyVersion, err := h.readKey(bin[:h.headerLen])
+	if err != nil {
 		return dst, err
 	}
-	if string(h.keyID) != key.ID || h.keyVersion != key.Version {
+	if string(keyID) != key.ID || keyVersion != key.Version {
 		return dst, fmt.Errorf("%w: ciphertext names key %q version %d, got key %q version %d",
-			ErrKeyMismatch, string(h.keyID), h.keyVersion, key.ID, key.Version)
+			ErrKeyMismatch, string(keyID), keyVersion, key.ID, key.Version)
 	}
 	ad := append(sb.b[len(bin):len(bin)], bin[:h.headerLen]...)
 	ad = appendAD(ad, label, context)

@@ -1,8 +1,6 @@
 package envelope
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -124,10 +122,11 @@ func Parse(text []byte) (Header, error) {
 	var buf [headerBufLen]byte
 	body := text[len(Prefix):]
 	quanta := (h.headerLen + 2) / 3
-	if _, err := base64.RawURLEncoding.Decode(buf[:quanta*3], body[:quanta*4]); err != nil {
+	if !decodeBase64(buf[:quanta*3], body[:quanta*4]) {
 		return Header{}, malformed("invalid base64")
 	}
-	if h, err = h.finish(buf[:h.headerLen]); err != nil {
+	keyID, keyVersion, err := h.readKey(buf[:h.headerLen])
+	if err != nil {
 		return Header{}, err
 	}
 	if err := checkBase64Body(body[quanta*4:]); err != nil {
@@ -136,27 +135,25 @@ func Parse(text []byte) (Header, error) {
 	return Header{
 		FormatVersion: h.version,
 		Mode:          h.mode,
-		KeyID:         string(h.keyID),
-		KeyVersion:    h.keyVersion,
+		KeyID:         string(keyID),
+		KeyVersion:    keyVersion,
 	}, nil
 }
 
-// rawHeader is a parsed header whose key id aliases the bytes it was decoded into.
+// rawHeader is what parseText learns from a text before the body is decoded.
 type rawHeader struct {
-	version    uint8
-	mode       Mode
-	keyID      []byte
-	keyVersion uint32
-	headerLen  int // bytes of binary header
-	binaryLen  int // bytes of the whole binary form
+	version   uint8
+	mode      Mode
+	headerLen int // bytes of binary header
+	binaryLen int // bytes of the whole binary form
 }
 
 func malformed(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
 
-// parseText checks everything about text that needs only its length and first base64 quantum:
-// prefix, length bounds, line breaks, the unused bits of the last character, format version,
+// parseText checks everything about text that needs only its length, first base64 group and
+// last character: prefix, length bounds, the unused bits of the last character, format version,
 // mode, and the ciphertext length the key id length implies. The caller decodes the header with
-// the rest of the body (which checks the remaining characters) and calls finish.
+// the rest of the body (which checks the remaining characters) and calls readKey.
 func parseText(text []byte) (rawHeader, error) {
 	if !IsCiphertext(text) {
 		return rawHeader{}, malformed("missing " + Prefix + " prefix")
@@ -168,22 +165,18 @@ func parseText(text []byte) (rawHeader, error) {
 		return rawHeader{}, malformed("too short")
 	}
 	body := text[len(Prefix):]
-	// The standard decoder skips CR and LF; the format allows neither.
-	if bytes.IndexByte(body, '\n') >= 0 || bytes.IndexByte(body, '\r') >= 0 {
-		return rawHeader{}, malformed("line break in base64")
-	}
 	if err := checkLastQuantum(body); err != nil {
 		return rawHeader{}, err
 	}
 	var first [3]byte
-	if _, err := base64.RawURLEncoding.Decode(first[:], body[:4]); err != nil {
+	if !decodeBase64(first[:], body[:4]) {
 		return rawHeader{}, malformed("invalid base64")
 	}
 	h := rawHeader{
 		version:   first[0],
 		mode:      Mode(first[1]),
 		headerLen: headerFixedLen + int(first[2]) + 1,
-		binaryLen: base64.RawURLEncoding.DecodedLen(len(body)),
+		binaryLen: decodedLen(len(body)),
 	}
 	if h.version != FormatVersion {
 		return rawHeader{}, fmt.Errorf("%w: format version %d", ErrUnsupportedVersion, h.version)
@@ -201,21 +194,20 @@ func parseText(text []byte) (rawHeader, error) {
 	return h, nil
 }
 
-// finish returns h completed with the key id and key version read from the decoded header
-// bytes (h.headerLen of them); the key id aliases header.
-func (h rawHeader) finish(header []byte) (rawHeader, error) {
+// readKey returns the key id (aliasing header) and key version from the decoded header bytes,
+// h.headerLen of them.
+func (h *rawHeader) readKey(header []byte) ([]byte, uint32, error) {
 	idLen := h.headerLen - headerFixedLen
-	h.keyID = header[3 : 3+idLen]
-	if !validKeyID(h.keyID) {
-		return rawHeader{}, malformed("invalid key id")
+	keyID := header[3 : 3+idLen]
+	if !validKeyID(keyID) {
+		return nil, 0, malformed("invalid key id")
 	}
-	h.keyVersion = binary.BigEndian.Uint32(header[3+idLen:])
-	return h, nil
+	return keyID, binary.BigEndian.Uint32(header[3+idLen:]), nil
 }
 
 // checkLastQuantum rejects lengths no encoder produces and a last character whose unused low
-// bits are set, which are the only non-canonical encodings the standard decoder lets through
-// once line breaks are excluded.
+// bits are set: with decodeBase64's alphabet check, that makes the decoding strict, so exactly
+// one text decodes to a given binary form.
 func checkLastQuantum(body []byte) error {
 	var mask byte
 	switch len(body) % 4 {
@@ -228,8 +220,8 @@ func checkLastQuantum(body []byte) error {
 	case 3:
 		mask = 0x03
 	}
-	v, ok := base64URLValue(body[len(body)-1])
-	if !ok {
+	v := base64URLValues[body[len(body)-1]]
+	if v == 0xff {
 		return malformed("invalid base64")
 	}
 	if v&mask != 0 {
@@ -238,30 +230,13 @@ func checkLastQuantum(body []byte) error {
 	return nil
 }
 
-func base64URLValue(c byte) (byte, bool) {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c - 'A', true
-	case 'a' <= c && c <= 'z':
-		return c - 'a' + 26, true
-	case '0' <= c && c <= '9':
-		return c - '0' + 52, true
-	case c == '-':
-		return 62, true
-	case c == '_':
-		return 63, true
-	}
-	return 0, false
-}
-
 // checkBase64Body decodes body in chunks into a stack buffer to validate every character.
 func checkBase64Body(body []byte) error {
-	const chunk = 1024 // characters; a multiple of 4
+	const chunk = 256 // characters; a multiple of 4
 	var buf [chunk / 4 * 3]byte
-	enc := base64.RawURLEncoding
 	for len(body) > 0 {
 		n := min(chunk, len(body))
-		if _, err := enc.Decode(buf[:], body[:n]); err != nil {
+		if !decodeBase64(buf[:decodedLen(n)], body[:n]) {
 			return malformed("invalid base64")
 		}
 		body = body[n:]

@@ -177,3 +177,48 @@ func TestKeyIDChars(t *testing.T) {
 		}
 	}
 }
+
+func TestBase64URLValues(t *testing.T) {
+	for c := range 256 {
+		want := byte(0xff)
+		if i := strings.IndexByte(base64URLAlphabet, byte(c)); i >= 0 {
+			want = byte(i)
+		}
+		if got := base64URLValues[c]; got != want {
+			t.Errorf("value of byte %#x = %#x, want %#x", c, got, want)
+		}
+	}
+}
+
+// TestDecodeBase64MatchesStandardLibrary checks decodeBase64 against the standard library on
+// every length and on every single-byte corruption of a short text.
+func TestDecodeBase64MatchesStandardLibrary(t *testing.T) {
+	src := make([]byte, 300)
+	for i := range src {
+		src[i] = byte(i*151 + i>>3)
+	}
+	for n := range len(src) + 1 {
+		text := []byte(base64.RawURLEncoding.EncodeToString(src[:n]))
+		out := make([]byte, decodedLen(len(text)))
+		if !decodeBase64(out, text) || !bytes.Equal(out, src[:n]) {
+			t.Fatalf("%d bytes: decoded %x, want %x", n, out, src[:n])
+		}
+	}
+	text := []byte(base64.RawURLEncoding.EncodeToString(src[:20]))
+	out := make([]byte, decodedLen(len(text)))
+	for i := range text {
+		for c := range 256 {
+			bad := bytes.Clone(text)
+			bad[i] = byte(c)
+			enc := base64.RawURLEncoding.Strict()
+			if i == len(text)-1 {
+				enc = base64.RawURLEncoding // the unused bits are checkLastQuantum's job
+			}
+			_, stdErr := enc.Decode(make([]byte, 30), bad)
+			stdOK := stdErr == nil && c != '\r' && c != '\n' // which the standard decoder skips
+			if got := decodeBase64(out, bad); got != stdOK {
+				t.Fatalf("byte %d set to %#x: decodeBase64 = %v, strict standard decoder = %v", i, c, got, stdOK)
+			}
+		}
+	}
+}

@@ -52,6 +52,9 @@ func (s *Server) newProcessor(ctx context.Context) *processor {
 
 // handle answers one message from Envoy.
 func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if p.s.obs != nil {
+		return p.observe(ctx, req)
+	}
 	resp, err := p.dispatch(ctx, req)
 	if err != nil {
 		return p.fail(err)

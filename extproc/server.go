@@ -31,6 +31,9 @@ type Options struct {
 	// message_timeout so that a slow key service gives a clean 503 rather than Envoy's 504.
 	// 0 means DefaultKeyTimeout.
 	KeyTimeout time.Duration
+	// Observer, if not nil, is told about every message answered and every field transformed
+	// (for metrics). Nil costs nothing.
+	Observer Observer
 }
 
 // Server is the Envoy ext_proc gRPC service. It is safe for concurrent use; each stream gets
@@ -43,6 +46,7 @@ type Server struct {
 	keys     Keys
 	opts     Options
 	log      *slog.Logger
+	obs      Observer
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -70,7 +74,7 @@ func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
-	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log}
+	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log, obs: opts.Observer}
 	for _, p := range compiled {
 		s.byName[p.name] = p
 	}

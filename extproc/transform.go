@@ -28,7 +28,7 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 	ctx, cancel := context.WithTimeout(ctx, s.opts.KeyTimeout)
 	defer cancel()
 	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops}
-	changed := 0
+	changed, sealed := 0, 0
 	out, _, err := fs.plan.Rewrite(make([]byte, 0, len(body)+len(body)/2+256), body,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			var repl []byte
@@ -43,12 +43,16 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 			}
 			if err == nil && !bytes.Equal(repl, raw) {
 				changed++
+				if t.ops[f.Selector] == opEncrypt {
+					sealed++
+				}
 			}
 			return repl, err
 		})
 	if err != nil {
 		return nil, 0, classify(ph, err)
 	}
+	s.observeFields(pol, sealed, changed-sealed)
 	return out, changed, nil
 }
 

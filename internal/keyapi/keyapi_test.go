@@ -1,0 +1,271 @@
+package keyapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
+	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/keyring"
+)
+
+// fakeKeys is an in-memory Keys with an injectable failure (the admin API tests' fake).
+type fakeKeys struct {
+	mu    sync.Mutex
+	keys  map[string][]byte
+	vers  map[string]uint32
+	fail  error
+	delay time.Duration
+}
+
+func newFake() *fakeKeys { return &fakeKeys{keys: map[string][]byte{}, vers: map[string]uint32{}} }
+
+func (f *fakeKeys) wait(ctx context.Context) error {
+	if f.delay == 0 {
+		return nil
+	}
+	select {
+	case <-time.After(f.delay):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("fake keys: %w", ctx.Err())
+	}
+}
+
+func (f *fakeKeys) Get(ctx context.Context, id string) (keyring.DataKey, error) {
+	if err := f.wait(ctx); err != nil {
+		return keyring.DataKey{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return keyring.DataKey{}, f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		f.keys[id] = []byte(fmt.Sprintf("%032s", id))[:32]
+		f.vers[id] = 1
+	}
+	return keyring.DataKey{ID: id, Version: f.vers[id], Secret: secret.New(append([]byte(nil), f.keys[id]...))}, nil
+}
+
+func (f *fakeKeys) Rotate(_ context.Context, id string) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		return 0, keyring.ErrNotFound
+	}
+	f.vers[id]++
+	return f.vers[id], nil
+}
+
+func (f *fakeKeys) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if _, ok := f.keys[id]; !ok {
+		return keyring.ErrNotFound
+	}
+	delete(f.keys, id)
+	return nil
+}
+
+const token = "s3cret-token"
+
+// serve runs the service on a loopback TCP listener and returns a real client.
+func serve(t *testing.T, keys Keys, opts Options) rkmsv1.KeyServiceClient {
+	t.Helper()
+	svc, err := New(keys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	svc.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); g.Stop() })
+	return rkmsv1.NewKeyServiceClient(conn)
+}
+
+type call func(ctx context.Context, c rkmsv1.KeyServiceClient) (any, error)
+
+func get(id string) call {
+	return func(ctx context.Context, c rkmsv1.KeyServiceClient) (any, error) {
+		return c.GetKey(ctx, &rkmsv1.GetKeyRequest{Id: id})
+	}
+}
+
+func del(id string) call {
+	return func(ctx context.Context, c rkmsv1.KeyServiceClient) (any, error) {
+		return c.DeleteKey(ctx, &rkmsv1.DeleteKeyRequest{Id: id})
+	}
+}
+
+func rotate(id string) call {
+	return func(ctx context.Context, c rkmsv1.KeyServiceClient) (any, error) {
+		return c.RotateKey(ctx, &rkmsv1.RotateKeyRequest{Id: id})
+	}
+}
+
+// TestKeyService is the admin HTTP API's behaviour table (internal/admin), call for call, over a
+// real gRPC connection.
+func TestKeyService(t *testing.T) {
+	internal := errors.New("dial tcp 10.1.2.3:443: secret internals")
+	bearer := []string{"authorization", "Bearer " + token}
+	tests := []struct {
+		name    string
+		call    call
+		md      []string // outgoing metadata pairs
+		setup   func(*fakeKeys)
+		opts    Options
+		want    codes.Code
+		wantMsg string // substring of the status message
+		check   func(t *testing.T, resp any)
+	}{
+		{name: "get creates", call: get("alice"), md: bearer, want: codes.OK,
+			check: func(t *testing.T, resp any) {
+				r := resp.(*rkmsv1.GetKeyResponse)
+				if r.GetId() != "alice" || r.GetVersion() != 1 || len(r.GetKey()) != 32 {
+					t.Fatalf("bad response %v", r)
+				}
+			}},
+		{name: "scheme case-insensitive", call: get("alice"), md: []string{"authorization", "bearer " + token}, want: codes.OK},
+		{name: "no token", call: get("alice"), want: codes.Unauthenticated, wantMsg: "bearer"},
+		{name: "wrong token", call: get("alice"), md: []string{"authorization", "Bearer nope"}, want: codes.Unauthenticated, wantMsg: "bearer"},
+		{name: "token prefix", call: get("alice"), md: []string{"authorization", "Bearer " + token[:5]}, want: codes.Unauthenticated},
+		{name: "token with suffix", call: get("alice"), md: []string{"authorization", "Bearer " + token + "x"}, want: codes.Unauthenticated},
+		{name: "basic auth", call: get("alice"), md: []string{"authorization", "Basic " + token}, want: codes.Unauthenticated},
+		{name: "two authorization values", call: get("alice"), md: append([]string{"authorization", "Bearer nope"}, bearer...), want: codes.Unauthenticated},
+		{name: "delete needs token", call: del("alice"), want: codes.Unauthenticated},
+		{name: "rotate needs token", call: rotate("alice"), want: codes.Unauthenticated},
+		{name: "token checked before id", call: get(""), want: codes.Unauthenticated},
+		{name: "no id", call: get(""), md: bearer, want: codes.InvalidArgument, wantMsg: "invalid key id"},
+		{name: "bad id chars", call: get("a b"), md: bearer, want: codes.InvalidArgument, wantMsg: "invalid key id"},
+		{name: "id too long", call: get(strings.Repeat("a", 257)), md: bearer, want: codes.InvalidArgument},
+		{name: "delete bad id", call: del("a\nb"), md: bearer, want: codes.InvalidArgument},
+		{name: "delete absent", call: del("bob"), md: bearer, want: codes.NotFound, wantMsg: "not found"},
+		{name: "delete", call: del("bob"), md: bearer, want: codes.OK,
+			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32) }},
+		{name: "rotate", call: rotate("bob"), md: bearer, want: codes.OK,
+			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32); f.vers["bob"] = 1 },
+			check: func(t *testing.T, resp any) {
+				if r := resp.(*rkmsv1.RotateKeyResponse); r.GetVersion() != 2 || r.GetId() != "bob" {
+					t.Fatalf("bad rotate response %v", r)
+				}
+			}},
+		{name: "rotate absent", call: rotate("nobody"), md: bearer, want: codes.NotFound},
+		{name: "unavailable", call: get("alice"), md: bearer, want: codes.Unavailable, wantMsg: "unavailable",
+			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
+		{name: "deadline is unavailable", call: get("alice"), md: bearer, want: codes.Unavailable,
+			opts:  Options{Timeout: 20 * time.Millisecond},
+			setup: func(f *fakeKeys) { f.delay = time.Second }},
+		{name: "invalid id from the keyring", call: rotate("alice"), md: bearer, want: codes.InvalidArgument,
+			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("%w: reserved", keyring.ErrInvalidID) }},
+		{name: "internal hidden", call: get("alice"), md: bearer, want: codes.Internal, wantMsg: "internal error",
+			setup: func(f *fakeKeys) { f.fail = internal }},
+		{name: "wiped key is internal", call: get("alice"), md: bearer, want: codes.Internal,
+			setup: func(f *fakeKeys) { f.fail = secret.ErrWiped }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			opts := tc.opts
+			opts.Token = token
+			c := serve(t, f, opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if len(tc.md) > 0 {
+				ctx = metadata.AppendToOutgoingContext(ctx, tc.md...)
+			}
+			resp, err := tc.call(ctx, c)
+			st := status.Convert(err)
+			if st.Code() != tc.want {
+				t.Fatalf("code %v (%q), want %v", st.Code(), st.Message(), tc.want)
+			}
+			if !strings.Contains(st.Message(), tc.wantMsg) {
+				t.Fatalf("message %q does not mention %q", st.Message(), tc.wantMsg)
+			}
+			if strings.Contains(st.Message(), "10.1.2.3") {
+				t.Fatalf("internals leaked: %q", st.Message())
+			}
+			if tc.check != nil {
+				tc.check(t, resp)
+			}
+		})
+	}
+}
+
+// TestAuditLog checks one audit record per call, with the key id and never the key.
+func TestAuditLog(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	c := serve(t, newFake(), Options{Token: token, Logger: log})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	resp, err := c.GetKey(ctx, &rkmsv1.GetKeyRequest{Id: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RotateKey(ctx, &rkmsv1.RotateKeyRequest{Id: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	for _, want := range []string{`"op":"read"`, `"op":"rotate"`, `"key_id":"alice"`, `"api":"grpc"`, `"remote":"127.0.0.1:`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit log lacks %s:\n%s", want, out)
+		}
+	}
+	for _, secretForm := range []string{string(resp.GetKey()), base64.StdEncoding.EncodeToString(resp.GetKey())} {
+		if strings.Contains(out, secretForm) {
+			t.Fatal("key material in the audit log")
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+func TestNewRejects(t *testing.T) {
+	if _, err := New(newFake(), Options{}); err == nil {
+		t.Error("New accepted an empty token")
+	}
+	if _, err := New(nil, Options{Token: token}); err == nil {
+		t.Error("New accepted nil keys")
+	}
+}

@@ -40,6 +40,9 @@ type Log struct {
 // Admin configures the admin HTTP API (key API, health and readiness).
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// GRPCListen is the address of the gRPC key API (rkms.v1.KeyService), which takes the same
+	// token. Empty disables it.
+	GRPCListen string `yaml:"grpc_listen"`
 	// TokenFile holds the bearer token that /key calls need. RKMS_ADMIN_TOKEN overrides it. If
 	// neither exists, a random token is generated into TokenFile (mode 0600) at start.
 	TokenFile string `yaml:"token_file"`
@@ -106,7 +109,7 @@ func Default() *Config {
 	return &Config{
 		DataDir: "rkms-data",
 		Log:     Log{Level: "info", Format: "json"},
-		Admin:   Admin{Listen: "127.0.0.1:8080", TokenFile: "rkms-data/admin.token"},
+		Admin:   Admin{Listen: "127.0.0.1:8080", GRPCListen: "127.0.0.1:8081", TokenFile: "rkms-data/admin.token"},
 		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond},
 		KMS: KMS{
 			Provider: "local",
@@ -234,6 +237,9 @@ func (c *checker) check(cfg *Config) {
 		c.add("log.format", "must be json or text (got %q)", cfg.Log.Format)
 	}
 	c.listen("admin.listen", cfg.Admin.Listen)
+	if cfg.Admin.GRPCListen != "" {
+		c.listen("admin.grpc_listen", cfg.Admin.GRPCListen)
+	}
 	if cfg.Admin.TokenFile == "" && os.Getenv("RKMS_ADMIN_TOKEN") == "" {
 		c.add("admin.token_file", "must be set (or RKMS_ADMIN_TOKEN)")
 	}

@@ -20,7 +20,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	if cfg.KMS.Provider != "aws" || len(cfg.KMS.Regions) != 3 || cfg.KMS.Timeout != 500*time.Millisecond ||
 		cfg.Store.DynamoDB.Endpoint != "http://127.0.0.1:18000" || !cfg.Store.DynamoDB.CreateTable ||
-		cfg.Cache.TTL != 5*time.Minute || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond {
+		cfg.Cache.TTL != 5*time.Minute || cfg.Admin.GRPCListen != "127.0.0.1:8081" || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond {
 		t.Fatalf("unexpected config: %+v", cfg)
 	}
 }
@@ -54,6 +54,7 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"unknown key", "admin:\n  listen: 127.0.0.1:8080\n  tokn_file: x\n", []string{"line 3:", "tokn_file"}},
 		{"wrong type", "cache:\n  max_keys: many\n", []string{"line 2:"}},
 		{"bad duration", "kms:\n  timeout: soon\n", []string{"line 2:"}},
+		{"bad grpc listen", "admin:\n  grpc_listen: nowhere\n", []string{"line 2: admin.grpc_listen: must be host:port"}},
 		{"bad provider", "kms:\n  provider: gcp\n", []string{"line 2: kms.provider: must be aws or local"}},
 		{"alias key", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n      key_id: alias/rkms\n", []string{"line 5: kms.regions[0].key_id: aliases"}},
 		{"missing key id", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n", []string{"line 4: kms.regions[0].key_id"}},
@@ -114,5 +115,15 @@ func TestPolicyProblemsHaveLines(t *testing.T) {
 		if !strings.Contains(msg, w) {
 			t.Errorf("%q does not contain %q", msg, w)
 		}
+	}
+}
+
+func TestGRPCListenCanBeDisabled(t *testing.T) {
+	cfg, err := Parse([]byte("admin: {grpc_listen: \"\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.GRPCListen != "" || Default().Admin.GRPCListen != "127.0.0.1:8081" {
+		t.Fatalf("grpc_listen %q", cfg.Admin.GRPCListen)
 	}
 }

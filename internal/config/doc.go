@@ -4,8 +4,9 @@
 //
 // One YAML file (`rkms serve --config FILE`). Without a file, [Default] gives the embedded
 // defaults: data in ./rkms-data, an embedded single-file store, three local software KMS regions,
-// the admin API on 127.0.0.1:8080 and ext_proc on 127.0.0.1:50051. A file is laid over those
-// defaults, so it only needs the keys it changes. Secrets may come from the environment:
+// the admin API on 127.0.0.1:8080 (with /metrics), the gRPC key API on 127.0.0.1:8081 and
+// ext_proc on 127.0.0.1:50051. A file is laid over those defaults, so it only needs the keys it
+// changes. Secrets may come from the environment:
 // RKMS_ADMIN_TOKEN overrides admin.token_file. AWS credentials come from the SDK's standard chain
 // and are never part of this file.
 //

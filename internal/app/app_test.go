@@ -120,8 +120,8 @@ func TestEmbeddedDefaultsKeepKeys(t *testing.T) {
 	t.Setenv("RKMS_ADMIN_TOKEN", "")
 	dir := t.TempDir()
 	t.Chdir(dir)
-	cfg := writeConfig(t, dir, fmt.Sprintf("admin: {listen: 127.0.0.1:%d}\nextproc: {listen: 127.0.0.1:%d}\n",
-		testenv.FreePort(t), testenv.FreePort(t)))
+	cfg := writeConfig(t, dir, fmt.Sprintf("admin: {listen: 127.0.0.1:%d, grpc_listen: 127.0.0.1:%d}\nextproc: {listen: 127.0.0.1:%d}\n",
+		testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)))
 
 	r := startServe(t, "--config", cfg)
 	if !strings.Contains(r.stdout.String(), "generated admin token in rkms-data/admin.token") {
@@ -183,7 +183,7 @@ func TestServeOnAWS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`data_dir: %[1]s/data
-admin: {listen: 127.0.0.1:%[2]d, token_file: %[1]s/token}
+admin: {listen: 127.0.0.1:%[2]d, grpc_listen: "", token_file: %[1]s/token}
 extproc: {listen: 127.0.0.1:%[3]d}
 kms:
   provider: aws

@@ -14,10 +14,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/admin"
 	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/internal/keyapi"
+	"github.com/rkms/rkms/internal/metrics"
 	"github.com/rkms/rkms/keyring"
 )
 
@@ -36,25 +39,34 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		fmt.Fprintf(stdout, "rkms: generated admin token in %s\n", cfg.Admin.TokenFile)
 	}
 
+	// Metrics decorate the regions and the store; the keyring itself is read at scrape time.
+	m := metrics.New()
 	regions, err := buildRegions(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	for i := range regions {
+		regions[i] = m.WrapRegion(regions[i])
 	}
 	st, err := buildStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	kr, err := keyring.New(st, regions, keyringOptions(cfg, log))
+	kr, err := keyring.New(m.WrapStore(st), regions, keyringOptions(cfg, log))
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
 	defer kr.Close()
+	if err := m.WatchKeyring(kr); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	ext, err := extproc.NewServer(cfg.Policies, extprocKeys{kr}, extproc.Options{
 		Logger:       log,
 		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
 		KeyTimeout:   cfg.ExtProc.KeyTimeout,
+		Observer:     m,
 	})
 	if err != nil {
 		return fmt.Errorf("ext_proc policies: %w", err)
@@ -63,6 +75,14 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	if err != nil {
 		return err
 	}
+	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log})
+	if err != nil {
+		return err
+	}
+	// /metrics needs no token: it carries no key material and no key ids.
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/metrics", m.Handler())
+	adminMux.Handle("/", adminHandler)
 
 	grpcLis, err := net.Listen("tcp", cfg.ExtProc.Listen)
 	if err != nil {
@@ -73,6 +93,14 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		grpcLis.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	var keyLis net.Listener
+	if cfg.Admin.GRPCListen != "" {
+		if keyLis, err = net.Listen("tcp", cfg.Admin.GRPCListen); err != nil {
+			grpcLis.Close()
+			adminLis.Close()
+			return fmt.Errorf("admin grpc listener: %w", err)
+		}
+	}
 
 	// Envoy sends a buffered body as one message: the server sizes gRPC's limits to the body limit.
 	gs := grpc.NewServer(ext.GRPCServerOptions()...)
@@ -81,21 +109,31 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
-	hsrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 5 * time.Second,
+	hsrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
-	errc := make(chan error, 2)
+	// The key API has its own gRPC server: its listener may be exposed where ext_proc's is not.
+	ks := grpc.NewServer()
+	keySvc.Register(ks)
+	reflection.Register(ks)
+
+	errc := make(chan error, 3)
 	go func() { errc <- gs.Serve(grpcLis) }()
 	go func() { errc <- hsrv.Serve(adminLis) }()
+	keyAddr := "disabled"
+	if keyLis != nil {
+		keyAddr = keyLis.Addr().String()
+		go func() { errc <- ks.Serve(keyLis) }()
+	}
 
 	mode := "configured"
 	if defaults {
 		mode = "embedded defaults (local software KMS: NOT FOR PRODUCTION)"
 	}
-	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: http://%s (token in %s)\n  ext_proc:  %s (gRPC)\n",
-		Version, mode, adminLis.Addr(), tokenSource(cfg), grpcLis.Addr())
-	log.Info("rkms started", "admin", adminLis.Addr().String(), "extproc", grpcLis.Addr().String(),
+	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: http://%s (token in %s; metrics at /metrics)\n  key API:   %s (gRPC)\n  ext_proc:  %s (gRPC)\n",
+		Version, mode, adminLis.Addr(), tokenSource(cfg), keyAddr, grpcLis.Addr())
+	log.Info("rkms started", "admin", adminLis.Addr().String(), "key_api", keyAddr, "extproc", grpcLis.Addr().String(),
 		"kms_provider", cfg.KMS.Provider, "regions", len(regions), "store", cfg.Store.Type, "policies", len(cfg.Policies))
 
 	var serveErr error
@@ -109,11 +147,12 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	defer cancel()
 	_ = hsrv.Shutdown(sctx)
 	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
+	go func() { gs.GracefulStop(); ks.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-sctx.Done():
 		gs.Stop()
+		ks.Stop()
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
 		return serveErr

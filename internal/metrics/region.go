@@ -32,6 +32,12 @@ var _ keyring.Region = (*region)(nil)
 // labelled with r.Name() (region names are configured, hence bounded).
 func (m *Metrics) WrapRegion(r keyring.Region) keyring.Region {
 	n := r.Name()
+	// Every error series exists from the start at 0, so that rate() and alerts see the first error.
+	for _, op := range []string{opGenerate, opEncrypt, opDecrypt} {
+		for _, class := range kmsClasses {
+			m.kmsErrors.WithLabelValues(n, op, class)
+		}
+	}
 	return &region{Region: r, m: m, name: n,
 		generate: m.kmsLatency.WithLabelValues(n, opGenerate),
 		enc:      m.kmsLatency.WithLabelValues(n, opEncrypt),
@@ -66,6 +72,9 @@ func (r *region) done(lat prometheus.Observer, op string, start time.Time, err e
 		r.m.kmsErrors.WithLabelValues(r.name, op, kmsClass(err)).Inc()
 	}
 }
+
+// kmsClasses are the values of rkms_kms_errors_total's class label.
+var kmsClasses = []string{"unavailable", "rejected", "canceled"}
 
 // kmsClass follows the keyring's classification: a region that answered and refused is
 // "rejected"; anything else that is not a cancellation counts as unavailability.

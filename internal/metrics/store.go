@@ -22,6 +22,11 @@ var _ store.Store = (*measuredStore)(nil)
 // WrapStore returns s with its calls measured: latency per operation and errors by class.
 // Close is passed through unmeasured.
 func (m *Metrics) WrapStore(s store.Store) store.Store {
+	for _, op := range []string{"get", "create", "update", "delete", "ping"} {
+		for _, class := range storeClasses {
+			m.storeErrors.WithLabelValues(op, class)
+		}
+	}
 	return &measuredStore{Store: s, m: m,
 		get:    m.storeLatency.WithLabelValues("get"),
 		create: m.storeLatency.WithLabelValues("create"),
@@ -72,6 +77,9 @@ func (s *measuredStore) done(lat prometheus.Observer, op string, start time.Time
 		s.m.storeErrors.WithLabelValues(op, storeClass(err)).Inc()
 	}
 }
+
+// storeClasses are the values of rkms_store_errors_total's class label.
+var storeClasses = []string{"not_found", "exists", "conflict", "unavailable", "invalid", "corrupt", "canceled", "other"}
 
 func storeClass(err error) string {
 	switch {

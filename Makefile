@@ -63,3 +63,6 @@ $(TOOLS)/venv/bin/envoy:
 
 clean: ## remove build output (not rkms-data)
 	rm -rf bin dist
+
+demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
+	GO=$(GO) bash examples/demo.sh

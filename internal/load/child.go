@@ -1,0 +1,252 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/rkms/rkms/examples/app/recorder"
+)
+
+// Stats is what a child process reports about itself.
+type Stats struct {
+	CPU          time.Duration `json:"cpu_ns"`    // user + system time of the whole process (getrusage)
+	RSS          int64         `json:"rss_bytes"` // VmRSS now
+	HWM          int64         `json:"hwm_bytes"` // VmHWM: peak resident memory
+	KMSCalls     uint64        `json:"kms_calls"`
+	StoreCalls   uint64        `json:"store_calls"`
+	CacheEntries int           `json:"cache_entries"`
+}
+
+// Roles of the child processes; the parent re-executes its own binary with -role.
+const (
+	RoleRKMS = "rkms" // the rkms ext_proc server with a warm keyring
+	RoleNoop = "noop" // the no-op ext_proc server
+	RoleApp  = "app"  // the recorder app
+)
+
+// serveChild runs one child role: it listens on a loopback port, writes "ready ADDR" on out,
+// then answers each "stats" line of in with a JSON Stats line until in is closed.
+// profiles names the profile files of the rkms child ("": none).
+type profiles struct{ cpu, mem string }
+
+func serveChild(ctx context.Context, role string, keys int, prof profiles, in io.Reader, out io.Writer) error {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer lis.Close()
+	var counters func(*Stats)
+	switch role {
+	case RoleRKMS:
+		dir, err := os.MkdirTemp("", "rkms-load-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		rig, err := NewRig(dir)
+		if err != nil {
+			return err
+		}
+		defer rig.Close()
+		if err := rig.Warm(ctx, keys); err != nil {
+			return err
+		}
+		if prof.mem != "" {
+			defer writeHeapProfile(prof.mem)
+		}
+		if prof.cpu != "" {
+			pf, err := os.Create(prof.cpu)
+			if err != nil {
+				return err
+			}
+			defer pf.Close()
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		g := grpc.NewServer(rig.Server.GRPCServerOptions()...)
+		rig.Server.Register(g)
+		go func() { _ = g.Serve(lis) }()
+		defer g.Stop()
+		counters = func(s *Stats) {
+			s.KMSCalls, s.StoreCalls = rig.Region.Calls(), rig.Store.Calls()
+			s.CacheEntries = rig.Keyring.Stats().CacheEntries
+		}
+	case RoleNoop:
+		g := grpc.NewServer()
+		(&Noop{}).Register(g)
+		go func() { _ = g.Serve(lis) }()
+		defer g.Stop()
+	case RoleApp:
+		srv := &http.Server{Handler: recorder.New(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Close()
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	if _, err := fmt.Fprintf(out, "ready %s\n", lis.Addr()); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if sc.Text() != "stats" {
+			return fmt.Errorf("unknown command %q", sc.Text())
+		}
+		s, err := selfStats()
+		if err != nil {
+			return err
+		}
+		if counters != nil {
+			counters(&s)
+		}
+		b, _ := json.Marshal(s)
+		if _, err := fmt.Fprintf(out, "%s\n", b); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// selfStats reads this process's CPU time (getrusage, microsecond resolution, all threads) and
+// resident memory (/proc/self/status).
+func selfStats() (Stats, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return Stats{}, fmt.Errorf("getrusage: %w", err)
+	}
+	s := Stats{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return Stats{}, fmt.Errorf("read memory status: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return Stats{}, fmt.Errorf("parse %s: %w", name, err)
+		}
+		if name == "VmRSS" {
+			s.RSS = kb << 10
+		} else {
+			s.HWM = kb << 10
+		}
+	}
+	return s, nil
+}
+
+// child is a running child process.
+type child struct {
+	role string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	addr string
+}
+
+// startChild re-executes this binary in role and waits for its "ready" line.
+func startChild(exe, role string, keys int, prof profiles, stderr io.Writer) (*child, error) {
+	args := []string{"-role", role}
+	if role == RoleRKMS {
+		args = append(args, "-keys", strconv.Itoa(keys))
+		if prof.cpu != "" {
+			args = append(args, "-cpuprofile", prof.cpu)
+		}
+		if prof.mem != "" {
+			args = append(args, "-memprofile", prof.mem)
+		}
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	c := &child{role: role, cmd: cmd, in: in, out: bufio.NewScanner(outPipe)}
+	line, err := c.line()
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("%s did not start: %w", role, err)
+	}
+	addr, ok := strings.CutPrefix(line, "ready ")
+	if !ok {
+		c.stop()
+		return nil, fmt.Errorf("%s: unexpected first line %q", role, line)
+	}
+	c.addr = addr
+	return c, nil
+}
+
+func (c *child) line() (string, error) {
+	if !c.out.Scan() {
+		if err := c.out.Err(); err != nil {
+			return "", err
+		}
+		return "", io.ErrUnexpectedEOF
+	}
+	return c.out.Text(), nil
+}
+
+// stats asks the child for its Stats.
+func (c *child) stats() (Stats, error) {
+	if _, err := io.WriteString(c.in, "stats\n"); err != nil {
+		return Stats{}, fmt.Errorf("%s stats: %w", c.role, err)
+	}
+	line, err := c.line()
+	if err != nil {
+		return Stats{}, fmt.Errorf("%s stats: %w", c.role, err)
+	}
+	var s Stats
+	if err := json.Unmarshal([]byte(line), &s); err != nil {
+		return Stats{}, fmt.Errorf("%s stats: %w", c.role, err)
+	}
+	return s, nil
+}
+
+// stop closes the child's stdin (it exits) and waits, killing it after 5 s.
+func (c *child) stop() {
+	c.in.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	_ = pprof.WriteHeapProfile(f)
+}

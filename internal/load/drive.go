@@ -1,0 +1,202 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+)
+
+// Result is one measured run.
+type Result struct {
+	Requests int // completed successfully
+	Errors   int // failed (the first error is kept)
+	FirstErr error
+	Elapsed  time.Duration
+	lat      []time.Duration
+}
+
+// Throughput is completed requests per second.
+func (r *Result) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
+
+// Percentile returns the q-quantile (0..1) of the latencies.
+func (r *Result) Percentile(q float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	if !slices.IsSorted(r.lat) {
+		slices.Sort(r.lat)
+	}
+	i := int(q * float64(len(r.lat)))
+	return r.lat[min(i, len(r.lat)-1)]
+}
+
+// merge adds o to r (rounds of the same configuration).
+func (r *Result) merge(o *Result) {
+	r.Requests += o.Requests
+	r.Errors += o.Errors
+	if r.FirstErr == nil {
+		r.FirstErr = o.FirstErr
+	}
+	r.Elapsed += o.Elapsed
+	r.lat = append(r.lat, o.lat...)
+}
+
+// recorder collects the outcome of requests from several goroutines.
+type collector struct {
+	mu  sync.Mutex
+	res Result
+}
+
+func (c *collector) add(lat []time.Duration, errs int, first error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.res.lat = append(c.res.lat, lat...)
+	c.res.Requests += len(lat)
+	c.res.Errors += errs
+	if c.res.FirstErr == nil {
+		c.res.FirstErr = first
+	}
+}
+
+// closedLoop runs workers that each issue one request after another until d has passed or
+// limit requests have been started, and reports what completed.
+func closedLoop(ctx context.Context, workers int, d time.Duration, limit int64, do func(ctx context.Context, n int) error) *Result {
+	var rec collector
+	var started atomic.Int64
+	ctx, cancel := context.WithTimeout(ctx, d+10*time.Second) // bounds a stuck request
+	defer cancel()
+	start := time.Now()
+	end := start.Add(d)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			errs := 0
+			var first error
+			for time.Now().Before(end) {
+				n := started.Add(1)
+				if n > limit {
+					break
+				}
+				t0 := time.Now()
+				if err := do(ctx, int(n)); err != nil {
+					errs++
+					if first == nil {
+						first = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			rec.add(lat, errs, first)
+		}()
+	}
+	wg.Wait()
+	rec.res.Elapsed = time.Since(start)
+	return &rec.res
+}
+
+// openLoop offers requests at rate per second for d, whatever the latency, with at most
+// maxInFlight outstanding. Latency counts from the scheduled start, so that a server that falls
+// behind is charged for the queueing it causes.
+func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight int, do func(ctx context.Context, n int) error) *Result {
+	var rec collector
+	total := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	ctx, cancel := context.WithTimeout(ctx, d+10*time.Second)
+	defer cancel()
+	type job struct {
+		due time.Time
+		n   int
+	}
+	jobs := make(chan job, maxInFlight)
+	var wg sync.WaitGroup
+	for range maxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			errs := 0
+			var first error
+			for j := range jobs {
+				if err := do(ctx, j.n); err != nil {
+					errs++
+					if first == nil {
+						first = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(j.due))
+			}
+			rec.add(lat, errs, first)
+		}()
+	}
+	start := time.Now()
+	for i := range total {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- job{due, i}
+	}
+	close(jobs)
+	wg.Wait()
+	rec.res.Elapsed = time.Since(start)
+	return &rec.res
+}
+
+// streamer returns a request function that plays x against client.
+func streamer(client extprocv3.ExternalProcessorClient, x *Exchange) func(ctx context.Context, n int) error {
+	return func(ctx context.Context, n int) error { return x.Run(PolicyContext(ctx), client, n) }
+}
+
+// putter returns a request function that PUTs body as record n mod 1000 to base+"/patients/"
+// through Envoy, for tenant n (the app stores a bounded number of records).
+func putter(client *http.Client, base string, body []byte, tenants int) func(ctx context.Context, n int) error {
+	return func(ctx context.Context, n int) error {
+		url := base + "/patients/" + strconv.Itoa(n%1000)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(TenantHeader, TenantValue(n%tenants))
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("PUT %s: %s: %s", url, resp.Status, got)
+		}
+		if strings.Contains(string(got), `"rkms:`) {
+			return errors.New("response still holds ciphertexts")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,191 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/rkms/rkms/envoy"
+)
+
+// Envoy configurations compared through the real Envoy.
+const (
+	EnvoyNoFilter = "no-ext_proc"   // ingress.yaml without the ext_proc filter
+	EnvoyNoop     = "ext_proc-noop" // ingress.yaml, ext_proc to the no-op server
+	EnvoyRKMS     = "ext_proc-rkms" // ingress.yaml, ext_proc to rkms with warm keys
+)
+
+// envoyConfig renders envoy/ingress.yaml on the given ports; without a filter port (extproc
+// 0) the ext_proc filter and its per-route settings are removed.
+func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
+	cfg, err := envoy.Config("ingress.yaml")
+	if err != nil {
+		return nil, err
+	}
+	ports := map[string]int{"admin": admin, "listener": listener, "app": app}
+	if extproc != 0 {
+		ports["rkms"] = extproc
+	}
+	out, err := envoy.Render(cfg, ports)
+	if err != nil || extproc != 0 {
+		return out, err
+	}
+	return stripExtProc(out)
+}
+
+// stripExtProc removes the ext_proc HTTP filter and every typed_per_filter_config from the
+// first listener's HTTP connection manager.
+func stripExtProc(cfg []byte) ([]byte, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(cfg, &doc); err != nil {
+		return nil, fmt.Errorf("parse envoy config: %w", err)
+	}
+	hcm, err := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config")
+	if err != nil {
+		return nil, err
+	}
+	m := hcm.(map[string]any)
+	var kept []any
+	for _, f := range m["http_filters"].([]any) {
+		if f.(map[string]any)["name"] != "envoy.filters.http.ext_proc" {
+			kept = append(kept, f)
+		}
+	}
+	m["http_filters"] = kept
+	hosts, err := dig(m, "route_config", "virtual_hosts")
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts.([]any) {
+		for _, r := range h.(map[string]any)["routes"].([]any) {
+			delete(r.(map[string]any), "typed_per_filter_config")
+		}
+	}
+	return yaml.Marshal(doc)
+}
+
+func dig(v any, path ...any) (any, error) {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok || m[k] == nil {
+				return nil, fmt.Errorf("envoy config: no %q", k)
+			}
+			v = m[k]
+		case int:
+			s, ok := v.([]any)
+			if !ok || len(s) <= k {
+				return nil, fmt.Errorf("envoy config: no element %d", k)
+			}
+			v = s[k]
+		}
+	}
+	return v, nil
+}
+
+// envoyProc is one running Envoy.
+type envoyProc struct {
+	cmd  *exec.Cmd
+	dir  string
+	base string // http://127.0.0.1:LISTENER
+}
+
+// EnvoyBinary finds envoy: the given path, else $RKMS_ENVOY, else .tools/venv/bin/envoy, else PATH.
+func EnvoyBinary(path string) (string, error) {
+	for _, p := range []string{path, os.Getenv("RKMS_ENVOY"), filepath.Join(".tools", "venv", "bin", "envoy")} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("envoy")
+	if err != nil {
+		return "", fmt.Errorf("envoy not found (give -envoy, set RKMS_ENVOY or run make tools): %w", err)
+	}
+	return p, nil
+}
+
+// startEnvoy runs bin with one worker thread on a configuration pointing at app and extproc
+// (0: no ext_proc filter) and waits for its admin /ready.
+func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Writer) (*envoyProc, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := envoyConfig(ports[0], ports[1], app, extproc)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "rkms-load-envoy-")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "envoy.yaml")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", path, "--concurrency", "1", "--use-dynamic-base-id",
+		"--disable-hot-restart", "--log-level", "warn")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logs, logs
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start envoy: %w", err)
+	}
+	e := &envoyProc{cmd: cmd, dir: dir, base: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", ports[0])
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ready, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return e, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			e.stop()
+			return nil, fmt.Errorf("envoy not ready after 60 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *envoyProc) stop() {
+	_ = e.cmd.Process.Kill()
+	_ = e.cmd.Wait()
+	os.RemoveAll(e.dir)
+}
+
+// freePorts returns n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

@@ -1,0 +1,261 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Flags configure a run. Every loop is bounded both in time and in count.
+type Flags struct {
+	Duration    time.Duration // measured time per configuration (split over Rounds)
+	Rounds      int           // alternations of the compared configurations
+	Concurrency int           // streams in flight against the ext_proc servers (direct mode)
+	MaxWorkers  int           // clients for Envoy's maximum throughput, and in-flight cap at the fixed rate
+	Keys        int           // tenants whose keys are created and cached before the run
+	BodySize    int           // request body bytes
+	MaxRequests int64         // cap on requests per measured run
+	Envoy       string        // envoy binary ("" : RKMS_ENVOY, .tools/venv/bin/envoy, PATH)
+	SkipEnvoy   bool          // only the direct ext_proc comparison
+	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
+	MemProfile  string        // write the rkms server heap profile (at the end) to this file
+	Role        string        // internal: the child process role
+}
+
+func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
+	f := &Flags{}
+	fs := flag.NewFlagSet("rkms-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&f.Duration, "duration", 10*time.Second, "measured time per configuration")
+	fs.IntVar(&f.Rounds, "rounds", 2, "alternations of the compared configurations (each gets duration/rounds per round)")
+	fs.IntVar(&f.Concurrency, "concurrency", 16, "ext_proc streams in flight in the direct comparison")
+	fs.IntVar(&f.MaxWorkers, "max-workers", 32, "HTTP clients for Envoy's maximum throughput and in-flight cap at the fixed rate")
+	fs.IntVar(&f.Keys, "keys", 100000, "tenants whose keys are created and cached before the run")
+	fs.IntVar(&f.BodySize, "body", 1024, "request body size in bytes (3 tagged fields)")
+	fs.Int64Var(&f.MaxRequests, "max-requests", 2000000, "cap on requests per measured run")
+	fs.StringVar(&f.Envoy, "envoy", "", "envoy binary (default: $RKMS_ENVOY, .tools/venv/bin/envoy, PATH)")
+	fs.BoolVar(&f.SkipEnvoy, "skip-envoy", false, "run only the direct ext_proc comparison")
+	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")
+	fs.StringVar(&f.MemProfile, "memprofile", "", "write the heap profile of the rkms server process (at the end of the run) to this file")
+	fs.StringVar(&f.Role, "role", "", "internal: run as a child process (rkms, noop, app)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if f.Duration <= 0 || f.Duration > time.Hour {
+		errs = append(errs, errors.New("-duration must be in (0, 1h]"))
+	}
+	if f.Rounds < 1 || f.Concurrency < 1 || f.MaxWorkers < 1 || f.MaxRequests < 1 {
+		errs = append(errs, errors.New("-rounds, -concurrency, -max-workers and -max-requests must be at least 1"))
+	}
+	if f.Keys < 1 || f.Keys > 10000000 {
+		errs = append(errs, errors.New("-keys must be in [1, 10000000]"))
+	}
+	if _, err := Body(f.BodySize); err != nil || f.BodySize > 512<<10 {
+		errs = append(errs, fmt.Errorf("-body must be in [256, 524288]"))
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	return f, errors.Join(errs...)
+}
+
+// Main runs rkms-load with args (without the program name), writing the report to stdout.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if f.Role != "" {
+		return serveChild(ctx, f.Role, f.Keys, profiles{f.CPUProfile, f.MemProfile}, stdin, stdout)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	body, _ := Body(f.BodySize)
+	rep := &Report{Flags: *f}
+	if err := rep.machine(); err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "rkms-load: "+format+"\n", a...) }
+
+	logf("starting the no-op server and rkms (warming %d keys)", f.Keys)
+	noop, err := startChild(exe, RoleNoop, 0, profiles{}, stderr)
+	if err != nil {
+		return err
+	}
+	defer noop.stop()
+	t0 := time.Now()
+	rkms, err := startChild(exe, RoleRKMS, f.Keys, profiles{f.CPUProfile, f.MemProfile}, stderr)
+	if err != nil {
+		return err
+	}
+	defer rkms.stop()
+	rep.WarmTime = time.Since(t0)
+	if rep.Idle, err = rkms.stats(); err != nil {
+		return err
+	}
+
+	// (1) ext_proc directly over loopback gRPC.
+	var direct [2]target
+	for i, c := range []*child{noop, rkms} {
+		client, closeFn, err := dialExtProc(c.addr)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		direct[i] = target{name: c.role, child: c, do: streamer(client, NewExchange(body, f.Keys, c == rkms))}
+	}
+	logf("direct ext_proc: %d streams in flight, %s per server", f.Concurrency, f.Duration)
+	rep.Direct, err = alternate(ctx, direct[:], f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
+		return closedLoop(ctx, f.Concurrency, d, f.MaxRequests, do)
+	})
+	if err != nil {
+		return err
+	}
+	if !f.SkipEnvoy {
+		if err := runEnvoy(ctx, exe, f, body, noop, rkms, rep, logf); err != nil {
+			return err
+		}
+	}
+	if rep.Final, err = rkms.stats(); err != nil {
+		return err
+	}
+	rep.Print(stdout)
+	return nil
+}
+
+func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms *child, rep *Report, logf func(string, ...any)) error {
+	bin, err := EnvoyBinary(f.Envoy)
+	if err != nil {
+		return err
+	}
+	app, err := startChild(exe, RoleApp, 0, profiles{}, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer app.stop()
+	appPort := port(app.addr)
+	client := &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: f.MaxWorkers * 2, MaxConnsPerHost: f.MaxWorkers * 2}}
+	var targets []target
+	for _, c := range []struct {
+		name  string
+		child *child
+	}{{EnvoyNoFilter, nil}, {EnvoyNoop, noop}, {EnvoyRKMS, rkms}} {
+		ext := 0
+		if c.child != nil {
+			ext = port(c.child.addr)
+		}
+		e, err := startEnvoy(ctx, bin, appPort, ext, io.Discard)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		defer e.stop()
+		stats := c.child
+		if stats == nil {
+			stats = app
+		}
+		targets = append(targets, target{name: c.name, child: stats, do: putter(client, e.base, body, f.Keys)})
+	}
+	// Warm up every path (connections, Envoy's first requests) before measuring.
+	for _, t := range targets {
+		if r := closedLoop(ctx, 4, 500*time.Millisecond, 2000, t.do); r.Errors > 0 {
+			return fmt.Errorf("%s warm-up: %d errors, first: %w", t.name, r.Errors, r.FirstErr)
+		}
+	}
+	logf("envoy: maximum throughput of %s with %d clients, %s", EnvoyNoop, f.MaxWorkers, f.Duration)
+	rep.EnvoyMax = closedLoop(ctx, f.MaxWorkers, f.Duration, f.MaxRequests, targets[1].do)
+	if rep.EnvoyMax.Errors > 0 {
+		return fmt.Errorf("%s at maximum throughput: %d errors, first: %w", EnvoyNoop, rep.EnvoyMax.Errors, rep.EnvoyMax.FirstErr)
+	}
+	rep.Rate = rep.EnvoyMax.Throughput() / 2
+	logf("envoy: %.0f req/s offered to each configuration, %s each", rep.Rate, f.Duration)
+	rep.Envoy, err = alternate(ctx, targets, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
+		return openLoop(ctx, rep.Rate, d, f.MaxWorkers, do)
+	})
+	return err
+}
+
+// target is one configuration under comparison.
+type target struct {
+	name  string
+	child *child // the process whose CPU and memory are attributed to the configuration
+	do    func(ctx context.Context, n int) error
+}
+
+// Measured is a configuration's merged result and its server process's usage over the runs.
+type Measured struct {
+	Name   string
+	Result *Result
+	CPU    time.Duration // server process CPU during the measured runs
+	MaxRSS int64         // largest VmRSS sampled after a run
+	KMS    uint64        // KMS calls during the runs (rkms only)
+	Store  uint64        // store calls during the runs (rkms only)
+}
+
+// CPUPerRequest is server CPU time per completed request.
+func (m *Measured) CPUPerRequest() time.Duration {
+	if m.Result.Requests == 0 {
+		return 0
+	}
+	return m.CPU / time.Duration(m.Result.Requests)
+}
+
+// alternate runs every target for f.Duration/f.Rounds, f.Rounds times in turn, and merges.
+func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Context, time.Duration, func(context.Context, int) error) *Result) ([]*Measured, error) {
+	out := make([]*Measured, len(ts))
+	for i, t := range ts {
+		out[i] = &Measured{Name: t.name, Result: &Result{}}
+	}
+	d := f.Duration / time.Duration(f.Rounds)
+	for range f.Rounds {
+		for i, t := range ts {
+			s0, err := t.child.stats()
+			if err != nil {
+				return nil, err
+			}
+			r := run(ctx, d, t.do)
+			s1, err := t.child.stats()
+			if err != nil {
+				return nil, err
+			}
+			if r.Errors > 0 {
+				return nil, fmt.Errorf("%s: %d errors, first: %w", t.name, r.Errors, r.FirstErr)
+			}
+			m := out[i]
+			m.Result.merge(r)
+			m.CPU += s1.CPU - s0.CPU
+			m.MaxRSS = max(m.MaxRSS, s1.RSS)
+			m.KMS += s1.KMSCalls - s0.KMSCalls
+			m.Store += s1.StoreCalls - s0.StoreCalls
+		}
+	}
+	return out, nil
+}
+
+func dialExtProc(addr string) (extprocv3.ExternalProcessorClient, func(), error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return extprocv3.NewExternalProcessorClient(conn), func() { conn.Close() }, nil
+}
+
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}

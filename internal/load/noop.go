@@ -1,0 +1,56 @@
+package load
+
+import (
+	"errors"
+	"io"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Noop is the baseline ext_proc server: it answers every message with an empty response of the
+// matching kind (CONTINUE, no mutation), doing nothing else. It is the floor that rkms's cost
+// is compared to: gRPC framing, protobuf decoding and encoding of the same messages.
+type Noop struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Noop)(nil)
+
+// Register adds the service to g.
+func (n *Noop) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, n) }
+
+// Process answers each message of one stream until Envoy half-closes it.
+func (n *Noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp := &extprocv3.ProcessingResponse{}
+		switch req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}
+		case *extprocv3.ProcessingRequest_RequestBody:
+			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
+		case *extprocv3.ProcessingRequest_RequestTrailers:
+			resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			resp.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}
+		case *extprocv3.ProcessingRequest_ResponseBody:
+			resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
+		case *extprocv3.ProcessingRequest_ResponseTrailers:
+			resp.Response = &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}
+		default:
+			return status.Error(codes.InvalidArgument, "message with no headers, body or trailers")
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}

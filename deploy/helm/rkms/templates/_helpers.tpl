@@ -1,0 +1,69 @@
+{{- define "rkms.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rkms.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rkms.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rkms.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rkms.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "rkms.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "rkms.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rkms.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rkms.secretName" -}}
+{{- default (printf "%s-admin-token" (include "rkms.fullname" .)) .Values.adminToken.existingSecret -}}
+{{- end -}}
+
+{{/*
+rkms.config is the rkms.yaml file: the user's config with the settings the pod layout decides
+(listeners, token file, data dir) laid over it. Required values fail the render with a message.
+*/}}
+{{- define "rkms.config" -}}
+{{- if and (not .Values.adminToken.value) (not .Values.adminToken.existingSecret) -}}
+{{- fail "set adminToken.value or adminToken.existingSecret" -}}
+{{- end -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $kms := default dict $cfg.kms -}}
+{{- if not $kms.regions -}}
+{{- fail "config.kms.regions must list your KMS regions and key ARNs" -}}
+{{- end -}}
+{{- if eq (default "aws" $kms.provider) "aws" -}}
+{{- range $kms.regions -}}
+{{- if not .key_id -}}
+{{- fail (printf "config.kms.regions: region %v needs key_id (the KMS key ARN)" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $cfg "data_dir" "/var/lib/rkms" -}}
+{{- $_ := set $cfg "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.admin)) "grpc_listen" (printf "0.0.0.0:%d" (int .Values.service.keyApi)) "token_file" "/etc/rkms/secret/admin-token") -}}
+{{- $ext := default dict $cfg.extproc -}}
+{{- $host := ternary "127.0.0.1" "0.0.0.0" .Values.envoy.enabled -}}
+{{- $_ := set $ext "listen" (printf "%s:%d" $host (int .Values.service.extproc)) -}}
+{{- $_ := set $cfg "extproc" $ext -}}
+{{- toYaml $cfg -}}
+{{- end -}}

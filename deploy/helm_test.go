@@ -1,0 +1,342 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/internal/testenv"
+)
+
+// helmBin finds helm: RKMS_HELM, else where `make tools` installs it, else PATH. Missing: fail.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("RKMS_HELM"); p != "" {
+		return p
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "helm")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	t.Fatal("helm not found (run `make tools`, or set RKMS_HELM)")
+	return ""
+}
+
+func chartDir(t *testing.T) string {
+	return filepath.Join(testenv.RepoRoot(t), "deploy", "helm", "rkms")
+}
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBin(t), args...)
+	// No user helm state: a fresh cache, config and data dir per test.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+// rendered holds one `helm template` output, decoded strictly into the Kubernetes types.
+type rendered struct {
+	deployment *appsv1.Deployment
+	service    *corev1.Service
+	pdb        *policyv1.PodDisruptionBudget
+	secret     *corev1.Secret
+	sa         *corev1.ServiceAccount
+	configMaps map[string]*corev1.ConfigMap
+}
+
+// strict decodes one YAML document into v, failing on any field v's type does not have.
+func strict(doc []byte, v any) error {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func render(t *testing.T, args ...string) *rendered {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "rel", chartDir(t), "--namespace", "enc"}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	r := &rendered{configMaps: map[string]*corev1.ConfigMap{}}
+	for _, doc := range strings.Split(out, "\n---") {
+		var head struct{ APIVersion, Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			t.Fatalf("rendered YAML: %v\n%s", err, doc)
+		}
+		var obj any
+		switch head.APIVersion + " " + head.Kind {
+		case " ":
+			continue // a comment-only document
+		case "apps/v1 Deployment":
+			r.deployment = &appsv1.Deployment{}
+			obj = r.deployment
+		case "v1 Service":
+			r.service = &corev1.Service{}
+			obj = r.service
+		case "policy/v1 PodDisruptionBudget":
+			r.pdb = &policyv1.PodDisruptionBudget{}
+			obj = r.pdb
+		case "v1 Secret":
+			r.secret = &corev1.Secret{}
+			obj = r.secret
+		case "v1 ServiceAccount":
+			r.sa = &corev1.ServiceAccount{}
+			obj = r.sa
+		case "v1 ConfigMap":
+			cm := &corev1.ConfigMap{}
+			obj = cm
+			defer func() { r.configMaps[cm.Name] = cm }()
+		default:
+			t.Fatalf("unexpected kind %s %s", head.APIVersion, head.Kind)
+		}
+		if err := strict([]byte(doc), obj); err != nil {
+			t.Fatalf("%s does not decode strictly into its Kubernetes type: %v\n%s", head.Kind, err, doc)
+		}
+	}
+	return r
+}
+
+func container(t *testing.T, d *appsv1.Deployment, name string) *corev1.Container {
+	t.Helper()
+	for i := range d.Spec.Template.Spec.Containers {
+		if c := &d.Spec.Template.Spec.Containers[i]; c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func ports(c *corev1.Container) map[string]int32 {
+	m := map[string]int32{}
+	for _, p := range c.Ports {
+		m[p.Name] = p.ContainerPort
+	}
+	return m
+}
+
+func checkSecurity(t *testing.T, c *corev1.Container) {
+	t.Helper()
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatalf("%s: no securityContext", c.Name)
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot, sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Errorf("%s: may run as root", c.Name)
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Errorf("%s: root filesystem writable", c.Name)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Errorf("%s: privilege escalation allowed", c.Name)
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}):
+		t.Errorf("%s: capabilities not dropped", c.Name)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: resources %+v: want cpu and memory requests and a memory limit", c.Name, c.Resources)
+	}
+}
+
+func TestHelmLint(t *testing.T) {
+	testenv.Integration(t)
+	if out, err := helm(t, "lint", "--strict", chartDir(t), "-f", filepath.Join(chartDir(t), "ci", "test-values.yaml")); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+func TestHelmChart(t *testing.T) {
+	testenv.Integration(t)
+	values := filepath.Join(chartDir(t), "ci", "test-values.yaml")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		envoy  bool
+		secret bool
+	}{
+		{name: "envoy sidecar", args: []string{"-f", values}, envoy: true, secret: true},
+		{name: "ext_proc service, existing secret", args: []string{"-f", values, "--set", "envoy.enabled=false",
+			"--set", "adminToken.value=", "--set", "adminToken.existingSecret=my-token"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := render(t, tc.args...)
+			if r.deployment == nil || r.service == nil || r.pdb == nil || r.sa == nil {
+				t.Fatalf("missing objects: %+v", r)
+			}
+			d := r.deployment
+			pod := d.Spec.Template.Spec
+			if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+				pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("pod securityContext %+v", pod.SecurityContext)
+			}
+			rk := container(t, d, "rkms")
+			if rk == nil {
+				t.Fatal("no rkms container")
+			}
+			checkSecurity(t, rk)
+			if !slices.Equal(rk.Args, []string{"serve", "--config", "/etc/rkms/rkms.yaml"}) {
+				t.Errorf("args %q", rk.Args)
+			}
+			wantPorts := map[string]int32{"admin": 8080, "keyapi": 8081}
+			if !tc.envoy {
+				wantPorts["extproc"] = 50051
+			}
+			if got := ports(rk); fmt.Sprint(got) != fmt.Sprint(wantPorts) {
+				t.Errorf("rkms ports %v, want %v", got, wantPorts)
+			}
+			for name, p := range map[string]*corev1.Probe{"liveness": rk.LivenessProbe, "readiness": rk.ReadinessProbe, "startup": rk.StartupProbe} {
+				want := "/healthz"
+				if name == "readiness" {
+					want = "/readyz"
+				}
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want || p.HTTPGet.Port.String() != "admin" {
+					t.Errorf("%s probe %+v: want GET %s on the admin port", name, p, want)
+				}
+			}
+
+			// The Service targets ports the pod has, and exposes ext_proc only without Envoy.
+			podPorts := ports(rk)
+			if tc.envoy {
+				ev := container(t, d, "envoy")
+				if ev == nil {
+					t.Fatal("no envoy container")
+				}
+				checkSecurity(t, ev)
+				for k, v := range ports(ev) {
+					podPorts[k] = v
+				}
+				if ev.ReadinessProbe == nil || ev.ReadinessProbe.TCPSocket == nil || ev.ReadinessProbe.TCPSocket.Port.String() != "http" {
+					t.Errorf("envoy readiness probe %+v", ev.ReadinessProbe)
+				}
+			} else if container(t, d, "envoy") != nil {
+				t.Error("envoy container without envoy.enabled")
+			}
+			var svcPorts []string
+			for _, sp := range r.service.Spec.Ports {
+				if _, ok := podPorts[sp.TargetPort.String()]; !ok {
+					t.Errorf("service port %s targets %s, which the pod does not have", sp.Name, sp.TargetPort.String())
+				}
+				svcPorts = append(svcPorts, sp.Name)
+			}
+			if slices.Contains(svcPorts, "grpc-extproc") == tc.envoy {
+				t.Errorf("service ports %v (envoy %v): ext_proc must be exposed exactly when there is no sidecar", svcPorts, tc.envoy)
+			}
+
+			// Selectors agree.
+			sel := d.Spec.Selector.MatchLabels
+			for k, v := range sel {
+				if d.Spec.Template.Labels[k] != v || r.service.Spec.Selector[k] != v || r.pdb.Spec.Selector.MatchLabels[k] != v {
+					t.Errorf("label %s=%s not shared by pod, service and PDB", k, v)
+				}
+			}
+			if r.pdb.Spec.MinAvailable == nil || r.pdb.Spec.MinAvailable.IntValue() != 1 {
+				t.Errorf("PDB minAvailable %v", r.pdb.Spec.MinAvailable)
+			}
+
+			// The configuration is one rkms accepts, and its paths are where the pod mounts things.
+			cm := r.configMaps["rel-rkms"]
+			if cm == nil {
+				t.Fatalf("no rkms ConfigMap among %v", r.configMaps)
+			}
+			cfg, err := config.Parse([]byte(cm.Data["rkms.yaml"]))
+			if err != nil {
+				t.Fatalf("rendered rkms.yaml fails rkms config check: %v\n%s", err, cm.Data["rkms.yaml"])
+			}
+			wantExt := "0.0.0.0:50051"
+			if tc.envoy {
+				wantExt = "127.0.0.1:50051" // only the sidecar reaches ext_proc
+			}
+			if cfg.ExtProc.Listen != wantExt || cfg.Admin.Listen != "0.0.0.0:8080" || cfg.Admin.GRPCListen != "0.0.0.0:8081" ||
+				len(cfg.KMS.Regions) != 3 || cfg.Store.Type != "dynamodb" || len(cfg.Policies) != 1 {
+				t.Errorf("rendered config %+v", cfg)
+			}
+			mounts := map[string]string{}
+			for _, m := range rk.VolumeMounts {
+				mounts[m.Name] = m.MountPath
+				if m.Name == "config" && m.SubPath != "" {
+					mounts[m.Name] = filepath.Dir(m.MountPath) + "/"
+				}
+			}
+			if filepath.Join(mounts["admin-token"], "admin-token") != cfg.Admin.TokenFile || mounts["data"] != cfg.DataDir {
+				t.Errorf("token file %s / data dir %s not where the pod mounts them (%v)", cfg.Admin.TokenFile, cfg.DataDir, mounts)
+			}
+			secretName := ""
+			for _, v := range pod.Volumes {
+				if v.Name == "admin-token" && v.Secret != nil {
+					secretName = v.Secret.SecretName
+				}
+			}
+			switch {
+			case tc.secret && (r.secret == nil || string(r.secret.Data["admin-token"]) != "ci-admin-token-0123456789" || r.secret.Name != secretName):
+				t.Errorf("admin token secret %+v, mounted %q", r.secret, secretName)
+			case !tc.secret && (r.secret != nil || secretName != "my-token"):
+				t.Errorf("existing secret: rendered %v, mounted %q", r.secret, secretName)
+			}
+
+			ecm, ok := r.configMaps["rel-rkms-envoy"]
+			if ok != tc.envoy {
+				t.Fatalf("envoy ConfigMap rendered: %v, want %v", ok, tc.envoy)
+			}
+			if tc.envoy {
+				boot := ecm.Data["envoy.yaml"]
+				for _, want := range []string{"failure_mode_allow: false", "{key: x-rkms-policy, value: \"patients\"}",
+					"address: 127.0.0.1, port_value: 50051", "address: 0.0.0.0, port_value: 10000"} {
+					if !strings.Contains(boot, want) {
+						t.Errorf("envoy bootstrap lacks %q", want)
+					}
+				}
+				if out, err := testenv.Validate(t, boot); err != nil {
+					t.Errorf("envoy --mode validate: %v\n%s\n%s", err, out, boot)
+				}
+			}
+		})
+	}
+}
+
+// TestHelmChartRefuses: without the values rkms cannot run with, rendering fails with a message
+// that says what to set.
+func TestHelmChartRefuses(t *testing.T) {
+	testenv.Integration(t)
+	values := filepath.Join(chartDir(t), "ci", "test-values.yaml")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"defaults", nil, "adminToken"},
+		{"no regions", []string{"--set", "adminToken.value=x0123456789abcdef"}, "config.kms.regions"},
+		{"region without key", []string{"-f", values, "--set", "config.kms.regions[0].key_id="}, "needs key_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "rel", chartDir(t)}, tc.args...)...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("helm template: %v, want a failure mentioning %q\n%s", err, tc.want, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,172 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/store"
+)
+
+// APIs that appear in the api attribute.
+const (
+	APIHTTP    = "http"
+	APIGRPC    = "grpc"
+	APIExtProc = "extproc"
+)
+
+// Operations that appear in the op attribute.
+const (
+	OpRead   = "read"
+	OpCreate = "create"
+	OpRotate = "rotate"
+	OpDelete = "delete"
+)
+
+// Results that appear in the result attribute.
+const (
+	ResultOK          = "ok"
+	ResultDenied      = "denied"
+	ResultInvalid     = "invalid"
+	ResultNotFound    = "not_found"
+	ResultUnavailable = "unavailable"
+	ResultError       = "error"
+)
+
+// ErrDenied marks a call refused for lack of a valid token; [Result] maps it to "denied".
+var ErrDenied = errors.New("missing or invalid bearer token")
+
+// Who is the caller of a key operation.
+type Who struct {
+	API       string // APIHTTP, APIGRPC or APIExtProc
+	Remote    string // peer address
+	Subject   string // verified client certificate subject (mutual TLS), else empty
+	RequestID string // ext_proc: the HTTP request id
+}
+
+type whoKey struct{}
+
+// WithWho returns ctx carrying w.
+func WithWho(ctx context.Context, w Who) context.Context { return context.WithValue(ctx, whoKey{}, w) }
+
+// WhoFrom returns the Who that ctx carries.
+func WhoFrom(ctx context.Context) (Who, bool) {
+	w, ok := ctx.Value(whoKey{}).(Who)
+	return w, ok
+}
+
+// PeerFromGRPC returns the address and, over mutual TLS, the verified client certificate's
+// subject of the gRPC peer of ctx.
+func PeerFromGRPC(ctx context.Context) (remote, subject string) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", ""
+	}
+	if p.Addr != nil {
+		remote = p.Addr.String()
+	}
+	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.PeerCertificates) > 0 {
+		subject = ti.State.PeerCertificates[0].Subject.String()
+	}
+	return remote, subject
+}
+
+// PeerFromHTTP returns the address and, over mutual TLS, the verified client certificate's
+// subject of the client of r.
+func PeerFromHTTP(r *http.Request) (remote, subject string) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+		subject = r.TLS.PeerCertificates[0].Subject.String()
+	}
+	return r.RemoteAddr, subject
+}
+
+// Logger writes audit records. The zero value is not usable: call [New].
+type Logger struct {
+	log *slog.Logger
+}
+
+// New returns a Logger writing to l (nil: discard) with the attribute logger=audit.
+func New(l *slog.Logger) *Logger {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Logger{log: l.With("logger", "audit")}
+}
+
+// Record writes one record for op on keyID by the caller in ctx. version 0 is omitted; an
+// invalid keyID is omitted (it is attacker-chosen text that failed validation). err, when not
+// nil, sets result with [Result] and is recorded as the cause.
+func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, err error) {
+	who, _ := WhoFrom(ctx)
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("api", orUnknown(who.API)), slog.String("op", op))
+	if keyring.ValidateID(keyID) == nil {
+		attrs = append(attrs, slog.String("key_id", keyID))
+	}
+	if version != 0 {
+		attrs = append(attrs, slog.Uint64("version", uint64(version)))
+	}
+	attrs = append(attrs, slog.String("result", Result(err)), slog.String("remote", who.Remote))
+	if who.Subject != "" {
+		attrs = append(attrs, slog.String("subject", who.Subject))
+	}
+	if who.RequestID != "" {
+		attrs = append(attrs, slog.String("request_id", who.RequestID))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+// Result classifies err for the result attribute.
+func Result(err error) string {
+	switch {
+	case err == nil:
+		return ResultOK
+	case errors.Is(err, ErrDenied):
+		return ResultDenied
+	case errors.Is(err, keyring.ErrInvalidID):
+		return ResultInvalid
+	case errors.Is(err, keyring.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return ResultNotFound
+	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, store.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return ResultUnavailable
+	default:
+		return ResultError
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "internal"
+	}
+	return s
+}
+
+// WrapStore returns st recording a create for every key record this replica writes first
+// (store.Create succeeding), and for every attempt that failed other than by losing the race
+// (store.ErrExists: another writer created the key, and recorded it).
+func (a *Logger) WrapStore(st store.Store) store.Store { return &auditedStore{Store: st, a: a} }
+
+type auditedStore struct {
+	store.Store
+	a *Logger
+}
+
+var _ store.Store = (*auditedStore)(nil)
+
+func (s *auditedStore) Create(ctx context.Context, rec *store.Record) error {
+	err := s.Store.Create(ctx, rec)
+	if errors.Is(err, store.ErrExists) {
+		return err
+	}
+	s.a.Record(ctx, OpCreate, rec.ID, rec.Current, err)
+	return err
+}

@@ -1,0 +1,40 @@
+// Package audit writes rkms's audit records: one per key read, creation, rotation and deletion,
+// whichever API asked for it, never with key material.
+//
+// # Record format
+//
+// Records go to the process logger (log/slog, JSON by default) at level INFO with the message
+// "audit" and the attribute logger=audit, so that a log pipeline can route them on that one
+// attribute. Attributes, in this order:
+//
+//	logger       always "audit"
+//	api          http (admin API), grpc (rkms.v1.KeyService), extproc (Envoy ext_proc),
+//	             internal (no caller known: background work)
+//	op           read, create, rotate, delete
+//	key_id       the key id (omitted when the caller sent an invalid one)
+//	version      the key version read, created or made current (omitted when none)
+//	result       ok, denied (no or wrong token), invalid (bad key id), not_found,
+//	             unavailable (too few KMS regions, store down, deadline), error
+//	remote       the peer's address (for extproc: Envoy's address)
+//	subject      the verified client certificate's subject, when the listener uses mutual TLS
+//	request_id   extproc only: the HTTP request's x-request-id (Envoy sets one)
+//	error        the failure's cause, when result is not ok (never key material)
+//
+// Example (one line in the log):
+//
+//	{"time":"...","level":"INFO","msg":"audit","logger":"audit","api":"http","op":"rotate",
+//	 "key_id":"tenant-a","version":2,"result":"ok","remote":"127.0.0.1:50412",
+//	 "subject":"CN=ops,O=example"}
+//
+// A read through the admin or gRPC API creates the key when it is absent: that shows as a create
+// record followed by a read record. A creation is recorded where the key record is first written
+// ([Logger.WrapStore]), so it is recorded once whichever path caused it (including ext_proc
+// encrypting for a new tenant), and a replica that lost the first-write race records nothing.
+// ext_proc's ordinary key use (encrypting and decrypting fields) is not an audit event: the key
+// never leaves rkms there.
+//
+// # Who
+//
+// The API layers put a [Who] into the request context ([WithWho]); [Logger.Record] and the store
+// wrapper read it from there. [PeerFromGRPC] and [PeerFromHTTP] fill remote and subject.
+package audit

@@ -19,8 +19,9 @@ import (
 // each returns exactly one response or an error for the edge ([processor.fail]) to map.
 type processor struct {
 	s        *Server
-	log      *slog.Logger
-	named    string // policy named by the route (gRPC metadata)
+	log      *slog.Logger // built on first use by logger(): most streams never log
+	lent     *[]byte      // body buffer lent to the response being sent; see release
+	named    string       // policy named by the route (gRPC metadata)
 	namedErr error
 
 	reqHeaders, reqEnded, reqBody    bool // request headers seen, no body follows, body seen
@@ -31,12 +32,13 @@ type processor struct {
 	pol       *policy
 	headers   headerMap // request headers
 	path      string    // request path without the query
+	reqID     string    // request id for logs, set when first needed
 	needKeyID bool
 	keyID     string
 }
 
 func (s *Server) newProcessor(ctx context.Context) *processor {
-	p := &processor{s: s, log: s.log}
+	p := &processor{s: s}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if vs := md.Get(PolicyMetadataKey); len(vs) > 0 {
 		p.named = vs[0]
@@ -92,7 +94,7 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	pe := classify(phaseRequest, err)
 	if pe.kind == kindProtocol {
-		p.log.Error("ext_proc stream refused", "error", pe.err)
+		p.logger().Error("ext_proc stream refused", "error", pe.err)
 		return nil, status.Error(codes.FailedPrecondition, pe.Error())
 	}
 	code := httpStatus(pe)
@@ -100,7 +102,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	if code >= http.StatusInternalServerError {
 		lvl = slog.LevelError
 	}
-	p.log.Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
+	p.logger().Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
 	p.finished = true
 	return immediateResponse(code, pe.kind.details(), pe.msg), nil
 }
@@ -112,7 +114,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	p.reqHeaders = true
 	p.headers = parseHeaders(h.GetHeaders())
 	p.reqEnded = h.GetEndOfStream()
-	p.log = p.log.With("request_id", requestID(p.headers))
+	p.log = nil // with the request id from now on
 	method := p.headers.first(":method")
 	p.path, _, _ = strings.Cut(p.headers.first(":path"), "?")
 	if p.namedErr != nil {
@@ -126,7 +128,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 		return headersResponse(phaseRequest, nil, passThroughMode()), nil
 	}
 	p.pol = pol
-	p.log = p.log.With("policy", pol.name)
+	p.log = nil // with the policy from now on
 	hasBody := !p.reqEnded
 	p.needKeyID = !pol.response.empty() || (hasBody && !pol.request.empty())
 	if hasBody && !pol.request.empty() {
@@ -183,11 +185,12 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	if p.pol.request.empty() || len(body) == 0 {
 		return bodyResponse(phaseRequest, nil), nil
 	}
-	out, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, body)
+	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, body)
 	if err != nil {
 		return nil, err
 	}
-	p.log.Debug("request body transformed", "values", n)
+	p.lend(buf)
+	p.debug("request body transformed", "values", n)
 	if n == 0 {
 		return bodyResponse(phaseRequest, nil), nil
 	}
@@ -220,7 +223,7 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		// reveals nothing. This also lets Envoy's own local replies (text/plain 413, 503, ...),
 		// which run through the response path of ext_proc, reach the client.
 		p.respPass = true
-		p.log.Debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
+		p.debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
 		return headersResponse(phaseResponse, nil, nil), nil
 	}
 	if !hm.isIdentity() {
@@ -256,11 +259,12 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, newError(kindInternal, phaseResponse, "internal error",
 			fmt.Errorf("response body before the request body that names the key id"))
 	}
-	out, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, body)
+	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, body)
 	if err != nil {
 		return nil, err
 	}
-	p.log.Debug("response body transformed", "values", n)
+	p.lend(buf)
+	p.debug("response body transformed", "values", n)
 	if n == 0 {
 		return bodyResponse(phaseResponse, nil), nil
 	}
@@ -275,6 +279,49 @@ func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
 		return nil, protocolError("%s trailers before request headers", ph)
 	}
 	return trailersResponse(ph), nil
+}
+
+// logger returns the stream's logger: the server's, with the request id once the request headers
+// are known and the policy once chosen. Building it costs allocations, so it is made only when
+// something is logged.
+func (p *processor) logger() *slog.Logger {
+	if p.log == nil {
+		l := p.s.log
+		if p.reqHeaders {
+			if p.reqID == "" {
+				p.reqID = requestID(p.headers) // once: a generated id stays the same for the stream
+			}
+			l = l.With("request_id", p.reqID)
+		}
+		if p.pol != nil {
+			l = l.With("policy", p.pol.name)
+		}
+		p.log = l
+	}
+	return p.log
+}
+
+// debug logs at debug level when that level is enabled.
+func (p *processor) debug(msg string, args ...any) {
+	if p.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.logger().Debug(msg, args...)
+	}
+}
+
+// lend records that buf backs the body of the response about to be sent.
+func (p *processor) lend(buf *[]byte) {
+	p.release()
+	p.lent = buf
+}
+
+// release gives the lent body buffer back to the pool. Process calls it once the response that
+// holds the body has been sent: gRPC encodes a message within Send and keeps no reference to it
+// (the server installs no stats handler that would).
+func (p *processor) release() {
+	if p.lent != nil {
+		p.s.bodies.put(p.lent)
+		p.lent = nil
+	}
 }
 
 // requestID returns x-request-id (Envoy sets one by default) or a fresh random id.

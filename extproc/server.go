@@ -46,6 +46,7 @@ type Server struct {
 	keys     Keys
 	opts     Options
 	log      *slog.Logger
+	bodies   bodyPool // buffers of rewritten bodies
 	obs      Observer
 }
 

@@ -26,9 +26,12 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		resp, err := p.handle(ctx, req)
 		if err != nil {
+			p.release()
 			return err
 		}
-		if err := stream.Send(resp); err != nil {
+		err = stream.Send(resp)
+		p.release() // Send has encoded resp: its body buffer can be reused
+		if err != nil {
 			return err
 		}
 	}

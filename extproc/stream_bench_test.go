@@ -58,7 +58,7 @@ func startBenchTargets(b *testing.B) []benchTarget {
 	}
 }
 
-func serveLoopback(b *testing.B, g *grpc.Server) extprocv3.ExternalProcessorClient {
+func serveLoopback(b testing.TB, g *grpc.Server) extprocv3.ExternalProcessorClient {
 	b.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
@@ -19,17 +21,23 @@ type transformer struct {
 	keyID    string
 	ops      map[*jsonfield.Selector]op
 	current  *envelope.Key
-	versions map[uint32]envelope.Key
+	version  envelope.Key            // the last version opened (most bodies use one)
+	versions map[uint32]envelope.Key // the others
+	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
 }
 
-// transform rewrites body with jsonfield.Rewrite. It returns the new body and how many values
-// were sealed or opened (0: the body is unchanged). Key lookups are bounded by timeout.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID string, body []byte) ([]byte, int, error) {
+// transform rewrites body with jsonfield.Rewrite. It returns the new body, the pooled buffer that
+// backs it (to be given back with bodies.put once the body has been sent) and how many values were
+// sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
+// bounded by KeyTimeout.
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID string, body []byte) (out []byte, buf *[]byte, n int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.KeyTimeout)
 	defer cancel()
 	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops}
+	defer func() { clear(t.scratch) }() // it may hold a field's plaintext
 	changed, sealed := 0, 0
-	out, _, err := fs.plan.Rewrite(make([]byte, 0, len(body)+len(body)/2+256), body,
+	buf = s.bodies.get(len(body) + len(body)/2 + 256)
+	out, _, err = fs.plan.Rewrite(*buf, body,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			var repl []byte
 			var err error
@@ -49,11 +57,16 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 			}
 			return repl, err
 		})
-	if err != nil {
-		return nil, 0, classify(ph, err)
+	*buf = out
+	if err != nil || changed == 0 {
+		s.bodies.put(buf)
+		if err != nil {
+			return nil, nil, 0, classify(ph, err)
+		}
+		return nil, nil, 0, nil
 	}
 	s.observeFields(pol, sealed, changed-sealed)
-	return out, changed, nil
+	return out, buf, changed, nil
 }
 
 // seal replaces raw (the JSON text of a value) by the JSON string of its ciphertext.
@@ -71,13 +84,14 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		}
 		t.current = &k
 	}
-	out := make([]byte, 0, len(raw)*4/3+len(t.keyID)*4/3+96)
-	out = append(out, '"')
+	out := append(t.scratch[:0], '"')
 	out, err := envelope.Seal(out, *t.current, t.mode, f.Label, nil, raw)
 	if err != nil {
 		return nil, fmt.Errorf("seal field %s: %w", f.Selector, err)
 	}
-	return append(out, '"'), nil
+	out = append(out, '"')
+	t.scratch = out
+	return out, nil
 }
 
 // open replaces the JSON string of a ciphertext by the JSON text it protects. Values that are
@@ -96,25 +110,68 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, newError(kindAuth, t.phase, authFailed,
 			fmt.Errorf("field %s: ciphertext key id differs from the key id of this request", f.Selector))
 	}
-	k, ok := t.versions[h.KeyVersion]
-	if !ok {
-		k, err = t.keys.Version(ctx, h.KeyID, h.KeyVersion)
-		if err != nil {
-			return nil, fmt.Errorf("get key version %d: %w", h.KeyVersion, err)
-		}
-		if t.versions == nil {
-			t.versions = map[uint32]envelope.Key{}
-		}
-		t.versions[h.KeyVersion] = k
+	k, err := t.key(ctx, h.KeyVersion)
+	if err != nil {
+		return nil, err
 	}
-	pt, err := envelope.Open(nil, k, f.Label, nil, text)
+	pt, err := envelope.Open(t.scratch[:0], k, f.Label, nil, text)
 	if err != nil {
 		return nil, fmt.Errorf("open field %s: %w", f.Selector, err)
 	}
+	t.scratch = pt
 	if !json.Valid(pt) {
 		return nil, newError(kindAuth, t.phase, authFailed, fmt.Errorf("field %s: plaintext is not JSON", f.Selector))
 	}
 	return pt, nil
+}
+
+// key returns version v of the body's key id, looking each version up once per body.
+func (t *transformer) key(ctx context.Context, v uint32) (envelope.Key, error) {
+	if t.version.Secret != nil && t.version.Version == v {
+		return t.version, nil
+	}
+	if k, ok := t.versions[v]; ok {
+		return k, nil
+	}
+	k, err := t.keys.Version(ctx, t.keyID, v)
+	if err != nil {
+		return envelope.Key{}, fmt.Errorf("get key version %d: %w", v, err)
+	}
+	if t.version.Secret != nil {
+		if t.versions == nil {
+			t.versions = map[uint32]envelope.Key{}
+		}
+		t.versions[t.version.Version] = t.version
+	}
+	t.version = k
+	return k, nil
+}
+
+// bodyPool recycles the buffers of rewritten bodies, which are as large as the bodies. A buffer
+// is cleared when it comes back: it may hold plaintext of opened fields.
+type bodyPool struct{ p sync.Pool }
+
+// maxPooledBody bounds the buffers kept for reuse.
+const maxPooledBody = 4 << 20
+
+// get returns an empty buffer of capacity at least n.
+func (bp *bodyPool) get(n int) *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		*b = slices.Grow((*b)[:0], n)
+		return b
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
+// put clears the whole buffer (a failed Rewrite may have written past len) and keeps it for reuse.
+func (bp *bodyPool) put(b *[]byte) {
+	clear((*b)[:cap(*b)])
+	if cap(*b) > maxPooledBody {
+		return
+	}
+	*b = (*b)[:0]
+	bp.p.Put(b)
 }
 
 // jsonString returns the content of raw when raw is a JSON string. Ciphertexts never need

@@ -43,6 +43,17 @@ func BenchmarkGetCacheHit(b *testing.B) {
 			}
 		}
 	})
+	b.Run("keyring-maxstale", func(b *testing.B) {
+		// Stale-if-error on: the hit path is the same.
+		ks := e.keyring(b, keyring.Options{Now: time.Now, MaxStale: time.Hour})
+		mustGet(b, ks, "hot-key")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ks.Get(ctx, "hot-key"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("keyring-parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

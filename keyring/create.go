@@ -183,7 +183,7 @@ func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, e
 		k.enqueue(id)
 	}
 	k.log.Info("key created", "key_id", id, "regions", len(ver.Wrapped))
-	key = k.cache.put(gen, id, 1, 1, key)
+	key = k.cache.put(gen, id, 1, 1, key, k.origin(ver, ""))
 	return DataKey{ID: id, Version: 1, Secret: key}, nil
 }
 
@@ -240,7 +240,7 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 			k.enqueue(id)
 		}
 		k.log.Info("key rotated", "key_id", id, "version", ver.Number)
-		k.cache.put(gen, id, ver.Number, ver.Number, key)
+		k.cache.put(gen, id, ver.Number, ver.Number, key, k.origin(ver, ""))
 		key = nil
 		return ver.Number, nil
 	}

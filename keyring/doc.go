@@ -81,6 +81,25 @@
 // using the previous current version for up to CacheTTL after a Rotate. Since Get is
 // get-or-create, a Get after Delete creates a new, different key for the id.
 //
+// # Stale-if-error
+//
+// With [Options.MaxStale] set, the sweeper does not drop an entry at its TTL but marks it stale:
+// the next use misses and refetches it (store read and unwrap), and if that refetch fails with
+// [ErrUnavailable] (the store, or every region holding a copy, unreachable) the stale key is
+// served instead, until TTL+MaxStale after its fetch. While the outage lasts each stale id is
+// refetched at most once a second ([Stats].StaleServed counts the keys served so); the first
+// refetch that succeeds replaces it. A stale key is never served for a record that the store
+// says is gone, nor for one that no longer holds the very wrapped copy the key was opened from
+// (deleted and re-created elsewhere), so nothing is sealed under a key that no record holds.
+// The price: while the key service is unreachable, a replica may use a key deleted or rotated
+// elsewhere for up to TTL+MaxStale instead of TTL. The cache-hit path is unchanged.
+//
+// # Warm-up
+//
+// [Keyring.RecentIDs] lists the cached ids, most recently used first (ids only, never keys);
+// [Keyring.Warm] opens a list of ids into the cache without ever creating a key. A replica saves
+// the first list and warms from it when it starts again (see internal/app).
+//
 // # Errors
 //
 // Callers branch with errors.Is on [ErrNotFound] (no such key or version: GetVersion, Rotate,

@@ -40,6 +40,13 @@ type Options struct {
 	// CacheTTL bounds how long a plaintext data key stays cached, counted from when it was
 	// fetched (hits do not extend it). Default 5m; negative disables the cache.
 	CacheTTL time.Duration
+	// MaxStale is how long past CacheTTL a cached key may still be served when its refresh
+	// fails because the key service is unavailable (every region holding a copy, or the store,
+	// unreachable): stale-if-error. An entry past its TTL is refetched on its next use; if that
+	// fails with ErrUnavailable, the stale key is served, and refreshed again at most once a
+	// second until a refresh succeeds. It is never served for a record that no longer holds the
+	// copy it was opened from (deleted, or deleted and re-created). Zero (the default) disables.
+	MaxStale time.Duration
 	// CacheMaxKeys bounds the number of cached key ids (least recently used evicted first).
 	// Default 100000; negative disables the cache.
 	CacheMaxKeys int
@@ -83,6 +90,7 @@ type Keyring struct {
 	storeReads atomic.Uint64
 	created    atomic.Uint64
 	repaired   atomic.Uint64
+	staleHits  atomic.Uint64
 }
 
 // New returns a keyring over st and regions (in order of preference) and starts its background
@@ -130,7 +138,7 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		seen[name] = true
 		k.h.regions = append(k.h.regions, &regionState{Region: r, name: name})
 	}
-	k.cache = newCache(opts.CacheMaxKeys, opts.CacheTTL, opts.Now, wipeGrace)
+	k.cache = newCache(opts.CacheMaxKeys, opts.CacheTTL, opts.MaxStale, opts.Now, wipeGrace)
 	ctx, cancel := context.WithCancel(context.Background())
 	k.stop = cancel
 	if background {
@@ -167,8 +175,8 @@ func withDefaults(o Options, n int) (Options, error) {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
-	if o.BreakerThreshold < 0 || o.BreakerCooldown < 0 || o.RepairInterval < 0 || o.CallTimeout < 0 {
-		return o, errors.New("breaker threshold, breaker cooldown, repair interval and call timeout must not be negative")
+	if o.BreakerThreshold < 0 || o.BreakerCooldown < 0 || o.RepairInterval < 0 || o.CallTimeout < 0 || o.MaxStale < 0 {
+		return o, errors.New("breaker threshold, breaker cooldown, repair interval, call timeout and max stale must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -191,6 +199,10 @@ func (k *Keyring) Get(ctx context.Context, id string) (DataKey, error) {
 	if err := ValidateID(id); err != nil {
 		return DataKey{}, err
 	}
+	if dk, ok := k.cache.staleKey(id, 0, true, nil, true); ok {
+		k.staleHits.Add(1)
+		return dk, nil
+	}
 	return k.flight(ctx, id, id, k.loadCurrent)
 }
 
@@ -209,15 +221,23 @@ func (k *Keyring) GetVersion(ctx context.Context, id string, v uint32) (DataKey,
 	if v == 0 {
 		return DataKey{}, fmt.Errorf("key %q version 0: %w", id, ErrNotFound)
 	}
+	if dk, ok := k.cache.staleKey(id, v, false, nil, true); ok {
+		k.staleHits.Add(1)
+		return dk, nil
+	}
 	// NUL never occurs in a valid id, so this cannot collide with Get's flight key.
 	fkey := id + "\x00" + strconv.FormatUint(uint64(v), 10)
 	return k.flight(ctx, fkey, id, func(ctx context.Context, id string) (DataKey, error) {
 		gen := k.cache.generation()
 		rec, err := k.storeGet(ctx, id)
 		if err != nil {
-			return DataKey{}, err
+			return k.orStale(id, v, false, nil, err)
 		}
-		return k.open(ctx, id, rec, v, gen)
+		dk, err := k.open(ctx, id, rec, v, gen)
+		if err != nil {
+			return k.orStale(id, v, false, rec, err)
+		}
+		return dk, nil
 	})
 }
 
@@ -246,9 +266,29 @@ func (k *Keyring) loadCurrent(ctx context.Context, id string) (DataKey, error) {
 		return k.create(ctx, id, gen)
 	}
 	if err != nil {
+		return k.orStale(id, 0, true, nil, err)
+	}
+	dk, err := k.open(ctx, id, rec, rec.Current, gen)
+	if err != nil {
+		return k.orStale(id, 0, true, rec, err)
+	}
+	return dk, nil
+}
+
+// orStale is stale-if-error: when err says the key service is unavailable, it returns the
+// cached key of id (version v, or the current one) even past its TTL, within MaxStale. rec is
+// the record the store returned, if it answered: the cached key must still be in it.
+func (k *Keyring) orStale(id string, v uint32, current bool, rec *store.Record, err error) (DataKey, error) {
+	if !errors.Is(err, ErrUnavailable) {
 		return DataKey{}, err
 	}
-	return k.open(ctx, id, rec, rec.Current, gen)
+	dk, ok := k.cache.staleKey(id, v, current, rec, false)
+	if !ok {
+		return DataKey{}, err
+	}
+	k.staleHits.Add(1)
+	k.log.Warn("key refresh failed; serving the cached key past its ttl", "key_id", id, "version", dk.Version, "err", err)
+	return dk, nil
 }
 
 // open unwraps version v of rec and caches it.
@@ -261,12 +301,27 @@ func (k *Keyring) open(ctx context.Context, id string, rec *store.Record, v uint
 		}
 		return DataKey{}, fmt.Errorf("key %q version %d: %w", id, v, ErrNotFound)
 	}
-	key, _, err := k.unwrap(ctx, id, ver)
+	key, src, err := k.unwrap(ctx, id, ver)
 	if err != nil {
 		return DataKey{}, err
 	}
-	key = k.cache.put(gen, id, v, rec.Current, key)
+	key = k.cache.put(gen, id, v, rec.Current, key, k.origin(ver, src))
 	return DataKey{ID: id, Version: v, Secret: key}, nil
+}
+
+// origin is the cache's note of which copy of ver a key came from (only kept for MaxStale).
+func (k *Keyring) origin(ver store.Version, region string) origin {
+	if k.opts.MaxStale <= 0 {
+		return origin{}
+	}
+	if region == "" { // a new version: any copy will do; take the first by name
+		for name := range ver.Wrapped {
+			if region == "" || name < region {
+				region = name
+			}
+		}
+	}
+	return originOf(ver, region)
 }
 
 // Delete removes id's record (crypto-shredding: without the wrapped copies the data key cannot

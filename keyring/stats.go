@@ -36,7 +36,8 @@ func (k *Keyring) RegionStatus() []RegionStatus {
 type Stats struct {
 	CacheHits      uint64 // Get/GetVersion served from the cache
 	CacheMisses    uint64
-	CacheEntries   int    // key ids cached now
+	CacheEntries   int    // key ids cached now (stale ones included)
+	StaleServed    uint64 // keys served past their TTL because a refresh failed (Options.MaxStale)
 	StoreReads     uint64 // store Get calls
 	Created        uint64 // records this keyring created (won the first write)
 	RepairedCopies uint64 // wrapped copies added by repair
@@ -68,6 +69,7 @@ func (k *Keyring) Stats() Stats {
 		CacheHits:      k.cache.hits.Load(),
 		CacheMisses:    k.cache.misses.Load(),
 		CacheEntries:   k.cache.len(),
+		StaleServed:    k.staleHits.Load(),
 		StoreReads:     k.storeReads.Load(),
 		Created:        k.created.Load(),
 		RepairedCopies: k.repaired.Load(),

@@ -65,6 +65,12 @@ type KMS struct {
 	MinRegions int           `yaml:"min_regions"`
 	Timeout    time.Duration `yaml:"timeout"` // per KMS call
 	Regions    []Region      `yaml:"regions"`
+	// BreakerThreshold consecutive unavailability failures open a region's circuit breaker;
+	// after BreakerCooldown one trial call may close it again (and start a repair pass).
+	BreakerThreshold int           `yaml:"breaker_threshold"`
+	BreakerCooldown  time.Duration `yaml:"breaker_cooldown"`
+	// RepairInterval is how often keys missing a region's wrapped copy are retried.
+	RepairInterval time.Duration `yaml:"repair_interval"`
 }
 
 // Region is one KMS region.
@@ -102,6 +108,24 @@ type Embedded struct {
 type Cache struct {
 	TTL     time.Duration `yaml:"ttl"`
 	MaxKeys int           `yaml:"max_keys"`
+	// MaxStale is how long past TTL a cached key keeps serving while its refresh fails because
+	// every KMS region or the store is unreachable (stale-if-error). 0 disables.
+	MaxStale time.Duration `yaml:"max_stale"`
+	Warmup   Warmup        `yaml:"warmup"`
+}
+
+// Warmup configures the start-up cache warm-up: a running replica saves the ids (never the
+// keys) of its most recently used keys to File every SaveInterval and when it stops; at start it
+// unwraps those keys before /readyz and the gRPC health check report it ready.
+type Warmup struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxKeys bounds the ids saved and warmed.
+	MaxKeys int `yaml:"max_keys"`
+	// Timeout bounds the warm-up: the replica turns ready when it is done or this passes.
+	Timeout      time.Duration `yaml:"timeout"`
+	SaveInterval time.Duration `yaml:"save_interval"`
+	// File holds the ids, one per line (mode 0600); default DATA_DIR/recent-key-ids.
+	File string `yaml:"file"`
 }
 
 // Default returns the embedded defaults: everything local, nothing needs AWS or Envoy.
@@ -115,13 +139,18 @@ func Default() *Config {
 			Provider: "local",
 			Timeout:  500 * time.Millisecond,
 			Regions:  []Region{{Name: "local-1"}, {Name: "local-2"}, {Name: "local-3"}},
+
+			BreakerThreshold: 3,
+			BreakerCooldown:  10 * time.Second,
+			RepairInterval:   time.Minute,
 		},
 		Store: Store{
 			Type:     "embedded",
 			Embedded: Embedded{Path: "rkms-data/keys.db"},
 			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
 		},
-		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000},
+		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxStale: time.Hour,
+			Warmup: Warmup{MaxKeys: 10000, Timeout: 30 * time.Second, SaveInterval: time.Minute}},
 	}
 }
 
@@ -254,6 +283,16 @@ func (c *checker) check(cfg *Config) {
 	if cfg.Cache.MaxKeys <= 0 {
 		c.add("cache.max_keys", "must be positive (got %d)", cfg.Cache.MaxKeys)
 	}
+	if cfg.Cache.MaxStale < 0 {
+		c.add("cache.max_stale", "must not be negative; 0 disables (got %s)", cfg.Cache.MaxStale)
+	}
+	if w := cfg.Cache.Warmup; w.Enabled {
+		if w.MaxKeys <= 0 {
+			c.add("cache.warmup.max_keys", "must be positive (got %d)", w.MaxKeys)
+		}
+		c.positive("cache.warmup.timeout", w.Timeout)
+		c.positive("cache.warmup.save_interval", w.SaveInterval)
+	}
 	c.policies(cfg.Policies)
 }
 
@@ -309,6 +348,11 @@ func (c *checker) kms(k *KMS) {
 			}
 		}
 	}
+	if k.BreakerThreshold <= 0 {
+		c.add("kms.breaker_threshold", "must be positive (got %d)", k.BreakerThreshold)
+	}
+	c.positive("kms.breaker_cooldown", k.BreakerCooldown)
+	c.positive("kms.repair_interval", k.RepairInterval)
 	if k.MinRegions < 0 || k.MinRegions > len(k.Regions) {
 		c.add("kms.min_regions", "must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", len(k.Regions), k.MinRegions)
 	}

@@ -20,7 +20,9 @@ func TestLoadFull(t *testing.T) {
 	}
 	if cfg.KMS.Provider != "aws" || len(cfg.KMS.Regions) != 3 || cfg.KMS.Timeout != 500*time.Millisecond ||
 		cfg.Store.DynamoDB.Endpoint != "http://127.0.0.1:18000" || !cfg.Store.DynamoDB.CreateTable ||
-		cfg.Cache.TTL != 5*time.Minute || cfg.Admin.GRPCListen != "127.0.0.1:8081" || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond {
+		cfg.Cache.TTL != 5*time.Minute || cfg.Admin.GRPCListen != "127.0.0.1:8081" || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond ||
+		cfg.Cache.MaxStale != time.Hour || !cfg.Cache.Warmup.Enabled || cfg.Cache.Warmup.MaxKeys != 10000 ||
+		cfg.KMS.BreakerCooldown != 10*time.Second || cfg.KMS.RepairInterval != time.Minute {
 		t.Fatalf("unexpected config: %+v", cfg)
 	}
 }
@@ -56,6 +58,9 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"bad duration", "kms:\n  timeout: soon\n", []string{"line 2:"}},
 		{"bad grpc listen", "admin:\n  grpc_listen: nowhere\n", []string{"line 2: admin.grpc_listen: must be host:port"}},
 		{"bad provider", "kms:\n  provider: gcp\n", []string{"line 2: kms.provider: must be aws or local"}},
+		{"negative max stale", "cache:\n  max_stale: -1s\n", []string{"line 2: cache.max_stale: must not be negative"}},
+		{"warmup without timeout", "cache:\n  warmup:\n    enabled: true\n    timeout: 0s\n", []string{"line 4: cache.warmup.timeout: must be a positive"}},
+		{"zero repair interval", "kms:\n  repair_interval: 0s\n", []string{"line 2: kms.repair_interval: must be a positive"}},
 		{"alias key", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n      key_id: alias/rkms\n", []string{"line 5: kms.regions[0].key_id: aliases"}},
 		{"missing key id", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n", []string{"line 4: kms.regions[0].key_id"}},
 		{"duplicate region", "kms:\n  regions:\n    - name: a\n    - name: a\n", []string{"line 4: kms.regions[1].name: duplicate"}},

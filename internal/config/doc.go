@@ -10,6 +10,17 @@
 // RKMS_ADMIN_TOKEN overrides admin.token_file. AWS credentials come from the SDK's standard chain
 // and are never part of this file.
 //
+// # Outages and restarts
+//
+// cache.max_stale (default 1h; 0 disables) lets cached keys keep serving past cache.ttl while
+// every KMS region or the store is unreachable: an hour covers a long regional outage, and the
+// cost, a key deleted or rotated elsewhere staying in use for up to ttl+max_stale on a replica
+// that cannot see the store, only applies during such an outage. cache.warmup (off by default:
+// it writes a file into data_dir) saves the ids of the most recently used keys and unwraps them
+// at the next start before the replica reports ready. kms.breaker_threshold,
+// kms.breaker_cooldown and kms.repair_interval tune how fast a failed region is skipped, probed
+// and its missing key copies repaired.
+//
 // # Checking
 //
 // [Load] and [Check] report every problem at once, each with the line of the file it concerns

@@ -7,13 +7,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/keyring"
 )
+
+// DefaultMaxBodyBytes bounds request bodies: no endpoint reads one, so anything larger is refused
+// with 413 before a handler runs.
+const DefaultMaxBodyBytes = 64 << 10
 
 // Keys is what the admin API needs from the keyring.
 type Keys interface {
@@ -31,8 +37,13 @@ type Keys interface {
 type Options struct {
 	// Token is the bearer token every /key call must present. It must not be empty.
 	Token string
-	// Logger receives one audit record per key operation (never key material).
+	// Logger receives operational events; audit records go to Audit. Nil: discard.
 	Logger *slog.Logger
+	// Audit receives one record per key operation, refused ones included (never key material).
+	// Nil: audit.New(Logger).
+	Audit *audit.Logger
+	// MaxBodyBytes bounds request bodies (413 above it). 0: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 	// Timeout bounds each key operation (default 5s).
 	Timeout time.Duration
 }
@@ -42,7 +53,9 @@ type Handler struct {
 	keys    Keys
 	token   [sha256.Size]byte
 	log     *slog.Logger
+	audit   *audit.Logger
 	timeout time.Duration
+	maxBody int64
 	mux     *http.ServeMux
 }
 
@@ -53,17 +66,24 @@ func New(keys Keys, opts Options) (*Handler, error) {
 	if opts.Token == "" {
 		return nil, errors.New("admin: empty token")
 	}
-	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, timeout: opts.Timeout}
+	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit,
+		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.audit == nil {
+		h.audit = audit.New(h.log)
 	}
 	if h.timeout <= 0 {
 		h.timeout = 5 * time.Second
 	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
 	m := http.NewServeMux()
 	for _, prefix := range []string{"", "/api/v1"} {
-		m.HandleFunc(prefix+"/key", h.auth(h.key))
-		m.HandleFunc(prefix+"/key/rotate", h.auth(h.rotate))
+		m.HandleFunc(prefix+"/key", h.auth(keyOp, h.key))
+		m.HandleFunc(prefix+"/key/rotate", h.auth(rotateOp, h.rotate))
 	}
 	m.HandleFunc("/healthz", h.healthz)
 	m.HandleFunc("/readyz", h.readyz)
@@ -77,18 +97,49 @@ func New(keys Keys, opts Options) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.ContentLength > h.maxBody {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	h.mux.ServeHTTP(w, r)
 }
 
-// auth checks the bearer token in constant time (both sides are hashed to a fixed length first,
-// so neither the length nor the content of the token leaks through timing).
-func (h *Handler) auth(next http.HandlerFunc) http.HandlerFunc {
+// keyOp and rotateOp name the audited operation of a /key or /key/rotate request (empty: the
+// method is not allowed, nothing to audit).
+func keyOp(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet:
+		return audit.OpRead
+	case http.MethodDelete:
+		return audit.OpDelete
+	}
+	return ""
+}
+
+func rotateOp(r *http.Request) string {
+	if r.Method == http.MethodPost {
+		return audit.OpRotate
+	}
+	return ""
+}
+
+// auth puts the caller into the request context for audit records and checks the bearer token
+// in constant time (both sides are hashed to a fixed length first, so neither the length nor the
+// content of the token leaks through timing). A refused call is audited as denied.
+func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		remote, subject := audit.PeerFromHTTP(r)
+		r = r.WithContext(audit.WithWho(r.Context(), audit.Who{API: audit.APIHTTP, Remote: remote, Subject: subject}))
 		const scheme = "bearer "
 		a := r.Header.Get("Authorization")
 		ok := len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme)
 		got := sha256.Sum256([]byte(strings.TrimSpace(a[min(len(a), len(scheme)):])))
 		if subtle.ConstantTimeCompare(got[:], h.token[:]) != 1 || !ok {
+			if o := op(r); o != "" {
+				h.audit.Record(r.Context(), o, r.URL.Query().Get("id"), 0, audit.ErrDenied)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rkms"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 			return
@@ -111,7 +162,7 @@ func (h *Handler) key(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	id, ok := h.id(w, r)
+	id, ok := h.id(w, r, keyOp(r))
 	if !ok {
 		return
 	}
@@ -119,7 +170,7 @@ func (h *Handler) key(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if r.Method == http.MethodDelete {
 		err := h.keys.Delete(ctx, id)
-		h.audit(r, "delete", id, err)
+		h.audit.Record(ctx, audit.OpDelete, id, 0, err)
 		if err != nil {
 			h.fail(w, err)
 			return
@@ -128,7 +179,7 @@ func (h *Handler) key(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dk, err := h.keys.Get(ctx, id)
-	h.audit(r, "read", id, err)
+	h.audit.Record(ctx, audit.OpRead, id, dk.Version, err)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -151,14 +202,14 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	id, ok := h.id(w, r)
+	id, ok := h.id(w, r, audit.OpRotate)
 	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	v, err := h.keys.Rotate(ctx, id)
-	h.audit(r, "rotate", id, err)
+	h.audit.Record(ctx, audit.OpRotate, id, v, err)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -166,14 +217,17 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, keyResponse{ID: id, Version: v})
 }
 
-func (h *Handler) id(w http.ResponseWriter, r *http.Request) (string, bool) {
+// id returns the one valid key id of r; otherwise it answers 400 and audits op as invalid.
+func (h *Handler) id(w http.ResponseWriter, r *http.Request, op string) (string, bool) {
 	q := r.URL.Query()
 	ids := q["id"]
 	if len(ids) != 1 {
+		h.audit.Record(r.Context(), op, "", 0, fmt.Errorf("%d id query parameters: %w", len(ids), keyring.ErrInvalidID))
 		writeError(w, http.StatusBadRequest, "exactly one id query parameter is required")
 		return "", false
 	}
 	if err := keyring.ValidateID(ids[0]); err != nil {
+		h.audit.Record(r.Context(), op, "", 0, err)
 		writeError(w, http.StatusBadRequest, "invalid key id: 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = -")
 		return "", false
 	}
@@ -208,18 +262,6 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		h.log.Error("admin key operation failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
-}
-
-func (h *Handler) audit(r *http.Request, op, id string, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	attrs := []any{"audit", true, "op", op, "key_id", id, "remote", r.RemoteAddr, "result", result}
-	if err != nil {
-		attrs = append(attrs, "err", err)
-	}
-	h.log.Info("key "+op, attrs...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -16,6 +16,14 @@
 //
 // Every error is JSON {"error": "..."} with a status chosen here from the keyring's error class:
 // 400 bad id, 401 no or wrong token, 404 absent, 405 wrong method, 503 too few regions or store
-// down, 500 anything else. Messages never carry internals or key material; the cause is logged
-// (without key material) instead.
+// down, 413 a request body over [Options.MaxBodyBytes] (no endpoint reads one), 500 anything
+// else. Messages never carry internals or key material; the cause is logged (without key
+// material) instead.
+//
+// # Audit
+//
+// Every /key and /key/rotate call (GET, DELETE, POST), including those refused for a missing
+// token or a bad id, writes one audit record through package internal/audit: api=http, the
+// operation, the key id, the version, the result and the caller (remote address, and the client
+// certificate's subject when the listener uses mutual TLS).
 package admin

@@ -6,8 +6,9 @@
 // It mirrors the admin HTTP API (package admin) call for call: GetKey is GET /key (get or
 // create), DeleteKey is DELETE /key, RotateKey is POST /key/rotate. Every call needs the
 // metadata `authorization: Bearer <token>`; the token is compared in constant time (both sides
-// hashed to a fixed length first). Each call is logged as an audit record (operation, key id,
-// peer, result), never with key material.
+// hashed to a fixed length first). Each call, refused ones included, writes one audit record
+// through package internal/audit (api=grpc, operation, key id, version, result, peer address and,
+// over mutual TLS, the client certificate's subject), never with key material.
 //
 // # Errors
 //

@@ -12,10 +12,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
+	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/keyring"
 )
 
@@ -33,8 +33,11 @@ type Keys interface {
 type Options struct {
 	// Token is the bearer token every call must present. It must not be empty.
 	Token string
-	// Logger receives one audit record per call (never key material). Nil: discard.
+	// Logger receives operational events; audit records go to Audit. Nil: discard.
 	Logger *slog.Logger
+	// Audit receives one record per call, refused ones included (never key material). Nil:
+	// audit.New(Logger).
+	Audit *audit.Logger
 	// Timeout bounds each key operation (default 5s).
 	Timeout time.Duration
 }
@@ -46,6 +49,7 @@ type Service struct {
 	keys    Keys
 	token   [sha256.Size]byte
 	log     *slog.Logger
+	audit   *audit.Logger
 	timeout time.Duration
 }
 
@@ -59,9 +63,12 @@ func New(keys Keys, opts Options) (*Service, error) {
 	if opts.Token == "" {
 		return nil, errors.New("keyapi: empty token")
 	}
-	s := &Service{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, timeout: opts.Timeout}
+	s := &Service{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit, timeout: opts.Timeout}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.audit == nil {
+		s.audit = audit.New(s.log)
 	}
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
@@ -74,13 +81,13 @@ func (s *Service) Register(g *grpc.Server) { rkmsv1.RegisterKeyServiceServer(g, 
 
 // GetKey returns the current version of the key, creating it if absent.
 func (s *Service) GetKey(ctx context.Context, req *rkmsv1.GetKeyRequest) (*rkmsv1.GetKeyResponse, error) {
-	ctx, cancel, err := s.begin(ctx, req.GetId())
+	ctx, cancel, err := s.begin(ctx, audit.OpRead, req.GetId())
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
 	dk, err := s.keys.Get(ctx, req.GetId())
-	s.audit(ctx, "read", req.GetId(), err)
+	s.audit.Record(ctx, audit.OpRead, req.GetId(), dk.Version, err)
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -97,13 +104,13 @@ func (s *Service) GetKey(ctx context.Context, req *rkmsv1.GetKeyRequest) (*rkmsv
 
 // DeleteKey removes every version of the key.
 func (s *Service) DeleteKey(ctx context.Context, req *rkmsv1.DeleteKeyRequest) (*rkmsv1.DeleteKeyResponse, error) {
-	ctx, cancel, err := s.begin(ctx, req.GetId())
+	ctx, cancel, err := s.begin(ctx, audit.OpDelete, req.GetId())
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
 	err = s.keys.Delete(ctx, req.GetId())
-	s.audit(ctx, "delete", req.GetId(), err)
+	s.audit.Record(ctx, audit.OpDelete, req.GetId(), 0, err)
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -112,25 +119,30 @@ func (s *Service) DeleteKey(ctx context.Context, req *rkmsv1.DeleteKeyRequest) (
 
 // RotateKey adds a version that new encryptions use.
 func (s *Service) RotateKey(ctx context.Context, req *rkmsv1.RotateKeyRequest) (*rkmsv1.RotateKeyResponse, error) {
-	ctx, cancel, err := s.begin(ctx, req.GetId())
+	ctx, cancel, err := s.begin(ctx, audit.OpRotate, req.GetId())
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
 	v, err := s.keys.Rotate(ctx, req.GetId())
-	s.audit(ctx, "rotate", req.GetId(), err)
+	s.audit.Record(ctx, audit.OpRotate, req.GetId(), v, err)
 	if err != nil {
 		return nil, s.fail(err)
 	}
 	return &rkmsv1.RotateKeyResponse{Id: req.GetId(), Version: v}, nil
 }
 
-// begin authorizes the call, validates id and bounds the operation with the timeout.
-func (s *Service) begin(ctx context.Context, id string) (context.Context, context.CancelFunc, error) {
+// begin puts the caller into ctx for audit records, authorizes the call, validates id and
+// bounds the operation with the timeout. Refusals are audited.
+func (s *Service) begin(ctx context.Context, op, id string) (context.Context, context.CancelFunc, error) {
+	remote, subject := audit.PeerFromGRPC(ctx)
+	ctx = audit.WithWho(ctx, audit.Who{API: audit.APIGRPC, Remote: remote, Subject: subject})
 	if !s.authorized(ctx) {
+		s.audit.Record(ctx, op, id, 0, audit.ErrDenied)
 		return nil, nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 	}
 	if err := keyring.ValidateID(id); err != nil {
+		s.audit.Record(ctx, op, id, 0, err)
 		return nil, nil, status.Error(codes.InvalidArgument, "invalid key id: 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = -")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -168,20 +180,4 @@ func (s *Service) fail(err error) error {
 		s.log.Error("key api operation failed", "err", err)
 		return status.Error(codes.Internal, "internal error")
 	}
-}
-
-func (s *Service) audit(ctx context.Context, op, id string, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	remote := ""
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		remote = p.Addr.String()
-	}
-	attrs := []any{"audit", true, "api", "grpc", "op", op, "key_id", id, "remote", remote, "result", result}
-	if err != nil {
-		attrs = append(attrs, "err", err)
-	}
-	s.log.Info("key "+op, attrs...)
 }

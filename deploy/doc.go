@@ -12,8 +12,9 @@
 //     Envoy bootstrap passes `envoy --mode validate`.
 //   - ../examples/compose: the rkms configuration passes config.Parse, the Envoy bootstrap
 //     passes `envoy --mode validate`, and every service the compose file names has its config.
-//   - ../examples/terraform: the HCL files parse, and the IAM policy is restricted the way
-//     README.md says.
+//   - ../examples/terraform: the IAM policy allows exactly the encryption contexts the keyring
+//     sends KMS (data keys and the breaker's probe), grants no wildcard, and the files have
+//     balanced brackets (terraform itself is not available here).
 //
 // helm comes from `make tools` ($(go env GOPATH)/bin/helm, or RKMS_HELM); a missing helm fails
 // the tests, as a missing local-kms does (they skip only under -short).

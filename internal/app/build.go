@@ -105,7 +105,9 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 	if minRegions == 0 {
 		minRegions = config.DefaultMinRegions(len(cfg.KMS.Regions))
 	}
-	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys, Logger: log}
+	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
+		MaxStale: cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
+		RepairInterval: cfg.KMS.RepairInterval, Logger: log}
 }
 
 // extprocKeys adapts the keyring to the ext_proc server's Keys interface, translating keyring

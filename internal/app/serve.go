@@ -71,7 +71,9 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	if err != nil {
 		return fmt.Errorf("ext_proc policies: %w", err)
 	}
-	adminHandler, err := admin.New(kr, admin.Options{Token: token, Logger: log})
+	// /readyz and the gRPC health check report ready once the cache warm-up is done.
+	warm := newWarmup(cfg, kr, log)
+	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	ext.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 
 	hsrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -126,6 +128,15 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		keyAddr = keyLis.Addr().String()
 		go func() { errc <- ks.Serve(keyLis) }()
 	}
+
+	warmDone := make(chan struct{})
+	wctx, stopWarm := context.WithCancel(ctx)
+	defer stopWarm()
+	go func() {
+		defer close(warmDone)
+		warm.run(wctx, func() { hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING) })
+	}()
+	go warm.saveLoop(wctx)
 
 	mode := "configured"
 	if defaults {
@@ -154,6 +165,9 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		gs.Stop()
 		ks.Stop()
 	}
+	stopWarm()
+	<-warmDone
+	warm.save()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
 		return serveErr
 	}

@@ -46,6 +46,9 @@ type Admin struct {
 	// TokenFile holds the bearer token that /key calls need. RKMS_ADMIN_TOKEN overrides it. If
 	// neither exists, a random token is generated into TokenFile (mode 0600) at start.
 	TokenFile string `yaml:"token_file"`
+	// TLS, when set, serves the admin HTTP API and the gRPC key API over TLS (mutual TLS with
+	// client_ca_file).
+	TLS TLS `yaml:"tls"`
 }
 
 // ExtProc configures the Envoy external processor (gRPC).
@@ -56,6 +59,15 @@ type ExtProc struct {
 	// KeyTimeout bounds a key fetch (store read + KMS unwrap, or creation) for one message. Keep it
 	// below Envoy's ext_proc message_timeout.
 	KeyTimeout time.Duration `yaml:"key_timeout"`
+	// MaxFields is the most values one body may have selected by its policy's fields; more are
+	// refused (413 on requests, 502 on responses).
+	MaxFields int `yaml:"max_fields"`
+	// MaxConcurrentStreams bounds the ext_proc streams (HTTP requests in flight) per connection
+	// and in the whole server; streams beyond it are refused (Envoy answers status_on_error).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// TLS, when set, serves ext_proc over TLS (mutual TLS with client_ca_file: Envoy then needs
+	// a client certificate on its rkms cluster).
+	TLS TLS `yaml:"tls"`
 }
 
 // KMS configures the regions that wrap data keys.
@@ -134,7 +146,8 @@ func Default() *Config {
 		DataDir: "rkms-data",
 		Log:     Log{Level: "info", Format: "json"},
 		Admin:   Admin{Listen: "127.0.0.1:8080", GRPCListen: "127.0.0.1:8081", TokenFile: "rkms-data/admin.token"},
-		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond},
+		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond,
+			MaxFields: 10000, MaxConcurrentStreams: 1024},
 		KMS: KMS{
 			Provider: "local",
 			Timeout:  500 * time.Millisecond,
@@ -272,11 +285,19 @@ func (c *checker) check(cfg *Config) {
 	if cfg.Admin.TokenFile == "" && os.Getenv("RKMS_ADMIN_TOKEN") == "" {
 		c.add("admin.token_file", "must be set (or RKMS_ADMIN_TOKEN)")
 	}
+	c.tls("admin.tls", cfg.Admin.TLS)
 	c.listen("extproc.listen", cfg.ExtProc.Listen)
 	if cfg.ExtProc.MaxBodyBytes <= 0 || cfg.ExtProc.MaxBodyBytes > 64<<20 {
 		c.add("extproc.max_body_bytes", "must be between 1 and 67108864 (got %d)", cfg.ExtProc.MaxBodyBytes)
 	}
 	c.positive("extproc.key_timeout", cfg.ExtProc.KeyTimeout)
+	if cfg.ExtProc.MaxFields <= 0 || cfg.ExtProc.MaxFields > 1000000 {
+		c.add("extproc.max_fields", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxFields)
+	}
+	if cfg.ExtProc.MaxConcurrentStreams <= 0 || cfg.ExtProc.MaxConcurrentStreams > 1000000 {
+		c.add("extproc.max_concurrent_streams", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxConcurrentStreams)
+	}
+	c.tls("extproc.tls", cfg.ExtProc.TLS)
 	c.kms(&cfg.KMS)
 	c.store(&cfg.Store)
 	c.positive("cache.ttl", cfg.Cache.TTL)

@@ -21,6 +21,12 @@
 // kms.breaker_cooldown and kms.repair_interval tune how fast a failed region is skipped, probed
 // and its missing key copies repaired.
 //
+// # TLS
+//
+// admin.tls (the admin HTTP API and the gRPC key API) and extproc.tls take {cert_file, key_file,
+// client_ca_file} ([TLS]); client_ca_file makes client certificates mandatory (mutual TLS). The
+// files must exist and parse when the configuration is checked.
+//
 // # Checking
 //
 // [Load] and [Check] report every problem at once, each with the line of the file it concerns

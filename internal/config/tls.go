@@ -36,6 +36,6 @@ func (c *checker) tls(path string, t TLS) {
 		return
 	}
 	if err := tlsconf.Check(f); err != nil {
-			c.add(path, "%s", strings.TrimPrefix(err.Error(), tlsconf.ErrFiles.Error()+": "))
+		c.add(path, "%s", strings.TrimPrefix(err.Error(), tlsconf.ErrFiles.Error()+": "))
 	}
 }

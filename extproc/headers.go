@@ -17,15 +17,38 @@ type headerMap map[string][]string
 
 // parseHeaders reads an Envoy header map. Envoy 1.27+ sends values only in raw_value; the
 // deprecated value field is read when raw_value is empty, for older data planes.
+//
+// It allocates little, as it runs on every message with headers: the raw values are copied into
+// one string that every value is a substring of, and single-valued headers share one backing
+// array for their value slices.
 func parseHeaders(hm *corev3.HeaderMap) headerMap {
-	h := headerMap{}
-	for _, hv := range hm.GetHeaders() {
-		v := string(hv.GetRawValue())
-		if v == "" {
-			v = hv.GetValue()
+	hs := hm.GetHeaders()
+	n := 0
+	for _, hv := range hs {
+		n += len(hv.GetRawValue())
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, hv := range hs {
+		b.Write(hv.GetRawValue())
+	}
+	raw := b.String()
+	h := make(headerMap, len(hs))
+	vals := make([]string, len(hs))
+	off := 0
+	for i, hv := range hs {
+		v := hv.GetValue()
+		if r := hv.GetRawValue(); len(r) > 0 {
+			v = raw[off : off+len(r)]
+			off += len(r)
 		}
 		k := strings.ToLower(hv.GetKey())
-		h[k] = append(h[k], v)
+		vals[i] = v
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, v) // a copy: vals[i:i+1:i+1] below leaves no room to share
+		} else {
+			h[k] = vals[i : i+1 : i+1]
+		}
 	}
 	return h
 }

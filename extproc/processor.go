@@ -39,8 +39,8 @@ type processor struct {
 
 func (s *Server) newProcessor(ctx context.Context) *processor {
 	p := &processor{s: s}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if vs := md.Get(PolicyMetadataKey); len(vs) > 0 {
+	// ValueFromIncomingContext copies one key's values, FromIncomingContext the whole metadata.
+	if vs := metadata.ValueFromIncomingContext(ctx, PolicyMetadataKey); len(vs) > 0 {
 		p.named = vs[0]
 		for _, v := range vs[1:] {
 			if v != vs[0] {

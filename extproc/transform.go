@@ -31,8 +31,9 @@ type transformer struct {
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
 func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID string, body []byte) (out []byte, buf *[]byte, n int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.KeyTimeout)
-	defer cancel()
+	kctx, stop := withKeyTimeout(ctx, s.opts.KeyTimeout)
+	defer stop()
+	ctx = kctx
 	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops}
 	defer func() { clear(t.scratch) }() // it may hold a field's plaintext
 	changed, sealed := 0, 0

@@ -101,4 +101,12 @@
 // wraps keyring errors into [ErrKeyUnavailable], [ErrKeyNotFound] and [ErrInvalidKeyID]. Key
 // lookups of one message share one deadline, [Options.KeyTimeout]. Nothing is cached here
 // beyond one body (the keyring caches).
+//
+// # Observability
+//
+// Each stream logs through one logger carrying its request_id (Envoy's x-request-id, else a
+// random one) and, once chosen, its policy. [Options.Observer], when set, hears of every message
+// answered (phase, outcome, HTTP status of a refusal, time taken) and of the values sealed and
+// opened; its labels are bounded (configured policy names only, never key ids). Nil costs
+// nothing on the hot path.
 package extproc

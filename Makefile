@@ -22,7 +22,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools generate demo clean
+.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,8 @@ test: tools ## the full suite: vet, unit tests and real-component integration te
 test-short: ## unit tests only (no local-kms, dynalite or Envoy)
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: ## Go benchmarks of the hot paths (compare runs with benchstat)
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+bench: ## Go benchmarks of the hot paths, each beside its baseline (about 5 minutes; BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS)
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
@@ -88,3 +88,10 @@ clean: ## remove build output (not rkms-data)
 
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
 	GO=$(GO) bash examples/demo.sh
+
+# Load runs: LOAD_DURATION per configuration (the whole run takes about 6x that, plus setup).
+LOAD_DURATION ?= 10s
+
+load: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## rkms against no-op baselines, direct and through Envoy, with 100k warm keys (BENCHMARKS.md)
+	$(GO) build -trimpath -o bin/rkms-load ./cmd/rkms-load
+	./bin/rkms-load -duration $(LOAD_DURATION)

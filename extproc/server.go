@@ -3,6 +3,7 @@ package extproc
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -13,6 +14,10 @@ import (
 const (
 	DefaultMaxBodyBytes = 1 << 20                 // Envoy's default per-connection buffer limit
 	DefaultKeyTimeout   = 1500 * time.Millisecond // below the 2 s message_timeout of the shipped configs
+	// DefaultMaxFields bounds the values one body may have selected (each costs a seal or open).
+	DefaultMaxFields = 10000
+	// DefaultMaxConcurrentStreams bounds the streams in flight, per connection and in the server.
+	DefaultMaxConcurrentStreams = 1024
 )
 
 // PolicyMetadataKey is the gRPC initial metadata key through which an Envoy route names its
@@ -31,6 +36,14 @@ type Options struct {
 	// message_timeout so that a slow key service gives a clean 503 rather than Envoy's 504.
 	// 0 means DefaultKeyTimeout.
 	KeyTimeout time.Duration
+	// MaxFields is the most values one body may have selected by the policy's fields; a body
+	// with more is refused (413 on requests, 502 on responses). 0 means DefaultMaxFields.
+	MaxFields int
+	// MaxConcurrentStreams bounds the streams (HTTP requests) in flight: per HTTP/2 connection
+	// through [Server.GRPCServerOptions], and across the server, where a stream beyond it ends
+	// at once with RESOURCE_EXHAUSTED (Envoy then answers status_on_error). 0 means
+	// DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams int
 	// Observer, if not nil, is told about every message answered and every field transformed
 	// (for metrics). Nil costs nothing.
 	Observer Observer
@@ -48,6 +61,7 @@ type Server struct {
 	log      *slog.Logger
 	bodies   bodyPool // buffers of rewritten bodies
 	obs      Observer
+	streams  atomic.Int64 // streams in flight, bounded by MaxConcurrentStreams
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -58,8 +72,14 @@ func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error
 	if keys == nil {
 		return nil, fmt.Errorf("new ext_proc server: keys are required")
 	}
-	if opts.MaxBodyBytes < 0 || opts.KeyTimeout < 0 {
-		return nil, fmt.Errorf("new ext_proc server: MaxBodyBytes and KeyTimeout must not be negative")
+	if opts.MaxBodyBytes < 0 || opts.KeyTimeout < 0 || opts.MaxFields < 0 || opts.MaxConcurrentStreams < 0 {
+		return nil, fmt.Errorf("new ext_proc server: MaxBodyBytes, KeyTimeout, MaxFields and MaxConcurrentStreams must not be negative")
+	}
+	if opts.MaxFields == 0 {
+		opts.MaxFields = DefaultMaxFields
+	}
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = DefaultMaxConcurrentStreams
 	}
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -86,9 +106,13 @@ func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error
 func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) }
 
 // GRPCServerOptions returns the options the gRPC server needs for this service: a receive
-// limit that fits a MaxBodyBytes body plus its headers (grpc-go's default is 4 MiB).
+// limit that fits a MaxBodyBytes body plus its headers (grpc-go's default is 4 MiB), and
+// MaxConcurrentStreams per connection (advertised to Envoy in HTTP/2 SETTINGS).
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20)}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20),
+		grpc.MaxConcurrentStreams(uint32(s.opts.MaxConcurrentStreams)),
+	}
 }
 
 // selectPolicy picks the policy named by the route, or else the first whose match rules select

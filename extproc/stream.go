@@ -14,6 +14,12 @@ import (
 // Failures that cannot become an HTTP reply end the stream with a non-OK status, never OK,
 // because Envoy continues a request unprocessed when the stream ends with OK mid-request.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) {
+		s.streams.Add(-1)
+		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
+		return status.Errorf(codes.ResourceExhausted, "too many concurrent ext_proc streams (limit %d)", s.opts.MaxConcurrentStreams)
+	}
+	defer s.streams.Add(-1)
 	ctx := stream.Context()
 	p := s.newProcessor(ctx)
 	for {

@@ -46,7 +46,7 @@ func TestTransformLendsBodies(t *testing.T) {
 		{"no selected field", `{"name":"Ada"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, &pol.request, "tenant-t1", []byte(tc.body))
+			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, &pol.request, "tenant-t1", "", []byte(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}

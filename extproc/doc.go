@@ -77,8 +77,10 @@
 //	ciphertext fails, other key id, key gone           400      502
 //	key service unavailable or slower than KeyTimeout  503      503
 //	body over MaxBodyBytes                             413      502
+//	more than MaxFields values selected in the body    413      502
 //	route names an unknown policy                      500      -
 //	broken ext_proc message sequence                   gRPC FailedPrecondition (Envoy: status_on_error)
+//	more than MaxConcurrentStreams streams in flight   gRPC ResourceExhausted (Envoy: status_on_error)
 //
 // Requests on a route whose policy has response fields lose their accept-encoding header so
 // that the application answers uncompressed. A response that is not JSON passes unchanged when
@@ -100,7 +102,8 @@
 // [Keys] is the small interface the server needs; the wiring code adapts the keyring to it and
 // wraps keyring errors into [ErrKeyUnavailable], [ErrKeyNotFound] and [ErrInvalidKeyID]. Key
 // lookups of one message share one deadline, [Options.KeyTimeout]. Nothing is cached here
-// beyond one body (the keyring caches).
+// beyond one body (the keyring caches). The context a Keys method receives carries the HTTP request's
+// id ([RequestID]) and the gRPC peer, so that an implementation can attribute key creation.
 //
 // # Observability
 //

@@ -13,6 +13,7 @@ import (
 type keyCtx struct {
 	parent   context.Context
 	deadline time.Time
+	reqID    string // the HTTP request's id, for [RequestID]
 
 	mu      sync.Mutex
 	armed   context.Context // nil until Done or AfterFunc is called
@@ -33,8 +34,15 @@ func withKeyTimeout(parent context.Context, d time.Duration) (*keyCtx, func()) {
 }
 
 func (c *keyCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *keyCtx) Value(key any) any           { return c.parent.Value(key) }
 func (c *keyCtx) Done() <-chan struct{}       { return c.arm().Done() }
+
+// Value answers [RequestID]'s key itself (no context.WithValue allocation per message).
+func (c *keyCtx) Value(key any) any {
+	if _, ok := key.(requestIDKey); ok {
+		return c.reqID
+	}
+	return c.parent.Value(key)
+}
 
 // Err is parent's error, else DeadlineExceeded once the deadline has passed, else nil.
 func (c *keyCtx) Err() error {
@@ -77,4 +85,15 @@ func (c *keyCtx) stop() {
 	if c.cancel != nil {
 		c.cancel()
 	}
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the HTTP request (x-request-id, which Envoy sets) on whose behalf a
+// [Keys] method was called, when ctx is the context that method received; "" otherwise. Keys
+// implementations use it to attribute key creation (audit records); the gRPC peer (Envoy) is in
+// ctx as usual (google.golang.org/grpc/peer).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }

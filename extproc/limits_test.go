@@ -2,14 +2,112 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/rkms/rkms/envelope"
 )
+
+// cards returns a patients body with n card numbers (n values the policy encrypts).
+func cards(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"number":"4111-%04d"}`, i)
+	}
+	return `{"name":"n","cards":[` + strings.Join(parts, ",") + `]}`
+}
+
+// TestMaxFields: a body with more selected values than MaxFields is refused with a message that
+// names the limit: 413 for a request (the app never sees it), 502 for a response.
+func TestMaxFields(t *testing.T) {
+	e := newTestEnv(t, Options{MaxFields: 10})
+	tests := []struct {
+		name    string
+		req     httpReq
+		app     func(*httpReq) httpResp // nil: the recorder app
+		status  int
+		message string
+	}{
+		{"request at the limit", jsonReq("POST", "/patients", "t1", cards(10)), nil, 201, ""},
+		{"request over the limit", jsonReq("POST", "/patients", "t1", cards(11)), nil, 413, "request body has more than 10 selected fields"},
+		{"response over the limit", jsonReq("GET", "/patients/1", "t1", ""), func(*httpReq) httpResp {
+			items := make([]string, 11)
+			for i := range items {
+				items[i] = `{"ssn":"plain"}`
+			}
+			return httpResp{status: 200, headers: hdrs{{"content-type", "application/json"}},
+				body: []byte(`{"items":[` + strings.Join(items, ",") + `]}`)}
+		}, 502, "response body has more than 10 selected fields"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := tt.app
+			if app == nil {
+				app = recorderApp(e.app)
+			}
+			before := len(e.app.Received())
+			x := e.envoy.do(envoyCfg{}, tt.req, app)
+			if x.client.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", x.client.status, tt.status, x.client.body)
+			}
+			if tt.message != "" {
+				if got := errorMessage(t, x); got != tt.message {
+					t.Fatalf("error %q, want %q", got, tt.message)
+				}
+			}
+			if tt.status == 413 && len(e.app.Received()) != before {
+				t.Fatal("the app received a refused request")
+			}
+		})
+	}
+}
+
+// idKeys records the request id that each key lookup's context carries.
+type idKeys struct {
+	Keys
+	mu  sync.Mutex
+	ids []string
+}
+
+func (k *idKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
+	k.mu.Lock()
+	k.ids = append(k.ids, RequestID(ctx))
+	k.mu.Unlock()
+	return k.Keys.Current(ctx, id)
+}
+
+// TestRequestIDInKeyContext: Keys implementations see the HTTP request's id (for audit records of
+// key creation), and nothing outside a lookup does.
+func TestRequestIDInKeyContext(t *testing.T) {
+	keys := &idKeys{Keys: newFakeKeys()}
+	srv, err := NewServer(loadPolicies(t), keys, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := startServer(t, srv)
+	req := jsonReq("POST", "/patients", "t1", `{"ssn":"1"}`)
+	req.headers = append(req.headers, [2]string{"x-request-id", "req-42"})
+	if x := fe.do(envoyCfg{}, req, func(*httpReq) httpResp {
+		return httpResp{status: 204}
+	}); x.client.status != 204 {
+		t.Fatalf("status %d: %s", x.client.status, x.client.body)
+	}
+	keys.mu.Lock()
+	defer keys.mu.Unlock()
+	if len(keys.ids) != 1 || keys.ids[0] != "req-42" {
+		t.Fatalf("request ids seen by Keys: %q", keys.ids)
+	}
+	if RequestID(context.Background()) != "" {
+		t.Fatal("RequestID outside a lookup")
+	}
+}
 
 // TestMaxConcurrentStreams: with the limit reached, one more stream ends at once with
 // RESOURCE_EXHAUSTED and a message naming the limit (Envoy, failing closed, answers

@@ -185,7 +185,7 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	if p.pol.request.empty() || len(body) == 0 {
 		return bodyResponse(phaseRequest, nil), nil
 	}
-	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, body)
+	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, p.requestID(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +259,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, newError(kindInternal, phaseResponse, "internal error",
 			fmt.Errorf("response body before the request body that names the key id"))
 	}
-	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, body)
+	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, p.requestID(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -288,10 +288,7 @@ func (p *processor) logger() *slog.Logger {
 	if p.log == nil {
 		l := p.s.log
 		if p.reqHeaders {
-			if p.reqID == "" {
-				p.reqID = requestID(p.headers) // once: a generated id stays the same for the stream
-			}
-			l = l.With("request_id", p.reqID)
+			l = l.With("request_id", p.requestID())
 		}
 		if p.pol != nil {
 			l = l.With("policy", p.pol.name)
@@ -322,6 +319,15 @@ func (p *processor) release() {
 		p.s.bodies.put(p.lent)
 		p.lent = nil
 	}
+}
+
+// requestID returns the stream's request id, computed once: a generated id stays the same for
+// the stream.
+func (p *processor) requestID() string {
+	if p.reqID == "" {
+		p.reqID = requestID(p.headers)
+	}
+	return p.reqID
 }
 
 // requestID returns x-request-id (Envoy sets one by default) or a fresh random id.

@@ -30,16 +30,21 @@ type transformer struct {
 // backs it (to be given back with bodies.put once the body has been sent) and how many values were
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID string, body []byte) (out []byte, buf *[]byte, n int, err error) {
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID, reqID string, body []byte) (out []byte, buf *[]byte, n int, err error) {
 	kctx, stop := withKeyTimeout(ctx, s.opts.KeyTimeout)
 	defer stop()
+	kctx.reqID = reqID
 	ctx = kctx
 	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops}
 	defer func() { clear(t.scratch) }() // it may hold a field's plaintext
-	changed, sealed := 0, 0
+	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
 	out, _, err = fs.plan.Rewrite(*buf, body,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
+			if selected++; selected > s.opts.MaxFields {
+				// Each value costs a seal or an open: bound the work one body can ask for.
+				return nil, newError(kindTooLarge, ph, fmt.Sprintf("%s body has more than %d selected fields", ph, s.opts.MaxFields), nil)
+			}
 			var repl []byte
 			var err error
 			switch t.ops[f.Selector] {

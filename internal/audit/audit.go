@@ -85,24 +85,43 @@ func PeerFromHTTP(r *http.Request) (remote, subject string) {
 	return r.RemoteAddr, subject
 }
 
+// Resolver finds the caller of a key operation in a context that carries no [Who] (for example
+// ext_proc's, where building a Who for every cached key lookup would cost more than the lookup).
+// It is only called when a record is written.
+type Resolver func(ctx context.Context) (Who, bool)
+
 // Logger writes audit records. The zero value is not usable: call [New].
 type Logger struct {
-	log *slog.Logger
+	log       *slog.Logger
+	resolvers []Resolver
 }
 
-// New returns a Logger writing to l (nil: discard) with the attribute logger=audit.
-func New(l *slog.Logger) *Logger {
+// New returns a Logger writing to l (nil: discard) with the attribute logger=audit. resolvers
+// are tried in order when a context carries no Who.
+func New(l *slog.Logger, resolvers ...Resolver) *Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Logger{log: l.With("logger", "audit")}
+	return &Logger{log: l.With("logger", "audit"), resolvers: resolvers}
+}
+
+func (a *Logger) who(ctx context.Context) Who {
+	if w, ok := WhoFrom(ctx); ok {
+		return w
+	}
+	for _, r := range a.resolvers {
+		if w, ok := r(ctx); ok {
+			return w
+		}
+	}
+	return Who{}
 }
 
 // Record writes one record for op on keyID by the caller in ctx. version 0 is omitted; an
 // invalid keyID is omitted (it is attacker-chosen text that failed validation). err, when not
 // nil, sets result with [Result] and is recorded as the cause.
 func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, err error) {
-	who, _ := WhoFrom(ctx)
+	who := a.who(ctx)
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("api", orUnknown(who.API)), slog.String("op", op))
 	if keyring.ValidateID(keyID) == nil {

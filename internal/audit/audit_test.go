@@ -155,3 +155,20 @@ func TestPeerFromHTTP(t *testing.T) {
 		t.Fatalf("subject %q", subject)
 	}
 }
+
+func TestResolver(t *testing.T) {
+	var buf bytes.Buffer
+	type reqKey struct{}
+	a := New(slog.New(slog.NewJSONHandler(&buf, nil)), func(ctx context.Context) (Who, bool) {
+		id, ok := ctx.Value(reqKey{}).(string)
+		return Who{API: APIExtProc, RequestID: id}, ok
+	})
+	a.Record(context.WithValue(context.Background(), reqKey{}, "r-7"), OpCreate, "k", 1, nil)
+	// An explicit Who wins over the resolver.
+	a.Record(WithWho(context.WithValue(context.Background(), reqKey{}, "r-8"), Who{API: APIHTTP}), OpRead, "k", 1, nil)
+	a.Record(context.Background(), OpCreate, "k", 1, nil)
+	got := records(t, &buf)
+	if got[0]["api"] != "extproc" || got[0]["request_id"] != "r-7" || got[1]["api"] != "http" || got[1]["request_id"] != nil || got[2]["api"] != "internal" {
+		t.Fatalf("records: %v", got)
+	}
+}

@@ -106,7 +106,7 @@ func EnvoyBinary(path string) (string, error) {
 			continue
 		}
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			return filepath.Abs(p) // Envoy runs in its own directory
 		}
 	}
 	p, err := exec.LookPath("envoy")

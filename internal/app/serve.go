@@ -18,6 +18,7 @@ import (
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/admin"
+	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
 	"github.com/rkms/rkms/internal/metrics"
@@ -53,7 +54,9 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		return err
 	}
 	defer st.Close()
-	kr, err := keyring.New(m.WrapStore(st), regions, keyringOptions(cfg, log))
+	// Key creation is audited where the record is first written, whichever API caused it.
+	auditLog := audit.New(log, extprocCaller)
+	kr, err := keyring.New(auditLog.WrapStore(m.WrapStore(st)), regions, keyringOptions(cfg, log))
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
@@ -67,17 +70,20 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
 		KeyTimeout:   cfg.ExtProc.KeyTimeout,
 		Observer:     m,
+
+		MaxFields:            cfg.ExtProc.MaxFields,
+		MaxConcurrentStreams: cfg.ExtProc.MaxConcurrentStreams,
 	})
 	if err != nil {
 		return fmt.Errorf("ext_proc policies: %w", err)
 	}
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, kr, log)
-	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log})
+	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog})
 	if err != nil {
 		return err
 	}
-	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log})
+	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log, Audit: auditLog})
 	if err != nil {
 		return err
 	}
@@ -86,6 +92,10 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	adminMux.Handle("/metrics", m.Handler())
 	adminMux.Handle("/", adminHandler)
 
+	sec, err := buildSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
 	grpcLis, err := net.Listen("tcp", cfg.ExtProc.Listen)
 	if err != nil {
 		return fmt.Errorf("ext_proc listener: %w", err)
@@ -105,7 +115,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	}
 
 	// Envoy sends a buffered body as one message: the server sizes gRPC's limits to the body limit.
-	gs := grpc.NewServer(ext.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(ext.GRPCServerOptions(), sec.extproc...)...)
 	ext.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -113,16 +123,23 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 
 	hsrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: adminMaxHeaderBytes, TLSConfig: sec.adminHTTP,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	// The key API has its own gRPC server: its listener may be exposed where ext_proc's is not.
-	ks := grpc.NewServer()
+	ks := grpc.NewServer(sec.keyAPI...)
 	keySvc.Register(ks)
 	reflection.Register(ks)
 
 	errc := make(chan error, 3)
 	go func() { errc <- gs.Serve(grpcLis) }()
-	go func() { errc <- hsrv.Serve(adminLis) }()
+	go func() {
+		if hsrv.TLSConfig != nil {
+			errc <- hsrv.ServeTLS(adminLis, "", "")
+			return
+		}
+		errc <- hsrv.Serve(adminLis)
+	}()
 	keyAddr := "disabled"
 	if keyLis != nil {
 		keyAddr = keyLis.Addr().String()
@@ -142,8 +159,8 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	if defaults {
 		mode = "embedded defaults (local software KMS: NOT FOR PRODUCTION)"
 	}
-	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: http://%s (token in %s; metrics at /metrics)\n  key API:   %s (gRPC)\n  ext_proc:  %s (gRPC)\n",
-		Version, mode, adminLis.Addr(), tokenSource(cfg), keyAddr, grpcLis.Addr())
+	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: %s://%s (token in %s; metrics at /metrics)\n  key API:   %s (gRPC%s)\n  ext_proc:  %s (gRPC%s)\n",
+		Version, mode, sec.scheme(), adminLis.Addr(), tokenSource(cfg), keyAddr, tlsNote(cfg.Admin.TLS), grpcLis.Addr(), tlsNote(cfg.ExtProc.TLS))
 	log.Info("rkms started", "admin", adminLis.Addr().String(), "key_api", keyAddr, "extproc", grpcLis.Addr().String(),
 		"kms_provider", cfg.KMS.Provider, "regions", len(regions), "store", cfg.Store.Type, "policies", len(cfg.Policies))
 

@@ -22,7 +22,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load
+.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,6 +85,14 @@ generate: ## regenerate api/rkms/v1 from proto/rkms/v1/keys.proto (needs protoc:
 
 clean: ## remove build output (not rkms-data)
 	rm -rf bin dist
+
+# Chaos run: CHAOS_PHASE per fault (and after it), CHAOS_RATE requests/s; `make test` runs it with 3s phases.
+CHAOS_PHASE ?= 20s
+CHAOS_RATE  ?= 80
+chaos: tools ## the chaos run with long phases: faults under load through Envoy, invariants checked (RELIABILITY.md)
+	mkdir -p bin
+	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/chaos \
+	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.report=$(CURDIR)/bin/chaos-report.md
 
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
 	GO=$(GO) bash examples/demo.sh

@@ -209,15 +209,7 @@ func TestHelmChart(t *testing.T) {
 			if got := ports(rk); fmt.Sprint(got) != fmt.Sprint(wantPorts) {
 				t.Errorf("rkms ports %v, want %v", got, wantPorts)
 			}
-			for name, p := range map[string]*corev1.Probe{"liveness": rk.LivenessProbe, "readiness": rk.ReadinessProbe, "startup": rk.StartupProbe} {
-				want := "/healthz"
-				if name == "readiness" {
-					want = "/readyz"
-				}
-				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want || p.HTTPGet.Port.String() != "admin" {
-					t.Errorf("%s probe %+v: want GET %s on the admin port", name, p, want)
-				}
-			}
+			checkProbes(t, rk, corev1.URISchemeHTTP)
 
 			// The Service targets ports the pod has, and exposes ext_proc only without Envoy.
 			podPorts := ports(rk)
@@ -282,6 +274,9 @@ func TestHelmChart(t *testing.T) {
 					mounts[m.Name] = filepath.Dir(m.MountPath) + "/"
 				}
 			}
+			if mounts["tls"] != "/etc/rkms/tls" {
+				t.Errorf("extraVolumeMounts not applied: %v", mounts)
+			}
 			if filepath.Join(mounts["admin-token"], "admin-token") != cfg.Admin.TokenFile || mounts["data"] != cfg.DataDir {
 				t.Errorf("token file %s / data dir %s not where the pod mounts them (%v)", cfg.Admin.TokenFile, cfg.DataDir, mounts)
 			}
@@ -331,6 +326,8 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"defaults", nil, "adminToken"},
 		{"no regions", []string{"--set", "adminToken.value=x0123456789abcdef"}, "config.kms.regions"},
 		{"region without key", []string{"-f", values, "--set", "config.kms.regions[0].key_id="}, "needs key_id"},
+		{"admin mTLS", []string{"-f", values, "--set", "config.admin.tls.cert_file=/etc/rkms/tls/tls.crt",
+			"--set", "config.admin.tls.key_file=/etc/rkms/tls/tls.key", "--set", "config.admin.tls.client_ca_file=/etc/rkms/tls/ca.crt"}, "kubelet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := helm(t, append([]string{"template", "rel", chartDir(t)}, tc.args...)...)
@@ -338,5 +335,37 @@ func TestHelmChartRefuses(t *testing.T) {
 				t.Fatalf("helm template: %v, want a failure mentioning %q\n%s", err, tc.want, out)
 			}
 		})
+	}
+}
+
+func checkProbes(t *testing.T, rk *corev1.Container, scheme corev1.URIScheme) {
+	t.Helper()
+	for name, p := range map[string]*corev1.Probe{"liveness": rk.LivenessProbe, "readiness": rk.ReadinessProbe, "startup": rk.StartupProbe} {
+		want := "/healthz"
+		if name == "readiness" {
+			want = "/readyz"
+		}
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want || p.HTTPGet.Port.String() != "admin" || p.HTTPGet.Scheme != scheme {
+			t.Errorf("%s probe %+v: want %s GET %s on the admin port", name, p, scheme, want)
+		}
+	}
+}
+
+// TestHelmChartAdminTLS: with TLS on the admin listener the probes speak HTTPS, and the TLS
+// settings reach rkms.yaml untouched beside the listeners the chart sets.
+func TestHelmChartAdminTLS(t *testing.T) {
+	testenv.Integration(t)
+	r := render(t, "-f", filepath.Join(chartDir(t), "ci", "test-values.yaml"),
+		"--set", "config.admin.tls.cert_file=/etc/rkms/tls/tls.crt", "--set", "config.admin.tls.key_file=/etc/rkms/tls/tls.key")
+	checkProbes(t, container(t, r.deployment, "rkms"), corev1.URISchemeHTTPS)
+	var cfg struct {
+		Admin map[string]any `json:"admin"`
+	}
+	if err := yaml.Unmarshal([]byte(r.configMaps["rel-rkms"].Data["rkms.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	tls, _ := cfg.Admin["tls"].(map[string]any)
+	if tls["cert_file"] != "/etc/rkms/tls/tls.crt" || cfg.Admin["listen"] != "0.0.0.0:8080" {
+		t.Errorf("admin section %v", cfg.Admin)
 	}
 }

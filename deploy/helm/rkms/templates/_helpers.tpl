@@ -60,10 +60,26 @@ rkms.config is the rkms.yaml file: the user's config with the settings the pod l
 {{- end -}}
 {{- end -}}
 {{- $_ := set $cfg "data_dir" "/var/lib/rkms" -}}
-{{- $_ := set $cfg "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.service.admin)) "grpc_listen" (printf "0.0.0.0:%d" (int .Values.service.keyApi)) "token_file" "/etc/rkms/secret/admin-token") -}}
+{{- $adm := default dict $cfg.admin -}}
+{{- $_ := set $adm "listen" (printf "0.0.0.0:%d" (int .Values.service.admin)) -}}
+{{- $_ := set $adm "grpc_listen" (printf "0.0.0.0:%d" (int .Values.service.keyApi)) -}}
+{{- $_ := set $adm "token_file" "/etc/rkms/secret/admin-token" -}}
+{{- $_ := set $cfg "admin" $adm -}}
 {{- $ext := default dict $cfg.extproc -}}
 {{- $host := ternary "127.0.0.1" "0.0.0.0" .Values.envoy.enabled -}}
 {{- $_ := set $ext "listen" (printf "%s:%d" $host (int .Values.service.extproc)) -}}
 {{- $_ := set $cfg "extproc" $ext -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+rkms.adminScheme is the scheme of the kubelet's probes: HTTPS when the admin API serves TLS.
+Mutual TLS on the admin listener would refuse the kubelet (it has no client certificate).
+*/}}
+{{- define "rkms.adminScheme" -}}
+{{- $tls := default dict (default dict .Values.config.admin).tls -}}
+{{- if $tls.client_ca_file -}}
+{{- fail "config.admin.tls.client_ca_file (mutual TLS) would refuse the kubelet's /healthz and /readyz probes: use server TLS on the admin listener (cert_file, key_file) and mTLS on extproc" -}}
+{{- end -}}
+{{- ternary "HTTPS" "HTTP" (not (empty $tls.cert_file)) -}}
 {{- end -}}

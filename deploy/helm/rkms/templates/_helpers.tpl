@@ -66,6 +66,9 @@ rkms.config is the rkms.yaml file: the user's config with the settings the pod l
 {{- $_ := set $adm "token_file" "/etc/rkms/secret/admin-token" -}}
 {{- $_ := set $cfg "admin" $adm -}}
 {{- $ext := default dict $cfg.extproc -}}
+{{- if and .Values.envoy.enabled (default dict $ext.tls).cert_file -}}
+{{- fail "config.extproc.tls with envoy.enabled: the sidecar reaches ext_proc over the pod's loopback in plaintext; drop extproc.tls or the sidecar" -}}
+{{- end -}}
 {{- $host := ternary "127.0.0.1" "0.0.0.0" .Values.envoy.enabled -}}
 {{- $_ := set $ext "listen" (printf "%s:%d" $host (int .Values.service.extproc)) -}}
 {{- $_ := set $cfg "extproc" $ext -}}

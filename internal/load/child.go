@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,9 +27,10 @@ import (
 
 // Stats is what a child process reports about itself.
 type Stats struct {
-	CPU          time.Duration `json:"cpu_ns"`    // user + system time of the whole process (getrusage)
-	RSS          int64         `json:"rss_bytes"` // VmRSS now
-	HWM          int64         `json:"hwm_bytes"` // VmHWM: peak resident memory
+	CPU          time.Duration `json:"cpu_ns"`          // user + system time of the whole process (getrusage)
+	RSS          int64         `json:"rss_bytes"`       // VmRSS now
+	HWM          int64         `json:"hwm_bytes"`       // VmHWM: peak resident memory
+	HeapLive     int64         `json:"heap_live_bytes"` // Go heap marked live by the last GC
 	KMSCalls     uint64        `json:"kms_calls"`
 	StoreCalls   uint64        `json:"store_calls"`
 	CacheEntries int           `json:"cache_entries"`
@@ -44,7 +48,7 @@ const (
 // profiles names the profile files of the rkms child ("": none).
 type profiles struct{ cpu, mem string }
 
-func serveChild(ctx context.Context, role string, keys int, prof profiles, in io.Reader, out io.Writer) error {
+func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof profiles, in io.Reader, out io.Writer) error {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -66,6 +70,10 @@ func serveChild(ctx context.Context, role string, keys int, prof profiles, in io
 		if err := rig.Warm(ctx, keys); err != nil {
 			return err
 		}
+		if !keepStore {
+			rig.Store.Release()
+		}
+		debug.FreeOSMemory() // measure from a collected heap, with warm-up garbage returned to the OS
 		if prof.mem != "" {
 			defer writeHeapProfile(prof.mem)
 		}
@@ -131,6 +139,11 @@ func selfStats() (Stats, error) {
 		return Stats{}, fmt.Errorf("getrusage: %w", err)
 	}
 	s := Stats{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	if live[0].Value.Kind() == metrics.KindUint64 {
+		s.HeapLive = int64(live[0].Value.Uint64())
+	}
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return Stats{}, fmt.Errorf("read memory status: %w", err)
@@ -155,6 +168,7 @@ func selfStats() (Stats, error) {
 
 // child is a running child process.
 type child struct {
+	mu   sync.Mutex // one stats exchange at a time
 	role string
 	cmd  *exec.Cmd
 	in   io.WriteCloser
@@ -163,10 +177,10 @@ type child struct {
 }
 
 // startChild re-executes this binary in role and waits for its "ready" line.
-func startChild(exe, role string, keys int, prof profiles, stderr io.Writer) (*child, error) {
+func startChild(exe, role string, keys int, keepStore bool, memLimit string, prof profiles, stderr io.Writer) (*child, error) {
 	args := []string{"-role", role}
 	if role == RoleRKMS {
-		args = append(args, "-keys", strconv.Itoa(keys))
+		args = append(args, "-keys", strconv.Itoa(keys), "-keep-store="+strconv.FormatBool(keepStore))
 		if prof.cpu != "" {
 			args = append(args, "-cpuprofile", prof.cpu)
 		}
@@ -176,6 +190,9 @@ func startChild(exe, role string, keys int, prof profiles, stderr io.Writer) (*c
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -214,6 +231,8 @@ func (c *child) line() (string, error) {
 
 // stats asks the child for its Stats.
 func (c *child) stats() (Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, err := io.WriteString(c.in, "stats\n"); err != nil {
 		return Stats{}, fmt.Errorf("%s stats: %w", c.role, err)
 	}

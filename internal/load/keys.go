@@ -46,40 +46,75 @@ func keysError(err error) error {
 	}
 }
 
-// CountingStore counts every call made to a key store.
+// CountingStore counts every call made to a key store. Its store can be released (see
+// [CountingStore.Release]) once the keys are cached.
 type CountingStore struct {
-	keyring.Store
 	calls atomic.Uint64
+	st    atomic.Pointer[keyring.Store]
 }
 
 var _ keyring.Store = (*CountingStore)(nil)
 
+// NewCountingStore counts the calls made to st.
+func NewCountingStore(st keyring.Store) *CountingStore {
+	c := &CountingStore{}
+	c.st.Store(&st)
+	return c
+}
+
 // Calls returns the number of calls so far.
 func (s *CountingStore) Calls() uint64 { return s.calls.Load() }
 
-func (s *CountingStore) Get(ctx context.Context, id string) (*store.Record, error) {
+// Release drops the store: every later call fails with store.ErrUnavailable (and is counted).
+// The in-memory store stands in for DynamoDB, which lives outside rkms; releasing it once the
+// keys are cached leaves in the process what rkms itself holds.
+func (s *CountingStore) Release() {
+	var down keyring.Store = unavailableStore{}
+	s.st.Store(&down)
+}
+
+func (s *CountingStore) store() keyring.Store {
 	s.calls.Add(1)
-	return s.Store.Get(ctx, id)
+	return *s.st.Load()
+}
+
+func (s *CountingStore) Get(ctx context.Context, id string) (*store.Record, error) {
+	return s.store().Get(ctx, id)
 }
 
 func (s *CountingStore) Create(ctx context.Context, rec *store.Record) error {
-	s.calls.Add(1)
-	return s.Store.Create(ctx, rec)
+	return s.store().Create(ctx, rec)
 }
 
 func (s *CountingStore) Update(ctx context.Context, rec *store.Record) error {
-	s.calls.Add(1)
-	return s.Store.Update(ctx, rec)
+	return s.store().Update(ctx, rec)
 }
 
 func (s *CountingStore) Delete(ctx context.Context, id string) error {
-	s.calls.Add(1)
-	return s.Store.Delete(ctx, id)
+	return s.store().Delete(ctx, id)
 }
 
-func (s *CountingStore) Ping(ctx context.Context) error {
-	s.calls.Add(1)
-	return s.Store.Ping(ctx)
+func (s *CountingStore) Ping(ctx context.Context) error { return s.store().Ping(ctx) }
+
+// unavailableStore fails every call.
+type unavailableStore struct{}
+
+var _ keyring.Store = unavailableStore{}
+
+func (unavailableStore) Get(context.Context, string) (*store.Record, error) {
+	return nil, fmt.Errorf("load: store released: %w", store.ErrUnavailable)
+}
+func (unavailableStore) Create(context.Context, *store.Record) error {
+	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)
+}
+func (unavailableStore) Update(context.Context, *store.Record) error {
+	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)
+}
+func (unavailableStore) Delete(context.Context, string) error {
+	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)
+}
+func (unavailableStore) Ping(context.Context) error {
+	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)
 }
 
 // CountingRegion counts every call made to a KMS region.

@@ -28,6 +28,8 @@ type Flags struct {
 	MaxRequests int64         // cap on requests per measured run
 	Envoy       string        // envoy binary ("" : RKMS_ENVOY, .tools/venv/bin/envoy, PATH)
 	SkipEnvoy   bool          // only the direct ext_proc comparison
+	KeepStore   bool          // keep the in-memory store in the rkms process after warming
+	MemLimit    string        // GOMEMLIMIT of the rkms process ("": none)
 	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
 	MemProfile  string        // write the rkms server heap profile (at the end) to this file
 	Role        string        // internal: the child process role
@@ -45,6 +47,8 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.BodySize, "body", 1024, "request body size in bytes (3 tagged fields)")
 	fs.Int64Var(&f.MaxRequests, "max-requests", 2000000, "cap on requests per measured run")
 	fs.StringVar(&f.Envoy, "envoy", "", "envoy binary (default: $RKMS_ENVOY, .tools/venv/bin/envoy, PATH)")
+	fs.BoolVar(&f.KeepStore, "keep-store", false, "keep the in-memory key store in the rkms process after warming (by default it is released: it stands in for DynamoDB, outside rkms)")
+	fs.StringVar(&f.MemLimit, "rkms-gomemlimit", "", "GOMEMLIMIT for the rkms process only, e.g. 120MiB (default: none)")
 	fs.BoolVar(&f.SkipEnvoy, "skip-envoy", false, "run only the direct ext_proc comparison")
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")
 	fs.StringVar(&f.MemProfile, "memprofile", "", "write the heap profile of the rkms server process (at the end of the run) to this file")
@@ -78,7 +82,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	if f.Role != "" {
-		return serveChild(ctx, f.Role, f.Keys, profiles{f.CPUProfile, f.MemProfile}, stdin, stdout)
+		return serveChild(ctx, f.Role, f.Keys, f.KeepStore, profiles{f.CPUProfile, f.MemProfile}, stdin, stdout)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -92,13 +96,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "rkms-load: "+format+"\n", a...) }
 
 	logf("starting the no-op server and rkms (warming %d keys)", f.Keys)
-	noop, err := startChild(exe, RoleNoop, 0, profiles{}, stderr)
+	noop, err := startChild(exe, RoleNoop, 0, false, "", profiles{}, stderr)
 	if err != nil {
 		return err
 	}
 	defer noop.stop()
 	t0 := time.Now()
-	rkms, err := startChild(exe, RoleRKMS, f.Keys, profiles{f.CPUProfile, f.MemProfile}, stderr)
+	rkms, err := startChild(exe, RoleRKMS, f.Keys, f.KeepStore, f.MemLimit, profiles{f.CPUProfile, f.MemProfile}, stderr)
 	if err != nil {
 		return err
 	}
@@ -107,6 +111,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if rep.Idle, err = rkms.stats(); err != nil {
 		return err
 	}
+
+	// rkms's resident memory, sampled while the load runs.
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan int64, 1)
+	go func() { sampled <- sampleRSS(sampleCtx, rkms) }()
+	defer stopSampling()
 
 	// (1) ext_proc directly over loopback gRPC.
 	var direct [2]target
@@ -130,6 +140,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			return err
 		}
 	}
+	stopSampling()
+	rep.LoadRSS = <-sampled
 	if rep.Final, err = rkms.stats(); err != nil {
 		return err
 	}
@@ -142,7 +154,7 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 	if err != nil {
 		return err
 	}
-	app, err := startChild(exe, RoleApp, 0, profiles{}, io.Discard)
+	app, err := startChild(exe, RoleApp, 0, false, "", profiles{}, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -258,4 +270,21 @@ func port(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// sampleRSS returns the largest VmRSS of c seen every 200 ms until ctx ends.
+func sampleRSS(ctx context.Context, c *child) int64 {
+	var peak int64
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return peak
+		case <-t.C:
+			if s, err := c.stats(); err == nil {
+				peak = max(peak, s.RSS)
+			}
+		}
+	}
 }

@@ -29,7 +29,7 @@ func NewRig(dir string) (*Rig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}
-	r := &Rig{Store: &CountingStore{Store: store.NewMemory()}, Region: &CountingRegion{Region: region}}
+	r := &Rig{Store: NewCountingStore(store.NewMemory()), Region: &CountingRegion{Region: region}}
 	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour})
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)

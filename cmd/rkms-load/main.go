@@ -1,7 +1,10 @@
 // Command rkms-load measures the rkms ext_proc server against its limits on loopback, each
-// figure beside a baseline measured in the same run. See internal/load and BENCHMARKS.md.
+// figure beside a baseline measured in the same run: directly over gRPC against a no-op ext_proc
+// server, and through the real Envoy against Envoy without ext_proc and with a no-op ext_proc.
+// See internal/load for the method and BENCHMARKS.md for the figures.
 //
-//	go run ./cmd/rkms-load -duration 10s
+//	make load                                  # 10 s per configuration
+//	go run ./cmd/rkms-load -duration 5s -skip-envoy -keys 1000 -cpuprofile rkms.prof
 package main
 
 import (

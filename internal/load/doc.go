@@ -1,0 +1,36 @@
+// Package load is the logic of cmd/rkms-load: load runs that measure the rkms ext_proc server
+// against baselines measured in the same run, on loopback only. BENCHMARKS.md has the figures.
+//
+// # Processes
+//
+// The tool re-executes its own binary in child roles, so that each server's CPU time and memory
+// are its own: RoleRKMS (the ext_proc server of package extproc with a real keyring: one
+// software KMS region from keyring/localkms, the in-memory store, both behind call counters),
+// RoleNoop ([Noop], which answers every message with an empty response of the matching kind)
+// and RoleApp (the recorder of examples/app). A child prints "ready ADDR" and then answers each
+// "stats" line on its stdin with a JSON [Stats] line: CPU time from getrusage(RUSAGE_SELF)
+// (all threads, microsecond resolution), VmRSS and VmHWM from /proc/self/status, the Go heap
+// marked live, and the KMS and store call counters. It exits when its stdin closes.
+//
+// # Keys
+//
+// The rkms child creates the keys of -keys tenants (100,000 by default) before the run, which
+// caches them. By default it then releases the in-memory store, which stands in for DynamoDB
+// (outside rkms in production): any later store call fails and is counted. Requests cycle
+// through the tenants, so every key is used; the steady state must show 0 KMS and 0 store calls.
+//
+// # Runs
+//
+//  1. Direct: [Exchange] plays Envoy's side of one stream (request headers, a buffered JSON body
+//     with 3 tagged fields, response headers, the sealed body as the response body) over
+//     loopback gRPC, with -concurrency streams in flight, against the no-op server and rkms in
+//     alternating rounds. Reported: streams/s, p50/p99/p99.9 and server CPU per stream.
+//  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations:
+//     without the ext_proc filter, ext_proc to the no-op server, ext_proc to rkms. First the
+//     no-op configuration's maximum throughput (closed loop, -max-workers clients), then each
+//     configuration at half of it (open loop: latency counts from the scheduled start). Reported:
+//     throughput and p50/p99.
+//
+// Every loop is bounded in time (-duration, plus a 10 s grace for stuck requests) and in count
+// (-max-requests). Any request error fails the run.
+package load

@@ -1,0 +1,176 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/rkms/rkms/internal/testenv"
+)
+
+func TestBody(t *testing.T) {
+	for _, size := range []int{256, 1024, 4096, 1 << 16} {
+		b, err := Body(size)
+		if err != nil {
+			t.Fatalf("Body(%d): %v", size, err)
+		}
+		var doc struct {
+			SSN     string
+			Contact struct{ Email string }
+			Cards   []struct{ Number string }
+		}
+		if len(b) != size || json.Unmarshal(b, &doc) != nil {
+			t.Fatalf("Body(%d): %d bytes, JSON error %v", size, len(b), json.Unmarshal(b, &doc))
+		}
+		if doc.SSN == "" || doc.Contact.Email == "" || len(doc.Cards) != 1 || doc.Cards[0].Number == "" {
+			t.Errorf("Body(%d) lacks a tagged field: %+v", size, doc)
+		}
+	}
+	if _, err := Body(100); err == nil {
+		t.Error("Body(100): no error for a size below the fixed part")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // substring of the error; "" for none
+	}{
+		{nil, ""},
+		{[]string{"-duration", "2s", "-keys", "10", "-skip-envoy"}, ""},
+		{[]string{"-duration", "0s"}, "-duration"},
+		{[]string{"-keys", "0"}, "-keys"},
+		{[]string{"-body", "10"}, "-body"},
+		{[]string{"-concurrency", "0"}, "at least 1"},
+		{[]string{"extra"}, "unexpected arguments"},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("parseFlags(%q) = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestLoops(t *testing.T) {
+	errBoom := errors.New("boom")
+	t.Run("closed loop stops at the request limit", func(t *testing.T) {
+		var calls atomic.Int64
+		r := closedLoop(context.Background(), 4, time.Minute, 100, func(context.Context, int) error {
+			calls.Add(1)
+			return nil
+		})
+		if r.Requests != 100 || calls.Load() != 100 || r.Errors != 0 {
+			t.Errorf("requests %d, calls %d, errors %d; want 100, 100, 0", r.Requests, calls.Load(), r.Errors)
+		}
+	})
+	t.Run("closed loop stops at the deadline and counts errors", func(t *testing.T) {
+		start := time.Now()
+		r := closedLoop(context.Background(), 2, 50*time.Millisecond, 1<<40, func(_ context.Context, n int) error {
+			time.Sleep(time.Millisecond)
+			if n%2 == 0 {
+				return errBoom
+			}
+			return nil
+		})
+		if d := time.Since(start); d > 5*time.Second || r.Errors == 0 || r.Requests == 0 || !errors.Is(r.FirstErr, errBoom) {
+			t.Errorf("took %s, %d requests, %d errors (%v)", d, r.Requests, r.Errors, r.FirstErr)
+		}
+	})
+	t.Run("open loop offers rate x duration", func(t *testing.T) {
+		r := openLoop(context.Background(), 1000, 100*time.Millisecond, 8, func(context.Context, int) error { return nil })
+		if r.Requests != 100 || r.Percentile(0.5) <= 0 || r.Percentile(0.5) > r.Percentile(0.99) {
+			t.Errorf("%d requests (want 100), p50 %s p99 %s", r.Requests, r.Percentile(0.5), r.Percentile(0.99))
+		}
+	})
+}
+
+// TestServers plays streams against the no-op server and rkms: rkms seals and opens the three
+// fields, the no-op server changes nothing, and warm keys make no KMS or store call, even with
+// the store released.
+func TestServers(t *testing.T) {
+	rig, err := NewRig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rig.Close()
+	const tenants = 20
+	if err := rig.Warm(context.Background(), tenants); err != nil {
+		t.Fatal(err)
+	}
+	rig.Store.Release()
+	kms, st := rig.Region.Calls(), rig.Store.Calls()
+	body, _ := Body(1024)
+	for _, tc := range []struct {
+		name   string
+		reg    func(*grpc.Server)
+		sealed bool
+	}{
+		{"noop", (&Noop{}).Register, false},
+		{"rkms", rig.Server.Register, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := grpc.NewServer()
+			tc.reg(g)
+			lis := listen(t)
+			go func() { _ = g.Serve(lis) }()
+			defer g.Stop()
+			client, closeFn, err := dialExtProc(lis.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeFn()
+			x := NewExchange(body, tenants, tc.sealed)
+			ctx := PolicyContext(context.Background())
+			for n := range 2 * tenants {
+				if err := x.Run(ctx, client, n); err != nil {
+					t.Fatalf("stream %d: %v", n, err)
+				}
+			}
+		})
+	}
+	if rig.Region.Calls() != kms || rig.Store.Calls() != st {
+		t.Errorf("warm keys made %d KMS and %d store calls", rig.Region.Calls()-kms, rig.Store.Calls()-st)
+	}
+}
+
+// TestEnvoyConfigs checks the three bootstraps the load runs with against the real Envoy.
+func TestEnvoyConfigs(t *testing.T) {
+	testenv.Integration(t)
+	for _, tc := range []struct {
+		name    string
+		extproc int
+	}{
+		{EnvoyNoFilter, 0},
+		{EnvoyNoop + " and " + EnvoyRKMS, 50051},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := envoyConfig(9901, 10000, 8000, tc.extproc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(cfg), "envoy.filters.http.ext_proc"); got != (tc.extproc != 0) {
+				t.Fatalf("ext_proc filter present = %v in\n%s", got, cfg)
+			}
+			if out, err := testenv.Validate(t, string(cfg)); err != nil {
+				t.Fatalf("envoy --mode validate: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}

@@ -62,5 +62,27 @@ func report(phases []*phase, results []result) string {
 			byKind[opPostNew], byKind[opPostExisting], byKind[opGet], recovered)
 	}
 	fmt.Fprintf(&b, "| **total** | | %d | %d | %d | | |\n", total, totalOK, total-totalOK)
+	// One sample body per failure status and source, to show what a client gets.
+	samples := map[string]string{}
+	for _, r := range results {
+		if r.ok || r.status == 0 {
+			continue
+		}
+		body := strings.TrimSpace(r.bodyHead)
+		src := "envoy"
+		if strings.HasPrefix(body, "{") {
+			src = "rkms"
+		}
+		k := fmt.Sprintf("%d from %s", r.status, src)
+		if _, ok := samples[k]; !ok {
+			samples[k] = body
+		}
+	}
+	if len(samples) > 0 {
+		b.WriteString("\nfailure bodies seen:\n")
+		for _, k := range slices.Sorted(maps.Keys(samples)) {
+			fmt.Fprintf(&b, "- %s: `%.120s`\n", k, samples[k])
+		}
+	}
 	return b.String()
 }

@@ -59,6 +59,7 @@ func startServe(t *testing.T, args ...string) *running {
 	for {
 		select {
 		case c := <-done:
+			done <- c // for the cleanup's stop, which waits for it
 			t.Fatalf("rkms serve exited with %d\nstdout: %s\nstderr: %s", c, r.stdout, r.stderr)
 		default:
 		}

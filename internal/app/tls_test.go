@@ -45,6 +45,7 @@ func startServeTLS(t *testing.T, cfg string) (r *running, admin, keyAPI, ext str
 	for !strings.Contains(r.stdout.String(), "ext_proc:") {
 		select {
 		case c := <-done:
+			done <- c // for the cleanup's stop, which waits for it
 			t.Fatalf("rkms serve exited with %d\nstdout: %s\nstderr: %s", c, r.stdout, r.stderr)
 		default:
 		}

@@ -55,6 +55,22 @@ func (r *Result) merge(o *Result) {
 	}
 	r.Elapsed += o.Elapsed
 	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+}
+
+// pairedMedian returns the median over rounds of f(a's round, b's round): a comparison of two
+// configurations measured back to back, so that load changing from round to round (other
+// processes on the machine) affects both sides of each pair alike.
+func pairedMedian(a, b []*Result, f func(a, b *Result) float64) float64 {
+	var v []float64
+	for i := range min(len(a), len(b)) {
+		v = append(v, f(a[i], b[i]))
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // recorder collects the outcome of requests from several goroutines.

@@ -40,7 +40,7 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs := flag.NewFlagSet("rkms-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&f.Duration, "duration", 10*time.Second, "measured time per configuration")
-	fs.IntVar(&f.Rounds, "rounds", 2, "alternations of the compared configurations (each gets duration/rounds per round)")
+	fs.IntVar(&f.Rounds, "rounds", 5, "alternations of the compared configurations (each gets duration/rounds per round)")
 	fs.IntVar(&f.Concurrency, "concurrency", 16, "ext_proc streams in flight in the direct comparison")
 	fs.IntVar(&f.MaxWorkers, "max-workers", 32, "HTTP clients for Envoy's maximum throughput and in-flight cap at the fixed rate")
 	fs.IntVar(&f.Keys, "keys", 100000, "tenants whose keys are created and cached before the run")
@@ -210,12 +210,14 @@ type target struct {
 
 // Measured is a configuration's merged result and its server process's usage over the runs.
 type Measured struct {
-	Name   string
-	Result *Result
-	CPU    time.Duration // server process CPU during the measured runs
-	MaxRSS int64         // largest VmRSS sampled after a run
-	KMS    uint64        // KMS calls during the runs (rkms only)
-	Store  uint64        // store calls during the runs (rkms only)
+	Name     string
+	Result   *Result
+	Rounds   []*Result       // each round's result, paired by index with the other configurations'
+	CPU      time.Duration   // server process CPU during the measured runs
+	RoundCPU []time.Duration // CPU per round, paired with Rounds
+	MaxRSS   int64           // largest VmRSS sampled after a run
+	KMS      uint64          // KMS calls during the runs (rkms only)
+	Store    uint64          // store calls during the runs (rkms only)
 }
 
 // CPUPerRequest is server CPU time per completed request.
@@ -248,8 +250,10 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 				return nil, fmt.Errorf("%s: %d errors, first: %w", t.name, r.Errors, r.FirstErr)
 			}
 			m := out[i]
+			m.Rounds = append(m.Rounds, r)
 			m.Result.merge(r)
 			m.CPU += s1.CPU - s0.CPU
+			m.RoundCPU = append(m.RoundCPU, s1.CPU-s0.CPU)
 			m.MaxRSS = max(m.MaxRSS, s1.RSS)
 			m.KMS += s1.KMSCalls - s0.KMSCalls
 			m.Store += s1.StoreCalls - s0.StoreCalls

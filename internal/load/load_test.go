@@ -174,3 +174,27 @@ func listen(t *testing.T) net.Listener {
 	}
 	return lis
 }
+
+func TestPairedMedian(t *testing.T) {
+	res := func(ms ...int) []*Result {
+		var out []*Result
+		for _, m := range ms {
+			out = append(out, &Result{Requests: 1, Elapsed: time.Second, lat: []time.Duration{time.Duration(m) * time.Millisecond}})
+		}
+		return out
+	}
+	p99 := func(a, b *Result) float64 { return float64(a.Percentile(0.99) - b.Percentile(0.99)) }
+	for _, tc := range []struct {
+		name string
+		a, b []*Result
+		want time.Duration
+	}{
+		{"a stall in one round does not decide", res(10, 900, 12), res(9, 5, 11), time.Millisecond},
+		{"no rounds", nil, nil, 0},
+		{"unpaired rounds ignored", res(3, 100), res(1), 2 * time.Millisecond},
+	} {
+		if got := time.Duration(pairedMedian(tc.a, tc.b, p99)); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -8,6 +8,17 @@
 //	admin.grpc_listen  gRPC key API rkms.v1.KeyService (same token); "" disables it
 //	extproc.listen     Envoy ext_proc (gRPC) and grpc.health.v1
 //
+// admin.tls secures the first two, extproc.tls the third (TLS 1.2+, mutual TLS with
+// client_ca_file; files reloaded on change, package internal/tlsconf). Limits: admin headers 16 KiB
+// (431) and bodies 64 KiB (413), key API messages 64 KiB, ext_proc extproc.max_body_bytes,
+// max_fields and max_concurrent_streams.
+//
+// # Audit
+//
+// One internal/audit logger serves the admin API, the key API and the store decorator that
+// records key creation (whoever caused it); ext_proc callers are found from the Keys context
+// (extproc.RequestID and the gRPC peer) only when a record is written.
+//
 // Metrics (package internal/metrics) wrap each KMS region and the store in measuring decorators
 // before the keyring is built, and read the keyring's own counters at scrape time.
 //

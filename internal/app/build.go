@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/awskms"
@@ -108,38 +105,4 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
 		MaxStale: cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
 		RepairInterval: cfg.KMS.RepairInterval, Logger: log}
-}
-
-// extprocKeys adapts the keyring to the ext_proc server's Keys interface, translating keyring
-// error classes into the ones extproc maps to HTTP statuses.
-type extprocKeys struct{ kr *keyring.Keyring }
-
-var _ extproc.Keys = extprocKeys{}
-
-func (a extprocKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	dk, err := a.kr.Get(ctx, id)
-	if err != nil {
-		return envelope.Key{}, classify(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-func (a extprocKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
-	dk, err := a.kr.GetVersion(ctx, id, v)
-	if err != nil {
-		return envelope.Key{}, classify(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-func classify(err error) error {
-	switch {
-	case errors.Is(err, keyring.ErrInvalidID):
-		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
-	case errors.Is(err, keyring.ErrNotFound):
-		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
-	default:
-		// Unavailable regions or store, or every region refusing: the key cannot be had now.
-		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
+	"github.com/rkms/rkms/internal/keysource"
 	"github.com/rkms/rkms/internal/metrics"
 	"github.com/rkms/rkms/keyring"
 )
@@ -65,7 +66,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	ext, err := extproc.NewServer(cfg.Policies, extprocKeys{kr}, extproc.Options{
+	ext, err := extproc.NewServer(cfg.Policies, keysource.Keyring{K: kr}, extproc.Options{
 		Logger:       log,
 		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
 		KeyTimeout:   cfg.ExtProc.KeyTimeout,

@@ -2,49 +2,12 @@ package load
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
-	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/store"
 )
-
-// Keys adapts a keyring to extproc.Keys, the way `rkms serve` wires it.
-type Keys struct{ Keyring *keyring.Keyring }
-
-var _ extproc.Keys = Keys{}
-
-// Current returns the current version of id (get-or-create).
-func (a Keys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	dk, err := a.Keyring.Get(ctx, id)
-	if err != nil {
-		return envelope.Key{}, keysError(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-// Version returns version v of id (never creates).
-func (a Keys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
-	dk, err := a.Keyring.GetVersion(ctx, id, v)
-	if err != nil {
-		return envelope.Key{}, keysError(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-func keysError(err error) error {
-	switch {
-	case errors.Is(err, keyring.ErrInvalidID):
-		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
-	case errors.Is(err, keyring.ErrNotFound):
-		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
-	default:
-		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)
-	}
-}
 
 // CountingStore counts every call made to a key store. Its store can be released (see
 // [CountingStore.Release]) once the keys are cached.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/internal/keysource"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/localkms"
 	"github.com/rkms/rkms/store"
@@ -34,7 +35,7 @@ func NewRig(dir string) (*Rig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}
-	r.Server, err = extproc.NewServer(Policies(), Keys{r.Keyring}, extproc.Options{})
+	r.Server, err = extproc.NewServer(Policies(), keysource.Keyring{K: r.Keyring}, extproc.Options{})
 	if err != nil {
 		r.Keyring.Close()
 		return nil, fmt.Errorf("load rig: %w", err)

@@ -1,0 +1,51 @@
+// Package keysource adapts the keyring to the ext_proc server: it hands out keyring data keys as
+// envelope keys and translates the keyring's error classes into the ones extproc maps to HTTP
+// statuses. It is the only place that knows both packages, so neither imports the other.
+package keysource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/keyring"
+)
+
+// Keyring serves extproc.Keys from a keyring.
+type Keyring struct{ K *keyring.Keyring }
+
+var _ extproc.Keys = Keyring{}
+
+// Current returns the current version of id, creating the key on first use.
+func (a Keyring) Current(ctx context.Context, id string) (envelope.Key, error) {
+	dk, err := a.K.Get(ctx, id)
+	if err != nil {
+		return envelope.Key{}, Classify(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+// Version returns version v of id; it never creates.
+func (a Keyring) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
+	dk, err := a.K.GetVersion(ctx, id, v)
+	if err != nil {
+		return envelope.Key{}, Classify(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+// Classify wraps a keyring error in the extproc error class it belongs to (the cause stays in
+// the chain for logs; extproc never shows it to clients).
+func Classify(err error) error {
+	switch {
+	case errors.Is(err, keyring.ErrInvalidID):
+		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
+	case errors.Is(err, keyring.ErrNotFound):
+		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
+	default:
+		// Unavailable regions or store, or every region refusing: the key cannot be had now.
+		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)
+	}
+}

@@ -23,6 +23,7 @@ type keyringCollector struct {
 
 	breaker, healthy, opens                   *prometheus.Desc
 	hits, misses, cached, created, pend, fixd *prometheus.Desc
+	stale                                     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*keyringCollector)(nil)
@@ -40,11 +41,12 @@ func (m *Metrics) WatchKeyring(k KeyringStats) error {
 		created: prometheus.NewDesc("rkms_keyring_keys_created_total", "Key records this replica created (won the first write).", nil, nil),
 		pend:    prometheus.NewDesc("rkms_keyring_repairs_pending", "Key ids known to lack some region's wrapped copy.", nil, nil),
 		fixd:    prometheus.NewDesc("rkms_keyring_repaired_copies_total", "Wrapped copies added by repair.", nil, nil),
+		stale:   prometheus.NewDesc("rkms_keyring_stale_served_total", "Keys served past their cache TTL because no region or the store answered (cache.max_stale).", nil, nil),
 	})
 }
 
 func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd} {
+	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd, c.stale} {
 		ch <- d
 	}
 }
@@ -66,6 +68,7 @@ func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(st.Created))
 	ch <- prometheus.MustNewConstMetric(c.pend, prometheus.GaugeValue, float64(st.PendingRepairs))
 	ch <- prometheus.MustNewConstMetric(c.fixd, prometheus.CounterValue, float64(st.RepairedCopies))
+	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(st.StaleServed))
 }
 
 func boolValue(b bool) float64 {

@@ -25,14 +25,23 @@ const redacted = "[redacted key]"
 
 // Key is plaintext key material. The zero value is an empty, unusable key; make one with [New].
 // A Key is safe for concurrent use.
+//
+// # Memory
+//
+// rkms caches one Key per data key version, 100,000 or more of them, so a Key is kept small:
+// derived values hang off one atomic pointer as a short immutable list (one or two entries in
+// practice, one per mode), instead of a map per key.
 type Key struct {
 	mu      sync.RWMutex
 	b       []byte
 	wiped   atomic.Bool
-	derived sync.Map // tag (comparable) -> *derivation
+	derived atomic.Pointer[derivation] // newest first; nodes are never unlinked, only dropped all at once
 }
 
+// derivation is one memoized value. tag and next are immutable once the node is published.
 type derivation struct {
+	tag  any
+	next *derivation
 	once sync.Once
 	v    any
 	err  error
@@ -62,26 +71,50 @@ func (k *Key) Use(fn func(b []byte) error) error {
 // Derive returns the value that fn derives from the key bytes, computing it at most once per tag
 // (a comparable value that names the derivation, such as a package-local type). Failed
 // derivations are not retried for the same tag. It returns [ErrWiped] once the key is wiped.
+// A tag that is not comparable panics, as a map key would.
 func (k *Key) Derive(tag any, fn func(b []byte) (any, error)) (any, error) {
-	d, ok := k.derived.Load(tag)
-	if !ok {
-		d, _ = k.derived.LoadOrStore(tag, &derivation{})
+	if k.wiped.Load() {
+		return nil, ErrWiped
 	}
-	dv := d.(*derivation)
-	dv.once.Do(func() {
-		dv.err = k.Use(func(b []byte) error {
+	d := k.derivation(tag)
+	d.once.Do(func() {
+		d.err = k.Use(func(b []byte) error {
 			v, err := fn(b)
-			dv.v = v
+			d.v = v
 			return err
 		})
 	})
-	if dv.err != nil {
-		return nil, dv.err
+	if d.err != nil {
+		return nil, d.err
 	}
 	if k.wiped.Load() {
 		return nil, ErrWiped
 	}
-	return dv.v, nil
+	return d.v, nil
+}
+
+// derivation returns the node for tag, publishing a new one if there is none yet.
+func (k *Key) derivation(tag any) *derivation {
+	var fresh *derivation
+	for {
+		head := k.derived.Load()
+		for d := head; d != nil; d = d.next {
+			if d.tag == tag {
+				return d
+			}
+		}
+		if fresh == nil {
+			fresh = &derivation{tag: tag}
+		}
+		fresh.next = head
+		if k.derived.CompareAndSwap(head, fresh) {
+			if k.wiped.Load() {
+				// Wipe ran since the check in Derive: drop what was published after it.
+				k.derived.Store(nil)
+			}
+			return fresh
+		}
+	}
 }
 
 // Wipe zeroes the key bytes, drops derived values and makes later uses fail with [ErrWiped].
@@ -92,7 +125,7 @@ func (k *Key) Wipe() {
 	clear(k.b)
 	k.b = nil
 	k.wiped.Store(true)
-	k.derived.Clear()
+	k.derived.Store(nil)
 }
 
 // String implements fmt.Stringer with a redaction.

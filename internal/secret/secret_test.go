@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestKeyNeverPrints(t *testing.T) {
@@ -135,5 +136,119 @@ func BenchmarkDeriveHit(b *testing.B) {
 		if _, err := k.Derive(tagA{}, fn); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+type tagN int
+
+func TestDeriveTableOfTags(t *testing.T) {
+	tests := []struct {
+		name string
+		tags []any
+	}{
+		{"one tag", []any{tagA{}}},
+		{"two struct tags", []any{tagA{}, tagB{}}},
+		{"same type, distinct values", []any{tagN(1), tagN(2), tagN(3)}},
+		{"mixed types, equal underlying values", []any{tagN(1), 1, "1", tagA{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := New([]byte{3})
+			calls := 0
+			for round := 0; round < 3; round++ {
+				for i, tag := range tt.tags {
+					v, err := k.Derive(tag, func(b []byte) (any, error) { calls++; return i*10 + int(b[0]), nil })
+					if err != nil || v != i*10+3 {
+						t.Fatalf("round %d tag %v: got %v, %v; want %d", round, tag, v, err, i*10+3)
+					}
+				}
+			}
+			if calls != len(tt.tags) {
+				t.Fatalf("%d derivations for %d tags, want one each", calls, len(tt.tags))
+			}
+		})
+	}
+}
+
+func TestDeriveAfterWipe(t *testing.T) {
+	k := New([]byte{5})
+	if _, err := k.Derive(tagA{}, func([]byte) (any, error) { return "a", nil }); err != nil {
+		t.Fatal(err)
+	}
+	k.Wipe()
+	if k.derived.Load() != nil {
+		t.Fatal("Wipe kept derived values reachable from the key")
+	}
+	for _, tag := range []any{tagA{}, tagB{}} {
+		v, err := k.Derive(tag, func([]byte) (any, error) {
+			t.Errorf("derivation of %T ran on a wiped key", tag)
+			return "x", nil
+		})
+		if !errors.Is(err, ErrWiped) || v != nil {
+			t.Fatalf("Derive(%T) after Wipe = %v, %v; want nil, ErrWiped", tag, v, err)
+		}
+	}
+	if k.derived.Load() != nil {
+		t.Fatal("Derive after Wipe left a derived value on the key")
+	}
+}
+
+// TestDeriveRacesWipe checks that no Derive succeeds after Wipe has returned and that nothing
+// derived stays reachable from a wiped key (run with -race).
+func TestDeriveRacesWipe(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		k := New([]byte{1, 2})
+		var wg sync.WaitGroup
+		wiped := make(chan struct{})
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tag := tagN(g % 2)
+				for j := 0; j < 20; j++ {
+					select {
+					case <-wiped:
+						if _, err := k.Derive(tag, func(b []byte) (any, error) { return len(b), nil }); !errors.Is(err, ErrWiped) {
+							t.Errorf("Derive after Wipe returned %v", err)
+						}
+						return
+					default:
+					}
+					v, err := k.Derive(tag, func(b []byte) (any, error) { return len(b), nil })
+					if err == nil && v != 2 {
+						t.Errorf("Derive = %v, want 2", v)
+					}
+					if err != nil && !errors.Is(err, ErrWiped) {
+						t.Errorf("Derive: %v", err)
+					}
+				}
+			}()
+		}
+		k.Wipe()
+		close(wiped)
+		wg.Wait()
+		if k.derived.Load() != nil {
+			t.Fatal("a derived value stayed reachable from a wiped key")
+		}
+	}
+}
+
+func TestDeriveHitDoesNotAllocate(t *testing.T) {
+	k := New(make([]byte, 32))
+	fn := func([]byte) (any, error) { return &struct{}{}, nil }
+	for _, tag := range []any{tagA{}, tagB{}} {
+		if _, err := k.Derive(tag, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = k.Derive(tagA{}, fn) }); n != 0 {
+		t.Fatalf("Derive on a memoized tag: %v allocations, want 0", n)
+	}
+}
+
+// TestKeyIsSmall guards the per-key footprint: rkms keeps one Key per cached data key version.
+func TestKeyIsSmall(t *testing.T) {
+	if got := unsafe.Sizeof(Key{}); got > 64 {
+		t.Fatalf("Key is %d bytes, want at most 64 (one size class for 100,000 cached keys)", got)
 	}
 }

@@ -61,12 +61,19 @@ func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byt
 		hc = newSealHeader(mode, key.ID, key.Version)
 		s.header.Store(hc)
 	}
+	// Layout of dst's spare capacity: the text, then the associated data, then the binary
+	// ciphertext (AES-GCM writes it there; AES-SIV returns its own), encoded into the text last.
+	// The text is longer than the plaintext, so sealing in place (dst = plaintext[:0]) reads the
+	// plaintext before anything is written over it.
 	base := len(dst)
-	textLen := len(hc.text) + encodedLen(len(hc.tail)+len(plaintext)+mode.overhead())
-	dst = slices.Grow(dst, textLen+len(hc.header)+8+len(label)+len(context))
+	ctLen := len(plaintext) + mode.overhead()
+	textLen := len(hc.text) + encodedLen(len(hc.tail)+ctLen)
+	adLen := len(hc.header) + 8 + len(label) + len(context)
+	dst = slices.Grow(dst, textLen+adLen+ctLen)
 	ad := append(dst[base+textLen:base+textLen], hc.header...)
 	ad = appendAD(ad, label, context)
-	ct, err := s.encrypt(plaintext, ad)
+	ctAt := base + textLen + len(ad)
+	ct, err := s.sealTo(dst[ctAt:ctAt+ctLen], plaintext, ad)
 	if err != nil {
 		return dst[:base], fmt.Errorf("seal: %s encryption: %w", mode, err)
 	}
@@ -99,9 +106,14 @@ func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, erro
 	if err != nil {
 		return dst, fmt.Errorf("open: %w", err)
 	}
-	sb := s.getScratch(h.binaryLen + h.headerLen + 8 + len(label) + len(context))
-	defer s.putScratch(sb)
-	bin := sb.b[:h.binaryLen]
+	// Scratch layout: the binary form, the associated data, then room for the plaintext (AES-GCM
+	// decrypts there, so a failed Open never writes to dst or its spare capacity).
+	adMax := h.headerLen + 8 + len(label) + len(context)
+	ptMax := h.binaryLen - h.headerLen
+	sb := getScratch(h.binaryLen + adMax + ptMax)
+	defer putScratch(sb)
+	scratch := *sb
+	bin := scratch[:h.binaryLen]
 	if !decodeBase64(bin, text[len(Prefix):]) {
 		return dst, malformed("invalid base64")
 	}
@@ -113,9 +125,10 @@ func Open(dst []byte, key Key, label string, context, text []byte) ([]byte, erro
 		return dst, fmt.Errorf("%w: ciphertext names key %q version %d, got key %q version %d",
 			ErrKeyMismatch, string(keyID), keyVersion, key.ID, key.Version)
 	}
-	ad := append(sb.b[len(bin):len(bin)], bin[:h.headerLen]...)
+	ad := append(scratch[len(bin):len(bin)], bin[:h.headerLen]...)
 	ad = appendAD(ad, label, context)
-	pt, err := s.decrypt(bin[h.headerLen:], ad)
+	ptAt := len(bin) + adMax
+	pt, err := s.openTo(scratch[ptAt:ptAt+ptMax], bin[h.headerLen:], ad)
 	if err != nil {
 		return dst, ErrAuthentication
 	}

@@ -1,21 +1,21 @@
 package envelope
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 
-	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/daead"
 	"github.com/tink-crypto/tink-go/v2/daead/aessiv"
 	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/secretdata"
 	"github.com/tink-crypto/tink-go/v2/tink"
-	"golang.org/x/crypto/hkdf"
 )
 
 // DataKeyLen is the length of the data key a [Key] must hold.
@@ -39,51 +39,67 @@ const (
 // deriveTag names a per-mode derivation memoized on a [secret.Key].
 type deriveTag Mode
 
-// suite is the primitive of one mode derived from one data key, with reusable scratch space.
-// It is built once per key and mode by [Key.suite] and cached on the key's secret.
+// suite is the primitive of one mode derived from one data key. It is built once per key and
+// mode by [Key.suite] and cached on the key's secret.
+//
+// Randomized mode uses the standard library's AES-GCM with a random 96-bit nonce prepended
+// (cipher.NewGCMWithRandomNonce): nonce || ciphertext || tag, byte for byte what Tink's
+// aead/aesgcm produces with the NO_PREFIX variant (Tink builds exactly this cipher.AEAD inside
+// its primitive), so the format is unchanged (testdata/vectors.json and the Tink interoperability
+// tests check it). Calling it directly lets Seal and Open encrypt and decrypt into buffers they
+// already have, and makes the per-key state one cipher.AEAD instead of Tink's key and primitive
+// objects. Deterministic mode keeps Tink's AES-SIV.
 type suite struct {
-	aead    tink.AEAD              // Randomized
-	daead   tink.DeterministicAEAD // Deterministic
-	scratch sync.Pool              // *scratchBuf, for Open
+	gcm   cipher.AEAD            // Randomized
+	daead tink.DeterministicAEAD // Deterministic
 	// header caches the header Seal last wrote with this suite. A data key normally belongs
 	// to one key id and version, so it is built once; Seal rebuilds it if the key differs.
 	header atomic.Pointer[sealHeader]
 }
 
-type scratchBuf struct{ b []byte }
+// scratchPool holds Open's scratch buffers (*[]byte), shared by all keys: a pool per key would
+// pin a buffer and a per-P pool array per cached key, and the runtime clears every pool during
+// each garbage collection's stop-the-world phase, so 100,000 per-key pools cost memory and pause
+// time. The buffers only ever hold ciphertext and associated data (Open clears the plaintext it
+// decrypts there before putting a buffer back); this is the package's only mutable state.
+var scratchPool sync.Pool
 
-func (s *suite) encrypt(plaintext, ad []byte) ([]byte, error) {
-	if s.daead != nil {
-		return s.daead.EncryptDeterministically(plaintext, ad)
-	}
-	return s.aead.Encrypt(plaintext, ad)
-}
-
-func (s *suite) decrypt(ciphertext, ad []byte) ([]byte, error) {
-	if s.daead != nil {
-		return s.daead.DecryptDeterministically(ciphertext, ad)
-	}
-	return s.aead.Decrypt(ciphertext, ad)
-}
-
-// getScratch returns a buffer of length 0 and capacity at least n.
-func (s *suite) getScratch(n int) *scratchBuf {
-	sb, _ := s.scratch.Get().(*scratchBuf)
+// getScratch returns a buffer of length n.
+func getScratch(n int) *[]byte {
+	sb, _ := scratchPool.Get().(*[]byte)
 	if sb == nil {
-		sb = &scratchBuf{}
+		sb = new([]byte)
 	}
-	if cap(sb.b) < n {
-		sb.b = make([]byte, 0, max(n, 512))
+	if cap(*sb) < n {
+		*sb = make([]byte, max(n, 512))
 	}
-	sb.b = sb.b[:0]
+	*sb = (*sb)[:n]
 	return sb
 }
 
-func (s *suite) putScratch(sb *scratchBuf) {
-	if cap(sb.b) > maxPooledScratch {
+func putScratch(sb *[]byte) {
+	if cap(*sb) > maxPooledScratch {
 		return
 	}
-	s.scratch.Put(sb)
+	scratchPool.Put(sb)
+}
+
+// sealTo encrypts plaintext into out[:0] (out must have room for the ciphertext and must not
+// overlap plaintext or ad) and returns the ciphertext.
+func (s *suite) sealTo(out, plaintext, ad []byte) ([]byte, error) {
+	if s.daead != nil {
+		return s.daead.EncryptDeterministically(plaintext, ad)
+	}
+	return s.gcm.Seal(out[:0], nil, plaintext, ad), nil
+}
+
+// openTo decrypts ciphertext into out[:0] (out must have room for the plaintext and must not
+// overlap ciphertext or ad) and returns the plaintext.
+func (s *suite) openTo(out, ciphertext, ad []byte) ([]byte, error) {
+	if s.daead != nil {
+		return s.daead.DecryptDeterministically(ciphertext, ad)
+	}
+	return s.gcm.Open(out[:0], nil, ciphertext, ad)
 }
 
 // suite returns the key's primitive for mode, deriving and caching it on first use.
@@ -102,13 +118,13 @@ func (k Key) suite(mode Mode) (*suite, error) {
 	return v.(*suite), nil
 }
 
-// subkey derives n bytes from the data key with HKDF-SHA256 under info.
+// subkey derives n bytes from the data key with HKDF-SHA256 under info (empty salt).
 func subkey(dataKey []byte, info string, n int) ([]byte, error) {
 	if len(dataKey) != DataKeyLen {
 		return nil, fmt.Errorf("data key is %d bytes, want %d", len(dataKey), DataKeyLen)
 	}
-	out := make([]byte, n)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, dataKey, nil, []byte(info)), out); err != nil {
+	out, err := hkdf.Key(sha256.New, dataKey, nil, info, n)
+	if err != nil {
 		return nil, fmt.Errorf("hkdf: %w", err)
 	}
 	return out, nil
@@ -120,24 +136,18 @@ func newRandomizedSuite(dataKey []byte) (any, error) {
 		return nil, err
 	}
 	defer clear(sub)
-	params, err := aesgcm.NewParameters(aesgcm.ParametersOpts{
-		KeySizeInBytes: gcmKeyLen,
-		IVSizeInBytes:  gcmIVLen,
-		TagSizeInBytes: gcmTagLen,
-		Variant:        aesgcm.VariantNoPrefix,
-	})
+	block, err := aes.NewCipher(sub)
 	if err != nil {
-		return nil, fmt.Errorf("aes-gcm parameters: %w", err)
+		return nil, errors.New("aes-gcm key: invalid key") // the cause names only the length
 	}
-	key, err := aesgcm.NewKey(secretdata.NewBytesFromData(sub, insecuresecretdataaccess.Token{}), 0, params)
-	if err != nil {
-		return nil, errors.New("aes-gcm key: invalid key") // Tink's message is not needed here
-	}
-	a, err := aesgcm.NewAEAD(key)
+	g, err := cipher.NewGCMWithRandomNonce(block)
 	if err != nil {
 		return nil, fmt.Errorf("aes-gcm primitive: %w", err)
 	}
-	return &suite{aead: a}, nil
+	if g.Overhead() != gcmOverhead {
+		return nil, fmt.Errorf("aes-gcm primitive: overhead %d, want %d", g.Overhead(), gcmOverhead)
+	}
+	return &suite{gcm: g}, nil
 }
 
 func newDeterministicSuite(dataKey []byte) (any, error) {

@@ -46,16 +46,42 @@ type cache struct {
 }
 
 type entry struct {
-	id           string
-	expires      time.Time
-	stale        bool      // past its TTL: hits miss, kept for stale-if-error only
-	retryAt      time.Time // stale: serve without a refresh attempt until then (a refresh just failed)
-	current      uint32
-	cur          *secret.Key // keys[current], or nil if the current version was not opened
-	keys         map[uint32]*secret.Key
-	origins      map[uint32]origin // maxStale > 0 only
+	id      string
+	expires time.Time
+	stale   bool      // past its TTL: hits miss, kept for stale-if-error only
+	retryAt time.Time // stale: serve without a refresh attempt until then (a refresh just failed)
+	current uint32
+	cur     *secret.Key // the key of version current, or nil if it was not opened
+	// vers holds every version opened so far, usually one: a slice, not a map, because the
+	// cache holds 100,000 or more entries and a one-element map costs ~200 bytes more.
+	vers         []cachedVersion
 	prev, next   *entry
 	older, newer *entry
+}
+
+// cachedVersion is one opened version of an entry.
+type cachedVersion struct {
+	v   uint32
+	key *secret.Key
+	org *origin // maxStale > 0 only
+}
+
+// version returns the cached version v, or nil.
+func (e *entry) version(v uint32) *cachedVersion {
+	for i := range e.vers {
+		if e.vers[i].v == v {
+			return &e.vers[i]
+		}
+	}
+	return nil
+}
+
+// key returns the key of the cached version v, or nil.
+func (e *entry) key(v uint32) *secret.Key {
+	if cv := e.version(v); cv != nil {
+		return cv.key
+	}
+	return nil
 }
 
 // origin identifies the wrapped copy a cached version was opened from: its region and a hash
@@ -130,7 +156,7 @@ func (c *cache) version(id string, v uint32) (DataKey, bool) {
 		c.misses.Add(1)
 		return DataKey{}, false
 	}
-	key := e.keys[v]
+	key := e.key(v)
 	if key == nil {
 		c.mu.Unlock()
 		c.misses.Add(1)
@@ -181,7 +207,7 @@ func (c *cache) put(gen uint64, id string, v, recCurrent uint32, key *secret.Key
 		e = nil
 	}
 	if e == nil {
-		e = &entry{id: id, expires: c.now().Add(c.ttl), keys: make(map[uint32]*secret.Key, 1)}
+		e = &entry{id: id, expires: c.now().Add(c.ttl)}
 		c.items[id] = e
 		c.pushFront(e)
 		c.pushNewest(e)
@@ -191,23 +217,21 @@ func (c *cache) put(gen uint64, id string, v, recCurrent uint32, key *secret.Key
 	} else {
 		c.touch(e)
 	}
-	if old := e.keys[v]; old != nil {
+	if old := e.key(v); old != nil {
 		if old != key {
 			key.Wipe() // never handed out
 		}
 		key = old
 	} else {
-		e.keys[v] = key
+		cv := cachedVersion{v: v, key: key}
 		if c.maxStale > 0 {
-			if e.origins == nil {
-				e.origins = make(map[uint32]origin, 1)
-			}
-			e.origins[v] = org
+			cv.org = &org
 		}
+		e.vers = append(e.vers, cv)
 	}
 	if recCurrent >= e.current {
 		e.current = recCurrent
-		e.cur = e.keys[recCurrent]
+		e.cur = e.key(recCurrent)
 	}
 	return key
 }
@@ -266,14 +290,14 @@ func (c *cache) staleKey(id string, v uint32, current bool, rec *store.Record, b
 	if current {
 		v = e.current
 	}
-	key := e.keys[v]
-	if key == nil || (rec != nil && !e.origins[v].heldBy(rec, v)) {
+	cv := e.version(v)
+	if cv == nil || (rec != nil && (cv.org == nil || !cv.org.heldBy(rec, v))) {
 		return DataKey{}, false
 	}
 	if !backoff {
 		e.retryAt = now.Add(staleRetry)
 	}
-	return DataKey{ID: id, Version: v, Secret: key}, true
+	return DataKey{ID: id, Version: v, Secret: cv.key}, true
 }
 
 // recent returns up to n cached ids, most recently used first.
@@ -312,10 +336,10 @@ func (c *cache) unlink(e *entry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.older.newer, e.newer.older = e.newer, e.older
 	e.prev, e.next, e.older, e.newer = nil, nil, nil, nil
-	for _, k := range e.keys {
-		c.wipeLater(k)
+	for _, cv := range e.vers {
+		c.wipeLater(cv.key)
 	}
-	e.keys, e.cur, e.origins = nil, nil, nil
+	e.vers, e.cur = nil, nil
 }
 
 func (c *cache) touch(e *entry) {

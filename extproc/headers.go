@@ -11,16 +11,19 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// headerMap holds the headers of one message: lowercase names (Envoy sends them lowercase,
-// pseudo-headers included) to every value in order.
-type headerMap map[string][]string
+// headerMap holds the headers of one message in message order: lowercase names (Envoy sends
+// them lowercase, pseudo-headers included) and their values. It is a slice searched linearly,
+// not a map: a message carries about ten headers and rkms reads four of them, so a scan is as
+// fast as a hash lookup and saves the map's allocations on every message.
+type headerMap []header
+
+type header struct{ name, value string }
 
 // parseHeaders reads an Envoy header map. Envoy 1.27+ sends values only in raw_value; the
 // deprecated value field is read when raw_value is empty, for older data planes.
 //
 // It allocates little, as it runs on every message with headers: the raw values are copied into
-// one string that every value is a substring of, and single-valued headers share one backing
-// array for their value slices.
+// one string that every value is a substring of, and the headers go into one slice.
 func parseHeaders(hm *corev3.HeaderMap) headerMap {
 	hs := hm.GetHeaders()
 	n := 0
@@ -34,7 +37,6 @@ func parseHeaders(hm *corev3.HeaderMap) headerMap {
 	}
 	raw := b.String()
 	h := make(headerMap, len(hs))
-	vals := make([]string, len(hs))
 	off := 0
 	for i, hv := range hs {
 		v := hv.GetValue()
@@ -42,13 +44,7 @@ func parseHeaders(hm *corev3.HeaderMap) headerMap {
 			v = raw[off : off+len(r)]
 			off += len(r)
 		}
-		k := strings.ToLower(hv.GetKey())
-		vals[i] = v
-		if prev, ok := h[k]; ok {
-			h[k] = append(prev, v) // a copy: vals[i:i+1:i+1] below leaves no room to share
-		} else {
-			h[k] = vals[i : i+1 : i+1]
-		}
+		h[i] = header{name: strings.ToLower(hv.GetKey()), value: v}
 	}
 	return h
 }
@@ -58,36 +54,52 @@ var (
 	errHeaderMultiple = errors.New("has several different values")
 )
 
+// values returns the values of name in order (an iterator: it allocates nothing).
+func (h headerMap) values(name string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, hd := range h {
+			if hd.name == name && !yield(hd.value) {
+				return
+			}
+		}
+	}
+}
+
 // single returns the value of a header that must occur with one value (repeats of the same
 // value are tolerated).
 func (h headerMap) single(name string) (string, error) {
-	vs := h[name]
-	if len(vs) == 0 || vs[0] == "" {
-		return "", errHeaderMissing
-	}
-	for _, v := range vs[1:] {
-		if v != vs[0] {
+	first, seen := "", false
+	for v := range h.values(name) {
+		if !seen {
+			first, seen = v, true
+			continue
+		}
+		if v != first {
+			if first == "" {
+				return "", errHeaderMissing
+			}
 			return "", errHeaderMultiple
 		}
 	}
-	return vs[0], nil
+	if first == "" {
+		return "", errHeaderMissing
+	}
+	return first, nil
 }
 
 // first returns the first value of a header, or "".
 func (h headerMap) first(name string) string {
-	if vs := h[name]; len(vs) > 0 {
-		return vs[0]
+	for v := range h.values(name) {
+		return v
 	}
 	return ""
 }
 
 // isJSON reports whether every content-type value names JSON (application/json or */*+json).
 func (h headerMap) isJSON() bool {
-	vs := h["content-type"]
-	if len(vs) == 0 {
-		return false
-	}
-	for _, v := range vs {
+	seen := false
+	for v := range h.values("content-type") {
+		seen = true
 		mt, _, err := mime.ParseMediaType(v)
 		if err != nil {
 			return false
@@ -96,12 +108,12 @@ func (h headerMap) isJSON() bool {
 			return false
 		}
 	}
-	return true
+	return seen
 }
 
 // isIdentity reports whether the content-encoding is absent or identity.
 func (h headerMap) isIdentity() bool {
-	for _, v := range h["content-encoding"] {
+	for v := range h.values("content-encoding") {
 		for _, tok := range strings.Split(v, ",") {
 			if t := strings.TrimSpace(tok); t != "" && !strings.EqualFold(t, "identity") {
 				return false

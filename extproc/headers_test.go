@@ -1,7 +1,10 @@
 package extproc
 
 import (
+	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -12,23 +15,23 @@ func TestParseHeaders(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   []*corev3.HeaderValue
-		want headerMap
+		want map[string][]string
 	}{
-		{"none", nil, headerMap{}},
+		{"none", nil, map[string][]string{}},
 		{"raw values", []*corev3.HeaderValue{raw(":path", "/p?q=1"), raw("content-type", "application/json")},
-			headerMap{":path": {"/p?q=1"}, "content-type": {"application/json"}}},
-		{"names lowercased", []*corev3.HeaderValue{raw("X-Tenant-ID", "acme")}, headerMap{"x-tenant-id": {"acme"}}},
+			map[string][]string{":path": {"/p?q=1"}, "content-type": {"application/json"}}},
+		{"names lowercased", []*corev3.HeaderValue{raw("X-Tenant-ID", "acme")}, map[string][]string{"x-tenant-id": {"acme"}}},
 		{"deprecated value field", []*corev3.HeaderValue{{Key: "a", Value: "old"}, raw("b", "new")},
-			headerMap{"a": {"old"}, "b": {"new"}}},
-		{"raw value wins", []*corev3.HeaderValue{{Key: "a", Value: "old", RawValue: []byte("new")}}, headerMap{"a": {"new"}}},
-		{"empty value", []*corev3.HeaderValue{raw("a", ""), raw("b", "x")}, headerMap{"a": {""}, "b": {"x"}}},
+			map[string][]string{"a": {"old"}, "b": {"new"}}},
+		{"raw value wins", []*corev3.HeaderValue{{Key: "a", Value: "old", RawValue: []byte("new")}}, map[string][]string{"a": {"new"}}},
+		{"empty value", []*corev3.HeaderValue{raw("a", ""), raw("b", "x")}, map[string][]string{"a": {""}, "b": {"x"}}},
 		{"repeats keep order and do not clobber neighbours",
 			[]*corev3.HeaderValue{raw("x", "1"), raw("y", "2"), raw("x", "3"), raw("z", "4"), raw("X", "5")},
-			headerMap{"x": {"1", "3", "5"}, "y": {"2"}, "z": {"4"}}},
-		{"non-ASCII bytes kept", []*corev3.HeaderValue{raw("a", "\xff\x00b")}, headerMap{"a": {"\xff\x00b"}}},
+			map[string][]string{"x": {"1", "3", "5"}, "y": {"2"}, "z": {"4"}}},
+		{"non-ASCII bytes kept", []*corev3.HeaderValue{raw("a", "\xff\x00b")}, map[string][]string{"a": {"\xff\x00b"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := parseHeaders(&corev3.HeaderMap{Headers: tc.in})
+			got := parseHeaders(&corev3.HeaderMap{Headers: tc.in}).byName()
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
@@ -46,5 +49,56 @@ func BenchmarkParseHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = parseHeaders(hm)
+	}
+}
+
+// byName groups h by name, values in order, for comparisons in tests.
+func (h headerMap) byName() map[string][]string {
+	m := map[string][]string{}
+	for _, hd := range h {
+		m[hd.name] = append(m[hd.name], hd.value)
+	}
+	return m
+}
+
+// headersOf builds a headerMap from names to values (names in sorted order).
+func headersOf(m map[string][]string) headerMap {
+	var h headerMap
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		for _, v := range m[name] {
+			h = append(h, header{name: name, value: v})
+		}
+	}
+	return h
+}
+
+func TestHeaderLookups(t *testing.T) {
+	h := headersOf(map[string][]string{
+		"a": {"1"}, "dup": {"x", "y"}, "same": {"s", "s"}, "empty": {""}, "empty-then": {"", "v"},
+		"content-type": {"application/json", "application/problem+json"}, "content-encoding": {"identity", "gzip"},
+	})
+	for _, tc := range []struct {
+		name, first, single string
+		err                 error
+	}{
+		{"a", "1", "1", nil},
+		{"dup", "x", "", errHeaderMultiple},
+		{"same", "s", "s", nil},
+		{"empty", "", "", errHeaderMissing},
+		{"empty-then", "", "", errHeaderMissing},
+		{"absent", "", "", errHeaderMissing},
+	} {
+		if got := h.first(tc.name); got != tc.first {
+			t.Errorf("first(%q) = %q, want %q", tc.name, got, tc.first)
+		}
+		if got, err := h.single(tc.name); got != tc.single || !errors.Is(err, tc.err) {
+			t.Errorf("single(%q) = %q, %v; want %q, %v", tc.name, got, err, tc.single, tc.err)
+		}
+	}
+	if !h.isJSON() || h.isIdentity() {
+		t.Errorf("isJSON = %v, isIdentity = %v; want true, false", h.isJSON(), h.isIdentity())
+	}
+	if (headerMap{}).isJSON() || !(headerMap{}).isIdentity() {
+		t.Error("no headers: want not JSON, identity")
 	}
 }

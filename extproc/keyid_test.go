@@ -7,7 +7,7 @@ import (
 )
 
 func TestKeyIDTemplate(t *testing.T) {
-	headers := headerMap{"x-tenant-id": {"acme"}, "x-dup": {"a", "b"}, "x-same": {"s", "s"}, "x-space": {"a b"}, ":authority": {"api.test"}}
+	headers := headersOf(map[string][]string{"x-tenant-id": {"acme"}, "x-dup": {"a", "b"}, "x-same": {"s", "s"}, "x-space": {"a b"}, ":authority": {"api.test"}})
 	for _, tc := range []struct {
 		tmpl, path, body string
 		want             string // computed key id, or "" for an error
@@ -92,7 +92,7 @@ func FuzzKeyIDTemplate(f *testing.F) {
 		if kt2.String() != canon || kt2.needsBody != kt.needsBody {
 			t.Fatalf("round trip %q -> %q -> %q", tmpl, canon, kt2.String())
 		}
-		id, err := kt.eval(&idSource{headers: headerMap{"x-tenant-id": {body}}, path: path, body: []byte(body)})
+		id, err := kt.eval(&idSource{headers: headersOf(map[string][]string{"x-tenant-id": {body}}), path: path, body: []byte(body)})
 		var pe *procError
 		switch {
 		case err == nil:

@@ -3,11 +3,9 @@ package extproc
 import (
 	"errors"
 	"mime"
-	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -130,9 +128,4 @@ func setHeader(name, value string) *corev3.HeaderValueOption {
 		Header: &corev3.HeaderValue{Key: name, RawValue: []byte(value)},
 		Append: wrapperspb.Bool(false),
 	}
-}
-
-// contentLength is the mutation that makes content-length match a replaced body.
-func contentLength(n int) *extprocv3.HeaderMutation {
-	return &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-length", strconv.Itoa(n))}}
 }

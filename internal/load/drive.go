@@ -182,22 +182,31 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight in
 	return &rec.res
 }
 
-// streamer returns a request function that plays x against client.
+// streamer returns a request function that plays x against client. Tenants are taken in turn
+// by a counter of its own, not from n: n restarts at each round, so with n a run of five rounds
+// would only ever reach the first fifth of the tenants, and most keys would never be used.
 func streamer(client extprocv3.ExternalProcessorClient, x *Exchange) func(ctx context.Context, n int) error {
-	return func(ctx context.Context, n int) error { return x.Run(PolicyContext(ctx), client, n) }
+	var next atomic.Int64
+	return func(ctx context.Context, _ int) error {
+		return x.Run(PolicyContext(ctx), client, int(next.Add(1)-1))
+	}
 }
 
 // putter returns a request function that PUTs body as record n mod 1000 to base+"/patients/"
 // through Envoy, for tenant n (the app stores a bounded number of records).
+//
+// Tenants are taken in turn by a counter of its own, as in [streamer].
 func putter(client *http.Client, base string, body []byte, tenants int) func(ctx context.Context, n int) error {
+	var next atomic.Int64
 	return func(ctx context.Context, n int) error {
+		tenant := int(next.Add(1)-1) % tenants
 		url := base + "/patients/" + strconv.Itoa(n%1000)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(TenantHeader, TenantValue(n%tenants))
+		req.Header.Set(TenantHeader, TenantValue(tenant))
 		resp, err := client.Do(req)
 		if err != nil {
 			return err

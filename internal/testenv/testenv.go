@@ -220,9 +220,31 @@ func (p *process) stop() {
 func (p *process) stall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP)
+	if p.cmd == nil {
+		return
 	}
+	pid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGSTOP)
+	// Signal delivery is asynchronous: a request sent right after kill(2) could still be answered.
+	// Return only once the kernel reports the process stopped.
+	deadline := time.Now().Add(5 * time.Second)
+	for !stopped(pid) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !stopped(pid) {
+		p.t.Fatalf("testenv: %s did not stop after SIGSTOP", p.name)
+	}
+}
+
+// stopped reports whether /proc/PID/stat shows the process in state T (stopped).
+func stopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may contain spaces.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't')
 }
 
 // Output returns what the process printed so far (bounded), for failure messages.

@@ -21,9 +21,8 @@
 //
 // # Modes
 //
-// [Randomized] (the usual choice) is AES-256-GCM with a random 96-bit nonce, byte for byte
-// Tink's aead/aesgcm ciphertext (NO_PREFIX); it is computed with the standard library's
-// cipher.NewGCMWithRandomNonce, the same cipher.AEAD Tink's primitive wraps.
+// [Randomized] (the usual choice) is AES-256-GCM with a random 96-bit nonce through Tink's
+// aead/aesgcm primitive (NO_PREFIX variant).
 // [Deterministic] is AES-SIV through Tink's daead/aessiv: equal inputs give equal ciphertexts,
 // which allows equality lookups on encrypted fields and reveals which values are equal.
 // Each mode uses its own subkey, derived from the data key with HKDF-SHA256 under the info
@@ -55,8 +54,8 @@
 //
 // # Performance
 //
-// With a warm key, randomized Seal and Open allocate nothing (deterministic ones only the buffer
-// Tink's AES-SIV returns). Seal builds the associated data and the binary ciphertext in dst's
+// With a warm key, Seal and Open allocate only the buffer the Tink primitive returns. Seal
+// builds the associated data in dst's
 // spare capacity, reuses the encoded header cached for the key, and writes base64 straight into
 // dst with an encoder about twice as fast as encoding/base64; Open decodes (with a strict decoder
 // of its own) and decrypts into a scratch buffer from one pool shared by all keys (a pool per

@@ -61,8 +61,8 @@ func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byt
 		hc = newSealHeader(mode, key.ID, key.Version)
 		s.header.Store(hc)
 	}
-	// Layout of dst's spare capacity: the text, then the associated data, then the binary
-	// ciphertext (AES-GCM writes it there; AES-SIV returns its own), encoded into the text last.
+	// Layout of dst's spare capacity: the text, then the associated data, then room for the
+	// binary ciphertext (Tink's primitives return their own slice), encoded into the text last.
 	// The text is longer than the plaintext, so sealing in place (dst = plaintext[:0]) reads the
 	// plaintext before anything is written over it.
 	base := len(dst)

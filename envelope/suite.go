@@ -1,8 +1,6 @@
 package envelope
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
@@ -10,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/daead"
 	"github.com/tink-crypto/tink-go/v2/daead/aessiv"
 	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
@@ -42,15 +41,10 @@ type deriveTag Mode
 // suite is the primitive of one mode derived from one data key. It is built once per key and
 // mode by [Key.suite] and cached on the key's secret.
 //
-// Randomized mode uses the standard library's AES-GCM with a random 96-bit nonce prepended
-// (cipher.NewGCMWithRandomNonce): nonce || ciphertext || tag, byte for byte what Tink's
-// aead/aesgcm produces with the NO_PREFIX variant (Tink builds exactly this cipher.AEAD inside
-// its primitive), so the format is unchanged (testdata/vectors.json and the Tink interoperability
-// tests check it). Calling it directly lets Seal and Open encrypt and decrypt into buffers they
-// already have, and makes the per-key state one cipher.AEAD instead of Tink's key and primitive
-// objects. Deterministic mode keeps Tink's AES-SIV.
+// Randomized mode is Tink's aead/aesgcm primitive (AES-256-GCM, 12-byte random nonce, 16-byte
+// tag, NO_PREFIX variant: nonce || ciphertext || tag); deterministic mode is Tink's AES-SIV.
 type suite struct {
-	gcm   cipher.AEAD            // Randomized
+	aead  tink.AEAD              // Randomized
 	daead tink.DeterministicAEAD // Deterministic
 	// header caches the header Seal last wrote with this suite. A data key normally belongs
 	// to one key id and version, so it is built once; Seal rebuilds it if the key differs.
@@ -84,22 +78,21 @@ func putScratch(sb *[]byte) {
 	scratchPool.Put(sb)
 }
 
-// sealTo encrypts plaintext into out[:0] (out must have room for the ciphertext and must not
-// overlap plaintext or ad) and returns the ciphertext.
-func (s *suite) sealTo(out, plaintext, ad []byte) ([]byte, error) {
+// sealTo encrypts plaintext and returns the ciphertext. Tink's primitives return a new slice;
+// out is unused and kept so that callers size one buffer whatever the primitive.
+func (s *suite) sealTo(_, plaintext, ad []byte) ([]byte, error) {
 	if s.daead != nil {
 		return s.daead.EncryptDeterministically(plaintext, ad)
 	}
-	return s.gcm.Seal(out[:0], nil, plaintext, ad), nil
+	return s.aead.Encrypt(plaintext, ad)
 }
 
-// openTo decrypts ciphertext into out[:0] (out must have room for the plaintext and must not
-// overlap ciphertext or ad) and returns the plaintext.
-func (s *suite) openTo(out, ciphertext, ad []byte) ([]byte, error) {
+// openTo decrypts ciphertext and returns the plaintext (a new slice, see sealTo).
+func (s *suite) openTo(_, ciphertext, ad []byte) ([]byte, error) {
 	if s.daead != nil {
 		return s.daead.DecryptDeterministically(ciphertext, ad)
 	}
-	return s.gcm.Open(out[:0], nil, ciphertext, ad)
+	return s.aead.Decrypt(ciphertext, ad)
 }
 
 // suite returns the key's primitive for mode, deriving and caching it on first use.
@@ -136,18 +129,24 @@ func newRandomizedSuite(dataKey []byte) (any, error) {
 		return nil, err
 	}
 	defer clear(sub)
-	block, err := aes.NewCipher(sub)
+	params, err := aesgcm.NewParameters(aesgcm.ParametersOpts{
+		KeySizeInBytes: gcmKeyLen,
+		IVSizeInBytes:  gcmIVLen,
+		TagSizeInBytes: gcmTagLen,
+		Variant:        aesgcm.VariantNoPrefix,
+	})
 	if err != nil {
-		return nil, errors.New("aes-gcm key: invalid key") // the cause names only the length
+		return nil, fmt.Errorf("aes-gcm parameters: %w", err)
 	}
-	g, err := cipher.NewGCMWithRandomNonce(block)
+	key, err := aesgcm.NewKey(secretdata.NewBytesFromData(sub, insecuresecretdataaccess.Token{}), 0, params)
+	if err != nil {
+		return nil, errors.New("aes-gcm key: invalid key") // Tink's message is not needed here
+	}
+	a, err := aesgcm.NewAEAD(key)
 	if err != nil {
 		return nil, fmt.Errorf("aes-gcm primitive: %w", err)
 	}
-	if g.Overhead() != gcmOverhead {
-		return nil, fmt.Errorf("aes-gcm primitive: overhead %d, want %d", g.Overhead(), gcmOverhead)
-	}
-	return &suite{gcm: g}, nil
+	return &suite{aead: a}, nil
 }
 
 func newDeterministicSuite(dataKey []byte) (any, error) {

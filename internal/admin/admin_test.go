@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,64 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/keyring/keyringtest"
 )
-
-// fakeKeys is an in-memory Keys with an injectable failure.
-type fakeKeys struct {
-	mu    sync.Mutex
-	keys  map[string][]byte
-	vers  map[string]uint32
-	fail  error
-	ready error
-}
-
-func newFake() *fakeKeys { return &fakeKeys{keys: map[string][]byte{}, vers: map[string]uint32{}} }
-
-func (f *fakeKeys) Get(_ context.Context, id string) (keyring.DataKey, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return keyring.DataKey{}, f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		f.keys[id] = []byte(fmt.Sprintf("%032s", id))[:32]
-		f.vers[id] = 1
-	}
-	return keyring.DataKey{ID: id, Version: f.vers[id], Secret: secret.New(append([]byte(nil), f.keys[id]...))}, nil
-}
-
-func (f *fakeKeys) Rotate(_ context.Context, id string) (uint32, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return 0, f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		return 0, keyring.ErrNotFound
-	}
-	f.vers[id]++
-	return f.vers[id], nil
-}
-
-func (f *fakeKeys) Delete(_ context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		return keyring.ErrNotFound
-	}
-	delete(f.keys, id)
-	return nil
-}
-
-func (f *fakeKeys) Ready(context.Context) error { return f.ready }
 
 const token = "s3cret-token"
 
@@ -78,7 +24,7 @@ func TestAdminAPI(t *testing.T) {
 		method     string
 		target     string
 		auth       string
-		setup      func(*fakeKeys)
+		setup      func(*keyringtest.Fake)
 		wantStatus int
 		wantError  string // substring of the JSON error; "" for success
 		check      func(t *testing.T, body []byte)
@@ -108,9 +54,9 @@ func TestAdminAPI(t *testing.T) {
 		{name: "id too long", method: "GET", target: "/key?id=" + strings.Repeat("a", 257), auth: "Bearer " + token, wantStatus: 400},
 		{name: "delete absent", method: "DELETE", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 404, wantError: "not found"},
 		{name: "delete", method: "DELETE", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 204,
-			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32) }},
+			setup: func(f *keyringtest.Fake) { f.Put("bob", 1) }},
 		{name: "rotate", method: "POST", target: "/key/rotate?id=bob", auth: "Bearer " + token, wantStatus: 200,
-			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32); f.vers["bob"] = 1 },
+			setup: func(f *keyringtest.Fake) { f.Put("bob", 1) },
 			check: func(t *testing.T, body []byte) {
 				var r keyResponse
 				if err := json.Unmarshal(body, &r); err != nil || r.Version != 2 || r.Key != "" {
@@ -121,18 +67,18 @@ func TestAdminAPI(t *testing.T) {
 		{name: "rotate wrong method", method: "GET", target: "/key/rotate?id=bob", auth: "Bearer " + token, wantStatus: 405},
 		{name: "key wrong method", method: "PUT", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 405},
 		{name: "unavailable", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 503, wantError: "unavailable",
-			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
+			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
 		{name: "internal hidden", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 500, wantError: "internal error",
-			setup: func(f *fakeKeys) { f.fail = internal }},
+			setup: func(f *keyringtest.Fake) { f.Fail = internal }},
 		{name: "healthz open", method: "GET", target: "/healthz", wantStatus: 200},
 		{name: "readyz", method: "GET", target: "/readyz", wantStatus: 200},
 		{name: "not ready", method: "GET", target: "/readyz", wantStatus: 503,
-			setup: func(f *fakeKeys) { f.ready = keyring.ErrUnavailable }},
+			setup: func(f *keyringtest.Fake) { f.NotReady = keyring.ErrUnavailable }},
 		{name: "unknown path", method: "GET", target: "/nope", wantStatus: 404},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
+			f := keyringtest.NewFake()
 			if tc.setup != nil {
 				tc.setup(f)
 			}
@@ -173,7 +119,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestNewRejectsEmptyToken(t *testing.T) {
-	if _, err := New(newFake(), Options{}); err == nil {
+	if _, err := New(keyringtest.NewFake(), Options{}); err == nil {
 		t.Fatal("New accepted an empty token")
 	}
 }

@@ -12,13 +12,14 @@ import (
 	"testing"
 
 	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
 // TestAuditRecords: every /key call, refused ones included, gives one audit record naming the
 // operation, the key id (when valid), the version, the result and the caller.
 func TestAuditRecords(t *testing.T) {
 	var buf bytes.Buffer
-	h, err := New(newFake(), Options{Token: token, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	h, err := New(keyringtest.NewFake(), Options{Token: token, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestAuditRecords(t *testing.T) {
 
 // TestBodyLimit: no endpoint reads a body, and one over the limit is refused before any handler.
 func TestBodyLimit(t *testing.T) {
-	h, err := New(newFake(), Options{Token: token, MaxBodyBytes: 1024})
+	h, err := New(keyringtest.NewFake(), Options{Token: token, MaxBodyBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}

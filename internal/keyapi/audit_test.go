@@ -17,6 +17,7 @@ import (
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/tlsconf"
 	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
 // TestAuditRecords: every call, refused ones included, gives one record naming the operation, the
@@ -36,7 +37,7 @@ func TestAuditRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(newFake(), Options{Token: token, Logger: log})
+	svc, err := New(keyringtest.NewFake(), Options{Token: token, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

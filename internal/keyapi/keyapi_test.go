@@ -22,72 +22,8 @@ import (
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/keyring/keyringtest"
 )
-
-// fakeKeys is an in-memory Keys with an injectable failure (the admin API tests' fake).
-type fakeKeys struct {
-	mu    sync.Mutex
-	keys  map[string][]byte
-	vers  map[string]uint32
-	fail  error
-	delay time.Duration
-}
-
-func newFake() *fakeKeys { return &fakeKeys{keys: map[string][]byte{}, vers: map[string]uint32{}} }
-
-func (f *fakeKeys) wait(ctx context.Context) error {
-	if f.delay == 0 {
-		return nil
-	}
-	select {
-	case <-time.After(f.delay):
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("fake keys: %w", ctx.Err())
-	}
-}
-
-func (f *fakeKeys) Get(ctx context.Context, id string) (keyring.DataKey, error) {
-	if err := f.wait(ctx); err != nil {
-		return keyring.DataKey{}, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return keyring.DataKey{}, f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		f.keys[id] = []byte(fmt.Sprintf("%032s", id))[:32]
-		f.vers[id] = 1
-	}
-	return keyring.DataKey{ID: id, Version: f.vers[id], Secret: secret.New(append([]byte(nil), f.keys[id]...))}, nil
-}
-
-func (f *fakeKeys) Rotate(_ context.Context, id string) (uint32, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return 0, f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		return 0, keyring.ErrNotFound
-	}
-	f.vers[id]++
-	return f.vers[id], nil
-}
-
-func (f *fakeKeys) Delete(_ context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return f.fail
-	}
-	if _, ok := f.keys[id]; !ok {
-		return keyring.ErrNotFound
-	}
-	delete(f.keys, id)
-	return nil
-}
 
 const token = "s3cret-token"
 
@@ -142,7 +78,7 @@ func TestKeyService(t *testing.T) {
 		name    string
 		call    call
 		md      []string // outgoing metadata pairs
-		setup   func(*fakeKeys)
+		setup   func(*keyringtest.Fake)
 		opts    Options
 		want    codes.Code
 		wantMsg string // substring of the status message
@@ -171,9 +107,9 @@ func TestKeyService(t *testing.T) {
 		{name: "delete bad id", call: del("a\nb"), md: bearer, want: codes.InvalidArgument},
 		{name: "delete absent", call: del("bob"), md: bearer, want: codes.NotFound, wantMsg: "not found"},
 		{name: "delete", call: del("bob"), md: bearer, want: codes.OK,
-			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32) }},
+			setup: func(f *keyringtest.Fake) { f.Put("bob", 1) }},
 		{name: "rotate", call: rotate("bob"), md: bearer, want: codes.OK,
-			setup: func(f *fakeKeys) { f.keys["bob"] = make([]byte, 32); f.vers["bob"] = 1 },
+			setup: func(f *keyringtest.Fake) { f.Put("bob", 1) },
 			check: func(t *testing.T, resp any) {
 				if r := resp.(*rkmsv1.RotateKeyResponse); r.GetVersion() != 2 || r.GetId() != "bob" {
 					t.Fatalf("bad rotate response %v", r)
@@ -181,20 +117,20 @@ func TestKeyService(t *testing.T) {
 			}},
 		{name: "rotate absent", call: rotate("nobody"), md: bearer, want: codes.NotFound},
 		{name: "unavailable", call: get("alice"), md: bearer, want: codes.Unavailable, wantMsg: "unavailable",
-			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
+			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
 		{name: "deadline is unavailable", call: get("alice"), md: bearer, want: codes.Unavailable,
 			opts:  Options{Timeout: 20 * time.Millisecond},
-			setup: func(f *fakeKeys) { f.delay = time.Second }},
+			setup: func(f *keyringtest.Fake) { f.Delay = time.Second }},
 		{name: "invalid id from the keyring", call: rotate("alice"), md: bearer, want: codes.InvalidArgument,
-			setup: func(f *fakeKeys) { f.fail = fmt.Errorf("%w: reserved", keyring.ErrInvalidID) }},
+			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("%w: reserved", keyring.ErrInvalidID) }},
 		{name: "internal hidden", call: get("alice"), md: bearer, want: codes.Internal, wantMsg: "internal error",
-			setup: func(f *fakeKeys) { f.fail = internal }},
+			setup: func(f *keyringtest.Fake) { f.Fail = internal }},
 		{name: "wiped key is internal", call: get("alice"), md: bearer, want: codes.Internal,
-			setup: func(f *fakeKeys) { f.fail = secret.ErrWiped }},
+			setup: func(f *keyringtest.Fake) { f.Fail = secret.ErrWiped }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
+			f := keyringtest.NewFake()
 			if tc.setup != nil {
 				tc.setup(f)
 			}
@@ -233,7 +169,7 @@ func TestAuditLog(t *testing.T) {
 		defer mu.Unlock()
 		return buf.Write(p)
 	}), nil))
-	c := serve(t, newFake(), Options{Token: token, Logger: log})
+	c := serve(t, keyringtest.NewFake(), Options{Token: token, Logger: log})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 	resp, err := c.GetKey(ctx, &rkmsv1.GetKeyRequest{Id: "alice"})
 	if err != nil {
@@ -262,7 +198,7 @@ type writerFunc func([]byte) (int, error)
 func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := New(newFake(), Options{}); err == nil {
+	if _, err := New(keyringtest.NewFake(), Options{}); err == nil {
 		t.Error("New accepted an empty token")
 	}
 	if _, err := New(nil, Options{Token: token}); err == nil {

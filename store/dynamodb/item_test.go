@@ -6,38 +6,12 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
-
-func goldenRecord() *store.Record {
-	return &store.Record{
-		ID:       "payments/card",
-		Revision: 3,
-		Current:  2,
-		Versions: []store.Version{
-			{
-				Number:  1,
-				Created: time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC),
-				Wrapped: map[string]store.Wrapped{
-					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0x01, 0x02, 0x03, 0x00, 0xff}},
-					"eu-west-1": {KeyID: "arn:aws:kms:eu-west-1:111122223333:key/00000002-0000-4000-8000-000000000002", Blob: []byte("\xfe\xed")},
-				},
-			},
-			{
-				Number:  2,
-				Created: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
-				Wrapped: map[string]store.Wrapped{
-					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0xaa}},
-				},
-				Missing: []string{"eu-west-1"},
-			},
-		},
-	}
-}
 
 func readGolden(t testing.TB) []byte {
 	t.Helper()
@@ -51,7 +25,7 @@ func readGolden(t testing.TB) []byte {
 // TestItemGolden pins item layout version 1 in both directions.
 func TestItemGolden(t *testing.T) {
 	golden := readGolden(t)
-	rec := goldenRecord()
+	rec := storetest.GoldenRecord()
 	got, err := marshalItem(encodeItem(rec, rec.Revision))
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +51,7 @@ func TestItemGolden(t *testing.T) {
 }
 
 func TestDecodeItemIgnoresUnknownAttributes(t *testing.T) {
-	item := encodeItem(goldenRecord(), 3)
+	item := encodeItem(storetest.GoldenRecord(), 3)
 	item["aws:rep:updateregion"] = attrS("eu-west-1")
 	item["ttl"] = attrN(5)
 	if _, err := decodeItem(item); err != nil {
@@ -127,7 +101,7 @@ func TestDecodeItemRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			item := encodeItem(goldenRecord(), 3)
+			item := encodeItem(storetest.GoldenRecord(), 3)
 			tc.mutate(item)
 			if _, err := decodeItem(item); !errors.Is(err, store.ErrCorrupt) {
 				t.Fatalf("decodeItem = %v, want ErrCorrupt", err)
@@ -153,7 +127,7 @@ func TestItemRevisionRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rev, func(t *testing.T) {
-			item := encodeItem(goldenRecord(), 3)
+			item := encodeItem(storetest.GoldenRecord(), 3)
 			item[attrRev] = &types.AttributeValueMemberN{Value: tt.rev}
 			rec, err := decodeItem(item)
 			switch {

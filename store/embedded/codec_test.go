@@ -6,36 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
-
-func goldenRecord() *store.Record {
-	return &store.Record{
-		ID:       "payments/card",
-		Revision: 3,
-		Current:  2,
-		Versions: []store.Version{
-			{
-				Number:  1,
-				Created: time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC),
-				Wrapped: map[string]store.Wrapped{
-					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0x01, 0x02, 0x03, 0x00, 0xff}},
-					"eu-west-1": {KeyID: "arn:aws:kms:eu-west-1:111122223333:key/00000002-0000-4000-8000-000000000002", Blob: []byte("\xfe\xed")},
-				},
-			},
-			{
-				Number:  2,
-				Created: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
-				Wrapped: map[string]store.Wrapped{
-					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0xaa}},
-				},
-				Missing: []string{"eu-west-1"},
-			},
-		},
-	}
-}
 
 // TestGolden pins encoding version 1: the golden file decodes to the expected record and the
 // record encodes to the golden bytes exactly.
@@ -45,7 +19,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden = bytes.TrimSuffix(golden, []byte("\n"))
-	enc, err := encode(goldenRecord())
+	enc, err := encode(storetest.GoldenRecord())
 	if err != nil {
 		t.Fatal(err)
 	}

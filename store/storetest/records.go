@@ -125,3 +125,31 @@ func withRevision(r *store.Record, rev int64) *store.Record {
 	c.Revision = rev
 	return c
 }
+
+// GoldenRecord is the record every backend's golden encoding file (testdata) holds: two
+// versions, binary blobs with zero and high bytes, a missing region and nanosecond timestamps.
+func GoldenRecord() *store.Record {
+	return &store.Record{
+		ID:       "payments/card",
+		Revision: 3,
+		Current:  2,
+		Versions: []store.Version{
+			{
+				Number:  1,
+				Created: time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0x01, 0x02, 0x03, 0x00, 0xff}},
+					"eu-west-1": {KeyID: "arn:aws:kms:eu-west-1:111122223333:key/00000002-0000-4000-8000-000000000002", Blob: []byte("\xfe\xed")},
+				},
+			},
+			{
+				Number:  2,
+				Created: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+				Wrapped: map[string]store.Wrapped{
+					"us-east-1": {KeyID: "arn:aws:kms:us-east-1:111122223333:key/00000001-0000-4000-8000-000000000001", Blob: []byte{0xaa}},
+				},
+				Missing: []string{"eu-west-1"},
+			},
+		},
+	}
+}

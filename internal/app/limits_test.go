@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,8 +128,8 @@ policies:
 				return nil, err
 			}
 			if err := st.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-				RequestHeaders: headers(":method", "POST", ":path", "/patients", "content-type", "application/json", "x-tenant-id", "s")}}); err != nil {
-				return nil, err
+				RequestHeaders: headers(":method", "POST", ":path", "/patients", "content-type", "application/json", "x-tenant-id", "s")}}); err != nil && !errors.Is(err, io.EOF) {
+				return nil, err // io.EOF: refused by the server, the status comes from Recv
 			}
 			_, err = st.Recv()
 			return st, err

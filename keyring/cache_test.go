@@ -183,3 +183,46 @@ func TestErrorsCarryNoKeyMaterial(t *testing.T) {
 		t.Fatal("formatting a DataKey printed the key")
 	}
 }
+
+type derivedTag struct{}
+
+// TestCacheMaxDerivedBoundsDerivedState checks that the keys the keyring hands out share one
+// bound on derived state (Options.CacheMaxDerived), that keys over it derive again instead of
+// failing, and that the bound can be lifted.
+func TestCacheMaxDerivedBoundsDerivedState(t *testing.T) {
+	tests := []struct {
+		name        string
+		maxDerived  int
+		wantDropped uint64
+		wantCalls   int
+	}{
+		// a, b, c, a: c needs room and a (admitted first, not used since) gives way; a derives again.
+		{"bounded", 2, 2, 4},
+		{"unbounded", -1, 0, 3},
+		{"default holds these three", 0, 0, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 1)
+			k := e.keyring(t, keyring.Options{CacheMaxDerived: tt.maxDerived})
+			calls := 0
+			for _, id := range []string{"a", "b", "c", "a"} {
+				dk := mustGet(t, k, id)
+				want := keyBytes(t, dk)
+				v, err := dk.Secret.Derive(derivedTag{}, func(b []byte) (any, error) {
+					calls++
+					return bytes.Clone(b), nil
+				})
+				if err != nil || !bytes.Equal(v.([]byte), want) {
+					t.Fatalf("Derive on %s: %v", id, err)
+				}
+			}
+			if calls != tt.wantCalls || k.Stats().DerivedDropped != tt.wantDropped {
+				t.Fatalf("%d derivations, %d dropped; want %d and %d", calls, k.Stats().DerivedDropped, tt.wantCalls, tt.wantDropped)
+			}
+			if k.Stats().CacheEntries != 3 {
+				t.Fatalf("%d cache entries, want 3: the derived bound must not evict keys", k.Stats().CacheEntries)
+			}
+		})
+	}
+}

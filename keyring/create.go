@@ -34,7 +34,7 @@ func (k *Keyring) unwrap(ctx context.Context, id string, ver store.Version) (*se
 			err = fmt.Errorf("%w: unwrapped key has %d bytes, want %d", ErrRegionRejected, len(pt), DataKeySize)
 		}
 		if err == nil {
-			return secret.New(pt), r.name, nil
+			return k.newSecret(pt), r.name, nil
 		}
 		if ctx.Err() != nil {
 			return nil, "", fmt.Errorf("unwrap key %q version %d: %w: %w", id, ver.Number, ErrUnavailable, err)
@@ -84,7 +84,7 @@ func (k *Keyring) newVersion(ctx context.Context, id string, n uint32) (*secret.
 			missing = append(missing, r.name)
 			continue
 		}
-		key = secret.New(pt)
+		key = k.newSecret(pt)
 		wrapped[r.name] = store.Wrapped{KeyID: r.KeyID(), Blob: blob}
 		rest = usable[i+1:]
 		break

@@ -38,6 +38,7 @@ type Stats struct {
 	CacheMisses    uint64
 	CacheEntries   int    // key ids cached now (stale ones included)
 	StaleServed    uint64 // keys served past their TTL because a refresh failed (Options.MaxStale)
+	DerivedDropped uint64 // cached keys that dropped their derived state to make room (Options.CacheMaxDerived)
 	StoreReads     uint64 // store Get calls
 	Created        uint64 // records this keyring created (won the first write)
 	RepairedCopies uint64 // wrapped copies added by repair
@@ -70,6 +71,7 @@ func (k *Keyring) Stats() Stats {
 		CacheMisses:    k.cache.misses.Load(),
 		CacheEntries:   k.cache.len(),
 		StaleServed:    k.staleHits.Load(),
+		DerivedDropped: k.derivedDropped(),
 		StoreReads:     k.storeReads.Load(),
 		Created:        k.created.Load(),
 		RepairedCopies: k.repaired.Load(),
@@ -89,4 +91,11 @@ func (k *Keyring) Stats() Stats {
 		}
 	}
 	return s
+}
+
+func (k *Keyring) derivedDropped() uint64 {
+	if k.derived == nil {
+		return 0
+	}
+	return k.derived.Dropped()
 }

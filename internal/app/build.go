@@ -103,6 +103,7 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 		minRegions = config.DefaultMinRegions(len(cfg.KMS.Regions))
 	}
 	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
-		MaxStale: cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
+		CacheMaxDerived: cfg.Cache.MaxDerived,
+		MaxStale:        cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
 		RepairInterval: cfg.KMS.RepairInterval, Logger: log}
 }

@@ -120,6 +120,9 @@ type Embedded struct {
 type Cache struct {
 	TTL     time.Duration `yaml:"ttl"`
 	MaxKeys int           `yaml:"max_keys"`
+	// MaxDerived bounds how many cached keys keep their expanded cipher state (about 1 KiB
+	// each) at once; the others rebuild it on use (about 10 µs). See keyring.Options.
+	MaxDerived int `yaml:"max_derived"`
 	// MaxStale is how long past TTL a cached key keeps serving while its refresh fails because
 	// every KMS region or the store is unreachable (stale-if-error). 0 disables.
 	MaxStale time.Duration `yaml:"max_stale"`
@@ -162,7 +165,7 @@ func Default() *Config {
 			Embedded: Embedded{Path: "rkms-data/keys.db"},
 			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
 		},
-		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxStale: time.Hour,
+		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxDerived: 10000, MaxStale: time.Hour,
 			Warmup: Warmup{MaxKeys: 10000, Timeout: 30 * time.Second, SaveInterval: time.Minute}},
 	}
 }
@@ -303,6 +306,9 @@ func (c *checker) check(cfg *Config) {
 	c.positive("cache.ttl", cfg.Cache.TTL)
 	if cfg.Cache.MaxKeys <= 0 {
 		c.add("cache.max_keys", "must be positive (got %d)", cfg.Cache.MaxKeys)
+	}
+	if cfg.Cache.MaxDerived <= 0 {
+		c.add("cache.max_derived", "must be positive (got %d)", cfg.Cache.MaxDerived)
 	}
 	if cfg.Cache.MaxStale < 0 {
 		c.add("cache.max_stale", "must not be negative; 0 disables (got %s)", cfg.Cache.MaxStale)

@@ -21,7 +21,7 @@ func TestLoadFull(t *testing.T) {
 	if cfg.KMS.Provider != "aws" || len(cfg.KMS.Regions) != 3 || cfg.KMS.Timeout != 500*time.Millisecond ||
 		cfg.Store.DynamoDB.Endpoint != "http://127.0.0.1:18000" || !cfg.Store.DynamoDB.CreateTable ||
 		cfg.Cache.TTL != 5*time.Minute || cfg.Admin.GRPCListen != "127.0.0.1:8081" || len(cfg.Policies) != 1 || cfg.ExtProc.KeyTimeout != 1500*time.Millisecond ||
-		cfg.Cache.MaxStale != time.Hour || !cfg.Cache.Warmup.Enabled || cfg.Cache.Warmup.MaxKeys != 10000 ||
+		cfg.Cache.MaxStale != time.Hour || cfg.Cache.MaxDerived != 20000 || !cfg.Cache.Warmup.Enabled || cfg.Cache.Warmup.MaxKeys != 10000 ||
 		cfg.KMS.BreakerCooldown != 10*time.Second || cfg.KMS.RepairInterval != time.Minute {
 		t.Fatalf("unexpected config: %+v", cfg)
 	}
@@ -59,6 +59,7 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"bad grpc listen", "admin:\n  grpc_listen: nowhere\n", []string{"line 2: admin.grpc_listen: must be host:port"}},
 		{"bad provider", "kms:\n  provider: gcp\n", []string{"line 2: kms.provider: must be aws or local"}},
 		{"negative max stale", "cache:\n  max_stale: -1s\n", []string{"line 2: cache.max_stale: must not be negative"}},
+		{"zero max derived", "cache:\n  max_derived: 0\n", []string{"line 2: cache.max_derived: must be positive"}},
 		{"warmup without timeout", "cache:\n  warmup:\n    enabled: true\n    timeout: 0s\n", []string{"line 4: cache.warmup.timeout: must be a positive"}},
 		{"zero repair interval", "kms:\n  repair_interval: 0s\n", []string{"line 2: kms.repair_interval: must be a positive"}},
 		{"alias key", "kms:\n  provider: aws\n  regions:\n    - name: us-east-1\n      key_id: alias/rkms\n", []string{"line 5: kms.regions[0].key_id: aliases"}},

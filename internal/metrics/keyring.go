@@ -23,7 +23,7 @@ type keyringCollector struct {
 
 	breaker, healthy, opens                   *prometheus.Desc
 	hits, misses, cached, created, pend, fixd *prometheus.Desc
-	stale                                     *prometheus.Desc
+	stale, dropped                            *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*keyringCollector)(nil)
@@ -42,11 +42,12 @@ func (m *Metrics) WatchKeyring(k KeyringStats) error {
 		pend:    prometheus.NewDesc("rkms_keyring_repairs_pending", "Key ids known to lack some region's wrapped copy.", nil, nil),
 		fixd:    prometheus.NewDesc("rkms_keyring_repaired_copies_total", "Wrapped copies added by repair.", nil, nil),
 		stale:   prometheus.NewDesc("rkms_keyring_stale_served_total", "Keys served past their cache TTL because no region or the store answered (cache.max_stale).", nil, nil),
+		dropped: prometheus.NewDesc("rkms_keyring_derived_dropped_total", "Cached keys that dropped their expanded cipher state to stay within cache.max_derived (rebuilt on next use).", nil, nil),
 	})
 }
 
 func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd, c.stale} {
+	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd, c.stale, c.dropped} {
 		ch <- d
 	}
 }
@@ -69,6 +70,7 @@ func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pend, prometheus.GaugeValue, float64(st.PendingRepairs))
 	ch <- prometheus.MustNewConstMetric(c.fixd, prometheus.CounterValue, float64(st.RepairedCopies))
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(st.StaleServed))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.DerivedDropped))
 }
 
 func boolValue(b bool) float64 {

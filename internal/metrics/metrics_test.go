@@ -218,7 +218,7 @@ func (fakeStats) RegionStatus() []keyring.RegionStatus {
 }
 
 func (fakeStats) Stats() keyring.Stats {
-	return keyring.Stats{CacheHits: 10, CacheMisses: 3, CacheEntries: 2, Created: 1, RepairedCopies: 4, PendingRepairs: 5, StaleServed: 6,
+	return keyring.Stats{CacheHits: 10, CacheMisses: 3, CacheEntries: 2, Created: 1, RepairedCopies: 4, PendingRepairs: 5, StaleServed: 6, DerivedDropped: 7,
 		Regions: []keyring.RegionStats{{Name: "us-east-1"}, {Name: "us-west-2", BreakerOpens: 2}}}
 }
 
@@ -246,6 +246,7 @@ func TestWatchKeyring(t *testing.T) {
 		{"rkms_keyring_repairs_pending", nil, 5},
 		{"rkms_keyring_repaired_copies_total", nil, 4},
 		{"rkms_keyring_stale_served_total", nil, 6},
+		{"rkms_keyring_derived_dropped_total", nil, 7},
 	} {
 		expect(t, m, tc.name, tc.labels, tc.want)
 	}

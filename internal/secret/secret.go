@@ -7,7 +7,9 @@
 // inside cipher implementations are out of reach) and makes every later use fail with [ErrWiped].
 //
 // Derived values (for example an AEAD primitive built from the key) can be memoized on the key with
-// [Key.Derive], so that they live exactly as long as the key is in use and die with it.
+// [Key.Derive], so that they live at most as long as the key is in use and die with it. Keys made
+// by a [Limiter] share a bound on how many of them hold derived values at once: the least
+// recently used beyond it drop theirs and derive again on their next use.
 package secret
 
 import (
@@ -30,12 +32,15 @@ const redacted = "[redacted key]"
 //
 // rkms caches one Key per data key version, 100,000 or more of them, so a Key is kept small:
 // derived values hang off one atomic pointer as a short immutable list (one or two entries in
-// practice, one per mode), instead of a map per key.
+// practice, one per mode), instead of a map per key. What is derived can be far larger than the
+// key (expanded cipher key schedules: about 1 KiB for AES-GCM), which is what a [Limiter] bounds.
 type Key struct {
 	mu      sync.RWMutex
 	b       []byte
 	wiped   atomic.Bool
+	used    atomic.Bool                // set by Derive, cleared by the limiter's clock hand
 	derived atomic.Pointer[derivation] // newest first; nodes are never unlinked, only dropped all at once
+	lim     *Limiter                   // nil: derived values are kept until Wipe
 }
 
 // derivation is one memoized value. tag and next are immutable once the node is published.
@@ -76,6 +81,9 @@ func (k *Key) Derive(tag any, fn func(b []byte) (any, error)) (any, error) {
 	if k.wiped.Load() {
 		return nil, ErrWiped
 	}
+	if k.lim != nil && !k.used.Load() {
+		k.used.Store(true)
+	}
 	d := k.derivation(tag)
 	d.once.Do(func() {
 		d.err = k.Use(func(b []byte) error {
@@ -111,6 +119,10 @@ func (k *Key) derivation(tag any) *derivation {
 			if k.wiped.Load() {
 				// Wipe ran since the check in Derive: drop what was published after it.
 				k.derived.Store(nil)
+			} else if head == nil && k.lim != nil {
+				// The key went from holding nothing derived to holding something: it now
+				// counts against its limiter (exactly once per such transition, see Limiter).
+				k.lim.admit(k)
 			}
 			return fresh
 		}

@@ -77,17 +77,11 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 		if prof.mem != "" {
 			defer writeHeapProfile(prof.mem)
 		}
-		if prof.cpu != "" {
-			pf, err := os.Create(prof.cpu)
-			if err != nil {
-				return err
-			}
-			defer pf.Close()
-			if err := pprof.StartCPUProfile(pf); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
+		stopProfile, err := startCPUProfile(prof.cpu)
+		if err != nil {
+			return err
 		}
+		defer stopProfile()
 		g := grpc.NewServer(rig.Server.GRPCServerOptions()...)
 		rig.Server.Register(g)
 		go func() { _ = g.Serve(lis) }()
@@ -97,6 +91,11 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 			s.CacheEntries = rig.Keyring.Stats().CacheEntries
 		}
 	case RoleNoop:
+		stopProfile, err := startCPUProfile(prof.cpu)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		g := grpc.NewServer()
 		(&Noop{}).Register(g)
 		go func() { _ = g.Serve(lis) }()
@@ -176,17 +175,36 @@ type child struct {
 	addr string
 }
 
+// startCPUProfile starts writing a CPU profile to path ("": none) and returns its stop function.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		pf.Close()
+	}, nil
+}
+
 // startChild re-executes this binary in role and waits for its "ready" line.
 func startChild(exe, role string, keys int, keepStore bool, memLimit string, prof profiles, stderr io.Writer) (*child, error) {
 	args := []string{"-role", role}
 	if role == RoleRKMS {
 		args = append(args, "-keys", strconv.Itoa(keys), "-keep-store="+strconv.FormatBool(keepStore))
-		if prof.cpu != "" {
-			args = append(args, "-cpuprofile", prof.cpu)
-		}
 		if prof.mem != "" {
 			args = append(args, "-memprofile", prof.mem)
 		}
+	}
+	if prof.cpu != "" {
+		args = append(args, "-cpuprofile", prof.cpu)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr

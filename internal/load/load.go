@@ -31,6 +31,7 @@ type Flags struct {
 	KeepStore   bool          // keep the in-memory store in the rkms process after warming
 	MemLimit    string        // GOMEMLIMIT of the rkms process ("": none)
 	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
+	NoopProfile string        // write the no-op server CPU profile to this file
 	MemProfile  string        // write the rkms server heap profile (at the end) to this file
 	Role        string        // internal: the child process role
 }
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.MemLimit, "rkms-gomemlimit", "", "GOMEMLIMIT for the rkms process only, e.g. 120MiB (default: none)")
 	fs.BoolVar(&f.SkipEnvoy, "skip-envoy", false, "run only the direct ext_proc comparison")
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")
+	fs.StringVar(&f.NoopProfile, "noop-cpuprofile", "", "write the CPU profile of the no-op server process to this file (compare with -cpuprofile: go tool pprof -diff_base)")
 	fs.StringVar(&f.MemProfile, "memprofile", "", "write the heap profile of the rkms server process (at the end of the run) to this file")
 	fs.StringVar(&f.Role, "role", "", "internal: run as a child process (rkms, noop, app)")
 	if err := fs.Parse(args); err != nil {
@@ -96,7 +98,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "rkms-load: "+format+"\n", a...) }
 
 	logf("starting the no-op server and rkms (warming %d keys)", f.Keys)
-	noop, err := startChild(exe, RoleNoop, 0, false, "", profiles{}, stderr)
+	noop, err := startChild(exe, RoleNoop, 0, false, "", profiles{cpu: f.NoopProfile}, stderr)
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,57 @@ func PolicyContext(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, extproc.PolicyMetadataKey, PolicyName)
 }
 
+// Messages is how many messages a stream of the exchange sends.
+const Messages = 4
+
+// Message returns message i (0 to Messages-1) of tenant n's stream: request headers, request
+// body, response headers, response body. answers holds the server's answers to the messages
+// before i; the response body is the request body as the server's answer to it returned it
+// (sealed by rkms, unchanged by the no-op server).
+func (x *Exchange) Message(i, n int, answers []*extprocv3.ProcessingResponse) *extprocv3.ProcessingRequest {
+	switch i {
+	case 0:
+		return x.headers[n%len(x.headers)]
+	case 1:
+		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+			RequestBody: &extprocv3.HttpBody{Body: x.body, EndOfStream: true}}}
+	case 2:
+		return x.respHdr
+	default:
+		sealed := x.body
+		if m := answers[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody(); m != nil {
+			sealed = m
+		}
+		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
+			ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}
+	}
+}
+
+// Check verifies the server's answer to message i: CONTINUE, and when the exchange checks (rkms)
+// the request body sealed and the response body opened back to the original.
+func (x *Exchange) Check(i int, resp *extprocv3.ProcessingResponse) error {
+	what := [Messages]string{"request headers", "request body", "response headers", "response body"}[i]
+	if ir := resp.GetImmediateResponse(); ir != nil {
+		return fmt.Errorf("%s: immediate response %d: %s", what, ir.GetStatus().GetCode(), ir.GetBody())
+	}
+	if !x.check {
+		return nil
+	}
+	switch i {
+	case 1:
+		sealed := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()
+		if sealed == nil {
+			sealed = x.body
+		}
+		return checkSealed(sealed)
+	case 3:
+		if opened := resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody(); string(opened) != string(x.body) {
+			return fmt.Errorf("response body: opened body differs from the original")
+		}
+	}
+	return nil
+}
+
 // Run plays one stream for tenant n (mod Tenants) on client. ctx should come from
 // [PolicyContext]. It fails when the server answers anything but CONTINUE with the expected
 // mutations.
@@ -68,48 +119,16 @@ func (x *Exchange) Run(ctx context.Context, client extprocv3.ExternalProcessorCl
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}
-	step := func(req *extprocv3.ProcessingRequest, what string) (*extprocv3.ProcessingResponse, error) {
-		if err := st.Send(req); err != nil {
-			return nil, fmt.Errorf("send %s: %w", what, err)
+	var answers [Messages]*extprocv3.ProcessingResponse
+	for i := range Messages {
+		if err := st.Send(x.Message(i, n, answers[:i])); err != nil {
+			return fmt.Errorf("send message %d: %w", i, err)
 		}
-		resp, err := st.Recv()
-		if err != nil {
-			return nil, fmt.Errorf("receive %s answer: %w", what, err)
+		if answers[i], err = st.Recv(); err != nil {
+			return fmt.Errorf("receive answer %d: %w", i, err)
 		}
-		if resp.GetImmediateResponse() != nil {
-			return nil, fmt.Errorf("%s: immediate response %d: %s", what,
-				resp.GetImmediateResponse().GetStatus().GetCode(), resp.GetImmediateResponse().GetBody())
-		}
-		return resp, nil
-	}
-	if _, err := step(x.headers[n%len(x.headers)], "request headers"); err != nil {
-		return err
-	}
-	resp, err := step(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
-		RequestBody: &extprocv3.HttpBody{Body: x.body, EndOfStream: true}}}, "request body")
-	if err != nil {
-		return err
-	}
-	sealed := x.body
-	if m := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody(); m != nil {
-		sealed = m
-	}
-	if x.check {
-		if err := checkSealed(sealed); err != nil {
+		if err := x.Check(i, answers[i]); err != nil {
 			return err
-		}
-	}
-	if _, err := step(x.respHdr, "response headers"); err != nil {
-		return err
-	}
-	resp, err = step(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
-		ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}, "response body")
-	if err != nil {
-		return err
-	}
-	if x.check {
-		if opened := resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody(); string(opened) != string(x.body) {
-			return fmt.Errorf("response body: opened body differs from the original")
 		}
 	}
 	if err := st.CloseSend(); err != nil {

@@ -457,3 +457,38 @@ func TestHeaderCacheFollowsKey(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyVersionFor(t *testing.T) {
+	k := testKey("tenant-acme", 7, 1)
+	text := mustSeal(t, k, Randomized, "ssn", nil, []byte(`"123-45-6789"`))
+	tests := []struct {
+		name    string
+		text    []byte
+		keyID   string
+		want    uint32
+		wantErr error
+	}{
+		{"names the key", text, "tenant-acme", 7, nil},
+		{"names another key", text, "tenant-other", 0, ErrKeyMismatch},
+		{"a prefix of the id", text, "tenant-ac", 0, ErrKeyMismatch},
+		{"malformed", []byte("rkms:!!!!"), "tenant-acme", 0, ErrMalformed},
+		{"not a ciphertext", []byte(`"123-45-6789"`), "tenant-acme", 0, ErrMalformed},
+		{"truncated", text[:len(text)-1], "tenant-acme", 0, ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := KeyVersionFor(tt.text, tt.keyID)
+			if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("KeyVersionFor = %d, %v; want %d, %v", got, err, tt.want, tt.wantErr)
+			}
+			// It agrees with Parse.
+			h, perr := Parse(tt.text)
+			if (perr == nil) != (err == nil || errors.Is(err, ErrKeyMismatch)) || (perr == nil && h.KeyID == tt.keyID && h.KeyVersion != got) {
+				t.Fatalf("Parse = %+v, %v; KeyVersionFor = %d, %v", h, perr, got, err)
+			}
+		})
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = KeyVersionFor(text, "tenant-acme") }); n != 0 {
+		t.Fatalf("KeyVersionFor: %v allocations, want 0", n)
+	}
+}

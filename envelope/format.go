@@ -113,23 +113,9 @@ func IsCiphertext(text []byte) bool {
 // header. It accepts exactly the texts whose structure [Open] accepts. Errors wrap
 // [ErrMalformed] or [ErrUnsupportedVersion].
 func Parse(text []byte) (Header, error) {
-	h, err := parseText(text)
-	if err != nil {
-		return Header{}, err
-	}
-	// Decode the whole quanta that cover the header into a stack buffer, then check that the rest
-	// of the text is base64 too.
 	var buf [headerBufLen]byte
-	body := text[len(Prefix):]
-	quanta := (h.headerLen + 2) / 3
-	if !decodeBase64(buf[:quanta*3], body[:quanta*4]) {
-		return Header{}, malformed("invalid base64")
-	}
-	keyID, keyVersion, err := h.readKey(buf[:h.headerLen])
+	h, keyID, keyVersion, err := parseHeader(text, &buf)
 	if err != nil {
-		return Header{}, err
-	}
-	if err := checkBase64Body(body[quanta*4:]); err != nil {
 		return Header{}, err
 	}
 	return Header{
@@ -138,6 +124,44 @@ func Parse(text []byte) (Header, error) {
 		KeyID:         string(keyID),
 		KeyVersion:    keyVersion,
 	}, nil
+}
+
+// KeyVersionFor is [Parse] for a caller that knows which key id to expect: it returns the key
+// version of text if text names keyID, and otherwise an error wrapping [ErrKeyMismatch] (or, as
+// Parse, [ErrMalformed] or [ErrUnsupportedVersion]). It allocates nothing when text names keyID.
+func KeyVersionFor(text []byte, keyID string) (uint32, error) {
+	var buf [headerBufLen]byte
+	_, id, keyVersion, err := parseHeader(text, &buf)
+	if err != nil {
+		return 0, err
+	}
+	if string(id) != keyID {
+		return 0, fmt.Errorf("%w: ciphertext names key %q, want %q", ErrKeyMismatch, string(id), keyID)
+	}
+	return keyVersion, nil
+}
+
+// parseHeader does Parse's work, decoding the header into buf; keyID aliases buf.
+func parseHeader(text []byte, buf *[headerBufLen]byte) (h rawHeader, keyID []byte, keyVersion uint32, err error) {
+	h, err = parseText(text)
+	if err != nil {
+		return h, nil, 0, err
+	}
+	// Decode the whole quanta that cover the header, then check that the rest of the text is
+	// base64 too.
+	body := text[len(Prefix):]
+	quanta := (h.headerLen + 2) / 3
+	if !decodeBase64(buf[:quanta*3], body[:quanta*4]) {
+		return h, nil, 0, malformed("invalid base64")
+	}
+	keyID, keyVersion, err = h.readKey(buf[:h.headerLen])
+	if err != nil {
+		return h, nil, 0, err
+	}
+	if err := checkBase64Body(body[quanta*4:]); err != nil {
+		return h, nil, 0, err
+	}
+	return h, keyID, keyVersion, nil
 }
 
 // rawHeader is what parseText learns from a text before the body is decoded.

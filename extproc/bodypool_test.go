@@ -3,6 +3,9 @@ package extproc
 import (
 	"bytes"
 	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/metadata"
 )
 
 func TestBodyPool(t *testing.T) {
@@ -46,7 +49,8 @@ func TestTransformLendsBodies(t *testing.T) {
 		{"no selected field", `{"name":"Ada"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, &pol.request, "tenant-t1", "", []byte(tc.body))
+			var scratch []byte
+			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, &pol.request, "tenant-t1", "", []byte(tc.body), &scratch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,5 +73,55 @@ func TestTransformLendsBodies(t *testing.T) {
 				t.Errorf("released body not cleared: %q", out)
 			}
 		})
+	}
+}
+
+// TestFreeProcessorClears checks what a pooled processor keeps between streams: nothing of the
+// stream (policy, key id, headers, answers) and, in the buffers it reuses, only zeros (the scratch
+// buffer held the opened fields' plaintext).
+func TestFreeProcessorClears(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(PolicyMetadataKey, "patients"))
+	p := e.srv.newProcessor(ctx)
+	reqHdrs := hdrs{{":method", "POST"}, {":path", "/patients"}, {"content-type", "application/json"}, {"x-tenant-id", "t1"}}
+	respHdrs := hdrs{{":status", "200"}, {"content-type", "application/json"}}
+	var sealed []byte
+	for i, msg := range []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: reqHdrs.proto()}}},
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(patient), EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: respHdrs.proto()}}},
+		nil, // the response body: the sealed request body
+	} {
+		if msg == nil {
+			msg = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}
+		}
+		resp, err := p.handle(ctx, msg)
+		if err != nil || resp.GetImmediateResponse() != nil {
+			t.Fatalf("message %d: %v %v", i, resp.GetImmediateResponse(), err)
+		}
+		if i == 1 {
+			sealed = bytes.Clone(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody())
+		}
+		if i == 3 && string(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()) != patient {
+			t.Fatalf("response body not opened: %s", resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		}
+		p.release()
+	}
+	scratch, hs := p.scratch[:cap(p.scratch)], p.respHdrs[:cap(p.respHdrs)]
+	if len(scratch) == 0 || len(hs) == 0 {
+		t.Fatalf("the stream left no scratch (%d) or response headers (%d) to reuse", len(scratch), len(hs))
+	}
+	e.srv.freeProcessor(p)
+	if i := bytes.IndexFunc(scratch, func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Errorf("scratch byte %d of %d not cleared", i, len(scratch))
+	}
+	for i, h := range hs {
+		if h != (header{}) {
+			t.Errorf("response header %d kept: %q", i, h.name)
+		}
+	}
+	if p.pol != nil || p.keyID != "" || p.headers != nil || p.reqHeaders || p.s != nil || p.lent != nil ||
+		p.hresp.r.Response != nil || p.bresp.r.Response != nil || len(p.scratch) != 0 || len(p.respHdrs) != 0 {
+		t.Errorf("freed processor kept stream state: %+v", p)
 	}
 }

@@ -22,7 +22,10 @@ type header struct{ name, value string }
 //
 // It allocates little, as it runs on every message with headers: the raw values are copied into
 // one string that every value is a substring of, and the headers go into one slice.
-func parseHeaders(hm *corev3.HeaderMap) headerMap {
+func parseHeaders(hm *corev3.HeaderMap) headerMap { return parseHeadersInto(nil, hm) }
+
+// parseHeadersInto is parseHeaders reusing dst's array when it is large enough.
+func parseHeadersInto(dst headerMap, hm *corev3.HeaderMap) headerMap {
 	hs := hm.GetHeaders()
 	n := 0
 	for _, hv := range hs {
@@ -34,7 +37,11 @@ func parseHeaders(hm *corev3.HeaderMap) headerMap {
 		b.Write(hv.GetRawValue())
 	}
 	raw := b.String()
-	h := make(headerMap, len(hs))
+	h := dst[:0]
+	if cap(h) < len(hs) {
+		h = make(headerMap, 0, len(hs))
+	}
+	h = h[:len(hs)]
 	off := 0
 	for i, hv := range hs {
 		v := hv.GetValue()
@@ -98,6 +105,9 @@ func (h headerMap) isJSON() bool {
 	seen := false
 	for v := range h.values("content-type") {
 		seen = true
+		if strings.EqualFold(v, "application/json") {
+			continue // the common case, without ParseMediaType's allocations
+		}
 		mt, _, err := mime.ParseMediaType(v)
 		if err != nil {
 			return false

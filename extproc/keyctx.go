@@ -23,14 +23,14 @@ type keyCtx struct {
 
 var _ context.Context = (*keyCtx)(nil)
 
-// withKeyTimeout returns a context that ends at now+d (or with parent, if sooner) and the
-// function that releases it.
-func withKeyTimeout(parent context.Context, d time.Duration) (*keyCtx, func()) {
+// withKeyTimeout returns a context that ends at now+d (or with parent, if sooner). Release it
+// with its stop method.
+func withKeyTimeout(parent context.Context, d time.Duration) *keyCtx {
 	c := &keyCtx{parent: parent, deadline: time.Now().Add(d)}
 	if pd, ok := parent.Deadline(); ok && pd.Before(c.deadline) {
 		c.deadline = pd
 	}
-	return c, c.stop
+	return c
 }
 
 func (c *keyCtx) Deadline() (time.Time, bool) { return c.deadline, true }

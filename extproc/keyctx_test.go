@@ -42,7 +42,8 @@ func TestKeyCtx(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			parent, cancelParent := tc.parent()
 			defer cancelParent()
-			c, stop := withKeyTimeout(parent, tc.timeout)
+			c := withKeyTimeout(parent, tc.timeout)
+			stop := c.stop
 			defer stop()
 			tc.act(c, stop, cancelParent)
 			if err := c.Err(); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
@@ -71,7 +72,8 @@ func TestKeyCtxDeadline(t *testing.T) {
 		{"parent's deadline when sooner", time.Hour, func(d time.Time) bool { return d.Equal(pd) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, stop := withKeyTimeout(parent, tc.timeout)
+			c := withKeyTimeout(parent, tc.timeout)
+			stop := c.stop
 			defer stop()
 			d, ok := c.Deadline()
 			if !ok || !tc.want(d) {

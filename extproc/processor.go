@@ -35,10 +35,25 @@ type processor struct {
 	reqID     string    // request id for logs, set when first needed
 	needKeyID bool
 	keyID     string
+
+	// Storage reused from stream to stream (processors are pooled, see newProcessor): the
+	// answers built for each message, the response headers, and the transforms' scratch.
+	hresp    headersResp
+	bresp    bodyResp
+	respHdrs headerMap
+	scratch  []byte
 }
 
+// newProcessor returns a processor for one stream, from the server's pool; give it back with
+// freeProcessor when the stream has ended. Pooling saves the processor and the answers it builds
+// (six allocations per stream); it is safe because an answer is encoded within Send and nothing
+// keeps it afterwards (see release).
 func (s *Server) newProcessor(ctx context.Context) *processor {
-	p := &processor{s: s}
+	p, _ := s.procs.Get().(*processor)
+	if p == nil {
+		p = &processor{}
+	}
+	p.s = s
 	// ValueFromIncomingContext copies one key's values, FromIncomingContext the whole metadata.
 	if vs := metadata.ValueFromIncomingContext(ctx, PolicyMetadataKey); len(vs) > 0 {
 		p.named = vs[0]
@@ -125,7 +140,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 		return nil, err
 	}
 	if pol == nil {
-		return headersResponse(phaseRequest, nil, passThroughMode()), nil
+		return p.hresp.fill(phaseRequest, nil, p.s.modes.passThrough), nil
 	}
 	p.pol = pol
 	p.log = nil // with the policy from now on
@@ -151,11 +166,10 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	}
 	var mut *extprocv3.HeaderMutation
 	if !pol.response.empty() {
-		// Responses must come uncompressed to be rewritten.
-		mut = &extprocv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}
+		mut = p.s.modes.dropAcceptEncoding
 	}
 	needBody := hasBody && (!pol.request.empty() || (p.needKeyID && pol.keyID.needsBody))
-	return headersResponse(phaseRequest, mut, policyMode(needBody, !pol.response.empty())), nil
+	return p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(needBody)][b2i(!pol.response.empty())]), nil
 }
 
 func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -169,7 +183,7 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	}
 	p.reqBody = true
 	if p.pol == nil {
-		return bodyResponse(phaseRequest, nil), nil
+		return p.bresp.fill(phaseRequest, nil), nil
 	}
 	body := b.GetBody()
 	if len(body) > p.s.opts.MaxBodyBytes {
@@ -183,23 +197,23 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		p.keyID = id
 	}
 	if p.pol.request.empty() || len(body) == 0 {
-		return bodyResponse(phaseRequest, nil), nil
+		return p.bresp.fill(phaseRequest, nil), nil
 	}
-	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, p.requestID(), body)
+	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, p.requestID(), body, &p.scratch)
 	if err != nil {
 		return nil, err
 	}
 	p.lend(buf)
 	p.debug("request body transformed", "values", n)
 	if n == 0 {
-		return bodyResponse(phaseRequest, nil), nil
+		return p.bresp.fill(phaseRequest, nil), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		// Envoy holds the replaced body in the same buffer: over its limit it would answer a
 		// bare 413 itself. Say why instead.
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
 	}
-	return bodyResponse(phaseRequest, out), nil
+	return p.bresp.fill(phaseRequest, out), nil
 }
 
 func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
@@ -212,9 +226,10 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 	p.respHeaders = true
 	p.respEnded = h.GetEndOfStream()
 	if p.pol == nil || p.pol.response.empty() || p.respEnded {
-		return headersResponse(phaseResponse, nil, nil), nil
+		return p.hresp.fill(phaseResponse, nil, nil), nil
 	}
-	hm := parseHeaders(h.GetHeaders())
+	p.respHdrs = parseHeadersInto(p.respHdrs, h.GetHeaders())
+	hm := p.respHdrs
 	if !hm.isJSON() {
 		if p.pol.response.encrypts {
 			return nil, newError(kindMediaType, phaseResponse, "upstream response is not JSON", nil)
@@ -224,12 +239,12 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		// which run through the response path of ext_proc, reach the client.
 		p.respPass = true
 		p.debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
-		return headersResponse(phaseResponse, nil, nil), nil
+		return p.hresp.fill(phaseResponse, nil, nil), nil
 	}
 	if !hm.isIdentity() {
 		return nil, newError(kindMediaType, phaseResponse, "upstream response is compressed", nil)
 	}
-	return headersResponse(phaseResponse, nil, nil), nil
+	return p.hresp.fill(phaseResponse, nil, nil), nil
 }
 
 func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -243,7 +258,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 	}
 	p.respBody = true
 	if p.pol == nil || p.pol.response.empty() || p.respPass {
-		return bodyResponse(phaseResponse, nil), nil
+		return p.bresp.fill(phaseResponse, nil), nil
 	}
 	if !p.respHeaders {
 		return nil, protocolError("response body before response headers (response_header_mode must be SEND)")
@@ -253,25 +268,25 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large", nil)
 	}
 	if len(body) == 0 {
-		return bodyResponse(phaseResponse, nil), nil
+		return p.bresp.fill(phaseResponse, nil), nil
 	}
 	if p.keyID == "" {
 		return nil, newError(kindInternal, phaseResponse, "internal error",
 			fmt.Errorf("response body before the request body that names the key id"))
 	}
-	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, p.requestID(), body)
+	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, p.requestID(), body, &p.scratch)
 	if err != nil {
 		return nil, err
 	}
 	p.lend(buf)
 	p.debug("response body transformed", "values", n)
 	if n == 0 {
-		return bodyResponse(phaseResponse, nil), nil
+		return p.bresp.fill(phaseResponse, nil), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large once transformed", nil)
 	}
-	return bodyResponse(phaseResponse, out), nil
+	return p.bresp.fill(phaseResponse, out), nil
 }
 
 func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
@@ -303,6 +318,17 @@ func (p *processor) debug(msg string, args ...any) {
 	if p.s.log.Enabled(context.Background(), slog.LevelDebug) {
 		p.logger().Debug(msg, args...)
 	}
+}
+
+// freeProcessor clears p (it may hold header values and, in its scratch buffer, plaintext) and
+// puts it back in the pool.
+func (s *Server) freeProcessor(p *processor) {
+	p.release()
+	respHdrs, scratch := p.respHdrs, p.scratch
+	clear(respHdrs[:cap(respHdrs)])
+	clear(scratch[:cap(scratch)])
+	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0]}
+	s.procs.Put(p)
 }
 
 // lend records that buf backs the body of the response about to be sent.

@@ -24,7 +24,12 @@ type headersResp struct {
 // headersResponse answers a headers message with CONTINUE, an optional header mutation and an
 // optional mode override.
 func headersResponse(ph phase, mut *extprocv3.HeaderMutation, mode *filterv3.ProcessingMode) *extprocv3.ProcessingResponse {
-	a := &headersResp{}
+	return new(headersResp).fill(ph, mut, mode)
+}
+
+// fill builds a headers response in a (see headersResponse), overwriting what a held.
+func (a *headersResp) fill(ph phase, mut *extprocv3.HeaderMutation, mode *filterv3.ProcessingMode) *extprocv3.ProcessingResponse {
+	*a = headersResp{}
 	a.cr.HeaderMutation = mut
 	a.hr.Response = &a.cr
 	a.r.ModeOverride = mode
@@ -61,7 +66,12 @@ type bodyResp struct {
 // content-length against the new body before replacing it. The header is set as [setHeader]
 // sets it: raw_value only, append=false.
 func bodyResponse(ph phase, body []byte) *extprocv3.ProcessingResponse {
-	a := &bodyResp{}
+	return new(bodyResp).fill(ph, body)
+}
+
+// fill builds a body response in a (see bodyResponse), overwriting what a held.
+func (a *bodyResp) fill(ph phase, body []byte) *extprocv3.ProcessingResponse {
+	*a = bodyResp{}
 	if body != nil {
 		a.hv.Key = "content-length"
 		a.hv.RawValue = strconv.AppendInt(a.clenBuf[:0], int64(len(body)), 10)
@@ -108,6 +118,34 @@ func immediateResponse(code int, details, msg string) *extprocv3.ProcessingRespo
 			Details: details,
 		},
 	}}
+}
+
+// modes are the mode overrides and header mutations a server sends, built once: every stream
+// sends the same few, and proto messages may be marshalled concurrently as long as none changes.
+type modes struct {
+	passThrough *filterv3.ProcessingMode
+	policy      [2][2]*filterv3.ProcessingMode // [needRequestBody][needResponse]
+	// dropAcceptEncoding asks Envoy to remove accept-encoding: responses must come uncompressed
+	// to be rewritten.
+	dropAcceptEncoding *extprocv3.HeaderMutation
+}
+
+func newModes() modes {
+	m := modes{passThrough: passThroughMode(),
+		dropAcceptEncoding: &extprocv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
+	for _, body := range []bool{false, true} {
+		for _, resp := range []bool{false, true} {
+			m.policy[b2i(body)][b2i(resp)] = policyMode(body, resp)
+		}
+	}
+	return m
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // passThroughMode tells Envoy to send nothing more for a request no policy applies to.

@@ -3,6 +3,7 @@ package extproc
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,9 @@ type Server struct {
 	keys     Keys
 	opts     Options
 	log      *slog.Logger
-	bodies   bodyPool // buffers of rewritten bodies
+	bodies   bodyPool  // buffers of rewritten bodies
+	procs    sync.Pool // *processor, one per stream in flight
+	modes    modes
 	obs      Observer
 	streams  atomic.Int64 // streams in flight, bounded by MaxConcurrentStreams
 }
@@ -95,7 +98,7 @@ func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
-	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log, obs: opts.Observer}
+	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes()}
 	for _, p := range compiled {
 		s.byName[p.name] = p
 	}

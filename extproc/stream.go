@@ -22,6 +22,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.streams.Add(-1)
 	ctx := stream.Context()
 	p := s.newProcessor(ctx)
+	defer s.freeProcessor(p)
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
@@ -32,7 +33,6 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		resp, err := p.handle(ctx, req)
 		if err != nil {
-			p.release()
 			return err
 		}
 		err = stream.Send(resp)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -20,7 +21,7 @@ type transformer struct {
 	mode     envelope.Mode
 	keyID    string
 	ops      map[*jsonfield.Selector]op
-	current  *envelope.Key
+	current  envelope.Key            // current.Secret is nil until the first seal looks it up
 	version  envelope.Key            // the last version opened (most bodies use one)
 	versions map[uint32]envelope.Key // the others
 	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
@@ -30,13 +31,19 @@ type transformer struct {
 // backs it (to be given back with bodies.put once the body has been sent) and how many values were
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID, reqID string, body []byte) (out []byte, buf *[]byte, n int, err error) {
-	kctx, stop := withKeyTimeout(ctx, s.opts.KeyTimeout)
-	defer stop()
+//
+// scratch is the caller's buffer for one field's replacement, grown as needed; it may hold a
+// field's plaintext, and is cleared before transform returns.
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
+	kctx := withKeyTimeout(ctx, s.opts.KeyTimeout)
+	defer kctx.stop()
 	kctx.reqID = reqID
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops}
-	defer func() { clear(t.scratch) }() // it may hold a field's plaintext
+	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops, scratch: (*scratch)[:0]}
+	defer func() {
+		clear(t.scratch) // it may hold a field's plaintext
+		*scratch = t.scratch[:0]
+	}()
 	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
 	out, _, err = fs.plan.Rewrite(*buf, body,
@@ -80,18 +87,18 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 	if s, ok := jsonString(raw); ok && envelope.IsCiphertext(s) {
 		return nil, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" is already encrypted", nil)
 	}
-	if t.current == nil {
+	if t.current.Secret == nil {
 		k, err := t.keys.Current(ctx, t.keyID)
 		if err != nil {
 			return nil, fmt.Errorf("get current key: %w", err)
 		}
-		if k.ID != t.keyID {
-			return nil, fmt.Errorf("get current key: keys returned key %q for %q", k.ID, t.keyID)
+		if k.ID != t.keyID || k.Secret == nil {
+			return nil, fmt.Errorf("get current key: keys returned key %q for %q, or no key", k.ID, t.keyID)
 		}
-		t.current = &k
+		t.current = k
 	}
 	out := append(t.scratch[:0], '"')
-	out, err := envelope.Seal(out, *t.current, t.mode, f.Label, nil, raw)
+	out, err := envelope.Seal(out, t.current, t.mode, f.Label, nil, raw)
 	if err != nil {
 		return nil, fmt.Errorf("seal field %s: %w", f.Selector, err)
 	}
@@ -108,15 +115,15 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 	if !ok || !envelope.IsCiphertext(text) {
 		return raw, nil
 	}
-	h, err := envelope.Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("parse ciphertext of %s: %w", f.Selector, err)
-	}
-	if h.KeyID != t.keyID {
+	version, err := envelope.KeyVersionFor(text, t.keyID)
+	if errors.Is(err, envelope.ErrKeyMismatch) {
 		return nil, newError(kindAuth, t.phase, authFailed,
 			fmt.Errorf("field %s: ciphertext key id differs from the key id of this request", f.Selector))
 	}
-	k, err := t.key(ctx, h.KeyVersion)
+	if err != nil {
+		return nil, fmt.Errorf("parse ciphertext of %s: %w", f.Selector, err)
+	}
+	k, err := t.key(ctx, version)
 	if err != nil {
 		return nil, err
 	}

@@ -137,6 +137,17 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	// (1b) the same at one offered rate, half the no-op's throughput at fixed concurrency: at
+	// fixed concurrency the faster server also batches more answers per write, so its CPU per
+	// request is lower for a reason that is not the work per request.
+	rep.DirectRate = rep.Direct[0].Result.Throughput() / 2
+	logf("direct ext_proc: %.0f streams/s offered, %s per server", rep.DirectRate, f.Duration)
+	rep.DirectFixed, err = alternate(ctx, direct[:], f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
+		return openLoop(ctx, rep.DirectRate, d, f.Concurrency*4, do)
+	})
+	if err != nil {
+		return err
+	}
 	if !f.SkipEnvoy {
 		if err := runEnvoy(ctx, exe, f, body, noop, rkms, rep, logf); err != nil {
 			return err

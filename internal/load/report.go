@@ -14,7 +14,7 @@ const (
 	TargetCPURatio        = 1.25 // rkms server CPU per request / no-op server's
 	TargetEnvoyThroughput = 0.7  // rkms via Envoy / no-op ext_proc via Envoy, at the same offered rate
 	TargetEnvoyP99Extra   = time.Millisecond
-	TargetRSS             = 150 << 20 // bytes, with 100,000 cached keys
+	TargetRSS             = 150_000_000 // bytes (150 MB), with 100,000 cached keys
 	TargetRSSKeys         = 100000
 )
 
@@ -26,13 +26,16 @@ type Report struct {
 	Load     string // /proc/loadavg at the start
 	Go       string
 	WarmTime time.Duration
-	Idle     Stats // rkms after warming, before load
-	Final    Stats // rkms at the end
-	LoadRSS  int64 // largest VmRSS of rkms sampled (every 200 ms) while the load ran
-	Direct   []*Measured
-	EnvoyMax *Result
-	Rate     float64
-	Envoy    []*Measured
+	Idle     Stats       // rkms after warming, before load
+	Final    Stats       // rkms at the end
+	LoadRSS  int64       // largest VmRSS of rkms sampled (every 200 ms) while the load ran
+	Direct   []*Measured // fixed concurrency
+	// DirectFixed is the direct comparison at one offered rate, DirectRate streams/s.
+	DirectFixed []*Measured
+	DirectRate  float64
+	EnvoyMax    *Result
+	Rate        float64
+	Envoy       []*Measured
 }
 
 func (r *Report) machine() error {
@@ -70,30 +73,19 @@ func (r *Report) Print(w io.Writer) {
 		f.BodySize, TaggedFields, f.Keys, r.WarmTime.Round(time.Millisecond), f.Duration, f.Rounds)
 
 	fmt.Fprintf(w, "(1) ext_proc server over loopback gRPC, %d streams in flight (4 messages per stream)\n", f.Concurrency)
-	fmt.Fprintf(w, "%-14s %10s %9s %9s %9s %14s %10s\n", "server", "streams/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU/stream µs", "RSS MiB")
-	for _, m := range r.Direct {
-		fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9s %14.1f %10.1f\n", m.Name, m.Result.Throughput(),
-			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), ms(m.Result.Percentile(0.999)),
-			float64(m.CPUPerRequest())/1e3, mib(m.MaxRSS))
-	}
 	var kms, st uint64
 	var reqs int
 	var rss int64
 	if len(r.Direct) == 2 {
-		noop, rk := r.Direct[0], r.Direct[1]
-		ratio := float64(rk.CPUPerRequest()) / float64(noop.CPUPerRequest())
-		var rounds []float64
-		for i := range min(len(rk.Rounds), len(noop.Rounds)) {
-			a := float64(rk.RoundCPU[i]) / float64(max(rk.Rounds[i].Requests, 1))
-			b := float64(noop.RoundCPU[i]) / float64(max(noop.Rounds[i].Requests, 1))
-			rounds = append(rounds, a/b)
-		}
-		fmt.Fprintf(w, "CPU per request rkms/no-op per round:")
-		for _, x := range rounds {
-			fmt.Fprintf(w, " %.2f", x)
-		}
-		fmt.Fprintf(w, "\nCPU per request rkms/no-op = %.2fx overall (target <= %.2fx): %s\n", ratio, TargetCPURatio, verdict(ratio <= TargetCPURatio))
+		printDirect(w, r.Direct)
+		rk := r.Direct[1]
 		kms, st, reqs, rss = rk.KMS, rk.Store, rk.Result.Requests, rk.MaxRSS
+	}
+	if len(r.DirectFixed) == 2 {
+		fmt.Fprintf(w, "\n(1b) the same at %.0f streams/s offered to each (half the no-op's rate above; open loop, latency from the scheduled start)\n", r.DirectRate)
+		printDirect(w, r.DirectFixed)
+		rk := r.DirectFixed[1]
+		kms, st, reqs, rss = kms+rk.KMS, st+rk.Store, reqs+rk.Result.Requests, max(rss, rk.MaxRSS)
 	}
 	if len(r.Envoy) == 3 {
 		fmt.Fprintf(w, "\n(2) client -> Envoy (1 worker) -> app, PUT %d B; %s max %.0f req/s with %d clients; offered %.0f req/s (half) to each\n",
@@ -136,7 +128,26 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintln(w, "(the in-memory key store, a stand-in for DynamoDB, was released after warming; later store calls would fail and are counted above)")
 	}
 	ok := r.Final.CacheEntries >= TargetRSSKeys && max(rss, r.LoadRSS) < TargetRSS
-	fmt.Fprintf(w, "memory target (RSS under load < %d MiB with >= %d cached keys): %s\n", TargetRSS>>20, TargetRSSKeys, verdict(ok))
+	fmt.Fprintf(w, "memory target (RSS under load < %d MB = %.1f MiB with >= %d cached keys): %s\n", TargetRSS/1_000_000, mib(TargetRSS), TargetRSSKeys, verdict(ok))
+}
+
+// printDirect prints the no-op and rkms rows of a direct comparison and the CPU verdict.
+func printDirect(w io.Writer, ms2 []*Measured) {
+	fmt.Fprintf(w, "%-14s %10s %9s %9s %9s %14s %10s\n", "server", "streams/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU/stream µs", "RSS MiB")
+	for _, m := range ms2 {
+		fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9s %14.1f %10.1f\n", m.Name, m.Result.Throughput(),
+			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), ms(m.Result.Percentile(0.999)),
+			float64(m.CPUPerRequest())/1e3, mib(m.MaxRSS))
+	}
+	noop, rk := ms2[0], ms2[1]
+	ratio := float64(rk.CPUPerRequest()) / float64(noop.CPUPerRequest())
+	fmt.Fprintf(w, "CPU per request rkms/no-op per round:")
+	for i := range min(len(rk.Rounds), len(noop.Rounds)) {
+		a := float64(rk.RoundCPU[i]) / float64(max(rk.Rounds[i].Requests, 1))
+		b := float64(noop.RoundCPU[i]) / float64(max(noop.Rounds[i].Requests, 1))
+		fmt.Fprintf(w, " %.2f", a/b)
+	}
+	fmt.Fprintf(w, "\nCPU per request rkms/no-op = %.2fx overall (target <= %.2fx): %s\n", ratio, TargetCPURatio, verdict(ratio <= TargetCPURatio))
 }
 
 func envOr(name, def string) string {

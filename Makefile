@@ -97,9 +97,11 @@ chaos: tools ## the chaos run with long phases: faults under load through Envoy,
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
 	GO=$(GO) bash examples/demo.sh
 
-# Load runs: LOAD_DURATION per configuration (the whole run takes about 6x that, plus setup).
+# Load runs: LOAD_DURATION per configuration (the whole run takes about 8x that, plus setup);
+# LOAD_KEYS tenants, each with its own key, taken in turn by the requests.
 LOAD_DURATION ?= 10s
+LOAD_KEYS ?= 100000
 
 load: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## rkms against no-op baselines, direct and through Envoy, with 100k warm keys (BENCHMARKS.md)
 	$(GO) build -trimpath -o bin/rkms-load ./cmd/rkms-load
-	./bin/rkms-load -duration $(LOAD_DURATION)
+	./bin/rkms-load -duration $(LOAD_DURATION) -keys $(LOAD_KEYS)

@@ -38,7 +38,8 @@ type benchTarget struct {
 	x      *load.Exchange
 }
 
-func startBenchTargets(b *testing.B) []benchTarget {
+// benchRig returns a load rig with benchTenants warm keys and the 1 KiB body with 3 fields.
+func benchRig(b *testing.B) (*load.Rig, []byte) {
 	b.Helper()
 	rig, err := load.NewRig(b.TempDir())
 	if err != nil {
@@ -52,6 +53,12 @@ func startBenchTargets(b *testing.B) []benchTarget {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return rig, body
+}
+
+func startBenchTargets(b *testing.B) []benchTarget {
+	b.Helper()
+	rig, body := benchRig(b)
 	noop := grpc.NewServer()
 	(&load.Noop{}).Register(noop)
 	rkms := grpc.NewServer(rig.Server.GRPCServerOptions()...)
@@ -214,18 +221,7 @@ func (m *memStream) Send(resp *extprocv3.ProcessingResponse) error {
 // stream (rkms: policy, headers, two body transforms with 3 seals and 3 opens, key lookups) beside
 // the no-op server's, which is the floor.
 func BenchmarkProcess(b *testing.B) {
-	rig, err := load.NewRig(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { rig.Close() })
-	if err := rig.Warm(context.Background(), benchTenants); err != nil {
-		b.Fatal(err)
-	}
-	body, err := load.Body(1024)
-	if err != nil {
-		b.Fatal(err)
-	}
+	rig, body := benchRig(b)
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(extproc.PolicyMetadataKey, load.PolicyName))
 	for _, tc := range []struct {
 		name    string

@@ -125,3 +125,33 @@ func TestFreeProcessorClears(t *testing.T) {
 		t.Errorf("freed processor kept stream state: %+v", p)
 	}
 }
+
+// TestScratchGrowthClearsOldArray: when a field's replacement outgrows the scratch buffer, the
+// array it leaves behind may hold an earlier field's plaintext and must be cleared.
+func TestScratchGrowthClearsOldArray(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		grow     bool
+		wantZero bool
+	}{
+		{"grown: old array cleared", true, true},
+		{"same array: kept as is", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := make([]byte, 0, 16)
+			old = append(old, "123-45-6789"...)
+			tr := &transformer{scratch: old}
+			out := append(tr.scratch[:0], "short"...)
+			if tc.grow {
+				out = append(tr.scratch[:0], bytes.Repeat([]byte{'x'}, 64)...)
+			}
+			tr.keep(out)
+			if zero := !bytes.ContainsAny(old[:cap(old)], "123456789"); zero != tc.wantZero {
+				t.Fatalf("old array %q: cleared %v, want %v", old[:cap(old)], zero, tc.wantZero)
+			}
+			if &tr.scratch[:1][0] != &out[:1][0] {
+				t.Fatal("keep did not adopt out")
+			}
+		})
+	}
+}

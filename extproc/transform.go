@@ -41,7 +41,7 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 	ctx = kctx
 	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops, scratch: (*scratch)[:0]}
 	defer func() {
-		clear(t.scratch) // it may hold a field's plaintext
+		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		*scratch = t.scratch[:0]
 	}()
 	changed, sealed, selected := 0, 0, 0
@@ -103,7 +103,7 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, fmt.Errorf("seal field %s: %w", f.Selector, err)
 	}
 	out = append(out, '"')
-	t.scratch = out
+	t.keep(out)
 	return out, nil
 }
 
@@ -131,11 +131,20 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("open field %s: %w", f.Selector, err)
 	}
-	t.scratch = pt
+	t.keep(pt)
 	if !json.Valid(pt) {
 		return nil, newError(kindAuth, t.phase, authFailed, fmt.Errorf("field %s: plaintext is not JSON", f.Selector))
 	}
 	return pt, nil
+}
+
+// keep makes out, which was appended to t.scratch[:0], the new scratch. When the append had to
+// grow, the old array is cleared before it is dropped: it may hold an earlier field's plaintext.
+func (t *transformer) keep(out []byte) {
+	if cap(t.scratch) > 0 && (cap(out) == 0 || &t.scratch[:1][0] != &out[:1][0]) {
+		clear(t.scratch[:cap(t.scratch)])
+	}
+	t.scratch = out
 }
 
 // key returns version v of the body's key id, looking each version up once per body.

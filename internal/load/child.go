@@ -27,10 +27,15 @@ import (
 
 // Stats is what a child process reports about itself.
 type Stats struct {
-	CPU          time.Duration `json:"cpu_ns"`          // user + system time of the whole process (getrusage)
-	RSS          int64         `json:"rss_bytes"`       // VmRSS now
-	HWM          int64         `json:"hwm_bytes"`       // VmHWM: peak resident memory
-	HeapLive     int64         `json:"heap_live_bytes"` // Go heap marked live by the last GC
+	CPU      time.Duration `json:"cpu_ns"`          // user + system time of the whole process (getrusage)
+	RSS      int64         `json:"rss_bytes"`       // VmRSS now
+	HWM      int64         `json:"hwm_bytes"`       // VmHWM: peak resident memory
+	HeapLive int64         `json:"heap_live_bytes"` // Go heap marked live by the last GC
+	GCCycles uint64        `json:"gc_cycles"`       // garbage collections completed
+	// GCCPU is the runtime's estimate of the CPU time its collector used (runtime/metrics
+	// /cpu/classes/gc/total: phases' wall time times GOMAXPROCS, idle marking included), an
+	// overestimate that compares processes with each other, not with CPU.
+	GCCPU        time.Duration `json:"gc_cpu_ns"`
 	KMSCalls     uint64        `json:"kms_calls"`
 	StoreCalls   uint64        `json:"store_calls"`
 	CacheEntries int           `json:"cache_entries"`
@@ -138,10 +143,16 @@ func selfStats() (Stats, error) {
 		return Stats{}, fmt.Errorf("getrusage: %w", err)
 	}
 	s := Stats{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(live)
-	if live[0].Value.Kind() == metrics.KindUint64 {
-		s.HeapLive = int64(live[0].Value.Uint64())
+	ms := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(ms)
+	if ms[0].Value.Kind() == metrics.KindUint64 {
+		s.HeapLive = int64(ms[0].Value.Uint64())
+	}
+	if ms[1].Value.Kind() == metrics.KindUint64 {
+		s.GCCycles = ms[1].Value.Uint64()
+	}
+	if ms[2].Value.Kind() == metrics.KindFloat64 {
+		s.GCCPU = time.Duration(ms[2].Value.Float64() * float64(time.Second))
 	}
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

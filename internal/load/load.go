@@ -229,6 +229,8 @@ type Measured struct {
 	CPU      time.Duration   // server process CPU during the measured runs
 	RoundCPU []time.Duration // CPU per round, paired with Rounds
 	MaxRSS   int64           // largest VmRSS sampled after a run
+	GCCycles uint64          // garbage collections of the server during the runs
+	GCCPU    time.Duration   // the runtime's estimate of its collector's CPU (Stats.GCCPU)
 	KMS      uint64          // KMS calls during the runs (rkms only)
 	Store    uint64          // store calls during the runs (rkms only)
 }
@@ -268,6 +270,8 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 			m.CPU += s1.CPU - s0.CPU
 			m.RoundCPU = append(m.RoundCPU, s1.CPU-s0.CPU)
 			m.MaxRSS = max(m.MaxRSS, s1.RSS)
+			m.GCCycles += s1.GCCycles - s0.GCCycles
+			m.GCCPU += s1.GCCPU - s0.GCCPU
 			m.KMS += s1.KMSCalls - s0.KMSCalls
 			m.Store += s1.StoreCalls - s0.StoreCalls
 		}

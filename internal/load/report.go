@@ -87,6 +87,9 @@ func (r *Report) Print(w io.Writer) {
 		rk := r.DirectFixed[1]
 		kms, st, reqs, rss = kms+rk.KMS, st+rk.Store, reqs+rk.Result.Requests, max(rss, rk.MaxRSS)
 	}
+	if len(r.Direct) == 2 || len(r.DirectFixed) == 2 {
+		fmt.Fprintln(w, "* GC est.: the Go runtime's estimate of its collector's CPU per stream (phases' wall time x GOMAXPROCS,\n  idle marking included): it compares the two servers' collectors, it is not a CPU measurement")
+	}
 	if len(r.Envoy) == 3 {
 		fmt.Fprintf(w, "\n(2) client -> Envoy (1 worker) -> app, PUT %d B; %s max %.0f req/s with %d clients; offered %.0f req/s (half) to each\n",
 			f.BodySize, EnvoyNoop, r.EnvoyMax.Throughput(), f.MaxWorkers, r.Rate)
@@ -133,11 +136,15 @@ func (r *Report) Print(w io.Writer) {
 
 // printDirect prints the no-op and rkms rows of a direct comparison and the CPU verdict.
 func printDirect(w io.Writer, ms2 []*Measured) {
-	fmt.Fprintf(w, "%-14s %10s %9s %9s %9s %14s %10s\n", "server", "streams/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU/stream µs", "RSS MiB")
+	fmt.Fprintf(w, "%-14s %10s %9s %9s %9s %14s %10s %10s %12s\n", "server", "streams/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU/stream µs", "RSS MiB", "GC cycles", "GC est. µs*")
 	for _, m := range ms2 {
-		fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9s %14.1f %10.1f\n", m.Name, m.Result.Throughput(),
+		gcPer := 0.0
+		if m.Result.Requests > 0 {
+			gcPer = float64(m.GCCPU) / 1e3 / float64(m.Result.Requests)
+		}
+		fmt.Fprintf(w, "%-14s %10.0f %9s %9s %9s %14.1f %10.1f %10d %12.1f\n", m.Name, m.Result.Throughput(),
 			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), ms(m.Result.Percentile(0.999)),
-			float64(m.CPUPerRequest())/1e3, mib(m.MaxRSS))
+			float64(m.CPUPerRequest())/1e3, mib(m.MaxRSS), m.GCCycles, gcPer)
 	}
 	noop, rk := ms2[0], ms2[1]
 	ratio := float64(rk.CPUPerRequest()) / float64(noop.CPUPerRequest())

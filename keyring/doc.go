@@ -73,7 +73,7 @@
 // What consumers derive from a cached key (envelope's AES primitives, about 1 KiB per key and
 // mode) is bounded separately: at most [Options.CacheMaxDerived] keys hold it at once, the least
 // recently used of the others having dropped it (see [secret.Limiter]); they derive it again on
-// their next use. 100,000 cached keys thus cost about 30 MiB, not 130 MiB.
+// their next use. 100,000 cached keys thus cost about 28 MiB of heap, not 130 MiB.
 //
 // Evicted keys are wiped (secret.Key.Wipe) five seconds after eviction, so a caller that received
 // one just before can finish using it; a [DataKey] is meant for immediate use, and one used

@@ -2,6 +2,8 @@ package extproc
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -154,4 +156,37 @@ func TestScratchGrowthClearsOldArray(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTransformBodyOutgrowsBuffer seals a body whose ciphertexts make it far larger than the
+// buffer sized for it (many one-character values), then opens it again: the grown body must be
+// whole, and the buffer it left behind is cleared, not the new one.
+func TestTransformBodyOutgrowsBuffer(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	pol := e.srv.byName["patients"]
+	var b strings.Builder
+	b.WriteString(`{"cards":[`)
+	for i := range 200 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"number":"%d"}`, i%10)
+	}
+	b.WriteString(`]}`)
+	body := []byte(b.String())
+	var scratch []byte
+	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, &pol.request, "tenant-t1", "", body, &scratch)
+	if err != nil || n != 200 {
+		t.Fatalf("seal: %d values, %v", n, err)
+	}
+	if limit := len(body) + len(body)/2 + 256; len(sealed) <= limit {
+		t.Fatalf("sealed body %d bytes does not outgrow the %d-byte buffer: the test does not test growth", len(sealed), limit)
+	}
+	sealed = bytes.Clone(sealed)
+	e.srv.bodies.put(buf)
+	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, &pol.response, "tenant-t1", "", sealed, &scratch)
+	if err != nil || n != 200 || string(opened) != string(body) {
+		t.Fatalf("open: %d values, %v, body equal %v", n, err, string(opened) == string(body))
+	}
+	e.srv.bodies.put(buf)
 }

@@ -46,7 +46,8 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 	}()
 	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
-	out, _, err = fs.plan.Rewrite(*buf, body,
+	orig := *buf
+	out, _, err = fs.plan.Rewrite(orig, body,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			if selected++; selected > s.opts.MaxFields {
 				// Each value costs a seal or an open: bound the work one body can ask for.
@@ -70,6 +71,7 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 			}
 			return repl, err
 		})
+	clearIfLeft(orig, out) // the body outgrew the pooled buffer (sealing many short values)
 	*buf = out
 	if err != nil || changed == 0 {
 		s.bodies.put(buf)
@@ -141,10 +143,16 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 // keep makes out, which was appended to t.scratch[:0], the new scratch. When the append had to
 // grow, the old array is cleared before it is dropped: it may hold an earlier field's plaintext.
 func (t *transformer) keep(out []byte) {
-	if cap(t.scratch) > 0 && (cap(out) == 0 || &t.scratch[:1][0] != &out[:1][0]) {
-		clear(t.scratch[:cap(t.scratch)])
-	}
+	clearIfLeft(t.scratch, out)
 	t.scratch = out
+}
+
+// clearIfLeft clears the whole array of old when next does not share it: old is being dropped,
+// and may hold plaintext.
+func clearIfLeft(old, next []byte) {
+	if cap(old) > 0 && (cap(next) == 0 || &old[:1][0] != &next[:1][0]) {
+		clear(old[:cap(old)])
+	}
 }
 
 // key returns version v of the body's key id, looking each version up once per body.

@@ -176,6 +176,7 @@ func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, e
 		f := &p.fields[sp.field]
 		repl, err := fn(f, doc[sp.start:sp.end:sp.end])
 		if err != nil {
+			discard(out, dst)
 			return dst, 0, fmt.Errorf("transform value selected by %s at offset %d: %w", f.Selector, sp.start, err)
 		}
 		out = append(out, repl...)
@@ -266,4 +267,13 @@ func foldRune(r rune) rune {
 
 func depthErr(i, maxDepth int) error {
 	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(maxDepth))
+}
+
+// discard clears out when Rewrite is about to drop it: when it outgrew dst, it is an array of
+// Rewrite's own that holds the replacements made so far (decrypted values, for a caller that
+// opens fields). An out that shares dst's array is the caller's to clear.
+func discard(out, dst []byte) {
+	if cap(out) > 0 && (cap(dst) == 0 || &out[:1][0] != &dst[:1][0]) {
+		clear(out[:cap(out)])
+	}
 }

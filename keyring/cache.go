@@ -32,13 +32,15 @@ type cache struct {
 	// scan instead of 200,000 more small ones to chase pointers through on every cycle. With
 	// an object per entry and a slice per entry's versions, a full collection of a keyring
 	// holding 100,000 keys took 16 ms; with the slots, 5.3 ms.
-	index map[string]int32
-	slots []slot // slots[lruHead], [fifoHead] and [staleHead] are the lists' sentinels
-	free  []int32
+	//
 	// The LRU list links slots through prev/next, most recent first; the fifo list links them
 	// through older/newer in fill order, which is also expiry order since the TTL is fixed;
 	// the stale list links the entries past their TTL (kept for stale-if-error) through
 	// older/newer, in fill order too.
+	index map[string]int32
+	slots []slot  // slots[lruHead], [fifoHead] and [staleHead] are the lists' sentinels
+	free  []int32 // slots not in use
+
 	max      int
 	ttl      time.Duration
 	maxStale time.Duration

@@ -458,6 +458,16 @@ func TestHeaderCacheFollowsKey(t *testing.T) {
 	}
 }
 
+// cutToInvalidLength drops the fewest trailing characters that leave a base64 body of length
+// 1 mod 4, a length no byte string encodes to.
+func cutToInvalidLength(text []byte) []byte {
+	n := len(text)
+	for (n-len(Prefix))%4 != 1 {
+		n--
+	}
+	return text[:n]
+}
+
 func TestKeyVersionFor(t *testing.T) {
 	k := testKey("tenant-acme", 7, 1)
 	text := mustSeal(t, k, Randomized, "ssn", nil, []byte(`"123-45-6789"`))
@@ -473,7 +483,13 @@ func TestKeyVersionFor(t *testing.T) {
 		{"a prefix of the id", text, "tenant-ac", 0, ErrKeyMismatch},
 		{"malformed", []byte("rkms:!!!!"), "tenant-acme", 0, ErrMalformed},
 		{"not a ciphertext", []byte(`"123-45-6789"`), "tenant-acme", 0, ErrMalformed},
-		{"truncated", text[:len(text)-1], "tenant-acme", 0, ErrMalformed},
+		// Cutting one character is not always malformed: the shorter text is canonical base64
+		// whenever the new last character's unused bits happen to be zero (1 time in 4 or 16,
+		// by the random nonce), and only authentication then catches it. These cuts are
+		// malformed whatever the random bytes are.
+		{"truncated to an invalid base64 length", cutToInvalidLength(text), "tenant-acme", 0, ErrMalformed},
+		{"truncated inside the header", text[:len(Prefix)+8], "tenant-acme", 0, ErrMalformed},
+		{"truncated below the shortest ciphertext", text[:minTextLen-1], "tenant-acme", 0, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

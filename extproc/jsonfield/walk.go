@@ -1,16 +1,22 @@
 package jsonfield
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"slices"
+	"unicode/utf8"
+)
 
 // scratch is the per-call working memory of a Plan, reused through the plan's pool.
 type scratch struct {
-	frames []frame  // open containers that some selector can still reach into
-	active []int32  // automaton nodes active per frame; frame f owns active[f.start:f.end]
-	mark   []uint32 // per node: generation in which it was last added (deduplication)
-	gen    uint32
-	spans  []span // selected values, in document order
-	kinds  []byte // container stack of skipValue
-	key    []byte // decoded (and folded) member name
+	frames  []frame  // open containers that some selector can still reach into
+	active  []int32  // automaton nodes active per frame; frame f owns active[f.start:f.end]
+	mark    []uint32 // per node: generation in which it was last added (deduplication)
+	gen     uint32
+	spans   []span  // selected values, in document order
+	kinds   []byte  // container stack of skipValue
+	key     []byte  // decoded (and folded) member name, or decoded string of the guard pass
+	outside Outside // passed to the check function of the guard pass
+	rec     recorder
 }
 
 type frame struct {
@@ -29,6 +35,7 @@ type scanner struct {
 	plan     *Plan
 	doc      []byte
 	maxDepth int
+	rec      *recorder // nil, or &scratch.rec when a guard pass follows the walk
 }
 
 // validate checks that doc is exactly one JSON value with optional whitespace around it.
@@ -37,7 +44,7 @@ func validate(doc []byte, maxDepth int, kinds []byte) error {
 	if i >= len(doc) {
 		return syntaxErr(i, "unexpected end of input")
 	}
-	i, _, err := skipValue(doc, i, 0, maxDepth, kinds)
+	i, _, err := skipValue(doc, i, 0, maxDepth, kinds, nil)
 	if err != nil {
 		return err
 	}
@@ -82,13 +89,13 @@ func (sc *scanner) walk() error {
 		switch {
 		case term >= 0:
 			start := i
-			if i, err = sc.skip(i, depth); err != nil {
+			if i, err = sc.skip(i, depth, nil); err != nil {
 				return err
 			}
 			sc.spans = append(sc.spans, span{start: start, end: i, field: term})
 			sc.active = sc.active[:cs]
 		case len(sc.active) == cs || (c != '{' && c != '['):
-			if i, err = sc.skip(i, depth); err != nil {
+			if i, err = sc.skip(i, depth, sc.rec); err != nil {
 				return err
 			}
 			sc.active = sc.active[:cs]
@@ -159,6 +166,9 @@ func (sc *scanner) element(i int) (int, int32, error) {
 		return 0, 0, err
 	}
 	term := sc.child(top.start, top.end, doc[i+1:end-1], esc, -1)
+	if sc.rec != nil {
+		sc.rec.add(i, end, strFlags(esc, true, term >= 0))
+	}
 	if i, err = afterKey(doc, end); err != nil {
 		return 0, 0, err
 	}
@@ -246,7 +256,7 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 			n = 0
 			sc.key = sc.key[:0]
 		}
-		sc.key = appendFolded(sc.key, name)
+		sc.key = Fold(sc.key, name)
 		name = sc.key[n:]
 	}
 	return name
@@ -255,41 +265,58 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 // unescape appends the decoded value of the validated string body s. Like encoding/json, it
 // turns an unpaired surrogate escape into U+FFFD.
 func unescape(dst, s []byte) []byte {
+	// The decoded text is never longer than s: write it in place by index, which is much faster
+	// than appending byte by byte for the short strings of JSON documents.
+	n := len(dst)
+	dst = slices.Grow(dst, len(s))[:n+len(s)]
+	w := dst[n:]
+	k := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '\\' {
-			dst = append(dst, c)
+			w[k] = c
+			k++
 			i++
 			continue
 		}
-		switch e := s[i+1]; e {
+		c = s[i+1]
+		i += 2
+		switch c {
 		case 'b':
-			dst = append(dst, '\b')
+			c = '\b'
 		case 'f':
-			dst = append(dst, '\f')
+			c = '\f'
 		case 'n':
-			dst = append(dst, '\n')
+			c = '\n'
 		case 'r':
-			dst = append(dst, '\r')
+			c = '\r'
 		case 't':
-			dst = append(dst, '\t')
+			c = '\t'
 		case 'u':
-			r, _ := hex4(s, i+2)
-			i += 6
+			r := unhex4(s[i : i+4])
+			i += 4
 			if r >= 0xD800 && r < 0xDC00 && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-				if r2, _ := hex4(s, i+2); r2 >= 0xDC00 && r2 < 0xE000 {
-					dst = utf8.AppendRune(dst, (r-0xD800)<<10|(r2-0xDC00)+0x10000)
+				if r2 := unhex4(s[i+2 : i+6]); r2 >= 0xDC00 && r2 < 0xE000 {
+					r = (r-0xD800)<<10 | (r2 - 0xDC00) + 0x10000
 					i += 6
-					continue
 				}
 			}
-			// utf8.AppendRune writes U+FFFD for surrogates.
-			dst = utf8.AppendRune(dst, r)
+			// utf8.EncodeRune writes U+FFFD for an unpaired surrogate.
+			k += utf8.EncodeRune(w[k:], r)
 			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, e)
 		}
-		i += 2
+		w[k] = c // or '"', '\\', '/' as is
+		k++
 	}
-	return dst
+	return dst[:n+k]
+}
+
+// unhex4 decodes the four hex digits of a validated \u escape, all four at once.
+func unhex4(s []byte) rune {
+	x := binary.BigEndian.Uint32(s) // the first digit in the top byte
+	// A digit's value is its low nibble, plus 9 for letters: '0'-'9' are 0x30-0x39, 'A'-'F'
+	// 0x41-0x46 and 'a'-'f' 0x61-0x66, so bit 6 tells letters apart.
+	x = x&0x0f0f0f0f + 9*(x>>6&0x01010101)
+	x = (x | x>>4) & 0x00ff00ff
+	return rune(x>>8&0xff00 | x&0xff)
 }

@@ -9,58 +9,38 @@
 //
 // # Policies
 //
-// A [PolicyConfig] is one entry of the `policies:` list of the configuration file:
+// The policy model (the `policies:` configuration, selection on a canonical path, key id
+// templates, tripwires) is package github.com/rkms/rkms/extproc/policy; docs/policies.md is
+// the user guide. An Envoy route names its policy with ExtProcPerRoute
+// overrides.grpc_initial_metadata `x-rkms-policy: NAME` ([PolicyMetadataKey]); an unknown name
+// fails closed (500). Otherwise the policy's own match rules apply. Requests without a policy
+// pass untouched, and the header response asks Envoy (mode_override) to send nothing more for
+// them. The key id is computed once per request (at request headers, or at the request body
+// when it reads the body) and reused for the response, so a tenant can only ever read values
+// sealed under its own key id: decryption checks that the ciphertext's key id equals the
+// computed one before fetching any key.
 //
-//	policies:
-//	  - name: patients                 # 1..128 of [A-Za-z0-9._-]
-//	    match: {path_prefix: /patients, methods: [POST, PUT, PATCH, GET]}
-//	    key_id: "tenant-{header:x-tenant-id}"
-//	    request:  {encrypt: ["$.ssn", "$.contact.email", "$.cards[*].number"]}
-//	    response: {decrypt: ["$.ssn", "$.items[*].ssn", {path: "$.card", label: "pan"}]}
-//	    mode: randomized               # or deterministic (equal plaintexts, equal ciphertexts)
-//	    case_sensitive: false          # default: member names match under case folding
+// Every request body on a policy route is read: encrypted, inspected for tripwires, or (egress)
+// decrypted. It must be JSON (415 otherwise) without a content encoding, and, when it goes to
+// the application, declare no charset but UTF-8 (415).
 //
-// Each direction lists fields to encrypt and fields to decrypt, as jsonfield selectors or
-// {path, label} mappings. The label defaults to the selector's last member name ("ssn" for $.ssn
-// and $.items[*].ssn); a selector without one ($.a[*]) needs an explicit label. The label and
-// the key id are bound into every ciphertext, so a stored value decrypts wherever the same label
-// selects it (a single record or a list), and fails once moved into a field with another label.
-// [CheckPolicies] reports every problem at once, naming the policy and the field; [NewServer]
-// runs it.
+// # Stamp
 //
-// # Key ids
-//
-// key_id is literal text (key id characters only) plus placeholders:
-//
-//	{header:NAME}    the request header NAME (exactly one distinct value)
-//	{path:N}         the N-th segment (0-based, after the leading slash) of the path
-//	{json:SELECTOR}  the one string or number SELECTOR selects in the request body
-//
-// The computed id must be 1..256 bytes of [A-Za-z0-9._:/@+=-]. It is computed once per request
-// (at request headers, or at the request body when it reads the body) and reused for the
-// response, so a tenant can only ever read values sealed under its own key id: decryption checks
-// that the ciphertext's key id equals the computed one before fetching any key. That protection
-// is only as strong as the source of the key id: a header used in key_id must be set or
-// verified by something the client cannot bypass (an authentication filter before ext_proc, or
-// the route itself); a client free to choose x-tenant-id chooses its key.
-//
-// # Policy selection
-//
-// An Envoy route names its policy with ExtProcPerRoute overrides.grpc_initial_metadata
-// `x-rkms-policy: NAME` ([PolicyMetadataKey]); an unknown name fails closed (500). Otherwise the
-// first policy whose match rules accept the request applies (path_prefix on the path without
-// the query, a plain string prefix; methods, any if empty). A policy without match rules is only
-// used when a route names it. Requests without a policy pass untouched, and the header response
-// asks Envoy (mode_override) to send nothing more for them.
+// The answer to the last request message rkms handles carries Envoy dynamic metadata
+// {"rkms": {"processed": true, "policy": NAME}} ([StampNamespace]). The shipped Envoy configs
+// refuse requests without it in an RBAC filter after ext_proc, so a request that skipped rkms
+// (failure_mode_allow: true while rkms is down, a route with ext_proc disabled) never reaches
+// the application.
 //
 // # Transforms
 //
 // Bodies are rewritten in place with jsonfield: every byte outside the selected values is kept.
 // Encrypting replaces the value's exact JSON text by the JSON string of its ciphertext; a value
 // that already is an rkms ciphertext is refused. Decrypting replaces a ciphertext string by the
-// JSON text it protects; values that are not rkms ciphertexts (legacy plaintext, null, numbers)
-// pass unchanged. Whenever a body changes, content-length is set to its new length in the same
-// response.
+// JSON text it protects; a value that is not an rkms ciphertext is refused (legacy_plaintext:
+// pass lets it through, counted as ObserveFields op "legacy_plaintext"), except null. Whenever
+// a body changes, content-length is set to its new length in the same response. Bodies that go
+// to the application are checked for tripwires in the same pass, before any value is sealed.
 //
 // # Failure behaviour
 //
@@ -70,8 +50,13 @@
 //
 //	problem                                            request  response
 //	body not valid JSON                                400      502
-//	content-type not JSON (policy has fields there)    415      502 if it encrypts, else passed
+//	content-type not JSON                              415      502 if it encrypts, else passed
+//	charset other than UTF-8 (body to the application) 415      502 if it encrypts
 //	content-encoding not identity                      415      502
+//	ambiguous path (matches a policy only once decoded) 400     -
+//	ciphertext marker in the path, query or a header   400      -
+//	tripwire: tagged name not encrypted, ciphertext    400      502 if it encrypts
+//	plaintext at a decrypt path (legacy_plaintext)     400      502
 //	key id source missing, key id invalid              400      -
 //	value to encrypt is already a ciphertext           400      502
 //	ciphertext fails, other key id, key gone           400      502
@@ -93,9 +78,12 @@
 // See envoy/ingress.yaml: failure_mode_allow false; headers SEND, bodies BUFFERED, trailers
 // SKIP; allow_mode_override true; message_timeout above [Options.KeyTimeout] (2 s shipped);
 // no observability mode (refused: it cannot enforce anything); a buffer limit no larger than
-// [Options.MaxBodyBytes]; path normalization on (normalize_path, merge_slashes), as policies
-// match on the path. Only BUFFERED bodies are supported: a second body message in one direction
-// ends the stream with an error.
+// [Options.MaxBodyBytes]; the stamp accepted (metadata_options.receiving_namespaces) and
+// checked after ext_proc. Path normalization in Envoy is recommended but not relied on: rkms
+// canonicalizes the path itself. Only BUFFERED bodies are supported: a second body message in
+// one direction ends the stream with an error. A response that arrives before any request
+// headers is Envoy's own reply to a request it refused before ext_proc saw it: it passes,
+// logged at debug level.
 //
 // # Keys
 //

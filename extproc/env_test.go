@@ -11,17 +11,18 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // loadPolicies decodes testdata/policies.yaml the way the config loader does.
-func loadPolicies(t testing.TB) []PolicyConfig {
+func loadPolicies(t testing.TB) []policy.Config {
 	t.Helper()
 	b, err := os.ReadFile("testdata/policies.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Policies []PolicyConfig `yaml:"policies"`
+		Policies []policy.Config `yaml:"policies"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -42,8 +43,18 @@ type testEnv struct {
 
 func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, opts, nil)
+}
+
+// newTestEnvWith is newTestEnv with testdata/policies.yaml changed by edit first.
+func newTestEnvWith(t testing.TB, opts Options, edit func(ps []policy.Config)) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t, keys: newFakeKeys(), app: recorder.New()}
-	srv, err := NewServer(loadPolicies(t), e.keys, opts)
+	ps := loadPolicies(t)
+	if edit != nil {
+		edit(ps)
+	}
+	srv, err := NewServer(ps, e.keys, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +163,16 @@ func errorMessage(t testing.TB, x exchange) string {
 		t.Errorf("error reply body %q is not {\"error\": ...}", x.client.body)
 	}
 	return b.Error
+}
+
+// pol returns the server's compiled policy called name.
+func (e *testEnv) pol(name string) *policy.Policy {
+	e.t.Helper()
+	for _, p := range e.srv.policies.Policies() {
+		if p.Name() == name {
+			return p
+		}
+	}
+	e.t.Fatalf("no policy %q", name)
+	return nil
 }

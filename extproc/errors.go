@@ -8,6 +8,7 @@ import (
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // Errors that a [Keys] implementation wraps so that the server can tell the client's fault from
@@ -20,7 +21,7 @@ var (
 	// names such a key fails as "authentication failed".
 	ErrKeyNotFound = errors.New("key not found")
 	// ErrInvalidKeyID: the key id breaks the key id rule (1..256 bytes of [A-Za-z0-9._:/@+=-]).
-	ErrInvalidKeyID = errors.New("invalid key id")
+	ErrInvalidKeyID = policy.ErrInvalidKeyID
 )
 
 // kind classifies what went wrong. Only [httpStatus] turns a kind into a status code.
@@ -137,9 +138,18 @@ func (k kind) details() string {
 // into a procError of the given phase.
 func classify(ph phase, err error) *procError {
 	var pe *procError
+	var polErr *policy.Error
 	switch {
 	case errors.As(err, &pe):
 		return pe
+	case errors.As(err, &polErr):
+		k := kindBadInput
+		if polErr.Reason == policy.MediaType {
+			k = kindMediaType
+		}
+		return newError(k, ph, polErr.Msg, polErr.Err)
+	case errors.Is(err, policy.ErrUnknownPolicy):
+		return newError(kindPolicy, phaseRequest, "policy configuration error", err)
 	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(kindUnavailable, ph, "key service unavailable", err)
 	case errors.Is(err, ErrKeyNotFound),

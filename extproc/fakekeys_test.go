@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/secret"
 )
 
@@ -44,7 +45,7 @@ func (k *fakeKeys) wait(ctx context.Context) error {
 }
 
 func (k *fakeKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	if err := validateKeyID(id); err != nil {
+	if err := policy.ValidateKeyID(id); err != nil {
 		return envelope.Key{}, err
 	}
 	if err := k.wait(ctx); err != nil {

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"errors"
+	"iter"
 	"mime"
 	"strings"
 
@@ -54,13 +55,9 @@ func parseHeadersInto(dst headerMap, hm *corev3.HeaderMap) headerMap {
 	return h
 }
 
-var (
-	errHeaderMissing  = errors.New("missing")
-	errHeaderMultiple = errors.New("has several different values")
-)
-
-// values returns the values of name in order (an iterator: it allocates nothing).
-func (h headerMap) values(name string) func(yield func(string) bool) {
+// Values returns the values of name in order (an iterator: it allocates nothing). It makes
+// headerMap a policy.Headers.
+func (h headerMap) Values(name string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for _, hd := range h {
 			if hd.name == name && !yield(hd.value) {
@@ -70,31 +67,20 @@ func (h headerMap) values(name string) func(yield func(string) bool) {
 	}
 }
 
-// single returns the value of a header that must occur with one value (repeats of the same
-// value are tolerated).
-func (h headerMap) single(name string) (string, error) {
-	first, seen := "", false
-	for v := range h.values(name) {
-		if !seen {
-			first, seen = v, true
-			continue
-		}
-		if v != first {
-			if first == "" {
-				return "", errHeaderMissing
+// all returns every header, pseudo-headers included, in order.
+func (h headerMap) all() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, hd := range h {
+			if !yield(hd.name, hd.value) {
+				return
 			}
-			return "", errHeaderMultiple
 		}
 	}
-	if first == "" {
-		return "", errHeaderMissing
-	}
-	return first, nil
 }
 
 // first returns the first value of a header, or "".
 func (h headerMap) first(name string) string {
-	for v := range h.values(name) {
+	for v := range h.Values(name) {
 		return v
 	}
 	return ""
@@ -102,26 +88,53 @@ func (h headerMap) first(name string) string {
 
 // isJSON reports whether every content-type value names JSON (application/json or */*+json).
 func (h headerMap) isJSON() bool {
-	seen := false
-	for v := range h.values("content-type") {
+	ok, _ := h.jsonMedia()
+	return ok
+}
+
+// jsonMedia reports whether every content-type value names JSON (application/json or
+// application/*+json), and whether each that declares a charset declares UTF-8.
+func (h headerMap) jsonMedia() (isJSON, utf8 bool) {
+	seen, utf8 := false, true
+	for v := range h.Values("content-type") {
 		seen = true
 		if strings.EqualFold(v, "application/json") {
 			continue // the common case, without ParseMediaType's allocations
 		}
-		mt, _, err := mime.ParseMediaType(v)
+		mt, params, err := mime.ParseMediaType(v)
 		if err != nil {
-			return false
+			return false, false
 		}
 		if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-			return false
+			return false, false
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			utf8 = false
 		}
 	}
-	return seen
+	return seen, utf8
+}
+
+// checkJSON reports, as an error message to put after "request " or "upstream response ",
+// why a body with these headers cannot be read as the application would read it: not JSON,
+// a content encoding, or (when strictCharset) a declared charset other than UTF-8, which a
+// framework that honours it would decode into other member names than rkms sees.
+func (h headerMap) checkJSON(strictCharset bool) error {
+	isJSON, utf8 := h.jsonMedia()
+	switch {
+	case !isJSON:
+		return errors.New("content-type must be application/json")
+	case strictCharset && !utf8:
+		return errors.New("charset must be utf-8")
+	case !h.isIdentity():
+		return errors.New("content-encoding is not supported")
+	}
+	return nil
 }
 
 // isIdentity reports whether the content-encoding is absent or identity.
 func (h headerMap) isIdentity() bool {
-	for v := range h.values("content-encoding") {
+	for v := range h.Values("content-encoding") {
 		for _, tok := range strings.Split(v, ",") {
 			if t := strings.TrimSpace(tok); t != "" && !strings.EqualFold(t, "identity") {
 				return false

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // Observer receives what the server did, for metrics. Every label it is given is bounded: policy
@@ -19,8 +21,9 @@ type Observer interface {
 	// stream was ended with a gRPC error; status is 0). dur is the time spent answering the
 	// message, key lookups included.
 	ObserveRequest(policy, phase, outcome string, status int, dur time.Duration)
-	// ObserveFields is called after a body was transformed: n values were sealed (op "encrypt")
-	// or opened (op "decrypt"). It is not called when n is 0.
+	// ObserveFields is called after a body was transformed: n values were sealed (op "encrypt"),
+	// opened (op "decrypt") or passed as legacy plaintext at a decrypt path (op
+	// "legacy_plaintext", only under legacy_plaintext: pass). It is not called when n is 0.
 	ObserveFields(policy, op string, n int)
 }
 
@@ -55,19 +58,22 @@ func (p *processor) policyName() string {
 	if p.pol == nil {
 		return ""
 	}
-	return p.pol.name
+	return p.pol.Name()
 }
 
 // observeFields reports sealed and opened values of one body.
-func (s *Server) observeFields(pol *policy, sealed, opened int) {
+func (s *Server) observeFields(pol *policy.Policy, sealed, opened, legacy int) {
 	if s.obs == nil {
 		return
 	}
 	if sealed > 0 {
-		s.obs.ObserveFields(pol.name, "encrypt", sealed)
+		s.obs.ObserveFields(pol.Name(), "encrypt", sealed)
 	}
 	if opened > 0 {
-		s.obs.ObserveFields(pol.name, "decrypt", opened)
+		s.obs.ObserveFields(pol.Name(), "decrypt", opened)
+	}
+	if legacy > 0 {
+		s.obs.ObserveFields(pol.Name(), "legacy_plaintext", legacy)
 	}
 }
 

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // processor holds the state of one stream (one HTTP request). One method per message kind;
@@ -27,11 +28,12 @@ type processor struct {
 	reqHeaders, reqEnded, reqBody    bool // request headers seen, no body follows, body seen
 	respHeaders, respEnded, respBody bool
 	respPass                         bool // the response is passed unchanged (not JSON, decrypt only)
+	localReply                       bool // a response to a request Envoy refused before ext_proc saw it
 	finished                         bool // an immediate response was sent
 
-	pol       *policy
+	pol       *policy.Policy
 	headers   headerMap // request headers
-	path      string    // request path without the query
+	path      string    // canonical request path (policy.Canonical)
 	reqID     string    // request id for logs, set when first needed
 	needKeyID bool
 	keyID     string
@@ -130,34 +132,39 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	p.headers = parseHeaders(h.GetHeaders())
 	p.reqEnded = h.GetEndOfStream()
 	p.log = nil // with the request id from now on
-	method := p.headers.first(":method")
-	p.path, _, _ = strings.Cut(p.headers.first(":path"), "?")
 	if p.namedErr != nil {
 		return nil, p.namedErr
 	}
-	pol, err := p.s.selectPolicy(p.named, method, p.path)
+	hasBody := !p.reqEnded
+	pol, canon, err := p.s.policies.Select(p.named, policy.Request{
+		Method: p.headers.first(":method"), Path: p.headers.first(":path"), HasBody: hasBody})
+	p.path = canon
 	if err != nil {
 		return nil, err
 	}
 	if pol == nil {
-		return p.hresp.fill(phaseRequest, nil, p.s.modes.passThrough), nil
+		r := p.hresp.fill(phaseRequest, nil, p.s.modes.passThrough)
+		r.DynamicMetadata = p.s.stamps.none
+		return r, nil
 	}
 	p.pol = pol
 	p.log = nil // with the policy from now on
-	hasBody := !p.reqEnded
-	p.needKeyID = !pol.response.empty() || (hasBody && !pol.request.empty())
-	if hasBody && !pol.request.empty() {
-		if !p.headers.isJSON() {
-			return nil, newError(kindMediaType, phaseRequest, "request content-type must be application/json", nil)
-		}
-		if !p.headers.isIdentity() {
-			return nil, newError(kindMediaType, phaseRequest, "request content-encoding is not supported", nil)
+	if err := policy.CheckHeaders(p.headers.all()); err != nil {
+		return nil, err
+	}
+	req := pol.Request()
+	p.needKeyID = !pol.Response().Empty() || (hasBody && !req.Empty())
+	if hasBody {
+		// Every body on a policy route is read: it is encrypted, or inspected for tripwires, or
+		// (egress) decrypted. So it must be JSON that rkms reads the way the application will.
+		if err := p.headers.checkJSON(req.Inbound()); err != nil {
+			return nil, newError(kindMediaType, phaseRequest, "request "+err.Error(), nil)
 		}
 	}
 	if p.needKeyID {
 		switch {
-		case !pol.keyID.needsBody:
-			if p.keyID, err = pol.keyID.eval(&idSource{headers: p.headers, path: p.path}); err != nil {
+		case !pol.KeyID().NeedsBody():
+			if p.keyID, err = pol.KeyID().Eval(&policy.Source{Headers: p.headers, Path: p.path}); err != nil {
 				return nil, err
 			}
 		case !hasBody:
@@ -165,11 +172,14 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 		}
 	}
 	var mut *extprocv3.HeaderMutation
-	if !pol.response.empty() {
+	if !pol.Response().Empty() {
 		mut = p.s.modes.dropAcceptEncoding
 	}
-	needBody := hasBody && (!pol.request.empty() || (p.needKeyID && pol.keyID.needsBody))
-	return p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(needBody)][b2i(!pol.response.empty())]), nil
+	r := p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())])
+	if !hasBody {
+		r.DynamicMetadata = p.s.stamps.of(pol) // the last request message rkms answers
+	}
+	return r, nil
 }
 
 func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
@@ -190,50 +200,87 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large", nil)
 	}
 	if p.needKeyID && p.keyID == "" {
-		id, err := p.pol.keyID.eval(&idSource{headers: p.headers, path: p.path, body: body})
+		id, err := p.pol.KeyID().Eval(&policy.Source{Headers: p.headers, Path: p.path, Body: body})
 		if err != nil {
 			return nil, err
 		}
 		p.keyID = id
 	}
-	if p.pol.request.empty() || len(body) == 0 {
-		return p.bresp.fill(phaseRequest, nil), nil
-	}
-	out, buf, n, err := p.s.transform(ctx, phaseRequest, p.pol, &p.pol.request, p.keyID, p.requestID(), body, &p.scratch)
+	out, n, err := p.body(ctx, phaseRequest, p.pol.Request(), body)
 	if err != nil {
 		return nil, err
 	}
-	p.lend(buf)
-	p.debug("request body transformed", "values", n)
 	if n == 0 {
-		return p.bresp.fill(phaseRequest, nil), nil
+		return p.stamped(p.bresp.fill(phaseRequest, nil)), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		// Envoy holds the replaced body in the same buffer: over its limit it would answer a
 		// bare 413 itself. Say why instead.
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
 	}
-	return p.bresp.fill(phaseRequest, out), nil
+	return p.stamped(p.bresp.fill(phaseRequest, out)), nil
+}
+
+// stamped adds the stamp that tells Envoy's filters after ext_proc that rkms processed the
+// request (see [StampNamespace]) to the answer to the last request message.
+func (p *processor) stamped(r *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	r.DynamicMetadata = p.s.stamps.of(p.pol)
+	return r
+}
+
+// body transforms one body of the stream's policy in direction fs, inspecting it for
+// tripwires when it goes to the application. It returns the new body and how many values
+// changed; when that is 0 the body is unchanged and out is nil.
+func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body []byte) ([]byte, int, error) {
+	if len(body) == 0 {
+		return nil, 0, nil
+	}
+	var guard *policy.Guard
+	if fs.Inbound() {
+		g := p.pol.Guard(body)
+		guard = &g
+	}
+	if fs.Empty() {
+		if guard == nil {
+			return nil, 0, nil
+		}
+		if _, err := fs.Plan().Inspect(body, guard.Check); err != nil {
+			return nil, 0, classify(ph, err)
+		}
+		return nil, 0, nil
+	}
+	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, guard, p.keyID, p.requestID(), body, &p.scratch)
+	if err != nil {
+		return nil, 0, err
+	}
+	p.lend(buf)
+	p.debug(ph.String()+" body transformed", "values", n)
+	return out, n, nil
 }
 
 func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	switch {
-	case !p.reqHeaders:
-		return nil, protocolError("response headers before request headers")
 	case p.respHeaders:
 		return nil, protocolError("response headers received twice")
+	case !p.reqHeaders:
+		// Envoy refused the request before ext_proc saw it (a malformed path, an upgrade it does
+		// not route) and runs its own reply through the response path. Nothing reached the
+		// application and the reply holds nothing to open: pass it. Clients can cause this at
+		// will, so it is logged at debug level only.
+		p.respHeaders, p.localReply = true, true
+		p.respEnded = h.GetEndOfStream()
+		p.debug("Envoy's own reply to a request ext_proc never saw: passed unchanged")
+		return p.hresp.fill(phaseResponse, nil, p.s.modes.passThrough), nil
 	}
 	p.respHeaders = true
 	p.respEnded = h.GetEndOfStream()
-	if p.pol == nil || p.pol.response.empty() || p.respEnded {
+	if p.pol == nil || p.pol.Response().Empty() || p.respEnded {
 		return p.hresp.fill(phaseResponse, nil, nil), nil
 	}
 	p.respHdrs = parseHeadersInto(p.respHdrs, h.GetHeaders())
 	hm := p.respHdrs
-	if !hm.isJSON() {
-		if p.pol.response.encrypts {
-			return nil, newError(kindMediaType, phaseResponse, "upstream response is not JSON", nil)
-		}
+	resp := p.pol.Response()
+	if !hm.isJSON() && !resp.Encrypts() {
 		// Decrypting only: a body that is not JSON holds no field to open, and passing it
 		// reveals nothing. This also lets Envoy's own local replies (text/plain 413, 503, ...),
 		// which run through the response path of ext_proc, reach the client.
@@ -241,14 +288,16 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		p.debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
 		return p.hresp.fill(phaseResponse, nil, nil), nil
 	}
-	if !hm.isIdentity() {
-		return nil, newError(kindMediaType, phaseResponse, "upstream response is compressed", nil)
+	if err := hm.checkJSON(resp.Inbound()); err != nil {
+		return nil, newError(kindMediaType, phaseResponse, "upstream response "+err.Error(), nil)
 	}
 	return p.hresp.fill(phaseResponse, nil, nil), nil
 }
 
 func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	switch {
+	case p.localReply:
+		return p.bresp.fill(phaseResponse, nil), nil
 	case !p.reqHeaders:
 		return nil, protocolError("response body before request headers")
 	case p.respEnded:
@@ -257,7 +306,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, protocolError("second response body message (only the BUFFERED body mode is supported)")
 	}
 	p.respBody = true
-	if p.pol == nil || p.pol.response.empty() || p.respPass {
+	if p.pol == nil || p.pol.Response().Empty() || p.respPass {
 		return p.bresp.fill(phaseResponse, nil), nil
 	}
 	if !p.respHeaders {
@@ -274,12 +323,10 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, newError(kindInternal, phaseResponse, "internal error",
 			fmt.Errorf("response body before the request body that names the key id"))
 	}
-	out, buf, n, err := p.s.transform(ctx, phaseResponse, p.pol, &p.pol.response, p.keyID, p.requestID(), body, &p.scratch)
+	out, n, err := p.body(ctx, phaseResponse, p.pol.Response(), body)
 	if err != nil {
 		return nil, err
 	}
-	p.lend(buf)
-	p.debug("response body transformed", "values", n)
 	if n == 0 {
 		return p.bresp.fill(phaseResponse, nil), nil
 	}
@@ -290,7 +337,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 }
 
 func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
-	if !p.reqHeaders {
+	if !p.reqHeaders && !p.localReply {
 		return nil, protocolError("%s trailers before request headers", ph)
 	}
 	return trailersResponse(ph), nil
@@ -306,7 +353,7 @@ func (p *processor) logger() *slog.Logger {
 			l = l.With("request_id", p.requestID())
 		}
 		if p.pol != nil {
-			l = l.With("policy", p.pol.name)
+			l = l.With("policy", p.pol.Name())
 		}
 		p.log = l
 	}

@@ -10,6 +10,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 
 	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 const patient = `{"name":"Ada","ssn":"123-45-6789","contact":{"email":"ada@example.com","phone":"555-0100"},` +
@@ -278,21 +279,45 @@ func TestDeterministicAndPathKey(t *testing.T) {
 }
 
 func TestRotationAndLegacyValues(t *testing.T) {
-	e := newTestEnv(t, Options{})
-	e.mustDo(jsonReq("POST", "/patients", "t1", `{"ssn":"111-11-1111"}`), 201)
-	e.keys.rotate("tenant-t1")
-	e.mustDo(jsonReq("POST", "/patients", "t1", `{"ssn":"222-22-2222"}`), 201)
-	e.app.Put("patients", "3", []byte(`{"id":"3","ssn":"333-33-3333","contact":{"email":null},"cards":[{"number":42}]}`))
-	x := e.mustDo(jsonReq("GET", "/patients", "t1", ""), 200)
-	want := `{"items":[{"id":"1","ssn":"111-11-1111"},{"id":"2","ssn":"222-22-2222"},` +
-		`{"id":"3","ssn":"333-33-3333","contact":{"email":null},"cards":[{"number":42}]}]}`
-	if string(x.client.body) != want {
-		t.Errorf("got  %s\nwant %s", x.client.body, want)
-	}
-	rec2, _ := e.app.Record("patients", "2")
-	if h, _ := envelope.Parse([]byte(field(t, rec2, "ssn").(string))); h.KeyVersion != 2 {
-		t.Errorf("record 2 sealed with version %d, want 2", h.KeyVersion)
-	}
+	legacy := `{"id":"3","ssn":"333-33-3333","contact":{"email":null},"cards":[{"number":42}]}`
+	t.Run("rotation", func(t *testing.T) {
+		e := newTestEnv(t, Options{})
+		e.mustDo(jsonReq("POST", "/patients", "t1", `{"ssn":"111-11-1111"}`), 201)
+		e.keys.rotate("tenant-t1")
+		e.mustDo(jsonReq("POST", "/patients", "t1", `{"ssn":"222-22-2222"}`), 201)
+		x := e.mustDo(jsonReq("GET", "/patients", "t1", ""), 200)
+		if want := `{"items":[{"id":"1","ssn":"111-11-1111"},{"id":"2","ssn":"222-22-2222"}]}`; string(x.client.body) != want {
+			t.Errorf("got  %s\nwant %s", x.client.body, want)
+		}
+		rec2, _ := e.app.Record("patients", "2")
+		if h, _ := envelope.Parse([]byte(field(t, rec2, "ssn").(string))); h.KeyVersion != 2 {
+			t.Errorf("record 2 sealed with version %d, want 2", h.KeyVersion)
+		}
+	})
+	t.Run("legacy plaintext refused by default", func(t *testing.T) {
+		e := newTestEnv(t, Options{})
+		e.app.Put("patients", "3", []byte(legacy))
+		x := e.do(envoyCfg{}, jsonReq("GET", "/patients/3", "t1", ""))
+		if x.client.status != 502 || errorMessage(t, x) != "field $.ssn holds plaintext where a ciphertext is expected" {
+			t.Fatalf("status %d body %s", x.client.status, x.client.body)
+		}
+		if bytes.Contains(x.client.body, []byte("333-33")) {
+			t.Fatalf("the refusal echoes the value: %s", x.client.body)
+		}
+	})
+	t.Run("legacy_plaintext pass", func(t *testing.T) {
+		obs := &recObserver{}
+		e := newTestEnvWith(t, Options{Observer: obs}, func(ps []policy.Config) { ps[0].LegacyPlaintext = "pass" })
+		e.app.Put("patients", "3", []byte(legacy))
+		x := e.mustDo(jsonReq("GET", "/patients/3", "t1", ""), 200)
+		if string(x.client.body) != legacy {
+			t.Errorf("got  %s\nwant %s", x.client.body, legacy)
+		}
+		if _, fields, _ := obs.take(); fields["patients/legacy_plaintext"] != 2 {
+			n := fields["patients/legacy_plaintext"]
+			t.Errorf("legacy_plaintext counted %d, want 2 (ssn and the number; null is not plaintext)", n)
+		}
+	})
 }
 
 func TestEgress(t *testing.T) {

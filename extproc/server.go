@@ -9,6 +9,8 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // Defaults for [Options].
@@ -55,8 +57,8 @@ type Options struct {
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
-	policies []*policy
-	byName   map[string]*policy
+	policies *policy.Set
+	stamps   stamps
 	keys     Keys
 	opts     Options
 	log      *slog.Logger
@@ -71,7 +73,7 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
 // NewServer compiles policies (every problem is reported, naming the policy and field) and
 // returns a server that seals and opens fields with keys.
-func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error) {
+func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, error) {
 	if keys == nil {
 		return nil, fmt.Errorf("new ext_proc server: keys are required")
 	}
@@ -94,15 +96,11 @@ func NewServer(policies []PolicyConfig, keys Keys, opts Options) (*Server, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	compiled, err := compilePolicies(policies)
+	compiled, err := policy.Compile(policies)
 	if err != nil {
 		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
-	s := &Server{policies: compiled, byName: map[string]*policy{}, keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes()}
-	for _, p := range compiled {
-		s.byName[p.name] = p
-	}
-	return s, nil
+	return &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes()}, nil
 }
 
 // Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].
@@ -116,22 +114,4 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20),
 		grpc.MaxConcurrentStreams(uint32(s.opts.MaxConcurrentStreams)),
 	}
-}
-
-// selectPolicy picks the policy named by the route, or else the first whose match rules select
-// the request. It returns nil when no policy applies; an unknown name is an error (fail closed).
-func (s *Server) selectPolicy(named, method, path string) (*policy, error) {
-	if named != "" {
-		if p, ok := s.byName[named]; ok {
-			return p, nil
-		}
-		return nil, newError(kindPolicy, phaseRequest, "policy configuration error",
-			fmt.Errorf("route names policy %q, which is not configured", named))
-	}
-	for _, p := range s.policies {
-		if p.match(method, path) {
-			return p, nil
-		}
-	}
-	return nil, nil
 }

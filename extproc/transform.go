@@ -11,6 +11,7 @@ import (
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // transformer seals and opens the selected fields of one body. It lives for one body only: the
@@ -20,26 +21,29 @@ type transformer struct {
 	phase    phase
 	mode     envelope.Mode
 	keyID    string
-	ops      map[*jsonfield.Selector]op
+	fields   *policy.Fields
+	legacy   bool                    // legacy plaintext passes at decrypt paths
+	passed   int                     // legacy plaintext values passed
 	current  envelope.Key            // current.Secret is nil until the first seal looks it up
 	version  envelope.Key            // the last version opened (most bodies use one)
 	versions map[uint32]envelope.Key // the others
 	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
 }
 
-// transform rewrites body with jsonfield.Rewrite. It returns the new body, the pooled buffer that
+// transform rewrites body with jsonfield's RewriteChecked, running guard's tripwires first when
+// guard is not nil. It returns the new body, the pooled buffer that
 // backs it (to be given back with bodies.put once the body has been sent) and how many values were
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
 //
 // scratch is the caller's buffer for one field's replacement, grown as needed; it may hold a
 // field's plaintext, and is cleared before transform returns.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *fieldSet, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, guard *policy.Guard, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
 	kctx := withKeyTimeout(ctx, s.opts.KeyTimeout)
 	defer kctx.stop()
 	kctx.reqID = reqID
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.mode, keyID: keyID, ops: fs.ops, scratch: (*scratch)[:0]}
+	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, fields: fs, legacy: pol.LegacyPlaintextPasses(), scratch: (*scratch)[:0]}
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		*scratch = t.scratch[:0]
@@ -47,7 +51,11 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
 	orig := *buf
-	out, _, err = fs.plan.Rewrite(orig, body,
+	var check func(*jsonfield.Outside) error
+	if guard != nil {
+		check = guard.Check
+	}
+	out, _, err = fs.Plan().RewriteChecked(orig, body, check,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			if selected++; selected > s.opts.MaxFields {
 				// Each value costs a seal or an open: bound the work one body can ask for.
@@ -55,17 +63,18 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 			}
 			var repl []byte
 			var err error
-			switch t.ops[f.Selector] {
-			case opEncrypt:
+			o := fs.Op(f)
+			switch o {
+			case policy.Encrypt:
 				repl, err = t.seal(ctx, f, raw)
-			case opDecrypt:
+			case policy.Decrypt:
 				repl, err = t.open(ctx, f, raw)
 			default:
 				err = fmt.Errorf("selector %s has no operation", f.Selector)
 			}
 			if err == nil && !bytes.Equal(repl, raw) {
 				changed++
-				if t.ops[f.Selector] == opEncrypt {
+				if o == policy.Encrypt {
 					sealed++
 				}
 			}
@@ -73,6 +82,9 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 		})
 	clearIfLeft(orig, out) // the body outgrew the pooled buffer (sealing many short values)
 	*buf = out
+	if err == nil {
+		s.observeFields(pol, sealed, changed-sealed, t.passed)
+	}
 	if err != nil || changed == 0 {
 		s.bodies.put(buf)
 		if err != nil {
@@ -80,7 +92,6 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy, fs *field
 		}
 		return nil, nil, 0, nil
 	}
-	s.observeFields(pol, sealed, changed-sealed)
 	return out, buf, changed, nil
 }
 
@@ -109,13 +120,21 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 	return out, nil
 }
 
-// open replaces the JSON string of a ciphertext by the JSON text it protects. Values that are
-// not rkms ciphertexts pass unchanged. A ciphertext sealed under another key id than the one
-// the policy computes for this request is refused: no cross-tenant decryption.
+// open replaces the JSON string of a ciphertext by the JSON text it protects. A value that is
+// not an rkms ciphertext is refused, unless it is null or the policy lets legacy plaintext
+// pass. A ciphertext sealed under another key id than the one the policy computes for this
+// request is refused: no cross-tenant decryption.
 func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) ([]byte, error) {
 	text, ok := jsonString(raw)
 	if !ok || !envelope.IsCiphertext(text) {
-		return raw, nil
+		switch {
+		case string(raw) == "null":
+			return raw, nil
+		case t.legacy:
+			t.passed++
+			return raw, nil
+		}
+		return nil, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" holds plaintext where a ciphertext is expected", nil)
 	}
 	version, err := envelope.KeyVersionFor(text, t.keyID)
 	if errors.Is(err, envelope.ErrKeyMismatch) {

@@ -1,120 +1,116 @@
-package extproc
+package policy
 
 import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
-// PolicyConfig is one entry of the `policies:` list of the configuration file. See the package
-// documentation for the meaning of every field.
-type PolicyConfig struct {
-	Name     string          `yaml:"name"`
-	Match    MatchConfig     `yaml:"match"`
-	KeyID    string          `yaml:"key_id"`
-	Request  DirectionConfig `yaml:"request"`
-	Response DirectionConfig `yaml:"response"`
-	Mode     string          `yaml:"mode"` // "randomized" (default) or "deterministic"
-	// CaseSensitive makes member names match exactly. By default they match under Unicode
-	// case folding, the way Go's encoding/json binds keys, so that {"SSN": ...} cannot slip a
-	// value past $.ssn to an application that reads keys case-insensitively.
-	CaseSensitive bool `yaml:"case_sensitive"`
-}
-
-// MatchConfig selects the requests a policy applies to when Envoy does not name the policy.
-// An empty MatchConfig matches nothing: the policy is then used only when a route names it.
-type MatchConfig struct {
-	PathPrefix string   `yaml:"path_prefix"` // prefix of the path without the query, starts with "/"
-	Methods    []string `yaml:"methods"`     // empty: every method
-}
-
-// DirectionConfig lists the fields to encrypt and to decrypt in one direction (request or response).
-type DirectionConfig struct {
-	Encrypt []FieldConfig `yaml:"encrypt"`
-	Decrypt []FieldConfig `yaml:"decrypt"`
-}
-
-// FieldConfig is one selected field. In YAML it is either a selector string ("$.ssn") or a
-// mapping {path: "$.ssn", label: "ssn"}. An empty Label means the selector's default label.
-type FieldConfig struct {
-	Path  string `yaml:"path"`
-	Label string `yaml:"label"`
-}
-
-// UnmarshalYAML accepts a plain selector string or a {path, label} mapping.
-func (f *FieldConfig) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		*f = FieldConfig{}
-		return n.Decode(&f.Path)
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i].Value; k != "path" && k != "label" {
-				return fmt.Errorf("line %d: unknown field selector key %q (want path, label)", n.Content[i].Line, k)
-			}
-		}
-		type plain FieldConfig
-		var p plain
-		if err := n.Decode(&p); err != nil {
-			return err
-		}
-		*f = FieldConfig(p)
-		return nil
-	default:
-		return fmt.Errorf("line %d: a field is a selector string or a {path, label} mapping", n.Line)
-	}
-}
-
-// op is what a field gets: sealed or opened.
-type op uint8
+// Op is what a selected field gets.
+type Op uint8
 
 const (
-	opEncrypt op = iota + 1
-	opDecrypt
+	// Encrypt seals the value.
+	Encrypt Op = iota + 1
+	// Decrypt opens a ciphertext.
+	Decrypt
 )
 
-// fieldSet is the compiled field list of one direction.
-type fieldSet struct {
-	plan     *jsonfield.Plan            // nil: no fields
-	ops      map[*jsonfield.Selector]op // keyed by selector: Rewrite hands back the field it matched
-	encrypts bool                       // some field is sealed (plaintext must not pass unchecked)
+func (o Op) String() string {
+	switch o {
+	case Encrypt:
+		return "encrypt"
+	case Decrypt:
+		return "decrypt"
+	}
+	return "none"
 }
 
-func (fs *fieldSet) empty() bool { return fs.plan == nil }
+// Fields is the compiled field list of one direction of a policy.
+type Fields struct {
+	plan     *jsonfield.Plan // never nil: an empty plan when there are no fields
+	ops      map[*jsonfield.Selector]Op
+	n        int
+	encrypts bool // some field is sealed
+	decrypts bool // some field is opened
+	inbound  bool // bodies in this direction go to the application: tripwires apply
+}
 
-// policy is a compiled PolicyConfig.
-type policy struct {
+// Empty reports whether the direction has no field to encrypt or decrypt.
+func (fs *Fields) Empty() bool { return fs.n == 0 }
+
+// Plan returns the compiled selectors of the direction (an empty plan when there are none).
+func (fs *Fields) Plan() *jsonfield.Plan { return fs.plan }
+
+// Op returns what field f of the plan gets.
+func (fs *Fields) Op(f *jsonfield.Field) Op { return fs.ops[f.Selector] }
+
+// Encrypts reports whether some field of the direction is sealed.
+func (fs *Fields) Encrypts() bool { return fs.encrypts }
+
+// Inbound reports whether bodies in this direction go to the application: request bodies of
+// ingress policies (all but those whose requests decrypt), and response bodies that the policy
+// encrypts (egress). Tripwires guard inbound bodies; they must be JSON in UTF-8.
+func (fs *Fields) Inbound() bool { return fs.inbound }
+
+// Policy is a compiled [Config]. It is immutable and safe for concurrent use.
+type Policy struct {
 	name     string
-	prefix   string
+	prefix   string          // canonical path prefix; ASCII-folded unless caseSens
+	loose    string          // prefix in the loose form (see looseForm)
 	methods  map[string]bool // nil: every method
 	matches  bool            // false: selected only by name
-	keyID    *keyIDTemplate
+	caseSens bool
+	keyID    *KeyID
 	mode     envelope.Mode
-	request  fieldSet
-	response fieldSet
+	request  Fields
+	response Fields
+	tagged   map[string]string // folded member name -> label, for the tripwire
+	allow    *jsonfield.Plan   // nil: nothing allowed
+	legacy   bool              // legacy plaintext passes at decrypt paths
 }
+
+// Name returns the policy's name.
+func (p *Policy) Name() string { return p.name }
+
+// Mode returns the encryption mode of the fields the policy seals.
+func (p *Policy) Mode() envelope.Mode { return p.mode }
+
+// KeyID returns the key id template.
+func (p *Policy) KeyID() *KeyID { return p.keyID }
+
+// Request returns the fields of request bodies.
+func (p *Policy) Request() *Fields { return &p.request }
+
+// Response returns the fields of response bodies.
+func (p *Policy) Response() *Fields { return &p.response }
+
+// LegacyPlaintextPasses reports whether a value that is not a ciphertext passes unchanged at a
+// decrypt path (legacy_plaintext: pass) instead of failing the message.
+func (p *Policy) LegacyPlaintextPasses() bool { return p.legacy }
 
 var policyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// CheckPolicies reports every problem in policies (each error names the policy and the field),
-// or nil. It is what NewServer runs; `rkms config check` can call it without keys.
-func CheckPolicies(policies []PolicyConfig) error {
-	_, err := compilePolicies(policies)
+// Check reports every problem in cfgs (each error names the policy and the field), or nil.
+// It is what [Compile] runs; `rkms config check` calls it without keys.
+func Check(cfgs []Config) error {
+	_, err := Compile(cfgs)
 	return err
 }
 
-func compilePolicies(cfgs []PolicyConfig) ([]*policy, error) {
+// Compile checks and compiles policies into a [Set]. Every problem is reported, naming the
+// policy and the field.
+func Compile(cfgs []Config) (*Set, error) {
 	var errs []error
 	seen := map[string]bool{}
-	out := make([]*policy, 0, len(cfgs))
+	out := &Set{byName: map[string]*Policy{}}
 	for i := range cfgs {
-		p, perrs := compilePolicy(&cfgs[i])
+		p, perrs := compile(&cfgs[i])
 		name := fmt.Sprintf("policies[%d]", i)
 		if cfgs[i].Name != "" {
 			name = fmt.Sprintf("policy %q", cfgs[i].Name)
@@ -127,7 +123,8 @@ func compilePolicies(cfgs []PolicyConfig) ([]*policy, error) {
 		}
 		seen[cfgs[i].Name] = true
 		if p != nil {
-			out = append(out, p)
+			out.list = append(out.list, p)
+			out.byName[p.name] = p
 		}
 	}
 	if len(errs) > 0 {
@@ -136,18 +133,19 @@ func compilePolicies(cfgs []PolicyConfig) ([]*policy, error) {
 	return out, nil
 }
 
-func compilePolicy(c *PolicyConfig) (*policy, []error) {
+func compile(c *Config) (*Policy, []error) {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	p := &policy{name: c.Name, mode: envelope.Randomized}
+	p := &Policy{name: c.Name, mode: envelope.Randomized, caseSens: c.CaseSensitive}
 	if !policyNameRE.MatchString(c.Name) {
 		fail("name: must be 1..128 characters of [A-Za-z0-9._-] starting with a letter or digit")
 	}
 	if pp := c.Match.PathPrefix; pp != "" {
-		if !strings.HasPrefix(pp, "/") || strings.ContainsAny(pp, "?# \t") {
-			fail("match.path_prefix: %q must start with \"/\" and hold no query, fragment or space", pp)
+		canon, ok := canonicalPrefix(pp)
+		if !ok {
+			fail("match.path_prefix: %q must start with \"/\" and be a canonical path: no query, fragment, space, percent escape, backslash, dot segment or repeated slash", pp)
 		}
-		p.prefix, p.matches = pp, true
+		p.prefix, p.matches = canon, true
 	}
 	if len(c.Match.Methods) > 0 {
 		p.methods, p.matches = map[string]bool{}, true
@@ -161,12 +159,25 @@ func compilePolicy(c *PolicyConfig) (*policy, []error) {
 			p.methods[strings.ToUpper(m)] = true
 		}
 	}
+	if p.matches {
+		p.loose = foldLoose(p.prefix, !p.caseSens)
+		if !p.caseSens {
+			p.prefix = asciiUpper(p.prefix)
+		}
+	}
 	switch c.Mode {
 	case "", "randomized":
 	case "deterministic":
 		p.mode = envelope.Deterministic
 	default:
 		fail("mode: %q is not \"randomized\" or \"deterministic\"", c.Mode)
+	}
+	switch c.LegacyPlaintext {
+	case "", "refuse":
+	case "pass":
+		p.legacy = true
+	default:
+		fail("legacy_plaintext: %q is not \"refuse\" or \"pass\"", c.LegacyPlaintext)
 	}
 	if c.KeyID == "" {
 		fail("key_id: required")
@@ -176,13 +187,48 @@ func compilePolicy(c *PolicyConfig) (*policy, []error) {
 		p.keyID = t
 	}
 	opts := jsonfield.Options{FoldCase: !c.CaseSensitive}
+	var reqFields, respFields []compiledField
 	var ferrs []error
-	p.request, ferrs = compileFields("request", &c.Request, opts)
+	p.request, reqFields, ferrs = compileFields("request", &c.Request, opts)
 	errs = append(errs, ferrs...)
-	p.response, ferrs = compileFields("response", &c.Response, opts)
+	p.response, respFields, ferrs = compileFields("response", &c.Response, opts)
 	errs = append(errs, ferrs...)
-	if p.request.empty() && p.response.empty() && len(errs) == 0 {
+	if p.request.Empty() && p.response.Empty() && len(errs) == 0 {
 		fail("request, response: no fields to encrypt or decrypt")
+	}
+	// Request bodies go to the application unless the policy decrypts them (egress: the app
+	// sends ciphertexts out); response bodies go to the application when the policy seals them.
+	p.request.inbound = !p.request.decrypts
+	p.response.inbound = p.response.encrypts
+	if !c.DecryptOnly {
+		errs = append(errs, checkCovered("request", reqFields, respFields, !c.CaseSensitive)...)
+		errs = append(errs, checkCovered("response", respFields, reqFields, !c.CaseSensitive)...)
+	}
+	p.tagged = map[string]string{}
+	for _, f := range append(slices.Clone(reqFields), respFields...) {
+		for _, name := range []string{f.Label, f.Selector.DefaultLabel()} {
+			if name != "" {
+				p.tagged[string(jsonfield.Fold(nil, []byte(name)))] = f.Label
+			}
+		}
+	}
+	if len(c.Allow) > 0 {
+		var allowed []jsonfield.Field
+		for i, a := range c.Allow {
+			sel, err := jsonfield.ParseSelector(a)
+			if err != nil {
+				fail("allow[%d]: selector %q: %w", i, a, err)
+				continue
+			}
+			allowed = append(allowed, jsonfield.Field{Selector: sel, Label: "allow"})
+		}
+		if len(allowed) == len(c.Allow) {
+			plan, err := jsonfield.NewPlan(allowed, opts)
+			if err != nil {
+				fail("allow: %w", err)
+			}
+			p.allow = plan
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -190,12 +236,19 @@ func compilePolicy(c *PolicyConfig) (*policy, []error) {
 	return p, nil
 }
 
-func compileFields(dir string, d *DirectionConfig, opts jsonfield.Options) (fieldSet, []error) {
+type compiledField struct {
+	jsonfield.Field
+	op    Op
+	where string
+}
+
+func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []compiledField, []error) {
 	var errs []error
 	var fields []jsonfield.Field
-	fs := fieldSet{ops: map[*jsonfield.Selector]op{}}
+	var out []compiledField
+	fs := Fields{ops: map[*jsonfield.Selector]Op{}}
 	seen := map[string]string{}
-	add := func(list string, o op, cfgs []FieldConfig) {
+	add := func(list string, o Op, cfgs []Field) {
 		for i, fc := range cfgs {
 			where := fmt.Sprintf("%s.%s[%d]", dir, list, i)
 			sel, err := jsonfield.ParseSelector(fc.Path)
@@ -220,30 +273,52 @@ func compileFields(dir string, d *DirectionConfig, opts jsonfield.Options) (fiel
 				continue
 			}
 			seen[sel.String()] = where
-			fields = append(fields, jsonfield.Field{Selector: sel, Label: label})
+			f := jsonfield.Field{Selector: sel, Label: label}
+			fields = append(fields, f)
+			out = append(out, compiledField{Field: f, op: o, where: where})
 			fs.ops[sel] = o
-			fs.encrypts = fs.encrypts || o == opEncrypt
+			fs.encrypts = fs.encrypts || o == Encrypt
+			fs.decrypts = fs.decrypts || o == Decrypt
 		}
 	}
-	add("encrypt", opEncrypt, d.Encrypt)
-	add("decrypt", opDecrypt, d.Decrypt)
-	if len(errs) > 0 || len(fields) == 0 {
-		return fs, errs
-	}
+	add("encrypt", Encrypt, d.Encrypt)
+	add("decrypt", Decrypt, d.Decrypt)
+	fs.n = len(fields)
 	plan, err := jsonfield.NewPlan(fields, opts)
 	if err != nil {
-		return fs, []error{fmt.Errorf("%s: %w", dir, err)}
+		errs = append(errs, fmt.Errorf("%s: %w", dir, err))
 	}
 	fs.plan = plan
-	return fs, nil
+	return fs, out, errs
 }
 
-// match reports whether the policy's own rules select a request.
-func (p *policy) match(method, path string) bool {
-	if !p.matches || !strings.HasPrefix(path, p.prefix) {
-		return false
+// checkCovered reports each field of one direction that decrypts a value the other direction
+// never encrypts: an encrypted field of the other direction with the same label must select
+// every value the decrypted one can select. Otherwise a client could store a stolen ciphertext
+// where the request leaves values alone and have the response decrypt it (an oracle).
+func checkCovered(dir string, fields, other []compiledField, fold bool) []error {
+	var errs []error
+	for _, d := range fields {
+		if d.op != Decrypt {
+			continue
+		}
+		covered := false
+		for _, e := range other {
+			if e.op == Encrypt && e.Label == d.Label && e.Selector.Covers(d.Selector, fold) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			otherDir := "response"
+			if dir == "response" {
+				otherDir = "request"
+			}
+			errs = append(errs, fmt.Errorf("%s: decrypts %s (label %q), which no %s.encrypt selector with that label covers: "+
+				"encrypt it there too (for example with a $.. selector), or set decrypt_only: true if another route seals it", d.where, d.Selector, d.Label, otherDir))
+		}
 	}
-	return p.methods == nil || p.methods[method]
+	return errs
 }
 
 // isToken reports whether s is a non-empty HTTP token (RFC 9110 tchar).

@@ -1,4 +1,4 @@
-package extproc
+package policy
 
 import (
 	"strings"
@@ -19,33 +19,34 @@ response:
 mode: deterministic
 case_sensitive: true
 `
-	var pc PolicyConfig
+	var pc Config
 	if err := yaml.Unmarshal([]byte(src), &pc); err != nil {
 		t.Fatal(err)
 	}
-	want := PolicyConfig{Name: "p", Match: MatchConfig{PathPrefix: "/a", Methods: []string{"get", "POST"}}, KeyID: "k-{header:X-Tenant}",
-		Request:  DirectionConfig{Encrypt: []FieldConfig{{Path: "$.ssn"}, {Path: "$.cards[*]", Label: "card"}}},
-		Response: DirectionConfig{Decrypt: []FieldConfig{{Path: "$.ssn"}}}, Mode: "deterministic", CaseSensitive: true}
+	want := Config{Name: "p", Match: Match{PathPrefix: "/a", Methods: []string{"get", "POST"}}, KeyID: "k-{header:X-Tenant}",
+		Request:  Direction{Encrypt: []Field{{Path: "$.ssn"}, {Path: "$.cards[*]", Label: "card"}}},
+		Response: Direction{Decrypt: []Field{{Path: "$.ssn"}}}, Mode: "deterministic", CaseSensitive: true}
 	if got, exp := yamlString(t, pc), yamlString(t, want); got != exp {
 		t.Fatalf("decoded\n%s\nwant\n%s", got, exp)
 	}
-	ps, err := compilePolicies([]PolicyConfig{pc})
+	ps, err := Compile([]Config{pc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := ps[0]
+	p := ps.Policies()[0]
 	for _, tc := range []struct {
 		method, path string
 		want         bool
 	}{
 		{"GET", "/a", true}, {"POST", "/a/b", true}, {"PUT", "/a", false}, {"GET", "/b", false}, {"GET", "/", false},
 	} {
-		if got := p.match(tc.method, tc.path); got != tc.want {
+		got, _, err := ps.Select("", Request{Method: tc.method, Path: tc.path})
+		if (got == p) != tc.want || err != nil {
 			t.Errorf("match(%s %s) = %v, want %v", tc.method, tc.path, got, tc.want)
 		}
 	}
-	if p.keyID.String() != "k-{header:x-tenant}" || !p.request.encrypts || p.response.encrypts {
-		t.Errorf("compiled policy: key id %s, request encrypts %v, response encrypts %v", p.keyID, p.request.encrypts, p.response.encrypts)
+	if p.KeyID().String() != "k-{header:x-tenant}" || !p.Request().Encrypts() || p.Response().Encrypts() {
+		t.Errorf("compiled policy: key id %s, request encrypts %v, response encrypts %v", p.KeyID(), p.Request().Encrypts(), p.Response().Encrypts())
 	}
 }
 
@@ -62,7 +63,7 @@ func TestPolicyYAMLErrors(t *testing.T) {
 		`request: {encrypt: [{path: "$.a", lable: x}]}`,
 		`request: {encrypt: [[1]]}`,
 	} {
-		var pc PolicyConfig
+		var pc Config
 		if err := yaml.Unmarshal([]byte(src), &pc); err == nil {
 			t.Errorf("%s: decoded without error", src)
 		}
@@ -70,35 +71,35 @@ func TestPolicyYAMLErrors(t *testing.T) {
 }
 
 func TestCheckPolicies(t *testing.T) {
-	ok := func() PolicyConfig {
-		return PolicyConfig{Name: "p", KeyID: "k", Request: DirectionConfig{Encrypt: []FieldConfig{{Path: "$.a"}}}}
+	ok := func() Config {
+		return Config{Name: "p", KeyID: "k", Request: Direction{Encrypt: []Field{{Path: "$.a"}}}}
 	}
-	with := func(f func(*PolicyConfig)) []PolicyConfig { p := ok(); f(&p); return []PolicyConfig{p} }
+	with := func(f func(*Config)) []Config { p := ok(); f(&p); return []Config{p} }
 	for _, tc := range []struct {
 		name     string
-		policies []PolicyConfig
+		policies []Config
 		want     []string // substrings of the error, each naming the policy and field
 	}{
-		{"valid", []PolicyConfig{ok()}, nil},
-		{"no name", with(func(p *PolicyConfig) { p.Name = "" }), []string{"policies[0]: name:"}},
-		{"bad name", with(func(p *PolicyConfig) { p.Name = "a b" }), []string{`policy "a b": name:`}},
-		{"duplicate", []PolicyConfig{ok(), ok()}, []string{`policy "p": name: duplicate`}},
-		{"prefix", with(func(p *PolicyConfig) { p.Match.PathPrefix = "a" }), []string{`policy "p": match.path_prefix`}},
-		{"prefix with query", with(func(p *PolicyConfig) { p.Match.PathPrefix = "/a?b" }), []string{"match.path_prefix"}},
-		{"method", with(func(p *PolicyConfig) { p.Match.Methods = []string{"GET", "P T"} }), []string{"match.methods[1]"}},
-		{"mode", with(func(p *PolicyConfig) { p.Mode = "fast" }), []string{`policy "p": mode:`}},
-		{"no key id", with(func(p *PolicyConfig) { p.KeyID = "" }), []string{"key_id: required"}},
-		{"bad key id", with(func(p *PolicyConfig) { p.KeyID = "a b" }), []string{"key_id: literal"}},
-		{"bad placeholder", with(func(p *PolicyConfig) { p.KeyID = "{cookie:x}" }), []string{"key_id: placeholder"}},
-		{"bad selector", with(func(p *PolicyConfig) { p.Request.Encrypt[0].Path = "$.a[" }), []string{`request.encrypt[0]: selector "$.a["`}},
-		{"no label", with(func(p *PolicyConfig) { p.Response.Decrypt = []FieldConfig{{Path: "$.a[*]"}} }), []string{"response.decrypt[0]: selector \"$.a[*]\" has no default label"}},
-		{"label too long", with(func(p *PolicyConfig) { p.Request.Encrypt[0].Label = strings.Repeat("l", 300) }), []string{"request.encrypt[0]: label"}},
-		{"listed twice", with(func(p *PolicyConfig) { p.Request.Decrypt = []FieldConfig{{Path: "$['a']"}} }), []string{"request.decrypt[0]: selector \"$['a']\" is already listed at request.encrypt[0]"}},
-		{"no fields", with(func(p *PolicyConfig) { p.Request = DirectionConfig{} }), []string{"no fields"}},
-		{"several problems reported together", with(func(p *PolicyConfig) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
+		{"valid", []Config{ok()}, nil},
+		{"no name", with(func(p *Config) { p.Name = "" }), []string{"policies[0]: name:"}},
+		{"bad name", with(func(p *Config) { p.Name = "a b" }), []string{`policy "a b": name:`}},
+		{"duplicate", []Config{ok(), ok()}, []string{`policy "p": name: duplicate`}},
+		{"prefix", with(func(p *Config) { p.Match.PathPrefix = "a" }), []string{`policy "p": match.path_prefix`}},
+		{"prefix with query", with(func(p *Config) { p.Match.PathPrefix = "/a?b" }), []string{"match.path_prefix"}},
+		{"method", with(func(p *Config) { p.Match.Methods = []string{"GET", "P T"} }), []string{"match.methods[1]"}},
+		{"mode", with(func(p *Config) { p.Mode = "fast" }), []string{`policy "p": mode:`}},
+		{"no key id", with(func(p *Config) { p.KeyID = "" }), []string{"key_id: required"}},
+		{"bad key id", with(func(p *Config) { p.KeyID = "a b" }), []string{"key_id: literal"}},
+		{"bad placeholder", with(func(p *Config) { p.KeyID = "{cookie:x}" }), []string{"key_id: placeholder"}},
+		{"bad selector", with(func(p *Config) { p.Request.Encrypt[0].Path = "$.a[" }), []string{`request.encrypt[0]: selector "$.a["`}},
+		{"no label", with(func(p *Config) { p.Response.Decrypt = []Field{{Path: "$.a[*]"}} }), []string{"response.decrypt[0]: selector \"$.a[*]\" has no default label"}},
+		{"label too long", with(func(p *Config) { p.Request.Encrypt[0].Label = strings.Repeat("l", 300) }), []string{"request.encrypt[0]: label"}},
+		{"listed twice", with(func(p *Config) { p.Request.Decrypt = []Field{{Path: "$['a']"}} }), []string{"request.decrypt[0]: selector \"$['a']\" is already listed at request.encrypt[0]"}},
+		{"no fields", with(func(p *Config) { p.Request = Direction{} }), []string{"no fields"}},
+		{"several problems reported together", with(func(p *Config) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckPolicies(tc.policies)
+			err := Check(tc.policies)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -113,22 +114,6 @@ func TestCheckPolicies(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
-			if _, err := NewServer(tc.policies, newFakeKeys(), Options{}); err == nil {
-				t.Error("NewServer accepted what CheckPolicies refused")
-			}
 		})
-	}
-}
-
-func TestNewServerOptions(t *testing.T) {
-	if _, err := NewServer(nil, nil, Options{}); err == nil {
-		t.Error("nil keys accepted")
-	}
-	if _, err := NewServer(nil, newFakeKeys(), Options{MaxBodyBytes: -1}); err == nil {
-		t.Error("negative MaxBodyBytes accepted")
-	}
-	s, err := NewServer(nil, newFakeKeys(), Options{})
-	if err != nil || s.opts.MaxBodyBytes != DefaultMaxBodyBytes || s.opts.KeyTimeout != DefaultKeyTimeout {
-		t.Errorf("defaults: %+v, %v", s.opts, err)
 	}
 }

@@ -1,8 +1,10 @@
-package extproc
+package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 
@@ -10,9 +12,10 @@ import (
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
-// keyIDTemplate computes a key id from a request: literal text plus {header:NAME},
-// {json:SELECTOR} (request body) and {path:N} (N-th path segment, 0-based) placeholders.
-type keyIDTemplate struct {
+// KeyID computes a key id from a request: literal text plus {header:NAME},
+// {json:SELECTOR} (request body) and {path:N} (N-th segment, 0-based, of the canonical path)
+// placeholders.
+type KeyID struct {
 	parts     []idPart
 	needsBody bool
 }
@@ -37,14 +40,14 @@ type idPart struct {
 // maxPathSegment bounds {path:N}; real routes are far shorter.
 const maxPathSegment = 63
 
-func parseKeyIDTemplate(s string) (*keyIDTemplate, error) {
+func parseKeyIDTemplate(s string) (*KeyID, error) {
 	if s == "" {
 		return nil, fmt.Errorf("empty key id template")
 	}
 	if len(s) > 4096 {
 		return nil, fmt.Errorf("key id template longer than 4096 bytes")
 	}
-	t := &keyIDTemplate{}
+	t := &KeyID{}
 	for rest := s; rest != ""; {
 		open := strings.IndexAny(rest, "{}")
 		if open < 0 {
@@ -77,7 +80,7 @@ func parseKeyIDTemplate(s string) (*keyIDTemplate, error) {
 		rest = rest[end+1:]
 	}
 	if t.constant() {
-		if err := validateKeyID(t.parts[0].text); err != nil {
+		if err := ValidateKeyID(t.parts[0].text); err != nil {
 			return nil, err
 		}
 	}
@@ -120,12 +123,12 @@ func parsePlaceholder(ph string) (idPart, error) {
 	}
 }
 
-func (t *keyIDTemplate) constant() bool {
+func (t *KeyID) constant() bool {
 	return len(t.parts) == 1 && t.parts[0].kind == partLiteral
 }
 
 // String renders the template in canonical form; parsing it gives the same template.
-func (t *keyIDTemplate) String() string {
+func (t *KeyID) String() string {
 	var b strings.Builder
 	for _, p := range t.parts {
 		switch p.kind {
@@ -142,35 +145,43 @@ func (t *keyIDTemplate) String() string {
 	return b.String()
 }
 
-// idSource is what a key id can be computed from.
-type idSource struct {
-	headers headerMap
-	path    string // without the query
-	body    []byte // request body; nil when the request has none
+// Headers gives the values of a request header in order. Names are lowercase.
+type Headers interface {
+	Values(name string) iter.Seq[string]
 }
 
-// eval computes the key id. Errors are procErrors of the request phase: a missing source or an
-// id that breaks the key id rule is the client's fault (400).
-func (t *keyIDTemplate) eval(src *idSource) (string, error) {
+// Source is what a key id is computed from.
+type Source struct {
+	Headers Headers
+	Path    string // the canonical path ([Canonical])
+	Body    []byte // request body; nil when the request has none
+}
+
+// NeedsBody reports whether the template reads the request body ({json:...}).
+func (t *KeyID) NeedsBody() bool { return t.needsBody }
+
+// Eval computes the key id. A missing source or an id that breaks the key id rule is an
+// [*Error] (the client's fault); a body that is not JSON wraps jsonfield.ErrInvalidJSON.
+func (t *KeyID) Eval(src *Source) (string, error) {
 	var b strings.Builder
 	for _, p := range t.parts {
 		switch p.kind {
 		case partLiteral:
 			b.WriteString(p.text)
 		case partHeader:
-			v, err := src.headers.single(p.text)
+			v, err := single(src.Headers, p.text)
 			if err != nil {
-				return "", newError(kindBadInput, phaseRequest, "key id source: header "+p.text+" "+err.Error(), nil)
+				return "", badInput("key id source: header %s %s", p.text, err)
 			}
 			b.WriteString(v)
 		case partPath:
-			seg, ok := pathSegment(src.path, p.seg)
+			seg, ok := pathSegment(src.Path, p.seg)
 			if !ok {
-				return "", newError(kindBadInput, phaseRequest, fmt.Sprintf("key id source: path segment %d missing", p.seg), nil)
+				return "", badInput("key id source: path segment %d missing", p.seg)
 			}
 			b.WriteString(seg)
 		case partJSON:
-			v, err := jsonScalar(src.body, &p)
+			v, err := jsonScalar(src.Body, &p)
 			if err != nil {
 				return "", err
 			}
@@ -178,8 +189,8 @@ func (t *keyIDTemplate) eval(src *idSource) (string, error) {
 		}
 	}
 	id := b.String()
-	if err := validateKeyID(id); err != nil {
-		return "", newError(kindBadInput, phaseRequest, "computed key id is invalid", err)
+	if err := ValidateKeyID(id); err != nil {
+		return "", &Error{Reason: BadInput, Msg: "computed key id is invalid", Err: err}
 	}
 	return id, nil
 }
@@ -187,7 +198,7 @@ func (t *keyIDTemplate) eval(src *idSource) (string, error) {
 // jsonScalar returns the one string or number that sel selects in body.
 func jsonScalar(body []byte, p *idPart) (string, error) {
 	missing := func(why string) error {
-		return newError(kindBadInput, phaseRequest, "key id source: json "+p.sel.String()+" "+why, nil)
+		return badInput("key id source: json %s %s", p.sel, why)
 	}
 	if len(body) == 0 {
 		return "", missing("missing (no request body)")
@@ -198,7 +209,7 @@ func jsonScalar(body []byte, p *idPart) (string, error) {
 		return raw, nil
 	})
 	if err != nil {
-		return "", classify(phaseRequest, err)
+		return "", fmt.Errorf("key id source: %w", err)
 	}
 	if len(vals) != 1 {
 		return "", missing("must select exactly one value")
@@ -208,7 +219,7 @@ func jsonScalar(body []byte, p *idPart) (string, error) {
 	case raw[0] == '"':
 		var s string
 		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			return "", classify(phaseRequest, fmt.Errorf("%w: %w", jsonfield.ErrInvalidJSON, err))
+			return "", fmt.Errorf("key id source: %w: %w", jsonfield.ErrInvalidJSON, err)
 		}
 		return s, nil
 	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
@@ -216,6 +227,33 @@ func jsonScalar(body []byte, p *idPart) (string, error) {
 	default:
 		return "", missing("is not a string or a number")
 	}
+}
+
+var (
+	errHeaderMissing  = errors.New("missing")
+	errHeaderMultiple = errors.New("has several different values")
+)
+
+// single returns the value of a header that must occur with one value (repeats of the same
+// value are tolerated).
+func single(h Headers, name string) (string, error) {
+	first, seen := "", false
+	for v := range h.Values(name) {
+		if !seen {
+			first, seen = v, true
+			continue
+		}
+		if v != first {
+			if first == "" {
+				return "", errHeaderMissing
+			}
+			return "", errHeaderMultiple
+		}
+	}
+	if first == "" {
+		return "", errHeaderMissing
+	}
+	return first, nil
 }
 
 // pathSegment returns the n-th segment (0-based) of path after its leading slash.
@@ -233,8 +271,8 @@ func pathSegment(path string, n int) (string, bool) {
 	}
 }
 
-// validateKeyID applies the keyring's key id rule: 1..256 bytes of [A-Za-z0-9._:/@+=-].
-func validateKeyID(id string) error {
+// ValidateKeyID applies the keyring's key id rule: 1..256 bytes of [A-Za-z0-9._:/@+=-].
+func ValidateKeyID(id string) error {
 	if len(id) == 0 || len(id) > envelope.MaxKeyIDLen {
 		return fmt.Errorf("%w: length must be 1..%d bytes", ErrInvalidKeyID, envelope.MaxKeyIDLen)
 	}

@@ -1,13 +1,37 @@
-package extproc
+package policy
 
 import (
 	"errors"
+	"iter"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
+// testHeaders is a Headers from a map of lowercase names.
+type testHeaders map[string][]string
+
+func (h testHeaders) Values(name string) iter.Seq[string] { return slices.Values(h[name]) }
+
+func TestSingleHeader(t *testing.T) {
+	h := testHeaders{"x": {"a"}, "dup": {"a", "b"}, "same": {"s", "s"}, "empty": {""}, "empty-then": {"", "b"}}
+	for _, tc := range []struct {
+		name, want string
+		err        error
+	}{
+		{"x", "a", nil}, {"same", "s", nil}, {"dup", "", errHeaderMultiple},
+		{"empty", "", errHeaderMissing}, {"empty-then", "", errHeaderMissing}, {"absent", "", errHeaderMissing},
+	} {
+		if got, err := single(h, tc.name); got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("single(%q) = %q, %v; want %q, %v", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+}
+
 func TestKeyIDTemplate(t *testing.T) {
-	headers := headersOf(map[string][]string{"x-tenant-id": {"acme"}, "x-dup": {"a", "b"}, "x-same": {"s", "s"}, "x-space": {"a b"}, ":authority": {"api.test"}})
+	headers := testHeaders(map[string][]string{"x-tenant-id": {"acme"}, "x-dup": {"a", "b"}, "x-same": {"s", "s"}, "x-space": {"a b"}, ":authority": {"api.test"}})
 	for _, tc := range []struct {
 		tmpl, path, body string
 		want             string // computed key id, or "" for an error
@@ -30,7 +54,7 @@ func TestKeyIDTemplate(t *testing.T) {
 		{tmpl: "{json:$.org}", body: `{"x":1}`, wantMsg: "exactly one value"},
 		{tmpl: "{json:$..org}", body: `{"org":"a","b":{"org":"c"}}`, wantMsg: "exactly one value"},
 		{tmpl: "{json:$.org}", body: `{"org":true}`, wantMsg: "not a string or a number"},
-		{tmpl: "{json:$.org}", body: `{"org":"a"`, wantMsg: "not valid JSON"},
+		{tmpl: "{json:$.org}", body: `{"org":"a"`, wantMsg: "invalid json"},
 		{tmpl: "{json:$.org}", body: `{"org":""}`, wantMsg: "computed key id is invalid"},
 		{tmpl: "x{json:$.org}", body: `{"org":"` + strings.Repeat("a", 256) + `"}`, wantMsg: "computed key id is invalid"},
 	} {
@@ -43,15 +67,15 @@ func TestKeyIDTemplate(t *testing.T) {
 			if tc.body != "" {
 				body = []byte(tc.body)
 			}
-			got, err := kt.eval(&idSource{headers: headers, path: tc.path, body: body})
+			got, err := kt.Eval(&Source{Headers: headers, Path: tc.path, Body: body})
 			if tc.want != "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("eval = %q, %v; want %q", got, err, tc.want)
 				}
 				return
 			}
-			var pe *procError
-			if !errors.As(err, &pe) || pe.kind != kindBadInput || !strings.Contains(pe.msg, tc.wantMsg) {
+			var pe *Error
+			if !errors.As(err, &pe) && !strings.Contains(tc.wantMsg, "invalid json") || pe != nil && pe.Reason != BadInput || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("eval = %q, %v; want a bad-input error containing %q", got, err, tc.wantMsg)
 			}
 		})
@@ -92,14 +116,15 @@ func FuzzKeyIDTemplate(f *testing.F) {
 		if kt2.String() != canon || kt2.needsBody != kt.needsBody {
 			t.Fatalf("round trip %q -> %q -> %q", tmpl, canon, kt2.String())
 		}
-		id, err := kt.eval(&idSource{headers: headersOf(map[string][]string{"x-tenant-id": {body}}), path: path, body: []byte(body)})
-		var pe *procError
+		id, err := kt.Eval(&Source{Headers: testHeaders(map[string][]string{"x-tenant-id": {body}}), Path: path, Body: []byte(body)})
+		var pe *Error
 		switch {
 		case err == nil:
-			if validateKeyID(id) != nil {
+			if ValidateKeyID(id) != nil {
 				t.Fatalf("eval gave invalid key id %q", id)
 			}
-		case !errors.As(err, &pe) || pe.kind != kindBadInput:
+		case errors.Is(err, jsonfield.ErrInvalidJSON):
+		case !errors.As(err, &pe) || pe.Reason != BadInput:
 			t.Fatalf("eval error %v is not a bad-input error", err)
 		}
 	})

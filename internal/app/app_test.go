@@ -47,7 +47,7 @@ func startServe(t *testing.T, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &syncBuf{}, stderr: &syncBuf{}}
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, append([]string{"serve"}, args...), r.stdout, r.stderr) }()
+	go func() { done <- Main(ctx, append([]string{"serve"}, args...), nil, r.stdout, r.stderr) }()
 	var once sync.Once
 	code := 0
 	r.stop = func() int {
@@ -197,7 +197,7 @@ store:
   dynamodb: {table: rkms_keys, region: us-east-1, endpoint: %[5]q, create_table: true, timeout: 2s}
 `, dir, testenv.FreePort(t), testenv.FreePort(t), regions.String(), db.Endpoint))
 	var out bytes.Buffer
-	if code := Main(context.Background(), []string{"config", "check", cfg}, &out, &out); code != 0 {
+	if code := Main(context.Background(), []string{"config", "check", cfg}, nil, &out, &out); code != 0 {
 		t.Fatalf("config check: %d %s", code, out.String())
 	}
 
@@ -246,17 +246,17 @@ func TestConfigCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeConfig(t, dir, "kms:\n  provider: gcp\n  timeout: soon\n")
 	var out, errb bytes.Buffer
-	if code := Main(context.Background(), []string{"config", "check", bad}, &out, &errb); code != 1 {
+	if code := Main(context.Background(), []string{"config", "check", bad}, nil, &out, &errb); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(errb.String(), "line 3") {
 		t.Fatalf("no line in %q", errb.String())
 	}
-	if code := Main(context.Background(), []string{"bogus"}, &out, &errb); code != 2 {
+	if code := Main(context.Background(), []string{"bogus"}, nil, &out, &errb); code != 2 {
 		t.Fatalf("unknown command exit %d", code)
 	}
 	out.Reset()
-	if code := Main(context.Background(), []string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "rkms ") {
+	if code := Main(context.Background(), []string{"version"}, nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "rkms ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 }

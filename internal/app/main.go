@@ -20,12 +20,15 @@ Usage:
   rkms serve [--config FILE]   run the ext_proc server and the admin API
                                (without --config: embedded defaults, data in ./rkms-data)
   rkms config check FILE       check a configuration file and report every problem with its line
+  rkms policy test --config FILE --policy NAME [--response] < body.json
+                               show what a policy does with each field of a body (no keys needed)
   rkms version                 print the version
 `
 
 // Main runs the rkms command with args (without the program name) and returns the exit code.
+// stdin is read by `rkms policy test`.
 // ctx ends the server (signals are wired by the caller).
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -39,6 +42,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return checkCmd(args[2], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "rkms", versionString())
 		return 0

@@ -30,7 +30,7 @@ func startServeTLS(t *testing.T, cfg string) (r *running, admin, keyAPI, ext str
 	ctx, cancel := context.WithCancel(context.Background())
 	r = &running{stdout: &syncBuf{}, stderr: &syncBuf{}}
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"serve", "--config", cfg}, r.stdout, r.stderr) }()
+	go func() { done <- Main(ctx, []string{"serve", "--config", cfg}, nil, r.stdout, r.stderr) }()
 	stopped := false
 	r.stop = func() int {
 		if !stopped {

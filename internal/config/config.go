@@ -14,21 +14,21 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // Config is the whole rkms configuration. Field docs name the YAML keys.
 type Config struct {
 	// DataDir (data_dir) holds local state of the embedded defaults: the embedded store file, the
 	// local software KMS master keys and the generated admin token.
-	DataDir  string                 `yaml:"data_dir"`
-	Log      Log                    `yaml:"log"`
-	Admin    Admin                  `yaml:"admin"`
-	ExtProc  ExtProc                `yaml:"extproc"`
-	KMS      KMS                    `yaml:"kms"`
-	Store    Store                  `yaml:"store"`
-	Cache    Cache                  `yaml:"cache"`
-	Policies []extproc.PolicyConfig `yaml:"policies"`
+	DataDir  string          `yaml:"data_dir"`
+	Log      Log             `yaml:"log"`
+	Admin    Admin           `yaml:"admin"`
+	ExtProc  ExtProc         `yaml:"extproc"`
+	KMS      KMS             `yaml:"kms"`
+	Store    Store           `yaml:"store"`
+	Cache    Cache           `yaml:"cache"`
+	Policies []policy.Config `yaml:"policies"`
 }
 
 // Log configures logging (log/slog).
@@ -412,12 +412,12 @@ func (c *checker) store(s *Store) {
 }
 
 // policies checks each policy on its own, so that every problem gets the line of its entry
-// (extproc names the policy and the field in the message), then the names across policies.
-func (c *checker) policies(ps []extproc.PolicyConfig) {
+// (the policy package names the policy and the field in the message), then the names across policies.
+func (c *checker) policies(ps []policy.Config) {
 	seen := map[string]int{}
 	for i := range ps {
 		path := fmt.Sprintf("policies[%d]", i)
-		if err := extproc.CheckPolicies(ps[i : i+1]); err != nil {
+		if err := policy.Check(ps[i : i+1]); err != nil {
 			for _, e := range flatten(err) {
 				c.add(path, "%v", e)
 			}

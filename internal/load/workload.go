@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // PolicyName is the policy every load request uses (named by the route, as envoy/ingress.yaml
@@ -17,14 +17,14 @@ const TenantHeader = "x-tenant-id"
 
 // Policies returns the configuration of the rkms server under load: the patients policy of
 // envoy/ingress.yaml, three fields sealed in requests and opened in responses.
-func Policies() []extproc.PolicyConfig {
-	fields := []extproc.FieldConfig{{Path: "$.ssn"}, {Path: "$.contact.email"}, {Path: "$.cards[*].number"}}
-	return []extproc.PolicyConfig{{
+func Policies() []policy.Config {
+	fields := []policy.Field{{Path: "$.ssn"}, {Path: "$.contact.email"}, {Path: "$.cards[*].number"}}
+	return []policy.Config{{
 		Name:     PolicyName,
-		Match:    extproc.MatchConfig{PathPrefix: "/patients"},
+		Match:    policy.Match{PathPrefix: "/patients"},
 		KeyID:    "tenant-{header:" + TenantHeader + "}",
-		Request:  extproc.DirectionConfig{Encrypt: fields},
-		Response: extproc.DirectionConfig{Decrypt: fields},
+		Request:  policy.Direction{Encrypt: fields},
+		Response: policy.Direction{Decrypt: fields},
 	}}
 }
 

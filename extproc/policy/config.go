@@ -1,0 +1,80 @@
+package policy
+
+import (
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is one entry of the `policies:` list of the configuration file. See the package
+// documentation for the meaning of every field.
+type Config struct {
+	Name     string    `yaml:"name"`
+	Match    Match     `yaml:"match"`
+	KeyID    string    `yaml:"key_id"`
+	Request  Direction `yaml:"request"`
+	Response Direction `yaml:"response"`
+	Mode     string    `yaml:"mode"` // "randomized" (default) or "deterministic"
+	// CaseSensitive makes the path prefix and member names match exactly. By default both
+	// match under case folding, the way Express and ASP.NET Core route paths and Go's
+	// encoding/json binds keys, so that /PATIENTS or {"SSN": ...} cannot slip a value past the
+	// policy to an application that matches case-insensitively.
+	CaseSensitive bool `yaml:"case_sensitive"`
+	// Allow lists selectors where a member named like a tagged field may hold plaintext in a
+	// body that goes to the application ($.doctor.email when only the patient's email is
+	// tagged). Everywhere else such a member is refused unless the policy encrypts it.
+	Allow []string `yaml:"allow"`
+	// DecryptOnly declares a policy that decrypts fields it does not encrypt itself (a read-only
+	// route fed by another route or a bulk job). Without it, every decrypted field must be
+	// covered by an encrypted field of the other direction with the same label.
+	DecryptOnly bool `yaml:"decrypt_only"`
+	// LegacyPlaintext says what a value that is not a ciphertext gets at a decrypt path:
+	// "refuse" (default) fails the message, "pass" lets it through unchanged (for a migration
+	// from plaintext; counted as rkms_extproc_fields_total{op="legacy_plaintext"}). null always
+	// passes: it carries no data.
+	LegacyPlaintext string `yaml:"legacy_plaintext"`
+}
+
+// Match selects the requests a policy applies to when Envoy does not name the policy.
+// An empty Match matches nothing: the policy is then used only when a route names it.
+type Match struct {
+	PathPrefix string   `yaml:"path_prefix"` // prefix of the canonical path, starts with "/"
+	Methods    []string `yaml:"methods"`     // empty: every method
+}
+
+// Direction lists the fields to encrypt and to decrypt in one direction (request or response).
+type Direction struct {
+	Encrypt []Field `yaml:"encrypt"`
+	Decrypt []Field `yaml:"decrypt"`
+}
+
+// Field is one selected field. In YAML it is either a selector string ("$.ssn") or a
+// mapping {path: "$.ssn", label: "ssn"}. An empty Label means the selector's default label.
+type Field struct {
+	Path  string `yaml:"path"`
+	Label string `yaml:"label"`
+}
+
+// UnmarshalYAML accepts a plain selector string or a {path, label} mapping.
+func (f *Field) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*f = Field{}
+		return n.Decode(&f.Path)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; k != "path" && k != "label" {
+				return fmt.Errorf("line %d: unknown field selector key %q (want path, label)", n.Content[i].Line, k)
+			}
+		}
+		type plain Field
+		var p plain
+		if err := n.Decode(&p); err != nil {
+			return err
+		}
+		*f = Field(p)
+		return nil
+	default:
+		return fmt.Errorf("line %d: a field is a selector string or a {path, label} mapping", n.Line)
+	}
+}

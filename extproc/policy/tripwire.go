@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"bytes"
+	"iter"
+	"strings"
+
+	"github.com/rkms/rkms/extproc/jsonfield"
+)
+
+// CiphertextMarker is the prefix of every rkms ciphertext (envelope.Prefix). A client never
+// holds a ciphertext on its way in, so an inbound message carrying one outside the values the
+// policy encrypts is an attempt to have a response decrypt it.
+const CiphertextMarker = "rkms:"
+
+// Guard checks one inbound body of a policy for tripwires. Make one per body with
+// [Policy.Guard] and pass its Check method to [jsonfield.Plan.RewriteChecked] or
+// [jsonfield.Plan.Inspect]. It is not safe for concurrent use.
+type Guard struct {
+	p    *Policy
+	doc  []byte
+	name []byte // folded member name
+}
+
+// Guard returns the tripwire check for doc, a body of one of p's inbound directions.
+func (p *Policy) Guard(doc []byte) Guard { return Guard{p: p, doc: doc} }
+
+// Check is called for every member name and string value outside the selected values. It
+// refuses, with an [*Error] naming the JSON path (never a value):
+//   - a string or member name holding the ciphertext marker: the policy encrypts the values
+//     that reach the application, so no ciphertext may come in anywhere else;
+//   - a member named like one of the policy's fields (its label or the last member name of its
+//     selector; escapes decoded, case folded) whose value the policy does not encrypt here and
+//     that no allow selector covers: a shape the selectors do not foresee (a list where an
+//     object was expected, a nested copy) must not carry tagged plaintext to the application.
+func (g *Guard) Check(o *jsonfield.Outside) error {
+	if bytes.Contains(o.Text, []byte(CiphertextMarker)) {
+		return &Error{Reason: BadInput, Msg: "a ciphertext is not accepted at " + g.path(o.Offset) + ": clients never send ciphertexts"}
+	}
+	if !o.Name || o.Covered {
+		return nil
+	}
+	label, tagged := g.taggedLabel(o.Text)
+	if !tagged {
+		return nil
+	}
+	if g.p.allow != nil {
+		if ok, err := g.p.allow.Selects(g.doc, o.Offset); err == nil && ok {
+			return nil
+		}
+	}
+	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " is named like the tagged field \"" + label +
+		"\" but is not encrypted by this policy: send it where the policy encrypts it"}
+}
+
+// taggedLabel returns the label of the policy field a member name (decoded) is named like.
+func (g *Guard) taggedLabel(name []byte) (string, bool) {
+	g.name = jsonfield.Fold(g.name[:0], name)
+	label, ok := g.p.tagged[string(g.name)]
+	return label, ok
+}
+
+func (g *Guard) path(off int) string {
+	p, err := jsonfield.PathAt(g.doc, off)
+	if err != nil {
+		return "(unknown path)"
+	}
+	return shortPath(p)
+}
+
+// CheckHeaders refuses, on a policy route, a request whose path, query or header values carry
+// the ciphertext marker (plain, or with its colon percent-encoded): an application that echoes
+// them into a decrypted response field would decrypt a stolen ciphertext for the client.
+func CheckHeaders(all iter.Seq2[string, string]) error {
+	for name, v := range all {
+		if hasMarker(v) {
+			return badInput("a ciphertext is not accepted in the request's %s", headerWhere(name))
+		}
+	}
+	return nil
+}
+
+func headerWhere(name string) string {
+	if name == ":path" {
+		return "path or query"
+	}
+	if !isToken(strings.TrimPrefix(name, ":")) || len(name) > 64 {
+		return "headers"
+	}
+	return "header " + name
+}
+
+func hasMarker(v string) bool {
+	if strings.Contains(v, CiphertextMarker) {
+		return true
+	}
+	if strings.IndexByte(v, '%') < 0 {
+		return false
+	}
+	d := percentDecode(percentDecode(v))
+	return strings.Contains(d, CiphertextMarker)
+}

@@ -1,0 +1,127 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/config"
+)
+
+const policyUsage = `usage: rkms policy test --config FILE --policy NAME [--response] [--path PATH] [--header NAME=VALUE]... < body.json
+
+Prints what the policy does with each field of the JSON body on standard input: encrypt,
+decrypt, refuse or left alone, with its JSON path, label and the key id (never a value).
+--response reads the body as a response (the key id still comes from --path and --header;
+a {json:...} key id needs the request body, so give it with --request-body FILE).
+Exit status: 0 when the message would pass, 1 when rkms would refuse it, 2 on usage errors.
+`
+
+// headerFlags collects repeated --header NAME=VALUE flags.
+type headerFlags map[string][]string
+
+func (h headerFlags) String() string { return "" }
+
+func (h headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	name = strings.ToLower(name)
+	h[name] = append(h[name], value)
+	return nil
+}
+
+func (h headerFlags) Values(name string) iter.Seq[string] { return slices.Values(h[name]) }
+
+func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "test" {
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	cfgPath := fs.String("config", "", "configuration file (YAML) holding the policy")
+	name := fs.String("policy", "", "policy name")
+	response := fs.Bool("response", false, "the body is a response body")
+	path := fs.String("path", "/", "request path, for {path:N} key ids")
+	reqBody := fs.String("request-body", "", "request body file, for {json:...} key ids with --response")
+	headers := headerFlags{}
+	fs.Var(headers, "header", "request header NAME=VALUE, for {header:NAME} key ids (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || *name == "" || fs.NArg() != 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *cfgPath, err)
+		return 1
+	}
+	set, err := policy.Compile(cfg.Policies)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *cfgPath, err)
+		return 1
+	}
+	var pol *policy.Policy
+	for _, p := range set.Policies() {
+		if p.Name() == *name {
+			pol = p
+		}
+	}
+	if pol == nil {
+		fmt.Fprintf(stderr, "%s: no policy %q\n", *cfgPath, *name)
+		return 2
+	}
+	body, err := io.ReadAll(io.LimitReader(stdin, 64<<20))
+	if err != nil {
+		fmt.Fprintf(stderr, "read body: %v\n", err)
+		return 1
+	}
+	src := &policy.Source{Headers: headers, Path: policy.Canonical(*path)}
+	if !*response {
+		src.Body = body
+	} else if *reqBody != "" {
+		if src.Body, err = os.ReadFile(*reqBody); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
+	keyID, err := pol.KeyID().Eval(src)
+	if err != nil {
+		keyID = "(none: " + err.Error() + ")"
+	}
+	findings, err := pol.Explain(body, *response, keyID)
+	if err != nil {
+		fmt.Fprintf(stdout, "refuse     (body: %v)\n", err)
+		return 1
+	}
+	dir := "request"
+	if *response {
+		dir = "response"
+	}
+	fmt.Fprintf(stdout, "policy %s, %s body, key id %s\n", pol.Name(), dir, keyID)
+	refused := false
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f)
+		refused = refused || f.Action == policy.ActRefuse
+	}
+	if len(findings) == 0 {
+		fmt.Fprintln(stdout, "(no selected or tagged field)")
+	}
+	if refused {
+		fmt.Fprintln(stdout, "result: refused")
+		return 1
+	}
+	fmt.Fprintln(stdout, "result: passes")
+	return 0
+}

@@ -96,6 +96,7 @@ type exchange struct {
 	unprocessedRequestBody, unprocessedResponseBody bool
 	messages                                        int // messages sent to ext_proc
 	modes                                           []*filterv3.ProcessingMode
+	stamps                                          []string // "ANSWER policy=NAME" per answer carrying the rkms stamp
 }
 
 type fakeEnvoy struct {
@@ -318,6 +319,13 @@ func (s *envoyStream) exchange(m *extprocv3.ProcessingRequest, want string) (*ex
 	}
 	if m := r.GetModeOverride(); m != nil {
 		s.x.modes = append(s.x.modes, m)
+	}
+	if md := r.GetDynamicMetadata(); md != nil {
+		st := md.GetFields()[StampNamespace].GetStructValue().GetFields()
+		if !st["processed"].GetBoolValue() || len(md.GetFields()) != 1 {
+			s.t.Errorf("dynamic metadata %v is not the rkms stamp", md)
+		}
+		s.x.stamps = append(s.x.stamps, want+" policy="+st["policy"].GetStringValue())
 	}
 	return r, nil
 }

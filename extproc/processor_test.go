@@ -3,11 +3,15 @@ package extproc
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/policy"
@@ -385,5 +389,101 @@ func TestModeOverride(t *testing.T) {
 				t.Errorf("mode override %v, want %v", x.modes, tc.want)
 			}
 		})
+	}
+}
+
+// TestStamp: rkms stamps every request it processed, once, on the answer to the last request
+// message it handles, so that Envoy's check after ext_proc can refuse requests that skipped it.
+func TestStamp(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	for _, tc := range []struct {
+		name string
+		req  httpReq
+		want []string
+	}{
+		{"policy with a body", jsonReq("POST", "/patients", "t1", `{"ssn":"1"}`), []string{"request_body policy=patients"}},
+		{"policy, bodiless", jsonReq("GET", "/patients/1", "t1", ""), []string{"request_headers policy=patients"}},
+		{"no policy", jsonReq("POST", "/notes", "", `{"a":1}`), []string{"request_headers policy="}},
+		{"refused", jsonReq("POST", "/patients", "t1", `{"note":"rkms:AAAA"}`), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := e.do(envoyCfg{}, tc.req)
+			if !slices.Equal(x.stamps, tc.want) {
+				t.Errorf("stamps %q, want %q", x.stamps, tc.want)
+			}
+		})
+	}
+}
+
+// TestRefusedShapes: the rows of the "no tagged plaintext reaches the app" issue that the
+// server decides alone (the real-Envoy suite repeats them through Envoy).
+func TestRefusedShapes(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	stored := e.mustDo(jsonReq("POST", "/patients", "t1", `{"ssn":"900-00-0001"}`), 201).upstream.body
+	ct, _ := field(t, stored, "ssn").(string)
+	withCT := func(r httpReq, k, v string) httpReq { r.headers = append(r.headers, [2]string{k, v}); return r }
+	for _, tc := range []struct {
+		name   string
+		req    httpReq
+		status int
+		msg    string
+	}{
+		{"upper-case path", jsonReq("POST", "/PATIENTS", "t1", `{"ssn":"900-00-0002"}`), 201, ""},
+		{"contact as a list", jsonReq("POST", "/patients", "t1", `{"contact":[{"email":"e@x"}]}`), 400,
+			`field $.contact[0].email is named like the tagged field "email" but is not encrypted by this policy: send it where the policy encrypts it`},
+		{"cards nested twice", jsonReq("POST", "/patients", "t1", `{"cards":[[{"number":"4111"}]]}`), 400,
+			`field $.cards[0][0].number is named like the tagged field "number" but is not encrypted by this policy: send it where the policy encrypts it`},
+		{"the oracle", jsonReq("POST", "/patients", "t1", `{"items":[{"ssn":"`+ct+`"}]}`), 400, ""},
+		{"the oracle, escaped", jsonReq("POST", "/patients", "t1", `{"items":[{"x":"rkms\u003a`+ct[5:]+`"}]}`), 400,
+			"a ciphertext is not accepted at $.items[0].x: clients never send ciphertexts"},
+		{"the oracle in the query", jsonReq("GET", "/patients?q="+ct, "t1", ""), 400, "a ciphertext is not accepted in the request's path or query"},
+		{"utf-7", withCT(httpReq{method: "POST", path: "/patients", headers: hdrs{{"x-tenant-id", "t1"}}, body: []byte(`{"+AHM-sn":"1"}`)},
+			"content-type", "application/json; charset=utf-7"), 415, "request charset must be utf-8"},
+		{"form body", withCT(httpReq{method: "POST", path: "/patients", headers: hdrs{{"x-tenant-id", "t1"}}, body: []byte(`ssn=1`)},
+			"content-type", "application/x-www-form-urlencoded"), 415, "request content-type must be application/json"},
+		{"encoded slash", jsonReq("POST", "/%2Fpatients", "t1", `{"ssn":"1"}`), 400, ""},
+		{"DELETE with a body is encrypted", jsonReq("DELETE", "/patients/1", "t1", `{"x":{"ssn":"1"}}`), 204, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := e.do(envoyCfg{}, tc.req)
+			if x.client.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", x.client.status, tc.status, x.client.body)
+			}
+			if tc.msg != "" {
+				if got := errorMessage(t, x); got != tc.msg {
+					t.Fatalf("error %q, want %q", got, tc.msg)
+				}
+			}
+			if tc.status >= 400 && x.upstream != nil {
+				t.Fatalf("the app received a refused request: %s", x.upstream.body)
+			}
+		})
+	}
+	e.noPlaintextReached("900-00-0001", "900-00-0002", "e@x", "4111")
+}
+
+// TestLocalReplyBeforeRequestHeaders: Envoy refuses some requests before ext_proc sees them
+// (a path it rejects, an upgrade) and runs its own reply through the response path: rkms passes
+// it and logs nothing above debug level.
+func TestLocalReplyBeforeRequestHeaders(t *testing.T) {
+	var logs lockedBuffer
+	srv, err := NewServer(loadPolicies(t), newFakeKeys(), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := srv.newProcessor(t.Context())
+	defer srv.freeProcessor(p)
+	for _, req := range []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: hdrs{{":status", "400"}, {"content-type", "text/plain"}}.proto()}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte("Bad Request"), EndOfStream: true}}},
+	} {
+		resp, err := p.handle(t.Context(), req)
+		if err != nil || resp.GetImmediateResponse() != nil {
+			t.Fatalf("answer %v, %v; want a plain continue", resp, err)
+		}
+	}
+	if logs.String() != "" {
+		t.Errorf("logged above debug level: %s", logs.String())
 	}
 }

@@ -35,6 +35,9 @@ func (p *Policy) Guard(doc []byte) Guard { return Guard{p: p, doc: doc} }
 //     object was expected, a nested copy) must not carry tagged plaintext to the application.
 func (g *Guard) Check(o *jsonfield.Outside) error {
 	if bytes.Contains(o.Text, []byte(CiphertextMarker)) {
+		if o.Name { // its path would quote the name
+			return &Error{Reason: BadInput, Msg: "a ciphertext is not accepted as a member name: clients never send ciphertexts"}
+		}
 		return &Error{Reason: BadInput, Msg: "a ciphertext is not accepted at " + g.path(o.Offset) + ": clients never send ciphertexts"}
 	}
 	if !o.Name || o.Covered {

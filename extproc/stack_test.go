@@ -75,7 +75,23 @@ type stack struct {
 	logs    *lockedBuffer
 }
 
+// startStack runs a shipped configuration (envoy.Config(cfgName)); see startStackYAML.
 func startStack(t testing.TB, cfgName string, opts Options) *stack {
+	t.Helper()
+	cfg, err := envoy.Config(cfgName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := "app"
+	if cfgName == "egress.yaml" {
+		upstream = "external_api"
+	}
+	return startStackYAML(t, cfg, upstream, opts)
+}
+
+// startStackYAML runs Envoy on the bootstrap cfg, whose ports are marked like the shipped files'
+// ("# port:admin", "# port:listener", "# port:rkms" and "# port:UPSTREAM" for the recorder app).
+func startStackYAML(t testing.TB, cfg []byte, upstream string, opts Options) *stack {
 	t.Helper()
 	s := &stack{store: store.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
 	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
@@ -105,15 +121,7 @@ func startStack(t testing.TB, cfgName string, opts Options) *stack {
 	t.Cleanup(appSrv.Close)
 	s.appURL = appSrv.URL
 
-	cfg, err := envoy.Config(cfgName)
-	if err != nil {
-		t.Fatal(err)
-	}
 	listener := testenv.FreePort(t)
-	upstream := "app"
-	if cfgName == "egress.yaml" {
-		upstream = "external_api"
-	}
 	rendered, err := envoy.Render(cfg, map[string]int{
 		"admin": testenv.FreePort(t), "listener": listener,
 		upstream: appSrv.Listener.Addr().(*net.TCPAddr).Port, "rkms": lis.Addr().(*net.TCPAddr).Port,

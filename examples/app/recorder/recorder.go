@@ -33,10 +33,13 @@ const MaxBody = 8 << 20
 
 // Received is one request as the app saw it.
 type Received struct {
-	Method string
-	Path   string // with the query
-	Header http.Header
-	Body   []byte
+	Method  string
+	Path    string // with the query, as net/http re-escapes it
+	RawURI  string // the request target exactly as it arrived (net/http's Request.RequestURI)
+	Host    string // the Host header (net/http keeps it out of Header)
+	Header  http.Header
+	Body    []byte
+	Trailer http.Header // trailers of a chunked body, if any
 }
 
 // App is the record store. It is an http.Handler and safe for concurrent use.
@@ -103,7 +106,8 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	a.received = append(a.received, Received{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
+	a.received = append(a.received, Received{Method: r.Method, Path: r.URL.RequestURI(), RawURI: r.RequestURI,
+		Host: r.Host, Header: r.Header.Clone(), Body: body, Trailer: r.Trailer.Clone()})
 	a.mu.Unlock()
 
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")

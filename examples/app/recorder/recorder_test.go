@@ -49,6 +49,14 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("received %d requests, first %+v", len(got), got[0])
 	}
 	a.Put("patients", "2", []byte(`{"tampered":true}`))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("DELETE", "/%70atients/9?q=%41", bytes.NewReader([]byte("a=b")))
+	req.Host = "app.example"
+	a.ServeHTTP(rec, req)
+	if got := a.Received(); got[len(got)-1].RawURI != "/%70atients/9?q=%41" || got[len(got)-1].Host != "app.example" ||
+		got[len(got)-1].Method != "DELETE" || string(got[len(got)-1].Body) != "a=b" {
+		t.Errorf("received %+v, want the raw target, host, method and body", got[len(got)-1])
+	}
 	if r, ok := a.Record("patients", "2"); !ok || string(r) != `{"tampered":true}` {
 		t.Errorf("Put/Record: %s %v", r, ok)
 	}

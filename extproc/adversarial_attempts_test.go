@@ -66,7 +66,7 @@ func (l *advAttemptList) paths() {
 		"/PATIENTS", "/Patients", "/patients/", "//patients", "/./patients", "/x/../patients",
 		"/x/%2e%2e/patients", "/%2e/patients", "/%70atients", "/pat%69ents", "/%2Fpatients",
 		"/patients%2F1", "/patients;x=1", "/patients?x=1", `/\patients`, "/%5Cpatients",
-		"/patients%00", "/%C5%BFatients", "/patients#frag",
+		"/patients%00", "/patient%C5%BF", "/pat%C4%B1ents", "/patients#frag",
 	} {
 		l.add("path", "POST "+p, func(v advVals) rawReq { return advPost(p, advSSN(v.S)) })
 	}

@@ -208,7 +208,7 @@ func compile(c *Config) (*Policy, []error) {
 	for _, f := range append(slices.Clone(reqFields), respFields...) {
 		for _, name := range []string{f.Label, f.Selector.DefaultLabel()} {
 			if name != "" {
-				p.tagged[string(jsonfield.Fold(nil, []byte(name)))] = f.Label
+				p.tagged[string(tripName(nil, []byte(name)))] = f.Label
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"iter"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
@@ -58,9 +60,24 @@ func (g *Guard) Check(o *jsonfield.Outside) error {
 
 // taggedLabel returns the label of the policy field a member name (decoded) is named like.
 func (g *Guard) taggedLabel(name []byte) (string, bool) {
-	g.name = jsonfield.Fold(g.name[:0], name)
+	g.name = tripName(g.name[:0], name)
 	label, ok := g.p.tagged[string(g.name)]
 	return label, ok
+}
+
+// tripName appends the form in which the tripwire compares member names: surrounding white
+// space trimmed (some binders trim keys), then every rune mapped to upper case, to lower case
+// and to the smallest rune of its case-folding orbit, so that names that .NET's, Java's or Go's
+// case-insensitive comparisons take for a tagged name ("SSN", "ſsn", "emaıl") all compare
+// equal to it. It is wider than the selectors' own folding on purpose: a near miss is refused.
+// buf is scratch space, overwritten (folding in place is safe: a rune never folds to a longer
+// encoding).
+func tripName(buf, name []byte) []byte {
+	buf = buf[:0]
+	for _, r := range string(bytes.TrimSpace(name)) {
+		buf = utf8.AppendRune(buf, unicode.ToLower(unicode.ToUpper(r)))
+	}
+	return jsonfield.Fold(buf[:0], buf)
 }
 
 func (g *Guard) path(off int) string {

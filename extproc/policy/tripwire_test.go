@@ -49,6 +49,8 @@ func TestGuard(t *testing.T) {
 		{"case folded", `{"a":{"EMAIL":"e"}}`, "field $.a.EMAIL"},
 		{"escaped name", `{"a":{"em\u0061il":"e"}}`, "field $.a.email"},
 		{"long s folds to s: encrypted like ssn", `{"a":{"ſſn":"1"}}`, ""},
+		{"dotless i", `{"a":{"emaıl":"1"}}`, "is named like the tagged field \"email\""},
+		{"trailing space", `{"a":{"ssn ":"1"}}`, "is named like the tagged field \"ssn\""},
 		{"upper case, beside other members", `{"a":{"EMAIL":"e"},"b":1}`, "field $.a.EMAIL"},
 		{"ciphertext in an untagged field", `{"note":"rkms:AAAA"}`, "a ciphertext is not accepted at $.note"},
 		{"escaped ciphertext", `{"items":[{"x":"rkms\u003aAAAA"}]}`, "a ciphertext is not accepted at $.items[0].x"},

@@ -198,6 +198,10 @@ CMD_BAD_JSON="$W -H 'x-tenant-id: acme' $JSON -d '{\"name\": \"Ada\", \"ssn\": '
 CMD_APP_LIST="$W $APP_URL/patients"
 CMD_KEY="$W -H \"Authorization: Bearer \$TOKEN\" 'http://127.0.0.1:$RKMS_ADMIN_PORT/key?id=tenant-acme'"
 CMD_KEY_NO_TOKEN="$W 'http://127.0.0.1:$RKMS_ADMIN_PORT/key?id=tenant-acme'"
+# shellcheck disable=SC2016 # $EVE is expanded when the commands run
+EVE_CMD='EVE='\''{"name":"Eve","ssn":"987-65-4321","contact":[{"email":"eve@example.com"}]}'\'
+CMD_EVASION="$W -H 'x-tenant-id: acme' $JSON -d \"\$EVE\" $ENVOY_URL/patients"
+CMD_POLICY_TEST="printf '%s' \"\$EVE\" | rkms policy test --config examples/demo/rkms.yaml --policy patients --header x-tenant-id=acme"
 
 if [[ $MODE == run ]]; then
 	cat <<EOF
@@ -215,6 +219,9 @@ Try (examples/README.md explains each step and what it prints):
   $TOKEN_CMD
   $CMD_KEY
   $CMD_KEY_NO_TOKEN
+  $EVE_CMD
+  $CMD_EVASION
+  PATH=$BIN:\$PATH $CMD_POLICY_TEST
 
 Press Ctrl-C to stop.
 EOF
@@ -314,5 +321,21 @@ ok "the data key that encrypted acme's fields"
 run "10. the admin API without the token" 401 "$CMD_KEY_NO_TOKEN"
 [[ $BODY != *'"key"'* ]] || fail "10: a key was returned without the token: $BODY"
 ok "refused"
+
+printf '\n== an evasion: the email in a list, a shape the policy does not foresee\n$ %s\n' "$EVE_CMD"
+eval "$EVE_CMD"
+
+run "11. the evasion through Envoy" 400 "$CMD_EVASION"
+json_error 11
+[[ $BODY == *'$.contact[0].email'* ]] || fail "11: want the refusal to name \$.contact[0].email, got: $BODY"
+[[ $BODY != *eve@example.com* && $BODY != *987-65-4321* ]] || fail "11: the refusal echoes a value: $BODY"
+ok "refused before the app: no tagged plaintext reaches it in a shape the selectors miss"
+
+printf '\n== 12. the same body through rkms policy test (no keys, no server)\n$ %s\n' "$CMD_POLICY_TEST"
+OUT=$(PATH="$BIN:$PATH" eval "$CMD_POLICY_TEST") && fail "12: rkms policy test passed a body rkms refuses"
+printf '%s\n' "$OUT"
+[[ $OUT == *'refuse     $.contact[0].email'* && $OUT == *'result: refused'* ]] || fail "12: want the email refused, got: $OUT"
+[[ $OUT != *eve@example.com* && $OUT != *987-65-4321* ]] || fail "12: rkms policy test printed a value: $OUT"
+ok "rkms policy test shows why, without values"
 
 printf '\ndemo check: all steps passed\n'

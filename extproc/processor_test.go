@@ -430,9 +430,9 @@ func TestRefusedShapes(t *testing.T) {
 	}{
 		{"upper-case path", jsonReq("POST", "/PATIENTS", "t1", `{"ssn":"900-00-0002"}`), 201, ""},
 		{"contact as a list", jsonReq("POST", "/patients", "t1", `{"contact":[{"email":"e@x"}]}`), 400,
-			`field $.contact[0].email is named like the tagged field "email" but is not encrypted by this policy: send it where the policy encrypts it`},
+			`field $.contact[0].email has the name of tagged field email but is not encrypted by this policy: send it where the policy encrypts it`},
 		{"cards nested twice", jsonReq("POST", "/patients", "t1", `{"cards":[[{"number":"4111"}]]}`), 400,
-			`field $.cards[0][0].number is named like the tagged field "number" but is not encrypted by this policy: send it where the policy encrypts it`},
+			`field $.cards[0][0].number has the name of tagged field number but is not encrypted by this policy: send it where the policy encrypts it`},
 		{"the oracle", jsonReq("POST", "/patients", "t1", `{"items":[{"ssn":"`+ct+`"}]}`), 400, ""},
 		{"the oracle, escaped", jsonReq("POST", "/patients", "t1", `{"items":[{"x":"rkms\u003a`+ct[5:]+`"}]}`), 400,
 			"a ciphertext is not accepted at $.items[0].x: clients never send ciphertexts"},

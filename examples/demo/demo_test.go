@@ -36,7 +36,7 @@ var defaultPorts = []struct {
 }
 
 // steps is how many commands the walkthrough runs (PATIENT=, TOKEN= and ten curl calls).
-const steps = 12
+const steps = 15
 
 func TestDemoCheck(t *testing.T) {
 	testenv.Integration(t)

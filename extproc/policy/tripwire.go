@@ -54,8 +54,8 @@ func (g *Guard) Check(o *jsonfield.Outside) error {
 			return nil
 		}
 	}
-	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " is named like the tagged field \"" + label +
-		"\" but is not encrypted by this policy: send it where the policy encrypts it"}
+	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " has the name of tagged field " + label +
+		" but is not encrypted by this policy: send it where the policy encrypts it"}
 }
 
 // taggedLabel returns the label of the policy field a member name (decoded) is named like.

@@ -55,8 +55,7 @@ func parseHeadersInto(dst headerMap, hm *corev3.HeaderMap) headerMap {
 	return h
 }
 
-// Values returns the values of name in order (an iterator: it allocates nothing). It makes
-// headerMap a policy.Headers.
+// Values returns the values of name in order (an iterator: it allocates nothing).
 func (h headerMap) Values(name string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for _, hd := range h {
@@ -67,16 +66,11 @@ func (h headerMap) Values(name string) iter.Seq[string] {
 	}
 }
 
-// all returns every header, pseudo-headers included, in order.
-func (h headerMap) all() iter.Seq2[string, string] {
-	return func(yield func(string, string) bool) {
-		for _, hd := range h {
-			if !yield(hd.name, hd.value) {
-				return
-			}
-		}
-	}
-}
+// Len and At make headerMap a policy.Headers.
+func (h headerMap) Len() int { return len(h) }
+
+// At returns the i-th header.
+func (h headerMap) At(i int) (name, value string) { return h[i].name, h[i].value }
 
 // first returns the first value of a header, or "".
 func (h headerMap) first(name string) string {

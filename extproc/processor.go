@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
 )
 
@@ -42,6 +43,8 @@ type processor struct {
 	// answers built for each message, the response headers, and the transforms' scratch.
 	hresp    headersResp
 	bresp    bodyResp
+	guard    policy.Guard                   // tripwires of the body being read
+	check    func(*jsonfield.Outside) error // guard.Check, bound once per pooled processor
 	respHdrs headerMap
 	scratch  []byte
 }
@@ -149,7 +152,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	}
 	p.pol = pol
 	p.log = nil // with the policy from now on
-	if err := policy.CheckHeaders(p.headers.all()); err != nil {
+	if err := policy.CheckHeaders(p.headers); err != nil {
 		return nil, err
 	}
 	req := pol.Request()
@@ -235,21 +238,24 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 	if len(body) == 0 {
 		return nil, 0, nil
 	}
-	var guard *policy.Guard
+	var check func(*jsonfield.Outside) error
 	if fs.Inbound() {
-		g := p.pol.Guard(body)
-		guard = &g
+		p.guard.Reset(p.pol, body)
+		if p.check == nil {
+			p.check = p.guard.Check
+		}
+		check = p.check
 	}
 	if fs.Empty() {
-		if guard == nil {
+		if check == nil {
 			return nil, 0, nil
 		}
-		if _, err := fs.Plan().Inspect(body, guard.Check); err != nil {
+		if _, err := fs.Plan().Inspect(body, check); err != nil {
 			return nil, 0, classify(ph, err)
 		}
 		return nil, 0, nil
 	}
-	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, guard, p.keyID, p.requestID(), body, &p.scratch)
+	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, check, p.keyID, p.requestID(), body, &p.scratch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -371,10 +377,12 @@ func (p *processor) debug(msg string, args ...any) {
 // puts it back in the pool.
 func (s *Server) freeProcessor(p *processor) {
 	p.release()
-	respHdrs, scratch := p.respHdrs, p.scratch
+	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check
 	clear(respHdrs[:cap(respHdrs)])
 	clear(scratch[:cap(scratch)])
-	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0]}
+	p.guard.Reset(nil, nil)
+	guard := p.guard
+	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0], guard: guard, check: check}
 	s.procs.Put(p)
 }
 

@@ -30,15 +30,15 @@ type transformer struct {
 	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
 }
 
-// transform rewrites body with jsonfield's RewriteChecked, running guard's tripwires first when
-// guard is not nil. It returns the new body, the pooled buffer that
+// transform rewrites body with jsonfield's RewriteChecked, running the tripwire check first
+// when check is not nil. It returns the new body, the pooled buffer that
 // backs it (to be given back with bodies.put once the body has been sent) and how many values were
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
 //
 // scratch is the caller's buffer for one field's replacement, grown as needed; it may hold a
 // field's plaintext, and is cleared before transform returns.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, guard *policy.Guard, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, check func(*jsonfield.Outside) error, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
 	kctx := withKeyTimeout(ctx, s.opts.KeyTimeout)
 	defer kctx.stop()
 	kctx.reqID = reqID
@@ -51,10 +51,6 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs
 	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
 	orig := *buf
-	var check func(*jsonfield.Outside) error
-	if guard != nil {
-		check = guard.Check
-	}
 	out, _, err = fs.Plan().RewriteChecked(orig, body, check,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			if selected++; selected > s.opts.MaxFields {

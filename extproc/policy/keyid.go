@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"strconv"
 	"strings"
 
@@ -145,9 +144,11 @@ func (t *KeyID) String() string {
 	return b.String()
 }
 
-// Headers gives the values of a request header in order. Names are lowercase.
+// Headers gives a request's headers in order, pseudo-headers included; names are lowercase.
+// It is an indexed interface, not an iterator, so that reading it allocates nothing.
 type Headers interface {
-	Values(name string) iter.Seq[string]
+	Len() int
+	At(i int) (name, value string)
 }
 
 // Source is what a key id is computed from.
@@ -238,7 +239,11 @@ var (
 // value are tolerated).
 func single(h Headers, name string) (string, error) {
 	first, seen := "", false
-	for v := range h.Values(name) {
+	for i := range h.Len() {
+		n, v := h.At(i)
+		if n != name {
+			continue
+		}
 		if !seen {
 			first, seen = v, true
 			continue

@@ -2,7 +2,7 @@ package policy
 
 import (
 	"errors"
-	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -10,10 +10,21 @@ import (
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
-// testHeaders is a Headers from a map of lowercase names.
+// testHeaders is a Headers from a map of lowercase names (in sorted order).
 type testHeaders map[string][]string
 
-func (h testHeaders) Values(name string) iter.Seq[string] { return slices.Values(h[name]) }
+func (h testHeaders) pairs() [][2]string {
+	var out [][2]string
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[k] {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	return out
+}
+
+func (h testHeaders) Len() int                      { return len(h.pairs()) }
+func (h testHeaders) At(i int) (name, value string) { p := h.pairs()[i]; return p[0], p[1] }
 
 func TestSingleHeader(t *testing.T) {
 	h := testHeaders{"x": {"a"}, "dup": {"a", "b"}, "same": {"s", "s"}, "empty": {""}, "empty-then": {"", "b"}}

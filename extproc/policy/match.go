@@ -45,19 +45,11 @@ func (s *Set) Select(named string, r Request) (*Policy, string, error) {
 		}
 		return nil, canon, ErrUnknownPolicy
 	}
-	var upper string // canon with ASCII upper-cased, computed once if a policy folds
 	for _, p := range s.list {
 		if !p.matches || !p.methodMatches(r) {
 			continue
 		}
-		c := canon
-		if !p.caseSens {
-			if upper == "" {
-				upper = asciiUpper(canon)
-			}
-			c = upper
-		}
-		if strings.HasPrefix(c, p.prefix) {
+		if p.caseSens && strings.HasPrefix(canon, p.prefix) || !p.caseSens && hasUpperPrefix(canon, p.prefix) {
 			return p, canon, nil
 		}
 	}
@@ -274,6 +266,23 @@ func canonicalPrefix(pp string) (string, bool) {
 		return "", false
 	}
 	return pp, true
+}
+
+// hasUpperPrefix reports whether s starts with upper (ASCII upper case) ignoring ASCII case.
+func hasUpperPrefix(s, upper string) bool {
+	if len(s) < len(upper) {
+		return false
+	}
+	for i := 0; i < len(upper); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func asciiUpper(s string) string {

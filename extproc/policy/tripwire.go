@@ -2,7 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"iter"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -26,6 +25,10 @@ type Guard struct {
 
 // Guard returns the tripwire check for doc, a body of one of p's inbound directions.
 func (p *Policy) Guard(doc []byte) Guard { return Guard{p: p, doc: doc} }
+
+// Reset makes g check doc, a body of one of p's inbound directions, keeping its scratch
+// memory: a caller that checks many bodies keeps one Guard (and one bound Check method).
+func (g *Guard) Reset(p *Policy, doc []byte) { g.p, g.doc = p, doc }
 
 // Check is called for every member name and string value outside the selected values. It
 // refuses, with an [*Error] naming the JSON path (never a value):
@@ -91,8 +94,9 @@ func (g *Guard) path(off int) string {
 // CheckHeaders refuses, on a policy route, a request whose path, query or header values carry
 // the ciphertext marker (plain, or with its colon percent-encoded): an application that echoes
 // them into a decrypted response field would decrypt a stolen ciphertext for the client.
-func CheckHeaders(all iter.Seq2[string, string]) error {
-	for name, v := range all {
+func CheckHeaders(h Headers) error {
+	for i := range h.Len() {
+		name, v := h.At(i)
 		if hasMarker(v) {
 			return badInput("a ciphertext is not accepted in the request's %s", headerWhere(name))
 		}

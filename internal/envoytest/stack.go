@@ -1,0 +1,133 @@
+package envoytest
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rkms/rkms/internal/testenv"
+)
+
+// Ports are the loopback ports a configuration under test must use.
+type Ports struct {
+	Admin    int // Envoy's admin listener
+	Listener int // Envoy's HTTP listener
+	App      int // the application (ingress upstream)
+	Rkms     int // rkms's ext_proc listener
+}
+
+// Render returns the Envoy bootstrap under test, listening and connecting on p only (127.0.0.1),
+// with ext_proc's failure_mode_allow set to failureModeAllow (shipped configurations say false;
+// the suite also runs them misconfigured). It fails t if it cannot.
+type Render func(t testing.TB, p Ports, failureModeAllow bool) string
+
+// App is the application behind Envoy. It answers every request 200 with a small JSON body
+// (a request with the query parameter "big" gets a 2 MiB one, above Envoy's 1 MiB buffer) and
+// remembers what reached it.
+type App struct {
+	mu   sync.Mutex
+	reqs []string // "METHOD PATH BODY"
+}
+
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	a.reqs = append(a.reqs, r.Method+" "+r.URL.Path+" "+string(body))
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Query().Has("big") {
+		_, _ = io.WriteString(w, `{"pad":"`+strings.Repeat("x", 2<<20)+`"}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"ok":true}`)
+}
+
+// Received returns every request that reached the app, as "METHOD PATH BODY".
+func (a *App) Received() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.reqs...)
+}
+
+// Stack is a real Envoy running a configuration under test, with a [FakeRkms] and an [App]
+// behind it.
+type Stack struct {
+	Rkms  *FakeRkms
+	App   *App
+	Envoy *testenv.Envoy
+
+	base     string
+	client   *http.Client
+	stopRkms func()
+	stopApp  func()
+}
+
+// Start renders the configuration for fresh loopback ports and runs it. Everything stops at
+// test cleanup.
+func Start(t testing.TB, render Render, failureModeAllow bool) *Stack {
+	t.Helper()
+	s := &Stack{Rkms: &FakeRkms{}, App: &App{}, client: &http.Client{}}
+	var p Ports
+	p.Rkms, s.stopRkms = serve(t, s.Rkms)
+	app := httptest.NewServer(s.App)
+	t.Cleanup(app.Close)
+	s.stopApp = app.Close
+	p.App = app.Listener.Addr().(*net.TCPAddr).Port
+	p.Admin, p.Listener = testenv.FreePort(t), testenv.FreePort(t)
+	s.Envoy = testenv.StartEnvoy(t, render(t, p, failureModeAllow))
+	s.base = fmt.Sprintf("http://127.0.0.1:%d", p.Listener)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("envoy log:\n%s", s.Envoy.Output())
+		}
+	})
+	return s
+}
+
+// StopRkms stops the fake rkms: new ext_proc streams fail to connect.
+func (s *Stack) StopRkms() { s.stopRkms() }
+
+// StopApp stops the application: Envoy's upstream connections fail.
+func (s *Stack) StopApp() { s.stopApp() }
+
+// Reply is what the client got.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends one request through Envoy. A body is sent as application/json; headers are name,
+// value pairs.
+func (s *Stack) Do(t testing.TB, method, path, body string, headers ...string) Reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}

@@ -1,13 +1,16 @@
 package envoy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -95,9 +98,11 @@ func TestShippedConfigs(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		policy string // the policy a route names
+		// routes without the stamp check may only be health checks (exact path, GET/HEAD)
+		healthOnly bool
 	}{
-		{"ingress.yaml", "patients"},
-		{"egress.yaml", "partner"},
+		{"ingress.yaml", "patients", true},
+		{"egress.yaml", "partner", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Config(tc.name)
@@ -120,11 +125,19 @@ func TestShippedConfigs(t *testing.T) {
 				t.Error("path normalization is off: policy prefixes could be dodged")
 			}
 			filters := hcm.GetHttpFilters()
-			if len(filters) != 2 || filters[0].GetName() != "envoy.filters.http.ext_proc" || filters[1].GetName() != "envoy.filters.http.router" {
-				t.Fatalf("http filters %v, want ext_proc then router", filters)
+			want := []string{"envoy.filters.http.ext_proc", "envoy.filters.http.rbac", "envoy.filters.http.router"}
+			var names []string
+			for _, f := range filters {
+				names = append(names, f.GetName())
+			}
+			if !slices.Equal(names, want) {
+				t.Fatalf("http filters %v, want %v", names, want)
 			}
 			ep := unpack(t, filters[0].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
 			checkExtProc(t, ep)
+			checkStampCheck(t, ep, unpack(t, filters[1].GetTypedConfig(), &rbacfilterv3.RBAC{}))
+			checkRoutes(t, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes(), tc.healthOnly)
+			checkLocalReplies(t, hcm.GetLocalReplyConfig())
 			if c := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "rkms" {
 				t.Errorf("ext_proc cluster %q, want rkms", c)
 			}

@@ -1,0 +1,85 @@
+package deploy
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testenv"
+)
+
+// The chart's Envoy bootstrap copies envoy/ingress.yaml into a template. These tests keep the copy
+// from drifting and run the bypass conformance suite on the rendered chart.
+
+// helmEnvoy renders the chart's Envoy bootstrap with the CI values and args.
+func helmEnvoy(t testing.TB, args ...string) string {
+	t.Helper()
+	tt, ok := t.(*testing.T)
+	if !ok {
+		t.Fatal("helmEnvoy needs a *testing.T")
+	}
+	r := render(tt, append([]string{"-f", filepath.Join(chartDir(tt), "ci", "test-values.yaml")}, args...)...)
+	cm := r.configMaps["rel-rkms-envoy"]
+	if cm == nil {
+		t.Fatal("no Envoy ConfigMap rendered")
+	}
+	return cm.Data["envoy.yaml"]
+}
+
+// TestHelmEnvoyBypass runs the chart's Envoy bootstrap, rendered for loopback ports, through the
+// bypass conformance suite.
+func TestHelmEnvoyBypass(t *testing.T) {
+	testenv.Integration(t)
+	render := func(t testing.TB, p envoytest.Ports, failureModeAllow bool) string {
+		s := helmEnvoy(t, "--set", "service.http="+strconv.Itoa(p.Listener), "--set", "service.extproc="+strconv.Itoa(p.Rkms),
+			"--set", "envoy.upstream.host=127.0.0.1", "--set", "envoy.upstream.port="+strconv.Itoa(p.App))
+		s = envoytest.ReplaceOnce(t, s, "{address: 127.0.0.1, port_value: 9901}", fmt.Sprintf("{address: 127.0.0.1, port_value: %d}", p.Admin))
+		s = envoytest.ReplaceOnce(t, s, "{address: 0.0.0.0, port_value:", "{address: 127.0.0.1, port_value:")
+		if failureModeAllow {
+			s = envoytest.ReplaceOnce(t, s, "failure_mode_allow: false", "failure_mode_allow: true")
+		}
+		return s
+	}
+	envoytest.Run(t, envoytest.Suite{Render: render, TaggedPrefix: "/patients", Policy: "patients"})
+}
+
+// TestHelmEnvoyMatchesIngress: the chart's bootstrap has envoy/ingress.yaml's HTTP filters, local
+// replies and health check route (the template copies them; this catches a copy left behind).
+func TestHelmEnvoyMatchesIngress(t *testing.T) {
+	testenv.Integration(t) // helm from make tools
+	hcm := func(t *testing.T, boot string) map[string]any {
+		t.Helper()
+		var b struct {
+			StaticResources struct {
+				Listeners []struct {
+					FilterChains []struct {
+						Filters []struct {
+							TypedConfig map[string]any `json:"typed_config"`
+						} `json:"filters"`
+					} `json:"filter_chains"`
+				} `json:"listeners"`
+			} `json:"static_resources"`
+		}
+		if err := yaml.Unmarshal([]byte(boot), &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.StaticResources.Listeners[0].FilterChains[0].Filters[0].TypedConfig
+	}
+	chart, shipped := hcm(t, helmEnvoy(t)), hcm(t, readRepoFile(t, "envoy/ingress.yaml"))
+	for _, key := range []string{"http_filters", "local_reply_config", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action"} {
+		if !reflect.DeepEqual(chart[key], shipped[key]) {
+			t.Errorf("chart's %s differs from envoy/ingress.yaml's:\n chart %v\n  want %v", key, chart[key], shipped[key])
+		}
+	}
+	route := func(m map[string]any, i int) any {
+		return m["route_config"].(map[string]any)["virtual_hosts"].([]any)[0].(map[string]any)["routes"].([]any)[i]
+	}
+	if !reflect.DeepEqual(route(chart, 0), route(shipped, 0)) {
+		t.Errorf("chart's health check route %v, want envoy/ingress.yaml's %v", route(chart, 0), route(shipped, 0))
+	}
+}

@@ -18,13 +18,14 @@ import (
 
 // Envoy configurations compared through the real Envoy.
 const (
-	EnvoyNoFilter = "no-ext_proc"   // ingress.yaml without the ext_proc filter
+	EnvoyNoFilter = "no-ext_proc"   // ingress.yaml without the ext_proc filter and its stamp check
 	EnvoyNoop     = "ext_proc-noop" // ingress.yaml, ext_proc to the no-op server
 	EnvoyRKMS     = "ext_proc-rkms" // ingress.yaml, ext_proc to rkms with warm keys
 )
 
 // envoyConfig renders envoy/ingress.yaml on the given ports; without a filter port (extproc
-// 0) the ext_proc filter and its per-route settings are removed.
+// 0) the ext_proc filter, the rbac filter that checks rkms's stamp, and their per-route settings
+// are removed.
 func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
 	cfg, err := envoy.Config("ingress.yaml")
 	if err != nil {
@@ -41,8 +42,9 @@ func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
 	return stripExtProc(out)
 }
 
-// stripExtProc removes the ext_proc HTTP filter and every typed_per_filter_config from the
-// first listener's HTTP connection manager.
+// stripExtProc removes the ext_proc and rbac HTTP filters (without ext_proc nothing is stamped,
+// so the stamp check would refuse every request) and every typed_per_filter_config from the first
+// listener's HTTP connection manager.
 func stripExtProc(cfg []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(cfg, &doc); err != nil {
@@ -55,7 +57,7 @@ func stripExtProc(cfg []byte) ([]byte, error) {
 	m := hcm.(map[string]any)
 	var kept []any
 	for _, f := range m["http_filters"].([]any) {
-		if f.(map[string]any)["name"] != "envoy.filters.http.ext_proc" {
+		if n := f.(map[string]any)["name"]; n != "envoy.filters.http.ext_proc" && n != "envoy.filters.http.rbac" {
 			kept = append(kept, f)
 		}
 	}

@@ -159,6 +159,9 @@ func TestEnvoyConfigs(t *testing.T) {
 			if got := strings.Contains(string(cfg), "envoy.filters.http.ext_proc"); got != (tc.extproc != 0) {
 				t.Fatalf("ext_proc filter present = %v in\n%s", got, cfg)
 			}
+			if got := strings.Contains(string(cfg), "name: envoy.filters.http.rbac"); got != (tc.extproc != 0) {
+				t.Fatalf("rbac filter (rkms's stamp check) present = %v in\n%s", got, cfg)
+			}
 			if out, err := testenv.Validate(t, string(cfg)); err != nil {
 				t.Fatalf("envoy --mode validate: %v\n%s", err, out)
 			}

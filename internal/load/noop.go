@@ -8,16 +8,28 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Noop is the baseline ext_proc server: it answers every message with an empty response of the
-// matching kind (CONTINUE, no mutation), doing nothing else. It is the floor that rkms's cost
-// is compared to: gRPC framing, protobuf decoding and encoding of the same messages.
+// matching kind (CONTINUE, no mutation), doing nothing else but stamp the request as rkms does
+// (envoy/README.md, "Bypass protection": without the stamp the shipped ingress.yaml refuses it).
+// It is the floor that rkms's cost is compared to: gRPC framing, protobuf decoding and encoding
+// of the same messages.
 type Noop struct {
 	extprocv3.UnimplementedExternalProcessorServer
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Noop)(nil)
+
+// noopStamp is rkms's stamp for a request processed without a policy. It is never modified, so
+// concurrent streams can marshal it.
+var noopStamp = &structpb.Struct{Fields: map[string]*structpb.Value{
+	"rkms": structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"processed": structpb.NewBoolValue(true),
+		"policy":    structpb.NewStringValue(""),
+	}}),
+}}
 
 // Register adds the service to g.
 func (n *Noop) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, n) }
@@ -33,11 +45,15 @@ func (n *Noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 			return err
 		}
 		resp := &extprocv3.ProcessingResponse{}
-		switch req.GetRequest().(type) {
+		switch m := req.GetRequest().(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
 			resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}
+			if m.RequestHeaders.GetEndOfStream() { // no body message follows
+				resp.DynamicMetadata = noopStamp
+			}
 		case *extprocv3.ProcessingRequest_RequestBody:
 			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
+			resp.DynamicMetadata = noopStamp
 		case *extprocv3.ProcessingRequest_RequestTrailers:
 			resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
 		case *extprocv3.ProcessingRequest_ResponseHeaders:

@@ -171,3 +171,14 @@ func wantJSONError(t *testing.T, r envoytest.Reply, status int, msg string) {
 		t.Errorf("reply %d %s %q, want %d application/json {\"error\":%q}", r.Status, r.Header.Get("Content-Type"), r.Body, status, msg)
 	}
 }
+
+// TestIngressMessageTimeout: rkms not answering within message_timeout gives 504 with the same
+// JSON error as rkms being down (it takes the 2 s of message_timeout).
+func TestIngressMessageTimeout(t *testing.T) {
+	testenv.Integration(t)
+	st := envoytest.Start(t, ingress(nil), false)
+	wantJSONError(t, st.Do(t, "GET", "/patients/1", "", envoytest.Behaviour, envoytest.Stall), 504, envoytest.ErrRkmsDown)
+	if got := st.App.Received(); len(got) != 0 {
+		t.Errorf("app received %q", got)
+	}
+}

@@ -14,6 +14,7 @@
 // envoy/README.md ("Bypass protection"), so that the real rkms, which meets the same contract,
 // plugs in unchanged.
 //
-// Everything listens on 127.0.0.1 and stops at test cleanup. Callers call
+// TestIngressMessageTimeout in envoy/ uses [Stall] (it costs the 2 s of message_timeout, so the
+// suite does not). Everything listens on 127.0.0.1 and stops at test cleanup. Callers call
 // [testenv.Integration] first, like every test that needs Envoy.
 package envoytest

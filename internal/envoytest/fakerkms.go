@@ -38,6 +38,8 @@ const (
 	// FailAtResponseBody ends the stream with a gRPC error (UNAVAILABLE) when the response body
 	// arrives.
 	FailAtResponseBody = "fail-at-response-body"
+	// Stall never answers the request headers (Envoy's message_timeout then decides).
+	Stall = "stall"
 	// EarlyStamp stamps the request_headers answer although a body message follows. This breaks
 	// the contract: with failure_mode_allow, a failure at the body then lets the request through.
 	EarlyStamp = "early-stamp"
@@ -108,6 +110,10 @@ func (f *FakeRkms) Process(stream extprocv3.ExternalProcessor_ProcessServer) err
 			hs := m.RequestHeaders
 			do = behaviours(header(hs.GetHeaders(), Behaviour))
 			f.record(idx, "request_headers", header(hs.GetHeaders(), ":path"))
+			if do[Stall] {
+				<-stream.Context().Done()
+				return nil
+			}
 			if do[Reject] {
 				resp.Response = reject()
 				break

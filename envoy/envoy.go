@@ -18,7 +18,17 @@
 // body), sends headers, skips trailers, allows mode_override (rkms turns body processing off for
 // requests without a policy), waits 2 s per message (a cold key fetch fits; rkms bounds its own
 // key work at 1.5 s), and buffers at most 1 MiB per connection. Routes name their policy with
-// ExtProcPerRoute grpc_initial_metadata x-rkms-policy, or disable ext_proc.
+// ExtProcPerRoute grpc_initial_metadata x-rkms-policy (matched case-insensitively), or disable
+// ext_proc.
+//
+// # Bypass protection and local replies
+//
+// rkms stamps each request it processed: the answer to the last request message carries dynamic
+// metadata {"rkms": {"processed": true, "policy": NAME}}. An RBAC filter after ext_proc refuses
+// requests without the stamp (403), so a request that ext_proc let through unprocessed never
+// reaches the app; only routes that also skip ext_proc switch the check off. Envoy's own error
+// replies are {"error": "..."} JSON like rkms's, whose replies pass unchanged. README.md has the
+// exact contract and what the real Envoy was seen to do.
 package envoy
 
 import (

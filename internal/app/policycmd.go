@@ -5,9 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"iter"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/rkms/rkms/extproc/policy"
@@ -23,22 +21,22 @@ a {json:...} key id needs the request body, so give it with --request-body FILE)
 Exit status: 0 when the message would pass, 1 when rkms would refuse it, 2 on usage errors.
 `
 
-// headerFlags collects repeated --header NAME=VALUE flags.
-type headerFlags map[string][]string
+// headerFlags collects repeated --header NAME=VALUE flags; it is a policy.Headers.
+type headerFlags [][2]string
 
-func (h headerFlags) String() string { return "" }
+func (h *headerFlags) String() string { return "" }
 
-func (h headerFlags) Set(v string) error {
+func (h *headerFlags) Set(v string) error {
 	name, value, ok := strings.Cut(v, "=")
 	if !ok || name == "" {
 		return errors.New("want NAME=VALUE")
 	}
-	name = strings.ToLower(name)
-	h[name] = append(h[name], value)
+	*h = append(*h, [2]string{strings.ToLower(name), value})
 	return nil
 }
 
-func (h headerFlags) Values(name string) iter.Seq[string] { return slices.Values(h[name]) }
+func (h *headerFlags) Len() int                      { return len(*h) }
+func (h *headerFlags) At(i int) (name, value string) { return (*h)[i][0], (*h)[i][1] }
 
 func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "test" {
@@ -53,7 +51,7 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	response := fs.Bool("response", false, "the body is a response body")
 	path := fs.String("path", "/", "request path, for {path:N} key ids")
 	reqBody := fs.String("request-body", "", "request body file, for {json:...} key ids with --response")
-	headers := headerFlags{}
+	headers := &headerFlags{}
 	fs.Var(headers, "header", "request header NAME=VALUE, for {header:NAME} key ids (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

@@ -1,0 +1,60 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPolicyTestCommand(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "rkms.yaml")
+	if err := os.WriteFile(cfg, []byte(`policies:
+  - name: patients
+    key_id: "tenant-{header:x-tenant-id}"
+    request: {encrypt: ["$..ssn", "$..contact.email"]}
+    response: {decrypt: ["$.ssn", "$.items[*].ssn"]}
+    allow: ["$.doctor.email"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body string
+		args       []string
+		code       int
+		want       []string
+	}{
+		{"passes", `{"ssn":"123-45-6789","contact":{"email":"a@x"}}`, nil, 0,
+			[]string{"policy patients, request body, key id tenant-acme", "encrypt    $.ssn  label=ssn", "encrypt    $.contact.email  label=email", "result: passes"}},
+		{"refused", `{"contact":[{"email":"a@x"}],"doctor":{"email":"d@x"}}`, nil, 1,
+			[]string{"refuse     $.contact[0].email  label=email", "left alone $.doctor.email", "result: refused"}},
+		{"response", `{"items":[{"ssn":"123-45-6789"}]}`, []string{"--response"}, 1,
+			[]string{"refuse     $.items[0].ssn  label=ssn  (plaintext where a ciphertext is expected)"}},
+		{"not JSON", `{"ssn":`, nil, 1, []string{"refuse     (body:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"policy", "test", "--config", cfg, "--policy", "patients", "--header", "x-tenant-id=acme"}, tc.args...)
+			code := Main(context.Background(), args, strings.NewReader(tc.body), &out, &errb)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, &out, &errb)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, &out)
+				}
+			}
+			for _, v := range []string{"123-45-6789", "a@x", "d@x"} {
+				if strings.Contains(out.String()+errb.String(), v) {
+					t.Errorf("output holds the value %s:\n%s", v, &out)
+				}
+			}
+		})
+	}
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"policy", "test", "--config", cfg}, strings.NewReader(""), &bytes.Buffer{}, &errb); code != 2 {
+		t.Errorf("missing --policy: exit %d", code)
+	}
+}

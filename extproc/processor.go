@@ -152,7 +152,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	}
 	p.pol = pol
 	p.log = nil // with the policy from now on
-	if err := policy.CheckHeaders(p.headers); err != nil {
+	if err := policy.CheckHeaders(&p.headers); err != nil {
 		return nil, err
 	}
 	req := pol.Request()
@@ -167,7 +167,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	if p.needKeyID {
 		switch {
 		case !pol.KeyID().NeedsBody():
-			if p.keyID, err = pol.KeyID().Eval(&policy.Source{Headers: p.headers, Path: p.path}); err != nil {
+			if p.keyID, err = pol.KeyID().Eval(&policy.Source{Headers: &p.headers, Path: p.path}); err != nil {
 				return nil, err
 			}
 		case !hasBody:
@@ -203,7 +203,7 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large", nil)
 	}
 	if p.needKeyID && p.keyID == "" {
-		id, err := p.pol.KeyID().Eval(&policy.Source{Headers: p.headers, Path: p.path, Body: body})
+		id, err := p.pol.KeyID().Eval(&policy.Source{Headers: &p.headers, Path: p.path, Body: body})
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +260,11 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 		return nil, 0, err
 	}
 	p.lend(buf)
-	p.debug(ph.String()+" body transformed", "values", n)
+	if ph == phaseRequest {
+		p.debug("request body transformed", "values", n)
+	} else {
+		p.debug("response body transformed", "values", n)
+	}
 	return out, n, nil
 }
 

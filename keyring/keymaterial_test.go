@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +19,13 @@ import (
 
 // tapRegion wraps a region and keeps every plaintext it hands to the keyring (the very slices,
 // not copies), so that a test can see whether the keyring wiped them. With size set, Decrypt
-// returns a key of that many bytes instead of the real one: a region that misbehaves (a KMS bug,
-// a wrong key spec, a hostile endpoint).
+// (and GenerateDataKey, with genSize) returns a key of that many bytes instead of the real one,
+// and with emptyBlob Encrypt returns an empty ciphertext: a region that misbehaves (a KMS bug, a
+// wrong key spec, a hostile endpoint).
 type tapRegion struct {
 	keyring.Region
-	size int // 0: the real key
+	size, genSize int // 0: the real key
+	emptyBlob     bool
 
 	mu   sync.Mutex
 	gave [][]byte
@@ -36,9 +40,23 @@ func (r *tapRegion) keep(b []byte) {
 func (r *tapRegion) GenerateDataKey(ctx context.Context, encCtx map[string]string) ([]byte, []byte, error) {
 	pt, blob, err := r.Region.GenerateDataKey(ctx, encCtx)
 	if err == nil {
+		if r.genSize != 0 {
+			out := bytes.Repeat([]byte{0xA5}, r.genSize)
+			copy(out, pt)
+			clear(pt)
+			pt = out
+		}
 		r.keep(pt)
 	}
 	return pt, blob, err
+}
+
+func (r *tapRegion) Encrypt(ctx context.Context, plaintext []byte, encCtx map[string]string) ([]byte, error) {
+	blob, err := r.Region.Encrypt(ctx, plaintext, encCtx)
+	if err == nil && r.emptyBlob {
+		blob = []byte{}
+	}
+	return blob, err
 }
 
 func (r *tapRegion) Decrypt(ctx context.Context, wrapped []byte, encCtx map[string]string) ([]byte, error) {
@@ -119,6 +137,37 @@ func TestUnwrapRefusesWrongLengthKey(t *testing.T) {
 				t.Fatalf("%d cache entries after a failed unwrap", n)
 			}
 		})
+	}
+}
+
+// TestCreateRefusesBadRegionAnswers: a generated key of the wrong size is refused (and wiped)
+// and generation falls back to the next region; an empty wrapped copy is not stored, the region
+// is recorded as missing it.
+func TestCreateRefusesBadRegionAnswers(t *testing.T) {
+	e := newEnv(t, 3)
+	gen := &tapRegion{Region: e.fakes[0], genSize: 16}
+	empty := &tapRegion{Region: e.fakes[2], emptyBlob: true}
+	k, err := keyring.NewManual(e.st, []keyring.Region{gen, e.fakes[1], empty}, keyring.Options{MinRegions: 1, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetWipeGrace(0)
+	t.Cleanup(func() { _ = k.Close() })
+	key := keyBytes(t, mustGet(t, k, "k")) // fails unless 32 bytes
+	if gave := gen.handedOut(); len(gave) != 1 || !allZero(gave[0]) {
+		t.Fatal("r1's 16-byte generated key was not wiped")
+	}
+	if e.fakes[1].Calls(fakeregion.Generate) != 1 {
+		t.Fatal("generation did not fall back to r2")
+	}
+	v := mustRecord(t, e.st, "k").Versions[0]
+	if len(v.Wrapped) != 1 || len(v.Wrapped["r2"].Blob) == 0 || !slices.Equal(v.Missing, []string{"r1", "r3"}) {
+		t.Fatalf("version copies %v, missing %v; want r2's only, r1 and r3 missing", slices.Sorted(maps.Keys(v.Wrapped)), v.Missing)
+	}
+	// The one stored copy opens to the key handed out.
+	k2 := e.keyring(t, keyring.Options{})
+	if got := keyBytes(t, mustGet(t, k2, "k")); !bytes.Equal(got, key) {
+		t.Fatal("the stored copy opens to another key")
 	}
 }
 

@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -97,5 +99,48 @@ func TestNonJSONMediaTypeRefused(t *testing.T) {
 			}
 			e.noPlaintextReached(patientSecrets...)
 		})
+	}
+}
+
+// TestOneLookupPerVersionPerBody: a body is opened with one key lookup per key version it
+// holds, however its fields and versions are interleaved.
+func TestOneLookupPerVersionPerBody(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	rec1, _, _ := storedPatient(t, e) // patient 1 under tenant-t1 version 1
+	e.keys.rotate("tenant-t1")
+	e.mustDo(jsonReq("POST", "/patients", "t1", patient), 201) // patient 2 under version 2
+	e.app.Put("patients", "3", rec1)                           // version 1 again, after version 2
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/patients/1", 1}, {"/patients/2", 1}, {"/patients", 2}} {
+		before := e.keys.lookups()
+		x := e.mustDo(jsonReq("GET", tc.path, "t1", ""), 200)
+		if n := e.keys.lookups() - before; n != tc.want {
+			t.Errorf("GET %s: %d key lookups, want %d (one per version)", tc.path, n, tc.want)
+		}
+		if !strings.Contains(string(x.client.body), `"ssn":"123-45-6789"`) {
+			t.Errorf("GET %s: not opened: %s", tc.path, x.client.body)
+		}
+	}
+}
+
+// TestEscapedCiphertexts: a ciphertext is recognised whatever JSON escapes spell it (rkms looks
+// at the string's value, as the application will): sealing refuses one ("already encrypted")
+// and opening opens one.
+func TestEscapedCiphertexts(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	rec, ssn, _ := storedPatient(t, e)
+	for _, esc := range []string{`\u0072` + ssn[1:], ssn[:10] + `\u00` + fmt.Sprintf("%x", ssn[10]) + ssn[11:]} {
+		body := strings.Replace(patient, `"123-45-6789"`, `"`+esc+`"`, 1)
+		x := e.do(envoyCfg{}, jsonReq("POST", "/patients", "t1", body))
+		if x.client.status != 400 || !strings.Contains(errorMessage(t, x), "already encrypted") {
+			t.Errorf("seal of the escaped ciphertext %.20s...: status %d %s, want 400 already encrypted", esc, x.client.status, x.client.body)
+		}
+		e.app.Put("patients", "1", bytes.Replace(rec, []byte(`"`+ssn+`"`), []byte(`"`+esc+`"`), 1))
+		x = e.mustDo(jsonReq("GET", "/patients/1", "t1", ""), 200)
+		if !strings.Contains(string(x.client.body), `"ssn":"123-45-6789"`) {
+			t.Errorf("open of the escaped ciphertext %.20s...: %s", esc, x.client.body)
+		}
 	}
 }

@@ -52,7 +52,7 @@ func TestTransformLendsBodies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var scratch []byte
-			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", []byte(tc.body), &scratch)
+			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", []byte(tc.body), &scratch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +175,7 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	b.WriteString(`]}`)
 	body := []byte(b.String())
 	var scratch []byte
-	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", body, &scratch)
+	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", body, &scratch)
 	if err != nil || n != 200 {
 		t.Fatalf("seal: %d values, %v", n, err)
 	}
@@ -184,7 +184,7 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	}
 	sealed = bytes.Clone(sealed)
 	e.srv.bodies.put(buf)
-	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, pol.Response(), nil, "tenant-t1", "", sealed, &scratch)
+	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, pol.Response(), nil, "tenant-t1", "", "", sealed, &scratch)
 	if err != nil || n != 200 || string(opened) != string(body) {
 		t.Fatalf("open: %d values, %v, body equal %v", n, err, string(opened) == string(body))
 	}

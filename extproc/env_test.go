@@ -47,12 +47,12 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 }
 
 // newTestEnvWith is newTestEnv with testdata/policies.yaml changed by edit first.
-func newTestEnvWith(t testing.TB, opts Options, edit func(ps []policy.Config)) *testEnv {
+func newTestEnvWith(t testing.TB, opts Options, edit func(ps []policy.Config) []policy.Config) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, keys: newFakeKeys(), app: recorder.New()}
 	ps := loadPolicies(t)
 	if edit != nil {
-		edit(ps)
+		ps = edit(ps)
 	}
 	srv, err := NewServer(ps, e.keys, opts)
 	if err != nil {
@@ -104,7 +104,13 @@ func (e *testEnv) do(cfg envoyCfg, r httpReq) exchange {
 // mustDo runs r and fails unless the client gets want.
 func (e *testEnv) mustDo(r httpReq, want int) exchange {
 	e.t.Helper()
-	x := e.do(envoyCfg{}, r)
+	return e.mustDoCfg(envoyCfg{}, r, want)
+}
+
+// mustDoCfg is mustDo through an Envoy configured by cfg.
+func (e *testEnv) mustDoCfg(cfg envoyCfg, r httpReq, want int) exchange {
+	e.t.Helper()
+	x := e.do(cfg, r)
 	if x.client.status != want {
 		e.t.Fatalf("%s %s: status %d, want %d (body %s)", r.method, r.path, x.client.status, want, x.client.body)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ import (
 func BenchmarkEnvoy(b *testing.B) {
 	testenv.Integration(b)
 	s := startStack(b, "ingress.yaml", Options{})
-	tenant := []string{"x-tenant-id", "t1"}
+	tenant := envoytest.Bearer(b, "t1") // the token ingress.yaml verifies; rkms reads its tenant claim
 	s.do(b, "POST", "/patients", patient, tenant...)
 	s.do(b, "POST", "/notes", patient)
 	for _, bc := range []struct {

@@ -97,13 +97,16 @@ type Config struct {
 	// RkmsTLS, when set, makes the fake rkms serve ext_proc over TLS with it: the configuration's
 	// rkms cluster must then speak TLS (the compose example's does, with mutual TLS).
 	RkmsTLS *tls.Config
+	// ClientTLS, when set, makes Do speak HTTPS to Envoy's listener with it (a listener with a
+	// DownstreamTlsContext, such as README.md's mutual TLS block).
+	ClientTLS *tls.Config
 }
 
 // StartConfig renders c.Render for fresh loopback ports and a JWKS file of [TestIssuer], and
 // runs it. Everything stops at test cleanup.
 func StartConfig(t testing.TB, c Config) *Stack {
 	t.Helper()
-	s := &Stack{Rkms: &FakeRkms{}, App: &App{}, client: &http.Client{}}
+	s := &Stack{Rkms: &FakeRkms{}, App: &App{}, client: &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientTLS}}}
 	render := c.Render
 	var p Ports
 	p.JWKS = JWKSFile(t)
@@ -114,7 +117,11 @@ func StartConfig(t testing.TB, c Config) *Stack {
 	p.App = app.Listener.Addr().(*net.TCPAddr).Port
 	p.Admin, p.Listener = testenv.FreePort(t), testenv.FreePort(t)
 	s.Envoy = testenv.StartEnvoy(t, render(t, p, c.FailureModeAllow))
-	s.base = fmt.Sprintf("http://127.0.0.1:%d", p.Listener)
+	scheme := "http"
+	if c.ClientTLS != nil {
+		scheme = "https"
+	}
+	s.base = fmt.Sprintf("%s://127.0.0.1:%d", scheme, p.Listener)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("envoy log:\n%s", s.Envoy.Output())
@@ -122,6 +129,9 @@ func StartConfig(t testing.TB, c Config) *Stack {
 	})
 	return s
 }
+
+// URL returns the URL of path on Envoy's listener.
+func (s *Stack) URL(path string) string { return s.base + path }
 
 // StopRkms stops the fake rkms: new ext_proc streams fail to connect.
 func (s *Stack) StopRkms() { s.stopRkms() }

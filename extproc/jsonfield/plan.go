@@ -123,7 +123,7 @@ func (p *Plan) newNode(loop bool) int32 {
 
 func (p *Plan) memberEdge(from int32, name string) int32 {
 	if p.fold {
-		name = string(appendFolded(nil, []byte(name)))
+		name = string(Fold(nil, []byte(name)))
 	}
 	if p.nodes[from].members == nil {
 		p.nodes[from].members = make(map[string]int32)
@@ -235,9 +235,12 @@ func (p *Plan) release(sc *scratch) {
 	p.pool.Put(sc)
 }
 
-// appendFolded appends the case-folded form of the UTF-8 text s: every rune is replaced by the
-// smallest rune of its simple case-folding orbit, as encoding/json does to match keys.
-func appendFolded(dst, s []byte) []byte {
+// Fold appends to dst the case-folded form of the UTF-8 text s and returns the extended slice:
+// every rune is replaced by the smallest rune of its simple case-folding orbit, as encoding/json
+// does to match keys ("SSN", "ssn" and "ſsn" all fold to "SSN"). It is the comparison of
+// [Options.FoldCase]: a plan matches a member name when Fold of the decoded name equals Fold of
+// the selector's name. Invalid UTF-8 bytes become U+FFFD.
+func Fold(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {

@@ -304,3 +304,22 @@ func TestVisit(t *testing.T) {
 		t.Errorf("Visit of an invalid document: err %v after %d calls", err, calls)
 	}
 }
+
+func TestFold(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"ssn", "SSN"},
+		{"SsN", "SSN"},
+		{"ſsn", "SSN"},            // U+017F LATIN SMALL LETTER LONG S folds with s
+		{"\u212aelvin", "KELVIN"}, // U+212A KELVIN SIGN folds with k
+		{"été", "ÉTÉ"},
+		{"a-b_9 ", "A-B_9 "},
+		{"\xff", "\uFFFD"},
+	}
+	for _, tt := range tests {
+		dst := []byte("x:")
+		if got := string(Fold(dst, []byte(tt.in))); got != "x:"+tt.want {
+			t.Errorf("Fold(%q) = %q, want %q after dst", tt.in, got, tt.want)
+		}
+	}
+}

@@ -246,7 +246,7 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 			n = 0
 			sc.key = sc.key[:0]
 		}
-		sc.key = appendFolded(sc.key, name)
+		sc.key = Fold(sc.key, name)
 		name = sc.key[n:]
 	}
 	return name

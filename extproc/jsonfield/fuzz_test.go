@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,95 @@ func FuzzRewrite(f *testing.F) {
 		}
 		if !bytes.Equal(back, doc) {
 			t.Fatalf("unwrap did not restore the document:\n in %q\nout %q", doc, back)
+		}
+	})
+}
+
+// fuzzFields parses the selectors of selText, one a line (fuzzSelectors when empty), skipping
+// invalid ones.
+func fuzzFields(selText string) ([]Field, []*Selector) {
+	sels := fuzzSelectors
+	if selText != "" {
+		sels = strings.Split(selText, "\n")
+	}
+	var fs []Field
+	var parsed []*Selector
+	for _, s := range sels {
+		if sel, err := ParseSelector(s); err == nil {
+			fs = append(fs, Field{Selector: sel})
+			parsed = append(parsed, sel)
+		}
+	}
+	return fs, parsed
+}
+
+var fuzzGuardDocs = []string{
+	`{"a":"x","b":[{"b":"rkms:2"}],"c":{"x":true}}`, `["a",["b","c"],{"a":null}]`, `"str"`, `0`,
+	`{"ssn":"123","s\u0073n":{"ssn":"1"},"x":"\ud800\"\\"}`, `{"a":{"a":{"a":{}}}}`, ` { "k y" : [ "" ] } `,
+	`{"d":[{"e":"\u00e9\ud83d\ude00"}]}`, `{"a":1}x`, `{"a":"01}`, "[\"\xff\"]", `["a",]`, `{"a" "1"}`,
+	`[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]`, `"\u12"`, `{"b":tru}`, `{}`, `[]`, ``, ` `, `{"":""}`,
+}
+
+func FuzzRewriteChecked(f *testing.F) {
+	for _, doc := range fuzzGuardDocs {
+		f.Add([]byte(doc), "", false)
+	}
+	f.Add([]byte(`{"SSN":"x","Ssn":{"k":"v"},"y":"z"}`), "$.ssn", true)
+	f.Add([]byte(`{"x":{"y":"1"},"z":["2"]}`), "$.x.y\n$.x", false)
+	f.Fuzz(func(t *testing.T, doc []byte, selText string, fold bool) {
+		fs, sels := fuzzFields(selText)
+		want := wantValid(doc, 64)
+		var ref []string
+		if want {
+			items, err := refItems(doc)
+			if err != nil {
+				t.Fatalf("reference tokenizer: %v", err)
+			}
+			ref = refOutside(items, sels, fold)
+		}
+		errStop := errors.New("stop")
+		for _, p := range guardPlans(t, fs, Options{MaxDepth: 64, FoldCase: fold}) {
+			var got []string
+			transformed := 0
+			fn := func(_ *Field, raw []byte) ([]byte, error) { transformed++; return raw, nil }
+			out, n, err := p.RewriteChecked(nil, doc, func(o *Outside) error {
+				if o.Offset < 0 || o.Offset >= len(doc) || doc[o.Offset] != '"' || transformed > 0 {
+					t.Fatalf("check called with offset %d (transform calls so far: %d)", o.Offset, transformed)
+				}
+				got = append(got, outsideString(o))
+				return nil
+			}, fn)
+			if !want {
+				if !errors.Is(err, ErrInvalidJSON) || len(got) > 0 || transformed > 0 || out != nil || n != 0 {
+					t.Fatalf("invalid document: err %v, %d checks, %d transforms", err, len(got), transformed)
+				}
+				if _, err := p.Inspect(doc, func(*Outside) error { t.Fatal("check called"); return nil }); !errors.Is(err, ErrInvalidJSON) {
+					t.Fatalf("Inspect of an invalid document: %v", err)
+				}
+				continue
+			}
+			_, wantN, _ := p.Rewrite(nil, doc, identity)
+			if err != nil || n != wantN || !bytes.Equal(out, doc) {
+				t.Fatalf("RewriteChecked = %q, %d, %v; want the document and %d", out, n, err, wantN)
+			}
+			if !slices.Equal(got, ref) {
+				t.Fatalf("maxRecorded %d: check saw\n %q\nreference\n %q", p.maxRecorded, got, ref)
+			}
+			if len(got) == 0 {
+				continue
+			}
+			stop := len(doc) % len(got)
+			calls := 0
+			transformed = 0
+			out, n, err = p.RewriteChecked([]byte("keep"), doc, func(*Outside) error {
+				if calls++; calls > stop {
+					return errStop
+				}
+				return nil
+			}, fn)
+			if !errors.Is(err, errStop) || string(out) != "keep" || n != 0 || transformed != 0 || calls != stop+1 {
+				t.Fatalf("stopping check: %q, %d, %v after %d calls and %d transforms", out, n, err, calls, transformed)
+			}
 		}
 	})
 }

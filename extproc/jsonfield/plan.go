@@ -39,7 +39,10 @@ type Plan struct {
 	nodes    []node
 	maxDepth int
 	fold     bool
-	pool     sync.Pool // of *scratch
+	// maxRecorded is the number of strings the walk records for the guard pass (a field so that
+	// tests can make the guard pass find the rest by scanning).
+	maxRecorded int
+	pool        sync.Pool // of *scratch
 }
 
 // node is one state of the selector automaton: a trie of the steps of all selectors, in which
@@ -64,7 +67,7 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 	if opts.MaxDepth < 0 {
 		return nil, fmt.Errorf("negative max depth %d: %w", opts.MaxDepth, ErrInvalidSelector)
 	}
-	p := &Plan{fields: fields, maxDepth: opts.MaxDepth, fold: opts.FoldCase}
+	p := &Plan{fields: fields, maxDepth: opts.MaxDepth, fold: opts.FoldCase, maxRecorded: maxRecorded}
 	if p.maxDepth == 0 {
 		p.maxDepth = DefaultMaxDepth
 	}
@@ -163,12 +166,11 @@ func Rewrite(dst, doc []byte, fields []Field, fn func(f *Field, raw []byte) ([]b
 // and a count of 0. Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON]; errors from
 // fn are wrapped with the selector that matched.
 func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
-	sc := p.pool.Get().(*scratch)
-	defer p.release(sc)
-	s := scanner{scratch: sc, plan: p, doc: doc, maxDepth: p.maxDepth}
-	if err := s.walk(); err != nil {
-		return dst, 0, err
-	}
+	return p.RewriteChecked(dst, doc, nil, fn)
+}
+
+// rewrite appends to dst doc with the values in sc.spans replaced by fn's results.
+func (p *Plan) rewrite(sc *scratch, dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
 	out := slices.Grow(dst, len(doc))
 	last := 0
 	for _, sp := range sc.spans {
@@ -194,8 +196,7 @@ func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, e
 func (p *Plan) Visit(doc []byte, fn func(f *Field, raw []byte) error) (int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
-	s := scanner{scratch: sc, plan: p, doc: doc, maxDepth: p.maxDepth}
-	if err := s.walk(); err != nil {
+	if err := p.prepare(sc, doc, nil); err != nil {
 		return 0, err
 	}
 	for _, sp := range sc.spans {
@@ -232,6 +233,10 @@ func (p *Plan) release(sc *scratch) {
 		return
 	}
 	sc.spans = sc.spans[:0]
+	// Decoded names and strings outside the selected values may still be sensitive (that is what
+	// the guard pass looks for): do not keep them, nor a reference to the document.
+	clear(sc.key[:cap(sc.key)])
+	sc.outside = Outside{}
 	p.pool.Put(sc)
 }
 

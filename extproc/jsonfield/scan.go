@@ -38,10 +38,7 @@ func scanString(doc []byte, i int) (end int, esc bool, err error) {
 		// (borrows only propagate upwards), so jump straight to it.
 		for i+8 <= n {
 			x := binary.LittleEndian.Uint64(doc[i:])
-			q := x ^ ('"' * lsb)
-			b := x ^ ('\\' * lsb)
-			mask := ((x - 0x20*lsb) &^ x) | ((q - lsb) &^ q) | ((b - lsb) &^ b) | x
-			if mask &= msb; mask != 0 {
+			if mask := (quoteOrBackslash(x) | (x-0x20*lsb)&^x | x) & msb; mask != 0 {
 				i += bits.TrailingZeros64(mask) >> 3
 				break
 			}
@@ -77,6 +74,38 @@ func scanString(doc []byte, i int) (end int, esc bool, err error) {
 				return 0, false, syntaxErr(i, "invalid UTF-8 in string")
 			}
 			i += size
+		default:
+			i++
+		}
+	}
+}
+
+// quoteOrBackslash flags (in the top bit of each byte, among other bits) the bytes of x that are
+// '"' or '\\'. The lowest flagged byte is exact: borrows only propagate upwards.
+func quoteOrBackslash(x uint64) uint64 {
+	q := x ^ ('"' * lsb)
+	b := x ^ ('\\' * lsb)
+	return (q-lsb)&^q | (b-lsb)&^b
+}
+
+// stringEnd is scanString for a document already validated: it returns the offset just past the
+// closing quote of the string starting at doc[i] == '"', and whether it has escape sequences.
+func stringEnd(doc []byte, i int) (end int, esc bool) {
+	i++
+	for {
+		for i+8 <= len(doc) {
+			if mask := quoteOrBackslash(binary.LittleEndian.Uint64(doc[i:])) & msb; mask != 0 {
+				i += bits.TrailingZeros64(mask) >> 3
+				break
+			}
+			i += 8
+		}
+		switch doc[i] {
+		case '"':
+			return i + 1, esc
+		case '\\':
+			esc = true
+			i += 2 // the escaped byte; the hex digits of \uXXXX are plain
 		default:
 			i++
 		}
@@ -170,8 +199,8 @@ func afterKey(doc []byte, end int) (int, error) {
 }
 
 // skip is skipValue on the scanner's document, reusing its container stack.
-func (sc *scanner) skip(i, depth int) (int, error) {
-	end, kinds, err := skipValue(sc.doc, i, depth, sc.maxDepth, sc.kinds)
+func (sc *scanner) skip(i, depth int, rec *recorder) (int, error) {
+	end, kinds, err := skipValue(sc.doc, i, depth, sc.maxDepth, sc.kinds, rec)
 	sc.kinds = kinds
 	return end, err
 }
@@ -179,8 +208,9 @@ func (sc *scanner) skip(i, depth int) (int, error) {
 // skipValue validates the value starting at doc[i] (not whitespace) and returns the offset just
 // past it. depth is the number of containers already open around it. kinds is scratch space for
 // the container stack, returned (perhaps grown) for reuse. It does no matching, so it is the fast
-// path for every part of the document that no selector can reach.
-func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, error) {
+// path for every part of the document that no selector can reach. When rec is not nil, it records
+// every string it passes.
+func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte, rec *recorder) (int, []byte, error) {
 	n := len(doc)
 	kinds = kinds[:0]
 	var err error
@@ -189,7 +219,8 @@ func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, e
 		if i >= n {
 			return 0, kinds, syntaxErr(i, "unexpected end of input")
 		}
-		if c := doc[i]; c == '{' || c == '[' {
+		c := doc[i]
+		if c == '{' || c == '[' {
 			if depth++; depth > maxDepth {
 				return 0, kinds, depthErr(i, maxDepth)
 			}
@@ -200,13 +231,22 @@ func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, e
 			} else {
 				kinds = append(kinds, c)
 				if c == '{' {
-					if i, err = skipKey(doc, i); err != nil {
+					if i, err = skipKey(doc, i, rec); err != nil {
 						return 0, kinds, err
 					}
 				} else if i >= n {
 					return 0, kinds, syntaxErr(i, "unexpected end of input")
 				}
 				continue
+			}
+		} else if c == '"' {
+			start := i
+			var esc bool
+			if i, esc, err = scanString(doc, i); err != nil {
+				return 0, kinds, err
+			}
+			if rec != nil {
+				rec.add(start, i, strFlags(esc, false, false))
 			}
 		} else if i, err = scanScalar(doc, i); err != nil {
 			return 0, kinds, err
@@ -225,7 +265,7 @@ func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, e
 			if c == ',' {
 				i = skipWS(doc, i+1)
 				if k == '{' {
-					if i, err = skipKey(doc, i); err != nil {
+					if i, err = skipKey(doc, i, rec); err != nil {
 						return 0, kinds, err
 					}
 				}
@@ -242,14 +282,17 @@ func skipValue(doc []byte, i, depth, maxDepth int, kinds []byte) (int, []byte, e
 }
 
 // skipKey validates an object key at doc[i] and the ':' after it, and returns the offset of the
-// member's value.
-func skipKey(doc []byte, i int) (int, error) {
+// member's value. When rec is not nil, it records the key.
+func skipKey(doc []byte, i int, rec *recorder) (int, error) {
 	if i >= len(doc) || doc[i] != '"' {
 		return 0, syntaxErr(i, "expected string for object key")
 	}
-	end, _, err := scanString(doc, i)
+	end, esc, err := scanString(doc, i)
 	if err != nil {
 		return 0, err
+	}
+	if rec != nil {
+		rec.add(i, end, strFlags(esc, true, false))
 	}
 	return afterKey(doc, end)
 }

@@ -8,13 +8,15 @@ import (
 
 // scratch is the per-call working memory of a Plan, reused through the plan's pool.
 type scratch struct {
-	frames []frame  // open containers that some selector can still reach into
-	active []int32  // automaton nodes active per frame; frame f owns active[f.start:f.end]
-	mark   []uint32 // per node: generation in which it was last added (deduplication)
-	gen    uint32
-	spans  []span // selected values, in document order
-	kinds  []byte // container stack of skipValue
-	key    []byte // decoded (and folded) member name
+	frames  []frame  // open containers that some selector can still reach into
+	active  []int32  // automaton nodes active per frame; frame f owns active[f.start:f.end]
+	mark    []uint32 // per node: generation in which it was last added (deduplication)
+	gen     uint32
+	spans   []span  // selected values, in document order
+	kinds   []byte  // container stack of skipValue
+	key     []byte  // decoded (and folded) member name, or decoded string of the guard pass
+	outside Outside // passed to the check function of the guard pass
+	rec     recorder
 }
 
 type frame struct {
@@ -33,6 +35,7 @@ type scanner struct {
 	plan     *Plan
 	doc      []byte
 	maxDepth int
+	rec      *recorder // nil, or &scratch.rec when a guard pass follows the walk
 }
 
 // validate checks that doc is exactly one JSON value with optional whitespace around it.
@@ -41,7 +44,7 @@ func validate(doc []byte, maxDepth int, kinds []byte) error {
 	if i >= len(doc) {
 		return syntaxErr(i, "unexpected end of input")
 	}
-	i, _, err := skipValue(doc, i, 0, maxDepth, kinds)
+	i, _, err := skipValue(doc, i, 0, maxDepth, kinds, nil)
 	if err != nil {
 		return err
 	}
@@ -86,13 +89,13 @@ func (sc *scanner) walk() error {
 		switch {
 		case term >= 0:
 			start := i
-			if i, err = sc.skip(i, depth); err != nil {
+			if i, err = sc.skip(i, depth, nil); err != nil {
 				return err
 			}
 			sc.spans = append(sc.spans, span{start: start, end: i, field: term})
 			sc.active = sc.active[:cs]
 		case len(sc.active) == cs || (c != '{' && c != '['):
-			if i, err = sc.skip(i, depth); err != nil {
+			if i, err = sc.skip(i, depth, sc.rec); err != nil {
 				return err
 			}
 			sc.active = sc.active[:cs]
@@ -163,6 +166,9 @@ func (sc *scanner) element(i int) (int, int32, error) {
 		return 0, 0, err
 	}
 	term := sc.child(top.start, top.end, doc[i+1:end-1], esc, -1)
+	if sc.rec != nil {
+		sc.rec.add(i, end, strFlags(esc, true, term >= 0))
+	}
 	if i, err = afterKey(doc, end); err != nil {
 		return 0, 0, err
 	}

@@ -8,7 +8,7 @@
 // [Plan.Visit] applies the same validation and selection to read values without copying.
 // [Plan.RewriteChecked] and [Plan.Inspect] add a guard pass that shows the caller every string
 // left outside the selected values, so that a policy can refuse a body before anything is
-// transformed.
+// transformed; [PathAt] and [Plan.Selects] serve the same policies.
 //
 // # Selectors
 //
@@ -79,6 +79,14 @@
 // and before the transform is first called; an error from it is returned wrapped, with the offset
 // and kind of the string but never its text, and nothing is transformed. A plan without fields
 // (NewPlan(nil, opts)) selects nothing, so its Inspect shows every string of the document.
+//
+// # Paths
+//
+// [PathAt] names what starts at an offset of a document (a value, or a member by the offset of
+// its name) by its canonical path, printed like [Selector.String]: $.contact[0].email, $[2].ssn,
+// $['a b'].x. [Plan.Selects] tells whether the value at an offset is selected or inside a
+// selected value. Both validate and walk the whole document and allocate: they are meant for the
+// rare request that a guard refuses, to name the offending member or to let a policy allow it.
 //
 // # Strict JSON
 //

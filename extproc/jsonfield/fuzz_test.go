@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzParseSelector(f *testing.F) {
@@ -201,4 +202,98 @@ func FuzzRewriteChecked(f *testing.F) {
 			}
 		}
 	})
+}
+
+func FuzzPathAt(f *testing.F) {
+	for _, doc := range fuzzGuardDocs {
+		f.Add([]byte(doc), "")
+	}
+	f.Add([]byte(`{"a b":[0,{"it's":"\u00e9"}],"":{"":[]}}`), "$['a b'][*]\n$..['']")
+	f.Fuzz(func(t *testing.T, doc []byte, selText string) {
+		if !json.Valid(doc) || !utf8.Valid(doc) {
+			if _, err := PathAt(doc, 0); !errors.Is(err, ErrInvalidJSON) {
+				t.Fatalf("PathAt of an invalid document: %v", err)
+			}
+			return
+		}
+		items, err := refItems(doc)
+		if err != nil {
+			t.Fatalf("reference tokenizer: %v", err)
+		}
+		fs, sels := fuzzFields(selText)
+		opts := Options{MaxDepth: depth(doc) + 1}
+		plan, err := NewPlan(fs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts := map[int]bool{}
+		for k, it := range items {
+			starts[it.off] = true
+			if len(items) > 100 && k%(len(items)/50) != 0 {
+				continue
+			}
+			path, err := PathAt(doc, it.off)
+			if err != nil {
+				t.Fatalf("PathAt(%d): %v", it.off, err)
+			}
+			sel, err := ParseSelector(path)
+			if err != nil {
+				t.Fatalf("PathAt(%d) = %q, which does not parse: %v", it.off, path, err)
+			}
+			if !stepsAre(sel.steps, it.path) {
+				t.Fatalf("PathAt(%d) = %q, want the path %v", it.off, path, it.path)
+			}
+			v := it.off
+			if it.name {
+				v = items[k+1].off
+			}
+			p, err := NewPlan([]Field{{Selector: sel}}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(selectedSpans(t, p, doc), func(sp span) bool { return sp.start == v }) {
+				t.Fatalf("PathAt(%d) = %q does not select the value at %d", it.off, path, v)
+			}
+			wantSel := refInside(sels, it.path, false)
+			if got, err := plan.Selects(doc, it.off); err != nil || got != wantSel {
+				t.Fatalf("Selects(%d) = %v, %v; want %v", it.off, got, err, wantSel)
+			}
+		}
+		if len(doc) > 300 {
+			return
+		}
+		for off := -1; off <= len(doc); off++ {
+			if starts[off] {
+				continue
+			}
+			if path, err := PathAt(doc, off); !errors.Is(err, ErrNotAValue) {
+				t.Fatalf("PathAt(%d) = %q, %v; want an error wrapping ErrNotAValue", off, path, err)
+			}
+			if ok, err := plan.Selects(doc, off); ok || !errors.Is(err, ErrNotAValue) {
+				t.Fatalf("Selects(%d) = %v, %v; want an error wrapping ErrNotAValue", off, ok, err)
+			}
+		}
+	})
+}
+
+// stepsAre reports whether selector steps spell exactly the concrete path.
+func stepsAre(steps []step, path []refStep) bool {
+	if len(steps) != len(path) {
+		return false
+	}
+	for i, st := range steps {
+		if path[i].member != (st.kind == stepMember) || path[i].name != st.name || path[i].index != st.index {
+			return false
+		}
+	}
+	return true
+}
+
+// selectedSpans returns the outermost values p selects in the valid document doc.
+func selectedSpans(t *testing.T, p *Plan, doc []byte) []span {
+	sc := new(scratch)
+	if err := p.prepare(sc, doc, nil); err != nil {
+		t.Fatal(err)
+	}
+	return sc.spans
 }

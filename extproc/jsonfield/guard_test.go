@@ -213,6 +213,9 @@ func TestZeroFieldPlan(t *testing.T) {
 		if err != nil || n != 0 || string(out) != string(doc) {
 			t.Errorf("RewriteChecked = %s, %d, %v", out, n, err)
 		}
+		if ok, err := p.Selects(doc, 1); err != nil || ok {
+			t.Errorf("Selects = %v, %v", ok, err)
+		}
 	}
 }
 

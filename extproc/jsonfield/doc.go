@@ -8,7 +8,7 @@
 // [Plan.Visit] applies the same validation and selection to read values without copying.
 // [Plan.RewriteChecked] and [Plan.Inspect] add a guard pass that shows the caller every string
 // left outside the selected values, so that a policy can refuse a body before anything is
-// transformed; [PathAt] and [Plan.Selects] serve the same policies.
+// transformed; [PathAt], [Plan.Selects] and [Selector.Covers] serve the same policies.
 //
 // # Selectors
 //
@@ -87,6 +87,15 @@
 // $['a b'].x. [Plan.Selects] tells whether the value at an offset is selected or inside a
 // selected value. Both validate and walk the whole document and allocate: they are meant for the
 // rare request that a guard refuses, to name the offending member or to let a policy allow it.
+//
+// # Containment
+//
+// [Selector.Covers] reports whether one selector selects every value another selects, in every
+// document (optionally with member names compared as under [Options.FoldCase]), so that a policy
+// can tell when it is loaded that a field already covers a label. It is exact for the selectors
+// policies use and never wrong when it says yes; it says no when a comparison would take too
+// long (see its documentation). It compares selected values, not their contents: $.a does not
+// cover $.a.b.
 //
 // # Strict JSON
 //

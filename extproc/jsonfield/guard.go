@@ -35,8 +35,9 @@ type Outside struct {
 // *Outside and its Text are valid only during the call.
 //
 // An error from check stops the pass; RewriteChecked returns it wrapped (errors.Is and errors.As
-// see it) with the offset of the string, never its text, and as on every error, fn is not called,
-// dst is returned unchanged and the count is 0.
+// see it) in "check member name at offset N: ..." or "check string value at offset N: ...",
+// never quoting the string, and as on every error, fn is not called, dst is returned unchanged
+// and the count is 0. A nil check makes RewriteChecked exactly [Plan.Rewrite].
 func (p *Plan) RewriteChecked(dst, doc []byte, check func(o *Outside) error, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
@@ -50,7 +51,7 @@ func (p *Plan) RewriteChecked(dst, doc []byte, check func(o *Outside) error, fn 
 // without rewriting anything. It returns the number of values the plan selects, or 0 and an
 // error: a [*SyntaxError] for an invalid document (check is then never called), or check's
 // error, wrapped. A plan without fields (NewPlan(nil, opts)) passes every string of the document
-// to check.
+// to check; a nil check makes Inspect only validate and count.
 func (p *Plan) Inspect(doc []byte, check func(o *Outside) error) (int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)

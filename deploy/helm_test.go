@@ -181,7 +181,7 @@ func TestHelmChart(t *testing.T) {
 	}{
 		{name: "envoy sidecar", args: []string{"-f", values}, envoy: true, secret: true},
 		{name: "ext_proc service, existing secret", args: []string{"-f", values, "--set", "envoy.enabled=false",
-			"--set", "adminToken.value=", "--set", "adminToken.existingSecret=my-token"}},
+			"--set", "config.extproc.insecure=true", "--set", "adminToken.value=", "--set", "adminToken.existingSecret=my-token"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := render(t, tc.args...)
@@ -326,6 +326,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"defaults", nil, "adminToken"},
 		{"no regions", []string{"--set", "adminToken.value=x0123456789abcdef"}, "config.kms.regions"},
 		{"region without key", []string{"-f", values, "--set", "config.kms.regions[0].key_id="}, "needs key_id"},
+		{"ext_proc on the pod network without mTLS", []string{"-f", values, "--set", "envoy.enabled=false"}, "decrypts for whoever connects"},
 		{"ext_proc TLS with the sidecar", []string{"-f", values, "--set", "config.extproc.tls.cert_file=/etc/rkms/tls/tls.crt"}, "loopback"},
 		{"admin mTLS", []string{"-f", values, "--set", "config.admin.tls.cert_file=/etc/rkms/tls/tls.crt",
 			"--set", "config.admin.tls.key_file=/etc/rkms/tls/tls.key", "--set", "config.admin.tls.client_ca_file=/etc/rkms/tls/ca.crt"}, "kubelet"},

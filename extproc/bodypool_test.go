@@ -83,7 +83,7 @@ func TestTransformLendsBodies(t *testing.T) {
 // buffer held the opened fields' plaintext).
 func TestFreeProcessorClears(t *testing.T) {
 	e := newTestEnv(t, Options{})
-	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(PolicyMetadataKey, "patients"))
+	ctx := metadata.NewIncomingContext(loopbackPeer(t.Context()), metadata.Pairs(PolicyMetadataKey, "patients"))
 	p := e.srv.newProcessor(ctx)
 	reqHdrs := hdrs{{":method", "POST"}, {":path", "/patients"}, {"content-type", "application/json"}, {"x-tenant-id", "t1"}}
 	respHdrs := hdrs{{":status", "200"}, {"content-type", "application/json"}}

@@ -2,13 +2,16 @@ package extproc
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/peer"
 
 	"github.com/rkms/rkms/examples/app/recorder"
 	"github.com/rkms/rkms/extproc/policy"
@@ -181,4 +184,10 @@ func (e *testEnv) pol(name string) *policy.Policy {
 	}
 	e.t.Fatalf("no policy %q", name)
 	return nil
+}
+
+// loopbackPeer is ctx as seen by a server whose client connected over loopback (as the Envoy
+// sidecar does): the route's policy metadata is trusted from it.
+func loopbackPeer(ctx context.Context) context.Context {
+	return peer.NewContext(ctx, &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
 }

@@ -1,7 +1,16 @@
 package extproc
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/policy"
@@ -120,5 +129,43 @@ func TestRecordBinding(t *testing.T) {
 	e.app.Put("jwt", "b", []byte(`{"id":"b","ssn":"`+field(t, a, "ssn").(string)+`"}`))
 	if x := e.do(acme, jsonReq("GET", "/jwt/b", "", "")); x.client.status != 200 {
 		t.Fatalf("unbound move: %d %s", x.client.status, x.client.body)
+	}
+}
+
+// TestNamedPolicyNeedsAuthenticatedPeer: the route's x-rkms-policy metadata is honoured only
+// from Envoy (a verified client certificate, or loopback); a direct client elsewhere that sends
+// it is refused instead of choosing (or skipping) a policy.
+func TestNamedPolicyNeedsAuthenticatedPeer(t *testing.T) {
+	remote := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 4242}
+	verified := credentials.TLSInfo{State: tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}}
+	for _, tc := range []struct {
+		name string
+		peer *peer.Peer
+		want bool
+	}{
+		{"loopback", &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv6loopback}}, true},
+		{"remote plaintext", &peer.Peer{Addr: remote}, false},
+		{"remote TLS without a client certificate", &peer.Peer{Addr: remote, AuthInfo: credentials.TLSInfo{}}, false},
+		{"remote mTLS", &peer.Peer{Addr: remote, AuthInfo: verified}, true},
+		{"unix socket", &peer.Peer{Addr: &net.UnixAddr{Name: "/run/rkms.sock", Net: "unix"}}, true},
+	} {
+		if got := authenticatedPeer(peer.NewContext(context.Background(), tc.peer)); got != tc.want {
+			t.Errorf("%s: authenticated %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if authenticatedPeer(context.Background()) {
+		t.Error("no peer: authenticated")
+	}
+	srv, err := NewServer(loadPolicies(t), newFakeKeys(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.NewIncomingContext(peer.NewContext(t.Context(), &peer.Peer{Addr: remote}), metadata.Pairs(PolicyMetadataKey, "orders"))
+	p := srv.newProcessor(ctx)
+	defer srv.freeProcessor(p)
+	resp, err := p.handle(ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+		Headers: hdrs{{":method", "GET"}, {":path", "/orders/1"}}.proto(), EndOfStream: true}}})
+	if err != nil || resp.GetImmediateResponse().GetStatus().GetCode() != 500 {
+		t.Fatalf("named policy from a remote plaintext peer: %v, %v; want a 500 refusal", resp, err)
 	}
 }

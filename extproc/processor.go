@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -38,7 +41,7 @@ type processor struct {
 	headers   headerMap // request headers
 	path      string    // canonical request path (policy.Canonical)
 	reqID     string    // request id for logs, set when first needed
-	needKeyID bool   // the request's fields are sealed or opened: key id (and context) needed
+	needKeyID bool      // the request's fields are sealed or opened: key id (and context) needed
 	keyID     string
 	context   string // record binding (policy context), "" when the policy binds none
 	src       policy.Source
@@ -69,6 +72,12 @@ func (s *Server) newProcessor(ctx context.Context) *processor {
 	// ValueFromIncomingContext copies one key's values, FromIncomingContext the whole metadata.
 	if vs := metadata.ValueFromIncomingContext(ctx, PolicyMetadataKey); len(vs) > 0 {
 		p.named = vs[0]
+		if !authenticatedPeer(ctx) {
+			// A route's policy choice is trusted only from Envoy: a direct client must not pick a
+			// policy (or skip one) by sending the metadata itself.
+			p.namedErr = newError(kindPolicy, phaseRequest, "policy configuration error",
+				fmt.Errorf("gRPC metadata %s from an unauthenticated ext_proc peer (neither a verified client certificate nor loopback)", PolicyMetadataKey))
+		}
 		for _, v := range vs[1:] {
 			if v != vs[0] {
 				p.namedErr = newError(kindPolicy, phaseRequest, "policy configuration error",
@@ -390,6 +399,9 @@ func (p *processor) logger() *slog.Logger {
 		l := p.s.log
 		if p.reqHeaders {
 			l = l.With("request_id", p.requestID())
+			if cid := p.headers.first("x-request-id"); cid != "" && !p.s.opts.TrustRequestID {
+				l = l.With("client_request_id", truncate(cid, 128))
+			}
 		}
 		if p.pol != nil {
 			l = l.With("policy", p.pol.Name())
@@ -439,17 +451,43 @@ func (p *processor) release() {
 // the stream.
 func (p *processor) requestID() string {
 	if p.reqID == "" {
-		p.reqID = requestID(p.headers)
+		p.reqID = requestID(p.headers, p.s.opts.TrustRequestID)
 	}
 	return p.reqID
 }
 
-// requestID returns x-request-id (Envoy sets one by default) or a fresh random id.
-func requestID(h headerMap) string {
-	if id := h.first("x-request-id"); id != "" && len(id) <= 128 {
+// requestID returns Envoy's x-request-id when trusted (Options.TrustRequestID: Envoy
+// generates it for every request), else a fresh random id.
+func requestID(h headerMap, trusted bool) string {
+	if id := h.first("x-request-id"); trusted && id != "" && len(id) <= 128 {
 		return id
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// authenticatedPeer reports whether the ext_proc client is Envoy as far as rkms can tell: it
+// presented a client certificate that the TLS handshake verified, or it connects over loopback
+// (or a local, non-TCP transport).
+func authenticatedPeer(ctx context.Context) bool {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+		return true
+	}
+	if ta, ok := pr.Addr.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return pr.Addr != nil && pr.Addr.Network() != "tcp" && pr.Addr.Network() != "udp"
+}
+
+// truncate cuts s to at most n bytes (a client's value in a log line).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }

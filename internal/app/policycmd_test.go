@@ -58,3 +58,28 @@ func TestPolicyTestCommand(t *testing.T) {
 		t.Errorf("missing --policy: exit %d", code)
 	}
 }
+
+// TestConfigCheckWarnsUntrustedHeader: a key id from a header nothing is declared to verify is
+// a warning (a client that sets it chooses its key); trusted_headers silences it.
+func TestConfigCheckWarnsUntrustedHeader(t *testing.T) {
+	for _, tc := range []struct {
+		trusted string
+		warn    bool
+	}{{"", true}, {"\n    trusted_headers: [x-tenant-id]", false}} {
+		cfg := filepath.Join(t.TempDir(), "rkms.yaml")
+		if err := os.WriteFile(cfg, []byte(`policies:
+  - name: p
+    key_id: "tenant-{header:x-tenant-id}"`+tc.trusted+`
+    request: {encrypt: ["$.ssn"]}
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"config", "check", cfg}, nil, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, &errb)
+		}
+		if got := strings.Contains(errb.String(), "warning: policy \"p\": key_id reads header x-tenant-id"); got != tc.warn {
+			t.Errorf("trusted %q: warning %v, want %v: %s", tc.trusted, got, tc.warn, &errb)
+		}
+	}
+}

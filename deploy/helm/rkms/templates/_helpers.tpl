@@ -69,6 +69,9 @@ rkms.config is the rkms.yaml file: the user's config with the settings the pod l
 {{- if and .Values.envoy.enabled (default dict $ext.tls).cert_file -}}
 {{- fail "config.extproc.tls with envoy.enabled: the sidecar reaches ext_proc over the pod's loopback in plaintext; drop extproc.tls or the sidecar" -}}
 {{- end -}}
+{{- if and (not .Values.envoy.enabled) (not (default dict $ext.tls).client_ca_file) (not $ext.insecure) -}}
+{{- fail "without the Envoy sidecar, ext_proc listens on the pod network and decrypts for whoever connects: set config.extproc.tls (cert_file, key_file, client_ca_file: mutual TLS) or config.extproc.insecure: true" -}}
+{{- end -}}
 {{- $host := ternary "127.0.0.1" "0.0.0.0" .Values.envoy.enabled -}}
 {{- $_ := set $ext "listen" (printf "%s:%d" $host (int .Values.service.extproc)) -}}
 {{- $_ := set $cfg "extproc" $ext -}}

@@ -105,19 +105,7 @@ func TestEnvoyVerifiedTenants(t *testing.T) {
 		}
 	})
 	t.Run("request ids are Envoy's", func(t *testing.T) {
-		const clientID = "client-chosen-request-id-4242"
-		r := s.do(t, "POST", "/patients", patient, append(slices.Clone(acme), "X-Request-Id", clientID)...)
-		if r.status != 201 {
-			t.Fatalf("POST: %d %s", r.status, r.body)
-		}
-		got := s.app.Received()
-		appID := got[len(got)-1].Header.Get("X-Request-Id")
-		if appID == clientID || len(appID) != 36 {
-			t.Errorf("the app got x-request-id %q, want a UUID Envoy made", appID)
-		}
-		if regexp.MustCompile(`(^|\s)request_id=` + clientID).MatchString(s.logs.String()) {
-			t.Errorf("rkms logged the client's id as its request id:\n%s", s.logs.String())
-		}
+		wantEnvoyRequestID(t, s, acme, false)
 	})
 	t.Run("no certificate, no peer identity", func(t *testing.T) {
 		for _, path := range []string{"/workloads", "/hosts"} {
@@ -127,6 +115,39 @@ func TestEnvoyVerifiedTenants(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEnvoyTrustedRequestID: behind ingress.yaml, which replaces every client's x-request-id,
+// extproc.trust_request_id is safe: rkms's request id (logs, audit) is the one Envoy made, the
+// same the app receives, and never the client's.
+func TestEnvoyTrustedRequestID(t *testing.T) {
+	testenv.Integration(t)
+	s := startStack(t, "ingress.yaml", Options{TrustRequestID: true})
+	wantEnvoyRequestID(t, s, envoytest.Bearer(t, "acme"), true)
+}
+
+// wantEnvoyRequestID sends a request with a client-chosen x-request-id through s and checks that
+// the app got a fresh UUID instead, that rkms never logged the client's id as its request id,
+// and, when rkms trusts Envoy's id, that it logged the app's.
+func wantEnvoyRequestID(t *testing.T, s *stack, auth []string, trusted bool) {
+	t.Helper()
+	const clientID = "client-chosen-request-id-4242"
+	r := s.do(t, "POST", "/patients", patient, append(slices.Clone(auth), "X-Request-Id", clientID)...)
+	if r.status != 201 {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	got := s.app.Received()
+	appID := got[len(got)-1].Header.Get("X-Request-Id")
+	if appID == clientID || len(appID) != 36 {
+		t.Errorf("the app got x-request-id %q, want a UUID Envoy made", appID)
+	}
+	logs := s.logs.String()
+	if regexp.MustCompile(`(^|\s)request_id=` + clientID).MatchString(logs) {
+		t.Errorf("rkms logged the client's id as its request id:\n%s", logs)
+	}
+	if trusted && !regexp.MustCompile(`(^|\s)request_id=` + appID + `(\s|$)`).MatchString(logs) {
+		t.Errorf("rkms (trust_request_id) did not log Envoy's id %s as its request id:\n%s", appID, logs)
+	}
 }
 
 // TestEnvoyPeerIdentity runs ingress.yaml with envoy/README.md's downstream mutual TLS block:

@@ -1,5 +1,5 @@
 // Package envoy holds the Envoy bootstrap configurations rkms ships and renders them with other
-// ports.
+// ports and file paths.
 //
 // # Files
 //
@@ -9,8 +9,10 @@
 //     out and the API's tagged response fields are encrypted on the way back.
 //
 // Both are complete, valid bootstraps with documented default ports: `envoy -c envoy/ingress.yaml`
-// works as is. Every port sits on a line that ends with a "# port:NAME" marker; [Render] replaces
-// the port_value on the marked lines, which is how tests run them on free ports.
+// works as is once /etc/envoy/jwks.json holds the token issuer's keys. Every port sits on a line
+// that ends with a "# port:NAME" marker and every file path on one that ends with "# file:NAME";
+// [Render] replaces the port_value and [RenderFiles] the filename on the marked lines, which is
+// how tests run them on free ports with their own files.
 //
 // # Requirements these configurations meet (and rkms relies on)
 //
@@ -20,6 +22,15 @@
 // key work at 1.5 s), and buffers at most 1 MiB per connection. Routes name their policy with
 // ExtProcPerRoute grpc_initial_metadata x-rkms-policy (matched case-insensitively), or disable
 // ext_proc.
+//
+// # Who the caller is
+//
+// ingress.yaml removes a client's x-tenant-id, verifies bearer tokens with jwt_authn before
+// ext_proc (a local JWKS, "# file:jwks"; policy routes require one) and forwards the verified
+// payload to rkms as metadata_context.filter_metadata["envoy.filters.http.jwt_authn"]
+// ["jwt_payload"], the source of {jwt:CLAIM} key ids. Both files send the client certificate's
+// first URI and DNS SANs as ext_proc attributes ({peer:uri_san}, {peer:dns_san}) and replace
+// every client's x-request-id, so that rkms may trust Envoy's (extproc.trust_request_id).
 //
 // # Bypass protection and local replies
 //

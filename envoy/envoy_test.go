@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -258,12 +260,23 @@ func TestEnvoyValidates(t *testing.T) {
 			t.Fatalf("envoy accepted a broken config:\n%s", out)
 		}
 	})
-	// Without its JWKS, Envoy does not start (rather than start and refuse every token).
+	// Without a usable JWKS, Envoy does not start (rather than start and refuse every token).
 	t.Run("missing jwks is refused", func(t *testing.T) {
 		cfg, _ := Config("ingress.yaml")
 		cfg, _ = RenderFiles(cfg, map[string]string{"jwks": "/nonexistent/rkms-test/jwks.json"})
 		if out, err := testenv.Validate(t, string(cfg)); err == nil || !strings.Contains(out, "Invalid path: /nonexistent/rkms-test/jwks.json") {
 			t.Fatalf("envoy --mode validate without the JWKS file: %v\n%s", err, out)
+		}
+	})
+	t.Run("invalid jwks is refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "jwks.json")
+		if err := os.WriteFile(path, []byte(`{"keys": [`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := Config("ingress.yaml")
+		cfg, _ = RenderFiles(cfg, map[string]string{"jwks": path})
+		if out, err := testenv.Validate(t, string(cfg)); err == nil || !strings.Contains(out, "invalid local jwks") {
+			t.Fatalf("envoy --mode validate with a broken JWKS: %v\n%s", err, out)
 		}
 	})
 }

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/devjwt"
 	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 	"github.com/rkms/rkms/internal/tlstest"
@@ -102,6 +104,24 @@ func TestEnvoyVerifiedTenants(t *testing.T) {
 		// rkms sees Envoy's 401 on its way out (and passes it), never the request.
 		if got := requestsSeen(s.streams); got != seen {
 			t.Errorf("rkms received %d refused requests' headers", got-seen)
+		}
+	})
+	t.Run("a valid token without the claim names no key", func(t *testing.T) {
+		iss := envoytest.TestIssuer()
+		for name, edit := range map[string]func(devjwt.Claims){
+			"no tenant claim":  func(c devjwt.Claims) { delete(c, devjwt.TenantClaim) },
+			"tenant an object": func(c devjwt.Claims) { c[devjwt.TenantClaim] = map[string]any{"id": "acme"} },
+		} {
+			c := iss.Tenant("acme", time.Now(), time.Hour)
+			edit(c)
+			tok, err := iss.Sign(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(s.app.Received())
+			if r := s.do(t, "POST", "/patients", patient, "Authorization", "Bearer "+tok); r.status != 400 || len(s.app.Received()) != n {
+				t.Errorf("%s: %d %s, want rkms's 400 and nothing at the app", name, r.status, r.body)
+			}
 		}
 	})
 	t.Run("request ids are Envoy's", func(t *testing.T) {

@@ -43,6 +43,8 @@ func runIdentity(t *testing.T, s Suite) {
 				}
 			})
 		}
+		// The requirement belongs to the route, which matches in any case.
+		wantRefused(t, st, 401, ErrInvalidToken, "GET", strings.ToUpper(tagged), "", "Authorization", "")
 		// Envoy says which kind of failure in www-authenticate (RFC 6750), not in the body.
 		r := st.Do(t, "GET", tagged, "", "Authorization", "")
 		if h := r.Header.Get("Www-Authenticate"); !strings.HasPrefix(h, "Bearer ") || strings.Contains(h, "invalid_token") {

@@ -21,12 +21,15 @@
 //
 // # Runs
 //
-//  1. Direct: [Exchange] plays Envoy's side of one stream (request headers, a buffered JSON body
-//     with 3 tagged fields, response headers, the sealed body as the response body) over
-//     loopback gRPC, with -concurrency streams in flight, against the no-op server and rkms in
-//     alternating rounds. Reported: streams/s, p50/p99/p99.9 and server CPU per stream.
+//  1. Direct: [Exchange] plays Envoy's side of one stream (request headers with the verified
+//     token's payload as Envoy forwards it, a buffered JSON body with 3 tagged fields, response
+//     headers, the sealed body as the response body) over loopback gRPC, with -concurrency
+//     streams in flight, against the no-op server and rkms in alternating rounds.
+//     Reported: streams/s, p50/p99/p99.9 and server CPU per stream.
 //  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations:
-//     without the ext_proc filter, ext_proc to the no-op server, ext_proc to rkms. First the
+//     without the ext_proc filter, ext_proc to the no-op server, ext_proc to rkms. All three
+//     verify the client's bearer token (jwt_authn, internal/envoytest's test key; the tokens
+//     are minted before the run), so the baseline pays for verification too. First the
 //     no-op configuration's maximum throughput (closed loop, -max-workers clients), then each
 //     configuration at half of it (open loop: latency counts from the scheduled start). Reported:
 //     throughput and p50/p99.

@@ -165,7 +165,7 @@ func wantEnvoyRequestID(t *testing.T, s *stack, auth []string, trusted bool) {
 	if regexp.MustCompile(`(^|\s)request_id=` + clientID).MatchString(logs) {
 		t.Errorf("rkms logged the client's id as its request id:\n%s", logs)
 	}
-	if trusted && !regexp.MustCompile(`(^|\s)request_id=` + appID + `(\s|$)`).MatchString(logs) {
+	if trusted && !regexp.MustCompile(`(^|\s)request_id=`+appID+`(\s|$)`).MatchString(logs) {
 		t.Errorf("rkms (trust_request_id) did not log Envoy's id %s as its request id:\n%s", appID, logs)
 	}
 }

@@ -220,7 +220,7 @@ CMD_KEY_NO_TOKEN="$W 'http://127.0.0.1:$RKMS_ADMIN_PORT/key?id=tenant-acme'"
 # shellcheck disable=SC2016 # $EVE is expanded when the commands run
 EVE_CMD='EVE='\''{"name":"Eve","ssn":"987-65-4321","contact":[{"email":"eve@example.com"}]}'\'
 CMD_EVASION="$W $ACME $JSON -d \"\$EVE\" $ENVOY_URL/patients"
-CMD_POLICY_TEST="printf '%s' \"\$EVE\" | rkms policy test --config examples/demo/rkms.yaml --policy patients"
+CMD_POLICY_TEST="printf '%s' \"\$EVE\" | rkms policy test --config examples/demo/rkms.yaml --policy patients --claim tenant=acme"
 
 if [[ $MODE == run ]]; then
 	cat <<EOF

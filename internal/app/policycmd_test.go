@@ -17,6 +17,9 @@ func TestPolicyTestCommand(t *testing.T) {
     request: {encrypt: ["$..ssn", "$..contact.email"]}
     response: {decrypt: ["$.ssn", "$.items[*].ssn"]}
     allow: ["$.doctor.email"]
+  - name: jwt
+    key_id: "tenant-{jwt:tenant}"
+    request: {encrypt: ["$..ssn"]}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +36,7 @@ func TestPolicyTestCommand(t *testing.T) {
 		{"response", `{"items":[{"ssn":"123-45-6789"}]}`, []string{"--response"}, 1,
 			[]string{"refuse     $.items[0].ssn  label=ssn  (plaintext where a ciphertext is expected)"}},
 		{"not JSON", `{"ssn":`, nil, 1, []string{"refuse     (body:"}},
+		{"claim", `{"ssn":"123-45-6789"}`, []string{"--policy", "jwt", "--claim", "tenant=globex"}, 0, []string{"key id tenant-globex"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -46,7 +46,8 @@ func TestComposeExample(t *testing.T) {
 	for name, s := range cf.Services {
 		for _, v := range s.Volumes {
 			src, _, _ := strings.Cut(v, ":")
-			if strings.HasPrefix(src, "./") {
+			// ./secrets/ is made by secrets.sh (TestComposeSecrets checks those).
+			if strings.HasPrefix(src, "./") && !strings.HasPrefix(src, "./secrets/") {
 				if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
 					t.Errorf("service %s mounts %s: %v", name, src, err)
 				}
@@ -59,13 +60,21 @@ func TestComposeExample(t *testing.T) {
 		}
 	}
 
+	// The configurations name the files secrets.sh makes at the paths compose.yaml mounts them:
+	// checked with the script's real files in their place.
+	testenv.Integration(t) // secrets.sh needs openssl and go; envoy from make tools
+	sec := composeSecrets(t)
 	b, err := os.ReadFile(filepath.Join(dir, "rkms.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(b)
+	cfg, err := config.Parse([]byte(withMounts(t, sec, "rkms", string(b))))
 	if err != nil {
-		t.Fatalf("examples/compose/rkms.yaml fails rkms config check: %v", err)
+		t.Fatalf("examples/compose/rkms.yaml (with secrets.sh's files) fails rkms config check: %v", err)
+	}
+	if cfg.ExtProc.TLS.ClientCAFile == "" || cfg.ExtProc.Insecure || !cfg.ExtProc.TrustRequestID {
+		t.Errorf("ext_proc tls %+v, insecure %v, trust_request_id %v: want mutual TLS, not insecure, and Envoy's request ids trusted",
+			cfg.ExtProc.TLS, cfg.ExtProc.Insecure, cfg.ExtProc.TrustRequestID)
 	}
 	for _, r := range cfg.KMS.Regions {
 		svc := "kms-" + r.Name
@@ -84,11 +93,11 @@ func TestComposeExample(t *testing.T) {
 		t.Errorf("store endpoint %s, ext_proc %s", cfg.Store.DynamoDB.Endpoint, cfg.ExtProc.Listen)
 	}
 
-	testenv.Integration(t) // envoy from make tools
 	boot, err := os.ReadFile(filepath.Join(dir, "envoy.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	boot = []byte(withMounts(t, sec, "envoy", string(boot)))
 	for _, want := range []string{"failure_mode_allow: false", "address: rkms, port_value: 50051", "address: app, port_value: 8000"} {
 		if !strings.Contains(string(boot), want) {
 			t.Errorf("envoy.yaml lacks %q", want)
@@ -97,4 +106,16 @@ func TestComposeExample(t *testing.T) {
 	if out, err := testenv.Validate(t, string(boot)); err != nil {
 		t.Errorf("envoy --mode validate: %v\n%s", err, out)
 	}
+}
+
+// withMounts returns cfg with the target path of each of service's ./secrets/ mounts replaced by
+// the file secrets.sh made.
+func withMounts(t *testing.T, sec composeSecretsDir, service, cfg string) string {
+	t.Helper()
+	for _, m := range composeMounts(t, service) {
+		if strings.HasPrefix(m.src, "./secrets/") {
+			cfg = strings.ReplaceAll(cfg, m.dst, sec.path(t, m.src))
+		}
+	}
+	return cfg
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/rkms/rkms/internal/testenv"
 )
 
-func readRepoFile(t *testing.T, rel string) string {
+func readRepoFile(t testing.TB, rel string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), rel))
 	if err != nil {

@@ -40,6 +40,7 @@ func TestHelmEnvoyBypass(t *testing.T) {
 			"--set", "envoy.upstream.host=127.0.0.1", "--set", "envoy.upstream.port="+strconv.Itoa(p.App))
 		s = envoytest.ReplaceOnce(t, s, "{address: 127.0.0.1, port_value: 9901}", fmt.Sprintf("{address: 127.0.0.1, port_value: %d}", p.Admin))
 		s = envoytest.ReplaceOnce(t, s, "{address: 0.0.0.0, port_value:", "{address: 127.0.0.1, port_value:")
+		s = withJWKS(t, s, p.JWKS)
 		if failureModeAllow {
 			s = envoytest.ReplaceOnce(t, s, "failure_mode_allow: false", "failure_mode_allow: true")
 		}
@@ -48,8 +49,9 @@ func TestHelmEnvoyBypass(t *testing.T) {
 	envoytest.Run(t, envoytest.Suite{Render: render, TaggedPrefix: "/patients", Policy: "patients"})
 }
 
-// TestHelmEnvoyMatchesIngress: the chart's bootstrap has envoy/ingress.yaml's HTTP filters, local
-// replies and health check route (the template copies them; this catches a copy left behind).
+// TestHelmEnvoyMatchesIngress: the chart's bootstrap has envoy/ingress.yaml's HTTP filters (token
+// verification included: the CI values name ingress.yaml's issuer and audience), local replies,
+// request id settings and routes (the template copies them; this catches a copy left behind).
 func TestHelmEnvoyMatchesIngress(t *testing.T) {
 	testenv.Integration(t) // helm from make tools
 	hcm := func(t *testing.T, boot string) map[string]any {
@@ -71,15 +73,18 @@ func TestHelmEnvoyMatchesIngress(t *testing.T) {
 		return b.StaticResources.Listeners[0].FilterChains[0].Filters[0].TypedConfig
 	}
 	chart, shipped := hcm(t, helmEnvoy(t)), hcm(t, readRepoFile(t, "envoy/ingress.yaml"))
-	for _, key := range []string{"http_filters", "local_reply_config", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action"} {
+	for _, key := range []string{"http_filters", "local_reply_config", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+		"use_remote_address", "preserve_external_request_id", "generate_request_id"} {
 		if !reflect.DeepEqual(chart[key], shipped[key]) {
 			t.Errorf("chart's %s differs from envoy/ingress.yaml's:\n chart %v\n  want %v", key, chart[key], shipped[key])
 		}
 	}
-	route := func(m map[string]any, i int) any {
-		return m["route_config"].(map[string]any)["virtual_hosts"].([]any)[0].(map[string]any)["routes"].([]any)[i]
+	// The CI values' routes are ingress.yaml's: the health check, /patients, the catch-all, each
+	// with its jwt_authn requirement, ext_proc and stamp check settings.
+	routes := func(m map[string]any) any {
+		return m["route_config"].(map[string]any)["virtual_hosts"].([]any)[0].(map[string]any)["routes"]
 	}
-	if !reflect.DeepEqual(route(chart, 0), route(shipped, 0)) {
-		t.Errorf("chart's health check route %v, want envoy/ingress.yaml's %v", route(chart, 0), route(shipped, 0))
+	if !reflect.DeepEqual(routes(chart), routes(shipped)) {
+		t.Errorf("chart's routes %v,\n want envoy/ingress.yaml's %v", routes(chart), routes(shipped))
 	}
 }

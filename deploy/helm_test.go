@@ -13,10 +13,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -59,14 +62,18 @@ func helm(t *testing.T, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// rendered holds one `helm template` output, decoded strictly into the Kubernetes types.
+// rendered holds one `helm template` output, decoded strictly into the Kubernetes types
+// (cert-manager's, whose Go types the module does not have, as maps).
 type rendered struct {
-	deployment *appsv1.Deployment
-	service    *corev1.Service
-	pdb        *policyv1.PodDisruptionBudget
-	secret     *corev1.Secret
-	sa         *corev1.ServiceAccount
-	configMaps map[string]*corev1.ConfigMap
+	deployment  *appsv1.Deployment
+	service     *corev1.Service
+	pdb         *policyv1.PodDisruptionBudget
+	secret      *corev1.Secret // the admin token's
+	sa          *corev1.ServiceAccount
+	netpol      *networkingv1.NetworkPolicy
+	configMaps  map[string]*corev1.ConfigMap
+	secrets     map[string]*corev1.Secret // every Secret, by name
+	certManager map[string]map[string]any // "Kind/name": the object
 }
 
 // strict decodes one YAML document into v, failing on any field v's type does not have.
@@ -86,7 +93,7 @@ func render(t *testing.T, args ...string) *rendered {
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}
-	r := &rendered{configMaps: map[string]*corev1.ConfigMap{}}
+	r := &rendered{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}, certManager: map[string]map[string]any{}}
 	for _, doc := range strings.Split(out, "\n---") {
 		var head struct{ APIVersion, Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
@@ -106,8 +113,25 @@ func render(t *testing.T, args ...string) *rendered {
 			r.pdb = &policyv1.PodDisruptionBudget{}
 			obj = r.pdb
 		case "v1 Secret":
-			r.secret = &corev1.Secret{}
-			obj = r.secret
+			sec := &corev1.Secret{}
+			obj = sec
+			defer func() {
+				r.secrets[sec.Name] = sec
+				if _, ok := sec.Data["admin-token"]; ok {
+					r.secret = sec
+				}
+			}()
+		case "networking.k8s.io/v1 NetworkPolicy":
+			r.netpol = &networkingv1.NetworkPolicy{}
+			obj = r.netpol
+		case "cert-manager.io/v1 Issuer", "cert-manager.io/v1 Certificate":
+			var m map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+				t.Fatalf("%s: %v", head.Kind, err)
+			}
+			name, _ := m["metadata"].(map[string]any)["name"].(string)
+			r.certManager[head.Kind+"/"+name] = m
+			continue
 		case "v1 ServiceAccount":
 			r.sa = &corev1.ServiceAccount{}
 			obj = r.sa
@@ -255,9 +279,20 @@ func TestHelmChart(t *testing.T) {
 			if cm == nil {
 				t.Fatalf("no rkms ConfigMap among %v", r.configMaps)
 			}
-			cfg, err := config.Parse([]byte(cm.Data["rkms.yaml"]))
+			rkmsYAML, tlsDir := withChartTLS(t, r, cm.Data["rkms.yaml"])
+			cfg, err := config.Parse([]byte(rkmsYAML))
 			if err != nil {
 				t.Fatalf("rendered rkms.yaml fails rkms config check: %v\n%s", err, cm.Data["rkms.yaml"])
+			}
+			// Without the sidecar ext_proc is on the pod network: mutual TLS with the chart's
+			// certificates. With it, loopback, and Envoy's own request ids trusted.
+			wantTLS := config.TLS{CertFile: tlsDir + "/tls.crt", KeyFile: tlsDir + "/tls.key", ClientCAFile: tlsDir + "/ca.crt"}
+			if tc.envoy {
+				wantTLS = config.TLS{}
+			}
+			if cfg.ExtProc.TLS != wantTLS || cfg.ExtProc.Insecure || cfg.ExtProc.TrustRequestID != tc.envoy {
+				t.Errorf("ext_proc tls %+v insecure %v trust_request_id %v, want %+v false %v",
+					cfg.ExtProc.TLS, cfg.ExtProc.Insecure, cfg.ExtProc.TrustRequestID, wantTLS, tc.envoy)
 			}
 			wantExt := "0.0.0.0:50051"
 			if tc.envoy {
@@ -276,6 +311,17 @@ func TestHelmChart(t *testing.T) {
 			}
 			if mounts["tls"] != "/etc/rkms/tls" {
 				t.Errorf("extraVolumeMounts not applied: %v", mounts)
+			}
+			tlsSecret := ""
+			for _, v := range pod.Volumes {
+				if v.Name == "extproc-tls" && v.Secret != nil {
+					tlsSecret = v.Secret.SecretName
+				}
+			}
+			if got := mounts["extproc-tls"] == "/etc/rkms/extproc-tls" && tlsSecret == "rel-rkms-extproc-tls" &&
+				r.secrets[tlsSecret] != nil; got == tc.envoy {
+				t.Errorf("ext_proc TLS Secret %q mounted at %q (rendered %v): want it exactly without the sidecar",
+					tlsSecret, mounts["extproc-tls"], r.secrets[tlsSecret] != nil)
 			}
 			if filepath.Join(mounts["admin-token"], "admin-token") != cfg.Admin.TokenFile || mounts["data"] != cfg.DataDir {
 				t.Errorf("token file %s / data dir %s not where the pod mounts them (%v)", cfg.Admin.TokenFile, cfg.DataDir, mounts)
@@ -305,8 +351,11 @@ func TestHelmChart(t *testing.T) {
 						t.Errorf("envoy bootstrap lacks %q", want)
 					}
 				}
-				if out, err := testenv.Validate(t, boot); err != nil {
+				if out, err := testenv.Validate(t, withJWKS(t, boot, envoytest.JWKSFile(t))); err != nil {
 					t.Errorf("envoy --mode validate: %v\n%s\n%s", err, out, boot)
+				}
+				if got, want := ecm.Data["jwks.json"], strings.TrimSpace(string(envoytest.TestIssuer().JWKS())); got != want {
+					t.Errorf("jwks.json %s, want the JWKS of envoytest's test key (ci/test-values.yaml) %s", got, want)
 				}
 			}
 		})
@@ -327,6 +376,20 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"no regions", []string{"--set", "adminToken.value=x0123456789abcdef"}, "config.kms.regions"},
 		{"region without key", []string{"-f", values, "--set", "config.kms.regions[0].key_id="}, "needs key_id"},
 		{"ext_proc TLS with the sidecar", []string{"-f", values, "--set", "config.extproc.tls.cert_file=/etc/rkms/tls/tls.crt"}, "loopback"},
+		{"ext_proc on the pod network without any TLS", []string{"-f", values, "--set", "envoy.enabled=false", "--set", "extprocTLS.source=none"},
+			"decrypts for whoever connects"},
+		{"own ext_proc TLS and the chart's", []string{"-f", values, "--set", "envoy.enabled=false",
+			"--set", "config.extproc.tls.cert_file=/etc/rkms/tls/tls.crt"}, "extprocTLS.source: none"},
+		{"unknown TLS source", []string{"-f", values, "--set", "envoy.enabled=false", "--set", "extprocTLS.source=vault"}, "want helm, cert-manager or none"},
+		{"sidecar without token issuer", []string{"-f", values, "--set", "envoy.jwt.issuer="}, "envoy.jwt.issuer"},
+		{"sidecar without audiences", []string{"-f", values, "--set", "envoy.jwt.audiences=null"}, "envoy.jwt.audiences"},
+		{"sidecar without JWKS", []string{"-f", values, "--set", "envoy.jwt.jwks="}, "envoy.jwt.jwks"},
+		{"ext_proc open to everyone", []string{"-f", values, "--set", "envoy.enabled=false", "--set", "networkPolicy.extprocFrom=null"},
+			"networkPolicy.extprocFrom"},
+		{"key API open to everyone", []string{"-f", values, "--set", "networkPolicy.keyApiFrom=null"}, "networkPolicy.keyApiFrom"},
+		{"ext_proc open to everyone (empty list)", []string{"-f", values, "--set", "envoy.enabled=false", "--set-json", "networkPolicy.extprocFrom=[]"},
+			"networkPolicy.extprocFrom"},
+		{"key API open to everyone (empty list)", []string{"-f", values, "--set-json", "networkPolicy.keyApiFrom=[]"}, "networkPolicy.keyApiFrom"},
 		{"admin mTLS", []string{"-f", values, "--set", "config.admin.tls.cert_file=/etc/rkms/tls/tls.crt",
 			"--set", "config.admin.tls.key_file=/etc/rkms/tls/tls.key", "--set", "config.admin.tls.client_ca_file=/etc/rkms/tls/ca.crt"}, "kubelet"},
 	} {
@@ -369,4 +432,32 @@ func TestHelmChartAdminTLS(t *testing.T) {
 	if tls["cert_file"] != "/etc/rkms/tls/tls.crt" || cfg.Admin["listen"] != "0.0.0.0:8080" {
 		t.Errorf("admin section %v", cfg.Admin)
 	}
+}
+
+// withChartTLS returns the rendered rkms.yaml with the files of the ext_proc TLS Secret (when
+// the chart rendered one) written to a temporary directory dir and named instead of the mount
+// (/etc/rkms/extproc-tls): rkms config check loads them, as rkms serve would.
+func withChartTLS(t *testing.T, r *rendered, rkmsYAML string) (out, dir string) {
+	t.Helper()
+	sec := r.secrets["rel-rkms-extproc-tls"]
+	if sec == nil {
+		return rkmsYAML, ""
+	}
+	dir = t.TempDir()
+	for name, b := range sec.Data {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.ReplaceAll(rkmsYAML, "/etc/rkms/extproc-tls/", dir+"/"), dir
+}
+
+// withJWKS renders the chart's Envoy bootstrap with its JWKS at path (the "# file:jwks" line).
+func withJWKS(t testing.TB, boot, path string) string {
+	t.Helper()
+	out, err := envoy.RenderFiles([]byte(boot), map[string]string{"jwks": path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }

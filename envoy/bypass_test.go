@@ -19,6 +19,9 @@ func ingress(edit func(t testing.TB, cfg string) string) envoytest.Render {
 			t.Fatal(err)
 		}
 		out, err := Render(cfg, map[string]int{"admin": p.Admin, "listener": p.Listener, "app": p.App, "rkms": p.Rkms})
+		if err == nil {
+			out, err = RenderFiles(out, map[string]string{"jwks": p.JWKS})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -20,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -100,9 +105,12 @@ func TestShippedConfigs(t *testing.T) {
 		policy string // the policy a route names
 		// routes without the stamp check may only be health checks (exact path, GET/HEAD)
 		healthOnly bool
+		// jwt: bearer tokens verified before ext_proc, x-tenant-id removed (ingress: the
+		// client is a user; egress: the client is the app itself, on loopback)
+		jwt bool
 	}{
-		{"ingress.yaml", "patients", true},
-		{"egress.yaml", "partner", false},
+		{"ingress.yaml", "patients", true, true},
+		{"egress.yaml", "partner", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Config(tc.name)
@@ -126,6 +134,9 @@ func TestShippedConfigs(t *testing.T) {
 			}
 			filters := hcm.GetHttpFilters()
 			want := []string{"envoy.filters.http.ext_proc", "envoy.filters.http.rbac", "envoy.filters.http.router"}
+			if tc.jwt {
+				want = append([]string{"envoy.filters.http.header_mutation", "envoy.filters.http.jwt_authn"}, want...)
+			}
 			var names []string
 			for _, f := range filters {
 				names = append(names, f.GetName())
@@ -133,11 +144,17 @@ func TestShippedConfigs(t *testing.T) {
 			if !slices.Equal(names, want) {
 				t.Fatalf("http filters %v, want %v", names, want)
 			}
-			ep := unpack(t, filters[0].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
+			first := len(want) - 3 // ext_proc
+			ep := unpack(t, filters[first].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
 			checkExtProc(t, ep)
-			checkStampCheck(t, ep, unpack(t, filters[1].GetTypedConfig(), &rbacfilterv3.RBAC{}))
+			checkStampCheck(t, ep, unpack(t, filters[first+1].GetTypedConfig(), &rbacfilterv3.RBAC{}))
 			checkRoutes(t, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes(), tc.healthOnly)
 			checkLocalReplies(t, hcm.GetLocalReplyConfig())
+			checkRequestIDs(t, hcm)
+			checkPeerAttributes(t, ep)
+			if tc.jwt {
+				checkVerifiedTenants(t, filters, ep, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes())
+			}
 			if c := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "rkms" {
 				t.Errorf("ext_proc cluster %q, want rkms", c)
 			}
@@ -204,10 +221,12 @@ func routePolicy(t *testing.T, r *routev3.Route) string {
 func routeDisabled(t *testing.T, r *routev3.Route) bool { return perRoute(t, r).GetDisabled() }
 
 // TestEnvoyValidates runs the real Envoy's validation on every shipped and rendered config, and
-// checks that the validation does catch a broken one.
+// checks that the validation does catch a broken one. The shipped files read their JWKS from
+// /etc/envoy/jwks.json, which this machine does not have: "shipped" renders only that path.
 func TestEnvoyValidates(t *testing.T) {
 	testenv.Integration(t)
 	ports := map[string]int{"admin": 19901, "listener": 20000, "rkms": 20051}
+	jwks := map[string]string{"jwks": envoytest.JWKSFile(t)}
 	for _, name := range Names() {
 		cfg, err := Config(name)
 		if err != nil {
@@ -216,6 +235,14 @@ func TestEnvoyValidates(t *testing.T) {
 		rendered, err := Render(cfg, ports)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if name == "ingress.yaml" {
+			if cfg, err = RenderFiles(cfg, jwks); err == nil {
+				rendered, err = RenderFiles(rendered, jwks)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 		for variant, c := range map[string][]byte{"shipped": cfg, "rendered": rendered} {
 			t.Run(name+"/"+variant, func(t *testing.T) {
@@ -227,9 +254,29 @@ func TestEnvoyValidates(t *testing.T) {
 	}
 	t.Run("broken config is refused", func(t *testing.T) {
 		cfg, _ := Config("ingress.yaml")
+		cfg, _ = RenderFiles(cfg, jwks)
 		broken := strings.Replace(string(cfg), "failure_mode_allow: false", "failure_mode_allow: nope", 1)
 		if out, err := testenv.Validate(t, broken); err == nil {
 			t.Fatalf("envoy accepted a broken config:\n%s", out)
+		}
+	})
+	// Without a usable JWKS, Envoy does not start (rather than start and refuse every token).
+	t.Run("missing jwks is refused", func(t *testing.T) {
+		cfg, _ := Config("ingress.yaml")
+		cfg, _ = RenderFiles(cfg, map[string]string{"jwks": "/nonexistent/rkms-test/jwks.json"})
+		if out, err := testenv.Validate(t, string(cfg)); err == nil || !strings.Contains(out, "Invalid path: /nonexistent/rkms-test/jwks.json") {
+			t.Fatalf("envoy --mode validate without the JWKS file: %v\n%s", err, out)
+		}
+	})
+	t.Run("invalid jwks is refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "jwks.json")
+		if err := os.WriteFile(path, []byte(`{"keys": [`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := Config("ingress.yaml")
+		cfg, _ = RenderFiles(cfg, map[string]string{"jwks": path})
+		if out, err := testenv.Validate(t, string(cfg)); err == nil || !strings.Contains(out, "invalid local jwks") {
+			t.Fatalf("envoy --mode validate with a broken JWKS: %v\n%s", err, out)
 		}
 	})
 }
@@ -273,5 +320,51 @@ func TestRender(t *testing.T) {
 	}
 	if _, err := Render([]byte("x: 1 # port:app\n"), map[string]int{"app": 1}); err == nil {
 		t.Error("a marked line without port_value was accepted")
+	}
+}
+
+func TestRenderFiles(t *testing.T) {
+	cfg, err := Config("ingress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		want    string // a substring of the output
+		wantErr string
+	}{
+		{name: "jwks", files: map[string]string{"jwks": "/tmp/x/jwks.json"}, want: `filename: "/tmp/x/jwks.json" # file:jwks`},
+		{name: "quoted", files: map[string]string{"jwks": `/tmp/a b/"q".json`}, want: `filename: "/tmp/a b/\"q\".json" # file:jwks`},
+		{name: "default kept", files: map[string]string{}, want: "filename: /etc/envoy/jwks.json # file:jwks"},
+		{name: "unknown name", files: map[string]string{"nope": "/x"}, wantErr: "file:nope"},
+		{name: "relative path", files: map[string]string{"jwks": "jwks.json"}, wantErr: "not an absolute path"},
+		{name: "newline", files: map[string]string{"jwks": "/a\nb"}, wantErr: "not an absolute path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := RenderFiles(cfg, tc.files)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output lacks %q", tc.want)
+			}
+			parse(t, out)
+		})
+	}
+	// Flow style, as in README.md's blocks, and a line the marker names without a filename.
+	out, err := RenderFiles([]byte("a: {filename: /etc/x.pem} # file:cert\nb: {filename: \"/etc/y z.pem\"} # file:key\n"),
+		map[string]string{"cert": "/tmp/c.pem", "key": "/tmp/k.pem"})
+	if err != nil || string(out) != "a: {filename: \"/tmp/c.pem\"} # file:cert\nb: {filename: \"/tmp/k.pem\"} # file:key\n" {
+		t.Errorf("flow style: %q %v", out, err)
+	}
+	if _, err := RenderFiles([]byte("x: 1 # file:cert\n"), map[string]string{"cert": "/x"}); err == nil {
+		t.Error("a marked line without filename was accepted")
 	}
 }

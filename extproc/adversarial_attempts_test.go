@@ -13,7 +13,7 @@ import (
 // adversarialAttempts is the attack list of TestAdversarial, family by family. Unless an
 // attempt says otherwise it is a POST of JSON to a path the patients policy of
 // testdata/policies.yaml covers (tagged names ssn, email and number; its responses open them,
-// also under items[]), with Host, x-tenant-id and Content-Length added by rawReq.head.
+// also under items[]), with Host, Authorization and Content-Length added by rawReq.head.
 func adversarialAttempts() []advAttempt {
 	var l advAttemptList
 	for _, family := range []func(){l.controls, l.paths, l.methods, l.bodies, l.names, l.charsets,
@@ -236,7 +236,7 @@ func (l *advAttemptList) headers() {
 	l.add("header", "HTTP/1.0 without Host", func(v advVals) rawReq {
 		body := advSSN(v.S)
 		return rawReq{method: "POST", target: "/patients", proto: "HTTP/1.0", bare: true, body: []byte(body),
-			header: []string{"Content-Type", "application/json", "x-tenant-id", advTenant, "Content-Length", fmt.Sprint(len(body))}}
+			header: []string{"Content-Type", "application/json", "Authorization", advAuth(), "Content-Length", fmt.Sprint(len(body))}}
 	})
 	l.add("header", "pipelined behind a request without policy", func(v advVals) rawReq {
 		r := advPost("/notes", `{"n":1}`)

@@ -214,7 +214,12 @@ func (g *advRig) run(n int, a advAttempt) advResult {
 	case reply.status() == 0:
 		res.outcome = fmt.Sprintf("no answer (%v)", reply.err) + g.s.streams.seenSince(streams)
 	default:
-		res.outcome = fmt.Sprintf("refused %d by %s", reply.status(), advRefuser(reply)) + g.s.streams.seenSince(streams)
+		// Envoy's own replies are JSON too: a reply to a request rkms never saw is Envoy's.
+		seen, who := g.s.streams.seenSince(streams), advRefuser(reply)
+		if seen != "" {
+			who = "envoy"
+		}
+		res.outcome = fmt.Sprintf("refused %d by %s", reply.status(), who) + seen
 	}
 	if a.control {
 		g.checkControl(n, a, v, reply, got)

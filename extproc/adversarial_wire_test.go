@@ -13,16 +13,29 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
 
 	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/internal/envoytest"
 )
 
 // The adversarial suite's tools (adversarial_test.go): a raw HTTP/1.1 client that writes exactly
 // the bytes an attempt spells, and a search for a sentinel in every form an application could
 // read it in.
+
+// advAuth is the Authorization header of the attempts: a valid token for advTenant, which
+// ingress.yaml verifies and rkms reads ({jwt:tenant}). The invariants hold for an authenticated
+// client: a valid token does not let tagged plaintext past rkms.
+var advAuth = sync.OnceValue(func() string {
+	tok, err := envoytest.TenantToken(advTenant)
+	if err != nil {
+		panic(err)
+	}
+	return "Bearer " + tok
+})
 
 const (
 	advTenant       = "t-adv"
@@ -40,7 +53,7 @@ type rawReq struct {
 	body           []byte
 	chunks         []string // the body in the chunked transfer coding, one Write per chunk
 	expect100      bool     // write the head, wait for the interim 100 Continue, then the body
-	bare           bool     // add no default header (Host, x-tenant-id, Content-Length)
+	bare           bool     // add no default header (Host, Authorization, Content-Length)
 	pipeline       []rawReq // further requests written in the same Write, answered in order
 	h2             bool     // send with net/http over HTTP/2 with prior knowledge (h2c) instead
 }
@@ -55,7 +68,8 @@ func (r rawReq) has(name string) bool {
 }
 
 // head returns the request line and headers, with the defaults an ordinary client sends unless
-// the attempt spells them itself: Host, x-tenant-id, and Content-Length or chunked framing.
+// the attempt spells them itself: Host, a valid bearer token for advTenant (advAuth), and
+// Content-Length or chunked framing.
 func (r rawReq) head() []byte {
 	proto := r.proto
 	if proto == "" {
@@ -66,8 +80,8 @@ func (r rawReq) head() []byte {
 		if !r.has("host") {
 			hdr = append([]string{"Host", "127.0.0.1"}, hdr...)
 		}
-		if !r.has("x-tenant-id") {
-			hdr = append(hdr, "x-tenant-id", advTenant)
+		if !r.has("authorization") {
+			hdr = append(hdr, "Authorization", advAuth())
 		}
 		switch {
 		case r.chunks != nil && !r.has("transfer-encoding"):
@@ -205,8 +219,8 @@ func sendH2(client *http.Client, base string, r rawReq) clientReply {
 	for i := 0; i+1 < len(r.header); i += 2 {
 		req.Header.Add(r.header[i], r.header[i+1])
 	}
-	if !r.has("x-tenant-id") {
-		req.Header.Set("x-tenant-id", advTenant)
+	if !r.has("authorization") {
+		req.Header.Set("Authorization", advAuth())
 	}
 	resp, err := client.Do(req)
 	if err != nil {

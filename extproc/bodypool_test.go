@@ -52,7 +52,7 @@ func TestTransformLendsBodies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var scratch []byte
-			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", []byte(tc.body), &scratch)
+			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", []byte(tc.body), &scratch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestTransformLendsBodies(t *testing.T) {
 // buffer held the opened fields' plaintext).
 func TestFreeProcessorClears(t *testing.T) {
 	e := newTestEnv(t, Options{})
-	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(PolicyMetadataKey, "patients"))
+	ctx := metadata.NewIncomingContext(loopbackPeer(t.Context()), metadata.Pairs(PolicyMetadataKey, "patients"))
 	p := e.srv.newProcessor(ctx)
 	reqHdrs := hdrs{{":method", "POST"}, {":path", "/patients"}, {"content-type", "application/json"}, {"x-tenant-id", "t1"}}
 	respHdrs := hdrs{{":status", "200"}, {"content-type", "application/json"}}
@@ -175,7 +175,7 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	b.WriteString(`]}`)
 	body := []byte(b.String())
 	var scratch []byte
-	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", body, &scratch)
+	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", body, &scratch)
 	if err != nil || n != 200 {
 		t.Fatalf("seal: %d values, %v", n, err)
 	}
@@ -184,7 +184,7 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	}
 	sealed = bytes.Clone(sealed)
 	e.srv.bodies.put(buf)
-	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, pol.Response(), nil, "tenant-t1", "", sealed, &scratch)
+	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, pol.Response(), nil, "tenant-t1", "", "", sealed, &scratch)
 	if err != nil || n != 200 || string(opened) != string(body) {
 		t.Fatalf("open: %d values, %v, body equal %v", n, err, string(opened) == string(body))
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envoy"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkEnvoy(b *testing.B) {
 	testenv.Integration(b)
 	s := startStack(b, "ingress.yaml", Options{})
 	noFilter := startEnvoyWithoutExtProc(b, s)
-	tenant := []string{"x-tenant-id", "t1"}
+	tenant := envoytest.Bearer(b, "t1") // the token ingress.yaml verifies; rkms reads its tenant claim
 	s.do(b, "POST", "/patients", patient, tenant...)
 	s.do(b, "POST", "/notes", patient)
 	for _, bc := range []struct {

@@ -10,15 +10,17 @@ import (
 	"testing"
 
 	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
 // TestEnvoyIngress runs envoy/ingress.yaml in the real Envoy in front of the recorder app, with
-// this server and a real keyring behind it.
+// this server and a real keyring behind it. The tenant is the claim of the token Envoy
+// verified (policy key id tenant-{jwt:tenant}).
 func TestEnvoyIngress(t *testing.T) {
 	testenv.Integration(t)
 	s := startStack(t, "ingress.yaml", Options{})
-	tenant := []string{"x-tenant-id", "t1"}
+	tenant := envoytest.Bearer(t, "t1")
 	wantRecord := `{"id":"1",` + patient[1:]
 
 	t.Run("create encrypts tagged fields only", func(t *testing.T) {
@@ -93,8 +95,9 @@ func TestEnvoyIngress(t *testing.T) {
 		}{
 			{name: "invalid json", method: "POST", path: "/patients", body: `{"ssn":"123-45-6789"`, headers: tenant, want: 400,
 				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
-			{name: "missing tenant", method: "POST", path: "/patients", body: patient, want: 400},
-			{name: "missing tenant on read", method: "GET", path: "/patients/1", want: 400},
+			// jwt_authn refuses a request without a token before rkms (a JSON local reply).
+			{name: "missing token", method: "POST", path: "/patients", body: patient, want: 401},
+			{name: "missing token on read", method: "GET", path: "/patients/1", want: 401},
 			{name: "not json", method: "POST", path: "/patients", body: patient, headers: append([]string{"content-type", "text/plain"}, tenant...), want: 415},
 			// Envoy sends no body; its local 413 reply goes through the response path, and rkms
 			// (decrypting only in responses) lets the text/plain reply pass.
@@ -102,11 +105,14 @@ func TestEnvoyIngress(t *testing.T) {
 				wantRecv: []string{"request_headers", "response_headers", "response_body(eos=true)"}, envoyReply: true},
 			{name: "body over the buffer limit once encrypted", method: "POST", path: "/patients", body: growing, headers: tenant, want: 413,
 				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
-			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: []string{"x-tenant-id", "t-new"},
+			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: envoytest.Bearer(t, "t-new"),
 				setup: func() { s.store.SetUnavailable(true) }, undo: func() { s.store.SetUnavailable(false) }, want: 503},
 			{name: "tampered ciphertext", method: "GET", path: "/patients/99", headers: tenant, want: 502,
 				wantRecv: []string{"request_headers(eos)", "response_headers", "response_body(eos=true)"}},
-			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: []string{"x-tenant-id", "t2"}, want: 502},
+			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: envoytest.Bearer(t, "t2"), want: 502},
+			// The client's x-tenant-id is removed before rkms: the token's tenant decides.
+			{name: "cross-tenant read claiming the tenant", method: "GET", path: "/patients/1",
+				headers: append(envoytest.Bearer(t, "t2"), "x-tenant-id", "t1"), want: 502},
 			{name: "compressed response", method: "GET", path: "/patients/1?encoding=gzip", headers: tenant, want: 502},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

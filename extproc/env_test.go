@@ -2,13 +2,16 @@ package extproc
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/peer"
 
 	"github.com/rkms/rkms/examples/app/recorder"
 	"github.com/rkms/rkms/extproc/policy"
@@ -47,12 +50,12 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 }
 
 // newTestEnvWith is newTestEnv with testdata/policies.yaml changed by edit first.
-func newTestEnvWith(t testing.TB, opts Options, edit func(ps []policy.Config)) *testEnv {
+func newTestEnvWith(t testing.TB, opts Options, edit func(ps []policy.Config) []policy.Config) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, keys: newFakeKeys(), app: recorder.New()}
 	ps := loadPolicies(t)
 	if edit != nil {
-		edit(ps)
+		ps = edit(ps)
 	}
 	srv, err := NewServer(ps, e.keys, opts)
 	if err != nil {
@@ -104,7 +107,13 @@ func (e *testEnv) do(cfg envoyCfg, r httpReq) exchange {
 // mustDo runs r and fails unless the client gets want.
 func (e *testEnv) mustDo(r httpReq, want int) exchange {
 	e.t.Helper()
-	x := e.do(envoyCfg{}, r)
+	return e.mustDoCfg(envoyCfg{}, r, want)
+}
+
+// mustDoCfg is mustDo through an Envoy configured by cfg.
+func (e *testEnv) mustDoCfg(cfg envoyCfg, r httpReq, want int) exchange {
+	e.t.Helper()
+	x := e.do(cfg, r)
 	if x.client.status != want {
 		e.t.Fatalf("%s %s: status %d, want %d (body %s)", r.method, r.path, x.client.status, want, x.client.body)
 	}
@@ -175,4 +184,10 @@ func (e *testEnv) pol(name string) *policy.Policy {
 	}
 	e.t.Fatalf("no policy %q", name)
 	return nil
+}
+
+// loopbackPeer is ctx as seen by a server whose client connected over loopback (as the Envoy
+// sidecar does): the route's policy metadata is trusted from it.
+func loopbackPeer(ctx context.Context) context.Context {
+	return peer.NewContext(ctx, &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
 }

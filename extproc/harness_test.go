@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // This file plays Envoy's side of ext_proc the way /work/shared/docs/envoy-extproc.md describes
@@ -86,6 +87,8 @@ type envoyCfg struct {
 	bufferLimit    int               // per_connection_buffer_limit_bytes; 0: 1 MiB
 	metadata       map[string]string // ExtProcPerRoute grpc_initial_metadata
 	messageTimeout time.Duration     // 0: 10 s (see do)
+	jwt            map[string]any    // payload jwt_authn verified (forwarded as metadata); nil: none
+	peerURISAN     string            // client certificate URI SAN (request_attributes)
 }
 
 // exchange is what happened to one HTTP request.
@@ -186,8 +189,21 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 	}
 	reqEOS := len(req.body) == 0
 	// Request headers.
-	r, err := s.exchange(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-		RequestHeaders: &extprocv3.HttpHeaders{Headers: up.headers.proto(), EndOfStream: reqEOS}}}, "request_headers")
+	hreq := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: up.headers.proto(), EndOfStream: reqEOS}}}
+	if s.cfg.jwt != nil {
+		payload, err := structpb.NewStruct(s.cfg.jwt)
+		if err != nil {
+			return err
+		}
+		hreq.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			JWTNamespace: {Fields: map[string]*structpb.Value{JWTPayloadKey: structpb.NewStructValue(payload)}}}}
+	}
+	if s.cfg.peerURISAN != "" {
+		hreq.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
+			"connection.uri_san_peer_certificate": structpb.NewStringValue(s.cfg.peerURISAN)}}}
+	}
+	r, err := s.exchange(hreq, "request_headers")
 	if r == nil || err != nil {
 		return err
 	}
@@ -279,7 +295,9 @@ func (s *envoyStream) exchange(m *extprocv3.ProcessingRequest, want string) (*ex
 		s.first = true
 		m.ProtocolConfig = &extprocv3.ProtocolConfiguration{RequestBodyMode: s.mode.GetRequestBodyMode(), ResponseBodyMode: s.mode.GetResponseBodyMode()}
 	}
-	m.MetadataContext = &corev3.Metadata{}
+	if m.MetadataContext == nil {
+		m.MetadataContext = &corev3.Metadata{} // Envoy always sends one, possibly empty
+	}
 	s.x.messages++
 	if err := s.stream.Send(m); err != nil {
 		return nil, fmt.Errorf("send %s: %w", want, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 	"github.com/rkms/rkms/store"
 )
@@ -27,7 +28,7 @@ func TestEnvoyKeyErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := s.do(t, "POST", "/patients", patient, "x-tenant-id", "refused")
+		r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "refused")...)
 		if r.status != 503 || string(r.body) != `{"error":"key service unavailable"}` {
 			t.Fatalf("status %d body %s, want 503 {\"error\":\"key service unavailable\"}", r.status, r.body)
 		}
@@ -38,19 +39,19 @@ func TestEnvoyKeyErrors(t *testing.T) {
 	t.Run("store down, key not cached: 503", func(t *testing.T) {
 		s.store.SetUnavailable(true)
 		defer s.store.SetUnavailable(false)
-		r := s.do(t, "POST", "/patients", patient, "x-tenant-id", "uncached")
+		r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "uncached")...)
 		if r.status != 503 || string(r.body) != `{"error":"key service unavailable"}` {
 			t.Fatalf("status %d body %s", r.status, r.body)
 		}
 	})
 	t.Run("key deleted: a stored record no longer opens", func(t *testing.T) {
-		if r := s.do(t, "POST", "/patients", patient, "x-tenant-id", "shredded"); r.status != 201 {
+		if r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "shredded")...); r.status != 201 {
 			t.Fatalf("create: status %d body %s", r.status, r.body)
 		}
 		if err := s.keyring.Delete(ctx, "tenant-shredded"); err != nil {
 			t.Fatal(err)
 		}
-		r := s.do(t, "GET", "/patients/1", "", "x-tenant-id", "shredded")
+		r := s.do(t, "GET", "/patients/1", "", envoytest.Bearer(t, "shredded")...)
 		if r.status != 502 || string(r.body) != `{"error":"authentication failed"}` {
 			t.Fatalf("status %d body %s", r.status, r.body)
 		}

@@ -89,7 +89,7 @@ func (k *idKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
 // key creation), and nothing outside a lookup does.
 func TestRequestIDInKeyContext(t *testing.T) {
 	keys := &idKeys{Keys: newFakeKeys()}
-	srv, err := NewServer(loadPolicies(t), keys, Options{})
+	srv, err := NewServer(loadPolicies(t), keys, Options{TrustRequestID: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func (l *lockedBuf) records(t *testing.T) []map[string]any {
 func TestRequestIDPerStream(t *testing.T) {
 	var buf lockedBuf
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := newTestEnv(t, Options{Logger: log})
+	e := newTestEnv(t, Options{Logger: log, TrustRequestID: true})
 
 	withID := jsonReq("POST", "/patients", "t1", patient)
 	withID.headers = append(withID.headers, [2]string{"x-request-id", "req-0123"})
@@ -211,5 +211,34 @@ func TestRequestIDPerStream(t *testing.T) {
 			t.Errorf("request id %s reused across streams", id)
 		}
 		generated[id] = true
+	}
+}
+
+// TestUntrustedRequestID: without TrustRequestID a client's x-request-id is not the request id
+// (a client could forge audit correlation): rkms makes its own and logs the client's apart.
+func TestUntrustedRequestID(t *testing.T) {
+	var buf lockedBuf
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	keys := &idKeys{Keys: newFakeKeys()}
+	srv, err := NewServer(loadPolicies(t), keys, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := startServer(t, srv)
+	req := jsonReq("POST", "/patients", "t1", `{"ssn":"1"}`)
+	req.headers = append(req.headers, [2]string{"x-request-id", "forged-42"})
+	if x := fe.do(envoyCfg{}, req, func(*httpReq) httpResp { return httpResp{status: 204} }); x.client.status != 204 {
+		t.Fatalf("status %d: %s", x.client.status, x.client.body)
+	}
+	keys.mu.Lock()
+	ids := slices.Clone(keys.ids)
+	keys.mu.Unlock()
+	if len(ids) != 1 || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(ids[0]) {
+		t.Fatalf("request ids seen by Keys (hence audit): %q, want one generated id", ids)
+	}
+	for _, r := range buf.records(t) {
+		if r["request_id"] != ids[0] || r["client_request_id"] != "forged-42" {
+			t.Errorf("record %v: want request_id %s and client_request_id forged-42", r, ids[0])
+		}
 	}
 }

@@ -6,12 +6,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
@@ -36,8 +41,13 @@ type processor struct {
 	headers   headerMap // request headers
 	path      string    // canonical request path (policy.Canonical)
 	reqID     string    // request id for logs, set when first needed
-	needKeyID bool
+	needKeyID bool      // the request's fields are sealed or opened: key id (and context) needed
 	keyID     string
+	context   string // record binding (policy context), "" when the policy binds none
+	src       policy.Source
+	jwt       *structpb.Struct // verified JWT payload forwarded by Envoy, nil if none
+	peerURI   string           // verified client certificate SANs (request_attributes)
+	peerDNS   string
 
 	// Storage reused from stream to stream (processors are pooled, see newProcessor): the
 	// answers built for each message, the response headers, and the transforms' scratch.
@@ -62,6 +72,12 @@ func (s *Server) newProcessor(ctx context.Context) *processor {
 	// ValueFromIncomingContext copies one key's values, FromIncomingContext the whole metadata.
 	if vs := metadata.ValueFromIncomingContext(ctx, PolicyMetadataKey); len(vs) > 0 {
 		p.named = vs[0]
+		if !authenticatedPeer(ctx) {
+			// A route's policy choice is trusted only from Envoy: a direct client must not pick a
+			// policy (or skip one) by sending the metadata itself.
+			p.namedErr = newError(kindPolicy, phaseRequest, "policy configuration error",
+				fmt.Errorf("gRPC metadata %s from an unauthenticated ext_proc peer (neither a verified client certificate nor loopback)", PolicyMetadataKey))
+		}
 		for _, v := range vs[1:] {
 			if v != vs[0] {
 				p.namedErr = newError(kindPolicy, phaseRequest, "policy configuration error",
@@ -93,7 +109,7 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 	}
 	switch m := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return p.requestHeaders(m.RequestHeaders)
+		return p.requestHeaders(req, m.RequestHeaders)
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return p.requestBody(ctx, m.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
@@ -127,11 +143,12 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	return immediateResponse(code, pe.kind.details(), pe.msg), nil
 }
 
-func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (p *processor) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	if p.reqHeaders {
 		return nil, protocolError("request headers received twice")
 	}
 	p.reqHeaders = true
+	p.identities(req)
 	p.headers = parseHeaders(h.GetHeaders())
 	p.reqEnded = h.GetEndOfStream()
 	p.log = nil // with the request id from now on
@@ -155,23 +172,18 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Process
 	if err := policy.CheckHeaders(&p.headers); err != nil {
 		return nil, err
 	}
-	req := pol.Request()
-	p.needKeyID = !pol.Response().Empty() || (hasBody && !req.Empty())
+	reqFields := pol.Request()
+	p.needKeyID = !pol.Response().Empty() || (hasBody && !reqFields.Empty())
 	if hasBody {
 		// Every body on a policy route is read: it is encrypted, or inspected for tripwires, or
 		// (egress) decrypted. So it must be JSON that rkms reads the way the application will.
-		if err := p.headers.checkJSON(req.Inbound()); err != nil {
+		if err := p.headers.checkJSON(reqFields.Inbound()); err != nil {
 			return nil, newError(kindMediaType, phaseRequest, "request "+err.Error(), nil)
 		}
 	}
 	if p.needKeyID {
-		switch {
-		case !pol.KeyID().NeedsBody():
-			if p.keyID, err = pol.KeyID().Eval(&policy.Source{Headers: &p.headers, Path: p.path}); err != nil {
-				return nil, err
-			}
-		case !hasBody:
-			return nil, newError(kindBadInput, phaseRequest, "key id source: the request has no body", nil)
+		if err := p.evalIDs(nil, hasBody); err != nil {
+			return nil, err
 		}
 	}
 	var mut *extprocv3.HeaderMutation
@@ -202,12 +214,10 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	if len(body) > p.s.opts.MaxBodyBytes {
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large", nil)
 	}
-	if p.needKeyID && p.keyID == "" {
-		id, err := p.pol.KeyID().Eval(&policy.Source{Headers: &p.headers, Path: p.path, Body: body})
-		if err != nil {
+	if p.needKeyID {
+		if err := p.evalIDs(body, true); err != nil {
 			return nil, err
 		}
-		p.keyID = id
 	}
 	out, n, err := p.body(ctx, phaseRequest, p.pol.Request(), body)
 	if err != nil {
@@ -222,6 +232,34 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
 	}
 	return p.stamped(p.bresp.fill(phaseRequest, out)), nil
+}
+
+// evalIDs computes the key id and the record binding context that are not computed yet, from
+// the request headers, the verified identities and, once it is known, the request body (nil
+// at request headers; hasBody says whether one will follow). A template that reads the body
+// of a request without one is refused.
+func (p *processor) evalIDs(body []byte, hasBody bool) error {
+	p.src = policy.Source{Headers: &p.headers, Path: p.path, Body: body, PeerURISAN: p.peerURI, PeerDNSSAN: p.peerDNS}
+	if p.jwt != nil {
+		p.src.JWT = jwtClaims{p.jwt}
+	}
+	for _, t := range []struct {
+		tmpl *policy.KeyID
+		dst  *string
+	}{{p.pol.KeyID(), &p.keyID}, {p.pol.Context(), &p.context}} {
+		if t.tmpl == nil || *t.dst != "" || (t.tmpl.NeedsBody() && body == nil && hasBody) {
+			continue
+		}
+		if t.tmpl.NeedsBody() && body == nil {
+			return newError(kindBadInput, phaseRequest, "key id or context source: the request has no body", nil)
+		}
+		v, err := t.tmpl.Eval(&p.src)
+		if err != nil {
+			return err
+		}
+		*t.dst = v
+	}
+	return nil
 }
 
 // stamped adds the stamp that tells Envoy's filters after ext_proc that rkms processed the
@@ -255,7 +293,7 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 		}
 		return nil, 0, nil
 	}
-	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, check, p.keyID, p.requestID(), body, &p.scratch)
+	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, check, p.keyID, p.context, p.requestID(), body, &p.scratch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -361,6 +399,9 @@ func (p *processor) logger() *slog.Logger {
 		l := p.s.log
 		if p.reqHeaders {
 			l = l.With("request_id", p.requestID())
+			if cid := p.headers.first("x-request-id"); cid != "" && !p.s.opts.TrustRequestID {
+				l = l.With("client_request_id", truncate(cid, 128))
+			}
 		}
 		if p.pol != nil {
 			l = l.With("policy", p.pol.Name())
@@ -410,17 +451,43 @@ func (p *processor) release() {
 // the stream.
 func (p *processor) requestID() string {
 	if p.reqID == "" {
-		p.reqID = requestID(p.headers)
+		p.reqID = requestID(p.headers, p.s.opts.TrustRequestID)
 	}
 	return p.reqID
 }
 
-// requestID returns x-request-id (Envoy sets one by default) or a fresh random id.
-func requestID(h headerMap) string {
-	if id := h.first("x-request-id"); id != "" && len(id) <= 128 {
+// requestID returns Envoy's x-request-id when trusted (Options.TrustRequestID: Envoy
+// generates it for every request), else a fresh random id.
+func requestID(h headerMap, trusted bool) string {
+	if id := h.first("x-request-id"); trusted && id != "" && len(id) <= 128 {
 		return id
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// authenticatedPeer reports whether the ext_proc client is Envoy as far as rkms can tell: it
+// presented a client certificate that the TLS handshake verified, or it connects over loopback
+// (or a local, non-TCP transport).
+func authenticatedPeer(ctx context.Context) bool {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+		return true
+	}
+	if ta, ok := pr.Addr.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return pr.Addr != nil && pr.Addr.Network() != "tcp" && pr.Addr.Network() != "udp"
+}
+
+// truncate cuts s to at most n bytes (a client's value in a log line).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }

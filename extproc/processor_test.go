@@ -311,7 +311,7 @@ func TestRotationAndLegacyValues(t *testing.T) {
 	})
 	t.Run("legacy_plaintext pass", func(t *testing.T) {
 		obs := &recObserver{}
-		e := newTestEnvWith(t, Options{Observer: obs}, func(ps []policy.Config) { ps[0].LegacyPlaintext = "pass" })
+		e := newTestEnvWith(t, Options{Observer: obs}, func(ps []policy.Config) []policy.Config { ps[0].LegacyPlaintext = "pass"; return ps })
 		e.app.Put("patients", "3", []byte(legacy))
 		x := e.mustDo(jsonReq("GET", "/patients/3", "t1", ""), 200)
 		if string(x.client.body) != legacy {

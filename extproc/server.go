@@ -47,6 +47,11 @@ type Options struct {
 	// at once with RESOURCE_EXHAUSTED (Envoy then answers status_on_error). 0 means
 	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams int
+	// TrustRequestID uses Envoy's x-request-id as the request id (logs, the context Keys gets,
+	// hence audit records). Set it only when Envoy generates that id for every request
+	// (envoy/README.md, "Request ids"); otherwise a client could forge audit correlation, and
+	// the server makes its own id and logs the client's as client_request_id.
+	TrustRequestID bool
 	// Observer, if not nil, is told about every message answered and every field transformed
 	// (for metrics). Nil costs nothing.
 	Observer Observer

@@ -2,9 +2,11 @@ package extproc
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/localkms"
@@ -24,7 +28,7 @@ import (
 )
 
 // StackKeys adapts the stack's keyring to Keys. It is the production adapter that `rkms serve`
-// wires in, internal/keysource, set by keysource_hook_test.go: keysource imports extproc, so
+// wires in, internal/keysource, set by hooks_test.go: keysource imports extproc, so
 // only the external test package can import it (package extproc importing it is a cycle). A
 // test-local copy of the adapter here once mapped errors differently from production (500 where
 // rkms answers 503) and the real-Envoy tests checked the copy instead of the product.
@@ -46,6 +50,7 @@ type stack struct {
 }
 
 // startStack runs a shipped configuration (envoy.Config(cfgName)); see startStackYAML.
+// Requests to ingress.yaml's policy routes need a valid token (envoytest.Bearer).
 func startStack(t testing.TB, cfgName string, opts Options) *stack {
 	t.Helper()
 	cfg, err := envoy.Config(cfgName)
@@ -60,8 +65,39 @@ func startStack(t testing.TB, cfgName string, opts Options) *stack {
 }
 
 // startStackYAML runs Envoy on the bootstrap cfg, whose ports are marked like the shipped files'
-// ("# port:admin", "# port:listener", "# port:rkms" and "# port:UPSTREAM" for the recorder app).
+// ("# port:admin", "# port:listener", "# port:rkms" and "# port:UPSTREAM" for the recorder app),
+// and its JWKS file, if any, with "# file:jwks" (the key of envoytest.TestIssuer).
 func startStackYAML(t testing.TB, cfg []byte, upstream string, opts Options) *stack {
+	t.Helper()
+	return startStackWith(t, cfg, opts, stackConfig{upstream: upstream})
+}
+
+// stackConfig is what startStackWith needs beyond the rkms server's Options.
+type stackConfig struct {
+	upstream string            // the "# port:NAME" of the recorder app's cluster
+	files    map[string]string // "# file:NAME" lines to render besides jwks
+	// clientTLS, when set, makes the client speak HTTPS to Envoy's listener with it (a listener
+	// with a DownstreamTlsContext).
+	clientTLS *tls.Config
+	policies  []policy.Config // nil: ingressPolicies
+}
+
+// ingressPolicies are testdata/policies.yaml as the stack serves them behind Envoy: the
+// patients policy takes its tenant from the token Envoy verified (ingress.yaml), not from a
+// header a client sets.
+func ingressPolicies(t testing.TB) []policy.Config {
+	t.Helper()
+	ps := loadPolicies(t)
+	for i := range ps {
+		if ps[i].Name == "patients" {
+			ps[i].KeyID = "tenant-{jwt:tenant}"
+		}
+	}
+	return ps
+}
+
+// startStackWith runs Envoy on cfg in front of a fresh rkms server and recorder app.
+func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *stack {
 	t.Helper()
 	s := &stack{store: store.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
 	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
@@ -75,9 +111,13 @@ func startStackYAML(t testing.TB, cfg []byte, upstream string, opts Options) *st
 	t.Cleanup(func() { s.keyring.Close() })
 	opts.Logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if StackKeys == nil {
-		t.Fatal("StackKeys is not set (keysource_hook_test.go sets it to the production adapter)")
+		t.Fatal("StackKeys is not set (hooks_test.go sets it to the production adapter)")
 	}
-	srv, err := NewServer(loadPolicies(t), StackKeys(s.keyring), opts)
+	pols := sc.policies
+	if pols == nil {
+		pols = ingressPolicies(t)
+	}
+	srv, err := NewServer(pols, StackKeys(s.keyring), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +137,28 @@ func startStackYAML(t testing.TB, cfg []byte, upstream string, opts Options) *st
 	listener := testenv.FreePort(t)
 	rendered, err := envoy.Render(cfg, map[string]int{
 		"admin": testenv.FreePort(t), "listener": listener,
-		upstream: appSrv.Listener.Addr().(*net.TCPAddr).Port, "rkms": lis.Addr().(*net.TCPAddr).Port,
+		sc.upstream: appSrv.Listener.Addr().(*net.TCPAddr).Port, "rkms": lis.Addr().(*net.TCPAddr).Port,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := maps.Clone(sc.files)
+	if bytes.Contains(cfg, []byte("# file:jwks")) {
+		if files == nil {
+			files = map[string]string{}
+		}
+		files["jwks"] = envoytest.JWKSFile(t)
+	}
+	if rendered, err = envoy.RenderFiles(rendered, files); err != nil {
+		t.Fatal(err)
+	}
 	s.envoy = testenv.StartEnvoy(t, string(rendered))
-	s.base = fmt.Sprintf("http://127.0.0.1:%d", listener)
-	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	scheme := "http"
+	if sc.clientTLS != nil {
+		scheme = "https"
+	}
+	s.base = fmt.Sprintf("%s://127.0.0.1:%d", scheme, listener)
+	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: sc.clientTLS}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("rkms log:\n%s\nenvoy log:\n%s", s.logs.String(), s.envoy.Output())

@@ -21,6 +21,7 @@ type transformer struct {
 	phase    phase
 	mode     envelope.Mode
 	keyID    string
+	binding  string // record binding context ("" for none), bound into every ciphertext
 	fields   *policy.Fields
 	legacy   bool                    // legacy plaintext passes at decrypt paths
 	passed   int                     // legacy plaintext values passed
@@ -38,12 +39,12 @@ type transformer struct {
 //
 // scratch is the caller's buffer for one field's replacement, grown as needed; it may hold a
 // field's plaintext, and is cleared before transform returns.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, check func(*jsonfield.Outside) error, keyID, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
+func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, check func(*jsonfield.Outside) error, keyID, binding, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
 	kctx := withKeyTimeout(ctx, s.opts.KeyTimeout)
 	defer kctx.stop()
 	kctx.reqID = reqID
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, fields: fs, legacy: pol.LegacyPlaintextPasses(), scratch: (*scratch)[:0]}
+	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs, legacy: pol.LegacyPlaintextPasses(), scratch: (*scratch)[:0]}
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		*scratch = t.scratch[:0]
@@ -107,7 +108,7 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		t.current = k
 	}
 	out := append(t.scratch[:0], '"')
-	out, err := envelope.Seal(out, t.current, t.mode, f.Label, nil, raw)
+	out, err := envelope.Seal(out, t.current, t.mode, f.Label, t.context(), raw)
 	if err != nil {
 		return nil, fmt.Errorf("seal field %s: %w", f.Selector, err)
 	}
@@ -144,7 +145,7 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 	if err != nil {
 		return nil, err
 	}
-	pt, err := envelope.Open(t.scratch[:0], k, f.Label, nil, text)
+	pt, err := envelope.Open(t.scratch[:0], k, f.Label, t.context(), text)
 	if err != nil {
 		return nil, fmt.Errorf("open field %s: %w", f.Selector, err)
 	}
@@ -153,6 +154,14 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, newError(kindAuth, t.phase, authFailed, fmt.Errorf("field %s: plaintext is not JSON", f.Selector))
 	}
 	return pt, nil
+}
+
+// context returns the record binding as the envelope's associated context (nil for none).
+func (t *transformer) context() []byte {
+	if t.binding == "" {
+		return nil
+	}
+	return []byte(t.binding)
 }
 
 // keep makes out, which was appended to t.scratch[:0], the new scratch. When the append had to

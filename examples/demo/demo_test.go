@@ -35,8 +35,9 @@ var defaultPorts = []struct {
 	{"RKMS_EXTPROC_PORT", 50051},
 }
 
-// steps is how many commands the walkthrough runs (PATIENT=, TOKEN= and ten curl calls).
-const steps = 15
+// steps is how many commands the walkthrough runs: PATIENT=, TOKEN_ACME=, TOKEN_GLOBEX=, FORGED=,
+// ADMIN_TOKEN=, EVE=, thirteen curl calls and rkms policy test.
+const steps = 20
 
 func TestDemoCheck(t *testing.T) {
 	testenv.Integration(t)

@@ -6,6 +6,9 @@
 // decrypts) the raw text of each selected value. Every byte outside the selected values (white
 // space, key order, duplicate keys, number spelling, string escapes) is copied unchanged.
 // [Plan.Visit] applies the same validation and selection to read values without copying.
+// [Plan.RewriteChecked] and [Plan.Inspect] add a guard pass that shows the caller every string
+// left outside the selected values, so that a policy can refuse a body before anything is
+// transformed; [PathAt], [Plan.Selects] and [Selector.Covers] serve the same policies.
 //
 // # Selectors
 //
@@ -60,6 +63,40 @@
 //     document {"a":{"b":1},"b":2} yields two values: {"b":1} and 2.
 //   - When several fields select the same value, the first in the field list wins.
 //
+// # Guard pass
+//
+// A policy may want to refuse a body rather than transform it: when it carries a member that
+// should have been encrypted but that no selector reaches (a sensitive name at an unexpected
+// place), or a string that looks like a ciphertext where none belongs. [Plan.RewriteChecked]
+// (and [Plan.Inspect], which rewrites nothing) call a check function for every string of the
+// document outside the selected values: every member name and every string value, in document
+// order, each as an [Outside] with the offset of its opening quote and its decoded text (escapes
+// decoded as for matching member names, unpaired surrogates as U+FFFD; not case-folded: see
+// [Fold]). For a member name, [Outside.Covered] says whether the member's value is itself a
+// selected value. Strings inside selected values are never shown: they are transformed whole.
+//
+// The check runs once the whole document is known to be valid and the selected values are known,
+// and before the transform is first called; an error from it is returned wrapped, with the offset
+// and kind of the string but never its text, and nothing is transformed. A plan without fields
+// (NewPlan(nil, opts)) selects nothing, so its Inspect shows every string of the document.
+//
+// # Paths
+//
+// [PathAt] names what starts at an offset of a document (a value, or a member by the offset of
+// its name) by its canonical path, printed like [Selector.String]: $.contact[0].email, $[2].ssn,
+// $['a b'].x. [Plan.Selects] tells whether the value at an offset is selected or inside a
+// selected value. Both validate and walk the whole document and allocate: they are meant for the
+// rare request that a guard refuses, to name the offending member or to let a policy allow it.
+//
+// # Containment
+//
+// [Selector.Covers] reports whether one selector selects every value another selects, in every
+// document (optionally with member names compared as under [Options.FoldCase]), so that a policy
+// can tell when it is loaded that a field already covers a label. It is exact for the selectors
+// policies use and never wrong when it says yes; it says no when a comparison would take too
+// long (see its documentation). It compares selected values, not their contents: $.a does not
+// cover $.a.b.
+//
 // # Strict JSON
 //
 // Rewrite and [Validate] accept exactly the JSON texts of RFC 8259: one value with optional white
@@ -81,9 +118,9 @@
 // Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON] with the byte offset at which
 // the problem was found; its message never quotes document bytes, which could belong to a value
 // meant to be encrypted. The transform function is called only after the whole document has been
-// validated, so an invalid document never reaches it, and on any error Rewrite appends nothing to
-// dst. An error from the transform stops the rewrite and is returned wrapped (errors.Is and
-// errors.As see it). The transform's output is trusted: it is written as is, not validated, so it
+// validated, so an invalid document never reaches it (nor the check function of the guard pass),
+// and on any error Rewrite appends nothing to dst. An error from the transform or from the check
+// stops the rewrite and is returned wrapped (errors.Is and errors.As see it). The transform's output is trusted: it is written as is, not validated, so it
 // must itself be valid JSON text if the result is to be.
 //
 // # Performance
@@ -96,7 +133,13 @@
 // values. The cost of matching is one map lookup per member name and active state at the levels
 // a selector can reach; selectors that share a prefix share states, so the cost does not grow with
 // the number of selectors. A descent selector (..name) keeps a state active in everything below
-// the point where it starts, so every member name there costs a lookup. [Plan.Rewrite] allocates nothing beyond growing dst
-// (scratch memory is pooled per Plan); the package-level [Rewrite] compiles its fields on every
-// call, which costs a few small allocations.
+// the point where it starts, so every member name there costs a lookup. [Plan.Rewrite] allocates
+// nothing beyond growing dst (scratch memory is pooled per Plan); the package-level [Rewrite]
+// compiles its fields on every call, which costs a few small allocations.
+//
+// The guard pass does not scan the document again: while validating, the scanner records where
+// each string outside the selected values starts and ends (up to 65536 of them; it finds any
+// further ones by scanning), and the pass then only decodes strings that have escapes and calls
+// the check. It allocates nothing either; its cost is mostly that of the check calls, one per
+// string.
 package jsonfield

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzParseSelector(f *testing.F) {
@@ -111,4 +113,187 @@ func FuzzRewrite(f *testing.F) {
 			t.Fatalf("unwrap did not restore the document:\n in %q\nout %q", doc, back)
 		}
 	})
+}
+
+// fuzzFields parses the selectors of selText, one a line (fuzzSelectors when empty), skipping
+// invalid ones.
+func fuzzFields(selText string) ([]Field, []*Selector) {
+	sels := fuzzSelectors
+	if selText != "" {
+		sels = strings.Split(selText, "\n")
+	}
+	var fs []Field
+	var parsed []*Selector
+	for _, s := range sels {
+		if sel, err := ParseSelector(s); err == nil {
+			fs = append(fs, Field{Selector: sel})
+			parsed = append(parsed, sel)
+		}
+	}
+	return fs, parsed
+}
+
+var fuzzGuardDocs = []string{
+	`{"a":"x","b":[{"b":"rkms:2"}],"c":{"x":true}}`, `["a",["b","c"],{"a":null}]`, `"str"`, `0`,
+	`{"ssn":"123","s\u0073n":{"ssn":"1"},"x":"\ud800\"\\"}`, `{"a":{"a":{"a":{}}}}`, ` { "k y" : [ "" ] } `,
+	`{"d":[{"e":"\u00e9\ud83d\ude00"}]}`, `{"a":1}x`, `{"a":"01}`, "[\"\xff\"]", `["a",]`, `{"a" "1"}`,
+	`[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]`, `"\u12"`, `{"b":tru}`, `{}`, `[]`, ``, ` `, `{"":""}`,
+}
+
+func FuzzRewriteChecked(f *testing.F) {
+	for _, doc := range fuzzGuardDocs {
+		f.Add([]byte(doc), "", false)
+	}
+	f.Add([]byte(`{"SSN":"x","Ssn":{"k":"v"},"y":"z"}`), "$.ssn", true)
+	f.Add([]byte(`{"x":{"y":"1"},"z":["2"]}`), "$.x.y\n$.x", false)
+	f.Fuzz(func(t *testing.T, doc []byte, selText string, fold bool) {
+		fs, sels := fuzzFields(selText)
+		want := wantValid(doc, 64)
+		var ref []string
+		if want {
+			items, err := refItems(doc)
+			if err != nil {
+				t.Fatalf("reference tokenizer: %v", err)
+			}
+			ref = refOutside(items, sels, fold)
+		}
+		errStop := errors.New("stop")
+		for _, p := range guardPlans(t, fs, Options{MaxDepth: 64, FoldCase: fold}) {
+			var got []string
+			transformed := 0
+			fn := func(_ *Field, raw []byte) ([]byte, error) { transformed++; return raw, nil }
+			out, n, err := p.RewriteChecked(nil, doc, func(o *Outside) error {
+				if o.Offset < 0 || o.Offset >= len(doc) || doc[o.Offset] != '"' || transformed > 0 {
+					t.Fatalf("check called with offset %d (transform calls so far: %d)", o.Offset, transformed)
+				}
+				got = append(got, outsideString(o))
+				return nil
+			}, fn)
+			if !want {
+				if !errors.Is(err, ErrInvalidJSON) || len(got) > 0 || transformed > 0 || out != nil || n != 0 {
+					t.Fatalf("invalid document: err %v, %d checks, %d transforms", err, len(got), transformed)
+				}
+				if _, err := p.Inspect(doc, func(*Outside) error { t.Fatal("check called"); return nil }); !errors.Is(err, ErrInvalidJSON) {
+					t.Fatalf("Inspect of an invalid document: %v", err)
+				}
+				continue
+			}
+			_, wantN, _ := p.Rewrite(nil, doc, identity)
+			if err != nil || n != wantN || !bytes.Equal(out, doc) {
+				t.Fatalf("RewriteChecked = %q, %d, %v; want the document and %d", out, n, err, wantN)
+			}
+			if !slices.Equal(got, ref) {
+				t.Fatalf("maxRecorded %d: check saw\n %q\nreference\n %q", p.maxRecorded, got, ref)
+			}
+			if len(got) == 0 {
+				continue
+			}
+			stop := len(doc) % len(got)
+			calls := 0
+			transformed = 0
+			out, n, err = p.RewriteChecked([]byte("keep"), doc, func(*Outside) error {
+				if calls++; calls > stop {
+					return errStop
+				}
+				return nil
+			}, fn)
+			if !errors.Is(err, errStop) || string(out) != "keep" || n != 0 || transformed != 0 || calls != stop+1 {
+				t.Fatalf("stopping check: %q, %d, %v after %d calls and %d transforms", out, n, err, calls, transformed)
+			}
+		}
+	})
+}
+
+func FuzzPathAt(f *testing.F) {
+	for _, doc := range fuzzGuardDocs {
+		f.Add([]byte(doc), "")
+	}
+	f.Add([]byte(`{"a b":[0,{"it's":"\u00e9"}],"":{"":[]}}`), "$['a b'][*]\n$..['']")
+	f.Fuzz(func(t *testing.T, doc []byte, selText string) {
+		if !json.Valid(doc) || !utf8.Valid(doc) {
+			if _, err := PathAt(doc, 0); !errors.Is(err, ErrInvalidJSON) {
+				t.Fatalf("PathAt of an invalid document: %v", err)
+			}
+			return
+		}
+		items, err := refItems(doc)
+		if err != nil {
+			t.Fatalf("reference tokenizer: %v", err)
+		}
+		fs, sels := fuzzFields(selText)
+		opts := Options{MaxDepth: depth(doc) + 1}
+		plan, err := NewPlan(fs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts := map[int]bool{}
+		for k, it := range items {
+			starts[it.off] = true
+			if len(items) > 100 && k%(len(items)/50) != 0 {
+				continue
+			}
+			path, err := PathAt(doc, it.off)
+			if err != nil {
+				t.Fatalf("PathAt(%d): %v", it.off, err)
+			}
+			sel, err := ParseSelector(path)
+			if err != nil {
+				t.Fatalf("PathAt(%d) = %q, which does not parse: %v", it.off, path, err)
+			}
+			if !stepsAre(sel.steps, it.path) {
+				t.Fatalf("PathAt(%d) = %q, want the path %v", it.off, path, it.path)
+			}
+			v := it.off
+			if it.name {
+				v = items[k+1].off
+			}
+			p, err := NewPlan([]Field{{Selector: sel}}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(selectedSpans(t, p, doc), func(sp span) bool { return sp.start == v }) {
+				t.Fatalf("PathAt(%d) = %q does not select the value at %d", it.off, path, v)
+			}
+			wantSel := refInside(sels, it.path, false)
+			if got, err := plan.Selects(doc, it.off); err != nil || got != wantSel {
+				t.Fatalf("Selects(%d) = %v, %v; want %v", it.off, got, err, wantSel)
+			}
+		}
+		if len(doc) > 300 {
+			return
+		}
+		for off := -1; off <= len(doc); off++ {
+			if starts[off] {
+				continue
+			}
+			if path, err := PathAt(doc, off); !errors.Is(err, ErrNotAValue) {
+				t.Fatalf("PathAt(%d) = %q, %v; want an error wrapping ErrNotAValue", off, path, err)
+			}
+			if ok, err := plan.Selects(doc, off); ok || !errors.Is(err, ErrNotAValue) {
+				t.Fatalf("Selects(%d) = %v, %v; want an error wrapping ErrNotAValue", off, ok, err)
+			}
+		}
+	})
+}
+
+// stepsAre reports whether selector steps spell exactly the concrete path.
+func stepsAre(steps []step, path []refStep) bool {
+	if len(steps) != len(path) {
+		return false
+	}
+	for i, st := range steps {
+		if path[i].member != (st.kind == stepMember) || path[i].name != st.name || path[i].index != st.index {
+			return false
+		}
+	}
+	return true
+}
+
+// selectedSpans returns the outermost values p selects in the valid document doc.
+func selectedSpans(t *testing.T, p *Plan, doc []byte) []span {
+	sc := new(scratch)
+	if err := p.prepare(sc, doc, nil); err != nil {
+		t.Fatal(err)
+	}
+	return sc.spans
 }

@@ -23,7 +23,8 @@ type Outside struct {
 
 	// Text is the decoded string: escapes decoded, unpaired surrogate escapes turned into U+FFFD,
 	// as member names are decoded for matching; not case-folded (see [Fold]). It aliases the
-	// document or the plan's scratch memory and is valid only during the call.
+	// document or the plan's scratch memory: it must not be modified, and it is valid only
+	// during the call.
 	Text []byte
 }
 
@@ -34,8 +35,9 @@ type Outside struct {
 // *Outside and its Text are valid only during the call.
 //
 // An error from check stops the pass; RewriteChecked returns it wrapped (errors.Is and errors.As
-// see it) with the offset of the string, never its text, and as on every error, fn is not called,
-// dst is returned unchanged and the count is 0.
+// see it) in "check member name at offset N: ..." or "check string value at offset N: ...",
+// never quoting the string, and as on every error, fn is not called, dst is returned unchanged
+// and the count is 0. A nil check makes RewriteChecked exactly [Plan.Rewrite].
 func (p *Plan) RewriteChecked(dst, doc []byte, check func(o *Outside) error, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
@@ -49,7 +51,7 @@ func (p *Plan) RewriteChecked(dst, doc []byte, check func(o *Outside) error, fn 
 // without rewriting anything. It returns the number of values the plan selects, or 0 and an
 // error: a [*SyntaxError] for an invalid document (check is then never called), or check's
 // error, wrapped. A plan without fields (NewPlan(nil, opts)) passes every string of the document
-// to check.
+// to check; a nil check makes Inspect only validate and count.
 func (p *Plan) Inspect(doc []byte, check func(o *Outside) error) (int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
@@ -116,8 +118,10 @@ func strFlags(esc, name, covered bool) uint8 {
 	return f
 }
 
-func (r *recorder) reset(max int) {
-	r.strs, r.max, r.rest = r.strs[:0], max, -1
+// reset empties the recorder, which then keeps up to n strings (at least one, so that the
+// guard pass progresses).
+func (r *recorder) reset(n int) {
+	r.strs, r.max, r.rest = r.strs[:0], max(n, 1), -1
 }
 
 // add records doc[start:end]. The capacity of strs grows past max by at most append's growth

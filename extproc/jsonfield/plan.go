@@ -194,6 +194,12 @@ func (p *Plan) rewrite(sc *scratch, dst, doc []byte, fn func(f *Field, raw []byt
 // nothing, so it is the way to read values, e.g. a key id, out of a body. An invalid document
 // gives a [*SyntaxError] and no calls; an error from fn stops the visit and is returned wrapped.
 func (p *Plan) Visit(doc []byte, fn func(f *Field, raw []byte) error) (int, error) {
+	return p.VisitAt(doc, func(f *Field, _ int, raw []byte) error { return fn(f, raw) })
+}
+
+// VisitAt is [Plan.Visit] that also passes each selected value's offset in doc (for
+// [PathAt]).
+func (p *Plan) VisitAt(doc []byte, fn func(f *Field, off int, raw []byte) error) (int, error) {
 	sc := p.pool.Get().(*scratch)
 	defer p.release(sc)
 	if err := p.prepare(sc, doc, nil); err != nil {
@@ -201,7 +207,7 @@ func (p *Plan) Visit(doc []byte, fn func(f *Field, raw []byte) error) (int, erro
 	}
 	for _, sp := range sc.spans {
 		f := &p.fields[sp.field]
-		if err := fn(f, doc[sp.start:sp.end:sp.end]); err != nil {
+		if err := fn(f, sp.start, doc[sp.start:sp.end:sp.end]); err != nil {
 			return 0, fmt.Errorf("visit value selected by %s at offset %d: %w", f.Selector, sp.start, err)
 		}
 	}

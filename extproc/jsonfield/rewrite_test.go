@@ -2,6 +2,7 @@ package jsonfield
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -302,5 +303,43 @@ func TestVisit(t *testing.T) {
 	calls = 0
 	if _, err := plan.Visit([]byte(`{"id":1,}`), func(*Field, []byte) error { calls++; return nil }); !errors.Is(err, ErrInvalidJSON) || calls != 0 {
 		t.Errorf("Visit of an invalid document: err %v after %d calls", err, calls)
+	}
+}
+
+func TestFold(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"ssn", "SSN"},
+		{"SsN", "SSN"},
+		{"ſsn", "SSN"},            // U+017F LATIN SMALL LETTER LONG S folds with s
+		{"\u212aelvin", "KELVIN"}, // U+212A KELVIN SIGN folds with k
+		{"été", "ÉTÉ"},
+		{"a-b_9 ", "A-B_9 "},
+		{"\xff", "\uFFFD"},
+	}
+	for _, tt := range tests {
+		dst := []byte("x:")
+		if got := string(Fold(dst, []byte(tt.in))); got != "x:"+tt.want {
+			t.Errorf("Fold(%q) = %q, want %q after dst", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestUnescape checks the decoding of string bodies, shared by member-name matching and
+// Outside.Text, against encoding/json.
+func TestUnescape(t *testing.T) {
+	for _, body := range []string{
+		``, `abc`, `\"`, `\\`, `\/`, `\b\f\n\r\t`, `a\nb`, `\u0000`, `\u0041\u00e9\u00C9\u07ff`,
+		`\u0800\uabcd\uABCD\uFfFf`, `\u0123\u4567\u89aB\ucDeF`, `\ud83d\ude00`, `x\uD83D\uDE00y`,
+		`\ud800`, `\udc00`, `\ud800\u0041`, `\ud800\ud800\udc00`, `\udbff\udfff`, `\ud800\\`,
+		`é\u00e9😀`, strings.Repeat(`ab\u00e9`, 40),
+	} {
+		var want string
+		if err := json.Unmarshal([]byte(`"`+body+`"`), &want); err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if got := unescape([]byte("x"), []byte(body)); string(got) != "x"+want {
+			t.Errorf("unescape(%q) = %q, want %q after dst", body, got, want)
+		}
 	}
 }

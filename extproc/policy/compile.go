@@ -67,6 +67,7 @@ type Policy struct {
 	matches  bool            // false: selected only by name
 	caseSens bool
 	keyID    *KeyID
+	context  *KeyID // nil: no record binding
 	mode     envelope.Mode
 	request  Fields
 	response Fields
@@ -83,6 +84,9 @@ func (p *Policy) Mode() envelope.Mode { return p.mode }
 
 // KeyID returns the key id template.
 func (p *Policy) KeyID() *KeyID { return p.keyID }
+
+// Context returns the record binding template, or nil when the policy binds none.
+func (p *Policy) Context() *KeyID { return p.context }
 
 // Request returns the fields of request bodies.
 func (p *Policy) Request() *Fields { return &p.request }
@@ -185,6 +189,18 @@ func compile(c *Config) (*Policy, []error) {
 		fail("key_id: %w", err)
 	} else {
 		p.keyID = t
+	}
+	if c.Context != "" {
+		if t, err := parseTemplate(c.Context, true); err != nil {
+			fail("context: %w", err)
+		} else {
+			p.context = t
+		}
+	}
+	for i, h := range c.TrustedHeaders {
+		if !isToken(strings.TrimPrefix(h, ":")) {
+			fail("trusted_headers[%d]: %q is not a header name", i, h)
+		}
 	}
 	opts := jsonfield.Options{FoldCase: !c.CaseSensitive}
 	var reqFields, respFields []compiledField
@@ -290,6 +306,37 @@ func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []
 	}
 	fs.plan = plan
 	return fs, out, errs
+}
+
+// Warnings returns what `rkms config check` should warn about in valid policies: key id or
+// context templates that read a request header the policy does not declare trusted (a client
+// that can set it chooses its key).
+func Warnings(cfgs []Config) []string {
+	var out []string
+	for i := range cfgs {
+		c := &cfgs[i]
+		trusted := map[string]bool{}
+		for _, h := range c.TrustedHeaders {
+			trusted[strings.ToLower(h)] = true
+		}
+		for _, src := range []struct{ field, tmpl string }{{"key_id", c.KeyID}, {"context", c.Context}} {
+			if src.tmpl == "" {
+				continue
+			}
+			t, err := parseTemplate(src.tmpl, src.field == "context")
+			if err != nil {
+				continue
+			}
+			for _, h := range t.Headers() {
+				if !trusted[h] && !strings.HasPrefix(h, ":") {
+					out = append(out, fmt.Sprintf("policy %q: %s reads header %s, which is not in trusted_headers: "+
+						"unless something in front of ext_proc sets or verifies it, a client chooses its key (prefer {jwt:CLAIM} or {peer:uri_san})",
+						c.Name, src.field, h))
+				}
+			}
+		}
+	}
+	return out
 }
 
 // checkCovered reports each field of one direction that decrypts a value the other direction

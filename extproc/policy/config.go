@@ -28,6 +28,16 @@ type Config struct {
 	// route fed by another route or a bulk job). Without it, every decrypted field must be
 	// covered by an encrypted field of the other direction with the same label.
 	DecryptOnly bool `yaml:"decrypt_only"`
+	// Context binds every field the policy seals to a value of the request, computed like the
+	// key id ({path:N}, {header:NAME}, {jwt:CLAIM}, {json:SELECTOR}...): a ciphertext moved to
+	// another record (another context) fails to open. Only for routes where writer and reader
+	// both know the record's id (PUT and GET /records/{id}); see docs/policies.md.
+	Context string `yaml:"context"`
+	// TrustedHeaders lists the request headers that the key id or context may read because
+	// something the client cannot bypass sets or verifies them (an authentication filter in
+	// front of ext_proc). A {header:NAME} placeholder on any other header is a warning of
+	// `rkms config check`: the client would choose its key.
+	TrustedHeaders []string `yaml:"trusted_headers"`
 	// LegacyPlaintext says what a value that is not a ciphertext gets at a decrypt path:
 	// "refuse" (default) fails the message, "pass" lets it through unchanged (for a migration
 	// from plaintext; counted as rkms_extproc_fields_total{op="legacy_plaintext"}). null always

@@ -11,12 +11,16 @@ import (
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
-// KeyID computes a key id from a request: literal text plus {header:NAME},
-// {json:SELECTOR} (request body) and {path:N} (N-th segment, 0-based, of the canonical path)
-// placeholders.
+// KeyID is a template that computes a value from a request: a key id (key_id) or a record
+// binding context (context). It is literal text plus placeholders: {header:NAME},
+// {json:SELECTOR} (request body), {path:N} (N-th segment, 0-based, of the canonical path),
+// {jwt:CLAIM} (a claim of the JWT Envoy verified) and {peer:uri_san} / {peer:dns_san} (the
+// client certificate Envoy verified).
 type KeyID struct {
 	parts     []idPart
 	needsBody bool
+	what      string // "key id" or "context", for messages
+	context   bool   // a context: any text up to envelope.MaxContextLen, not the key id rule
 }
 
 type partKind uint8
@@ -26,11 +30,19 @@ const (
 	partHeader
 	partJSON
 	partPath
+	partJWT
+	partPeer
+)
+
+// Peer identities that {peer:...} reads.
+const (
+	PeerURISAN = "uri_san"
+	PeerDNSSAN = "dns_san"
 )
 
 type idPart struct {
 	kind partKind
-	text string              // literal text, or lowercase header name
+	text string              // literal text, lowercase header name, claim name or peer field
 	sel  *jsonfield.Selector // partJSON
 	plan *jsonfield.Plan     // partJSON
 	seg  int                 // partPath
@@ -39,14 +51,20 @@ type idPart struct {
 // maxPathSegment bounds {path:N}; real routes are far shorter.
 const maxPathSegment = 63
 
-func parseKeyIDTemplate(s string) (*KeyID, error) {
+func parseKeyIDTemplate(s string) (*KeyID, error) { return parseTemplate(s, false) }
+
+// parseTemplate parses a key id template, or a context template when context is true.
+func parseTemplate(s string, context bool) (*KeyID, error) {
+	t := &KeyID{what: "key id", context: context}
+	if context {
+		t.what = "context"
+	}
 	if s == "" {
-		return nil, fmt.Errorf("empty key id template")
+		return nil, fmt.Errorf("empty %s template", t.what)
 	}
 	if len(s) > 4096 {
-		return nil, fmt.Errorf("key id template longer than 4096 bytes")
+		return nil, fmt.Errorf("%s template longer than 4096 bytes", t.what)
 	}
-	t := &KeyID{}
 	for rest := s; rest != ""; {
 		open := strings.IndexAny(rest, "{}")
 		if open < 0 {
@@ -54,7 +72,7 @@ func parseKeyIDTemplate(s string) (*KeyID, error) {
 		}
 		if open > 0 {
 			lit := rest[:open]
-			if i := firstInvalidIDByte(lit); i >= 0 {
+			if i := firstInvalidIDByte(lit); i >= 0 && !context {
 				return nil, fmt.Errorf("literal text %q holds %q, which is not allowed in key ids", lit, lit[i])
 			}
 			t.parts = append(t.parts, idPart{kind: partLiteral, text: lit})
@@ -79,6 +97,9 @@ func parseKeyIDTemplate(s string) (*KeyID, error) {
 		rest = rest[end+1:]
 	}
 	if t.constant() {
+		if context {
+			return nil, fmt.Errorf("a context template needs a placeholder: a constant binds nothing")
+		}
 		if err := ValidateKeyID(t.parts[0].text); err != nil {
 			return nil, err
 		}
@@ -89,7 +110,7 @@ func parseKeyIDTemplate(s string) (*KeyID, error) {
 func parsePlaceholder(ph string) (idPart, error) {
 	kindName, arg, ok := strings.Cut(ph, ":")
 	if !ok || arg == "" {
-		return idPart{}, fmt.Errorf("placeholder {%s}: want {header:NAME}, {json:SELECTOR} or {path:N}", ph)
+		return idPart{}, fmt.Errorf("placeholder {%s}: want {header:NAME}, {json:SELECTOR}, {path:N}, {jwt:CLAIM} or {peer:uri_san|dns_san}", ph)
 	}
 	switch kindName {
 	case "header":
@@ -106,7 +127,9 @@ func parsePlaceholder(ph string) (idPart, error) {
 		if strings.ContainsAny(sel.String(), "{}") {
 			return idPart{}, fmt.Errorf("placeholder {%s}: selector must not contain braces", ph)
 		}
-		plan, err := jsonfield.NewPlan([]jsonfield.Field{{Selector: sel, Label: "key-id"}}, jsonfield.Options{})
+		// Case-folded, so that a case variant of the member ({"tenant":..,"TENANT":..}, which Go's
+		// encoding/json may bind instead) is selected too and makes the value ambiguous.
+		plan, err := jsonfield.NewPlan([]jsonfield.Field{{Selector: sel, Label: "key-id"}}, jsonfield.Options{FoldCase: true})
 		if err != nil {
 			return idPart{}, fmt.Errorf("placeholder {%s}: %w", ph, err)
 		}
@@ -117,9 +140,30 @@ func parsePlaceholder(ph string) (idPart, error) {
 			return idPart{}, fmt.Errorf("placeholder {%s}: segment must be an integer 0..%d", ph, maxPathSegment)
 		}
 		return idPart{kind: partPath, seg: n}, nil
+	case "jwt":
+		if strings.ContainsAny(arg, "{} \t") || len(arg) > 256 {
+			return idPart{}, fmt.Errorf("placeholder {%s}: %q is not a claim name", ph, arg)
+		}
+		return idPart{kind: partJWT, text: arg}, nil
+	case "peer":
+		if arg != PeerURISAN && arg != PeerDNSSAN {
+			return idPart{}, fmt.Errorf("placeholder {%s}: want {peer:%s} or {peer:%s}", ph, PeerURISAN, PeerDNSSAN)
+		}
+		return idPart{kind: partPeer, text: arg}, nil
 	default:
-		return idPart{}, fmt.Errorf("placeholder {%s}: unknown source %q (want header, json or path)", ph, kindName)
+		return idPart{}, fmt.Errorf("placeholder {%s}: unknown source %q (want header, json, path, jwt or peer)", ph, kindName)
 	}
+}
+
+// Headers lists the header names the template reads ({header:NAME}), for trust checks.
+func (t *KeyID) Headers() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.kind == partHeader {
+			out = append(out, p.text)
+		}
+	}
+	return out
 }
 
 func (t *KeyID) constant() bool {
@@ -139,6 +183,10 @@ func (t *KeyID) String() string {
 			b.WriteString("{json:" + p.sel.String() + "}")
 		case partPath:
 			b.WriteString("{path:" + strconv.Itoa(p.seg) + "}")
+		case partJWT:
+			b.WriteString("{jwt:" + p.text + "}")
+		case partPeer:
+			b.WriteString("{peer:" + p.text + "}")
 		}
 	}
 	return b.String()
@@ -151,17 +199,28 @@ type Headers interface {
 	At(i int) (name, value string)
 }
 
-// Source is what a key id is computed from.
+// Claims gives the claims of a JWT that Envoy verified (jwt_authn payload_in_metadata).
+type Claims interface {
+	// Claim returns claim name as text: a string as is, a number only when it is an integer
+	// (in decimal, without exponent). ok is false when the claim is absent or of another type.
+	Claim(name string) (value string, ok bool)
+}
+
+// Source is what a key id or context is computed from.
 type Source struct {
 	Headers Headers
 	Path    string // the canonical path ([Canonical])
 	Body    []byte // request body; nil when the request has none
+	JWT     Claims // the verified JWT payload; nil when Envoy forwarded none
+	// PeerURISAN and PeerDNSSAN are the first URI and DNS SANs of the client certificate Envoy
+	// verified (ext_proc request_attributes); empty when there is none.
+	PeerURISAN, PeerDNSSAN string
 }
 
 // NeedsBody reports whether the template reads the request body ({json:...}).
 func (t *KeyID) NeedsBody() bool { return t.needsBody }
 
-// Eval computes the key id. A missing source or an id that breaks the key id rule is an
+// Eval computes the value. A missing source or a key id that breaks the key id rule is an
 // [*Error] (the client's fault); a body that is not JSON wraps jsonfield.ErrInvalidJSON.
 func (t *KeyID) Eval(src *Source) (string, error) {
 	var b strings.Builder
@@ -172,58 +231,89 @@ func (t *KeyID) Eval(src *Source) (string, error) {
 		case partHeader:
 			v, err := single(src.Headers, p.text)
 			if err != nil {
-				return "", badInput("key id source: header %s %s", p.text, err)
+				return "", badInput("%s source: header %s %s", t.what, p.text, err)
 			}
 			b.WriteString(v)
 		case partPath:
 			seg, ok := pathSegment(src.Path, p.seg)
 			if !ok {
-				return "", badInput("key id source: path segment %d missing", p.seg)
+				return "", badInput("%s source: path segment %d missing", t.what, p.seg)
 			}
 			b.WriteString(seg)
 		case partJSON:
-			v, err := jsonScalar(src.Body, &p)
+			v, err := jsonScalar(src.Body, &p, t.what)
 			if err != nil {
 				return "", err
 			}
 			b.WriteString(v)
+		case partJWT:
+			var v string
+			ok := src.JWT != nil
+			if ok {
+				v, ok = src.JWT.Claim(p.text)
+			}
+			if !ok || v == "" {
+				return "", badInput("%s source: verified JWT claim %s missing", t.what, p.text)
+			}
+			b.WriteString(v)
+		case partPeer:
+			v := src.PeerURISAN
+			if p.text == PeerDNSSAN {
+				v = src.PeerDNSSAN
+			}
+			if v == "" {
+				return "", badInput("%s source: verified client certificate %s missing", t.what, p.text)
+			}
+			b.WriteString(v)
 		}
 	}
-	id := b.String()
-	if err := ValidateKeyID(id); err != nil {
+	v := b.String()
+	if t.context {
+		if len(v) > envelope.MaxContextLen {
+			return "", badInput("computed context is longer than %d bytes", envelope.MaxContextLen)
+		}
+		return v, nil
+	}
+	if err := ValidateKeyID(v); err != nil {
 		return "", &Error{Reason: BadInput, Msg: "computed key id is invalid", Err: err}
 	}
-	return id, nil
+	return v, nil
 }
 
-// jsonScalar returns the one string or number that sel selects in body.
-func jsonScalar(body []byte, p *idPart) (string, error) {
+// jsonScalar returns the one string or integer that sel selects in body, read as Go's
+// encoding/json reads it. A document in which it is ambiguous is refused: the member present
+// twice, or in two case variants (encoding/json binds either), or a number in any spelling but
+// plain decimal digits (1e2 and 100 name the same number, 100.0 too).
+func jsonScalar(body []byte, p *idPart, what string) (string, error) {
 	missing := func(why string) error {
-		return badInput("key id source: json %s %s", p.sel, why)
+		return badInput("%s source: json %s %s", what, p.sel, why)
 	}
 	if len(body) == 0 {
 		return "", missing("missing (no request body)")
 	}
 	var vals []string
-	_, _, err := p.plan.Rewrite(nil, body, func(_ *jsonfield.Field, raw []byte) ([]byte, error) {
+	_, err := p.plan.Visit(body, func(_ *jsonfield.Field, raw []byte) error {
 		vals = append(vals, string(raw)) // copied: raw aliases body
-		return raw, nil
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("key id source: %w", err)
+		return "", fmt.Errorf("%s source: %w", what, err)
 	}
 	if len(vals) != 1 {
-		return "", missing("must select exactly one value")
+		return "", missing("must select exactly one value (no duplicate or case-variant member)")
 	}
 	raw := vals[0]
 	switch {
 	case raw[0] == '"':
 		var s string
 		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			return "", fmt.Errorf("key id source: %w: %w", jsonfield.ErrInvalidJSON, err)
+			return "", fmt.Errorf("%s source: %w: %w", what, jsonfield.ErrInvalidJSON, err)
 		}
 		return s, nil
 	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		if !isPlainInteger(raw) {
+			return "", missing("is a number spelled with a fraction, an exponent or -0 (ambiguous)")
+		}
 		return string(raw), nil
 	default:
 		return "", missing("is not a string or a number")
@@ -259,6 +349,20 @@ func single(h Headers, name string) (string, error) {
 		return "", errHeaderMissing
 	}
 	return first, nil
+}
+
+// isPlainInteger reports whether raw is an integer in plain decimal: -?(0|[1-9][0-9]*), not -0.
+func isPlainInteger(raw string) bool {
+	d := strings.TrimPrefix(raw, "-")
+	if d == "" || (d[0] == '0' && len(d) > 1) || raw == "-0" {
+		return false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // pathSegment returns the n-th segment (0-based) of path after its leading slash.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envoy"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 	"github.com/rkms/rkms/internal/tlstest"
 )
@@ -75,7 +76,7 @@ extproc: {listen: 127.0.0.1:%[3]d, tls: %[4]s}
 store: {type: memory}
 policies:
   - name: patients
-    key_id: "tenant-{header:x-tenant-id}"
+    key_id: "tenant-{jwt:tenant}"
     request: {encrypt: ["$.ssn"]}
     response: {decrypt: ["$.ssn"]}
 `, dir, testenv.FreePort(t), extPort, tlsBlock(p, true)))
@@ -98,6 +99,9 @@ policies:
 		listener := testenv.FreePort(t)
 		rendered, err := envoy.Render(base, map[string]int{"admin": testenv.FreePort(t), "listener": listener,
 			"app": appLis.Addr().(*net.TCPAddr).Port, "rkms": extPort})
+		if err == nil {
+			rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +116,7 @@ policies:
 	post := func(base, tenant, ssn string) (int, string) {
 		req, _ := http.NewRequest("POST", base+"/patients", strings.NewReader(`{"ssn":"`+ssn+`"}`))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Tenant-Id", tenant)
+		req.Header.Set("Authorization", "Bearer "+envoytest.Token(t, tenant))
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime/debug"
 
+	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/config"
 )
 
@@ -64,9 +65,13 @@ func versionString() string {
 }
 
 func checkCmd(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
+	}
+	for _, w := range policy.Warnings(cfg.Policies) {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0

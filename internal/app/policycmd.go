@@ -12,7 +12,8 @@ import (
 	"github.com/rkms/rkms/internal/config"
 )
 
-const policyUsage = `usage: rkms policy test --config FILE --policy NAME [--response] [--path PATH] [--header NAME=VALUE]... < body.json
+const policyUsage = `usage: rkms policy test --config FILE --policy NAME [--response] [--path PATH] [--header NAME=VALUE]...
+                        [--claim NAME=VALUE]... [--peer-uri-san URI] [--peer-dns-san NAME] < body.json
 
 Prints what the policy does with each field of the JSON body on standard input: encrypt,
 decrypt, refuse or left alone, with its JSON path, label and the key id (never a value).
@@ -35,6 +36,27 @@ func (h *headerFlags) Set(v string) error {
 	return nil
 }
 
+// claimFlags collects repeated --claim NAME=VALUE flags: the verified JWT claims a
+// {jwt:CLAIM} key id reads (Envoy's jwt_authn verifies them in a real request).
+type claimFlags map[string]string
+
+func (c claimFlags) String() string { return "" }
+
+func (c claimFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	c[name] = value
+	return nil
+}
+
+// Claim implements policy.Claims.
+func (c claimFlags) Claim(name string) (string, bool) {
+	v, ok := c[name]
+	return v, ok
+}
+
 func (h *headerFlags) Len() int                      { return len(*h) }
 func (h *headerFlags) At(i int) (name, value string) { return (*h)[i][0], (*h)[i][1] }
 
@@ -53,6 +75,10 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	reqBody := fs.String("request-body", "", "request body file, for {json:...} key ids with --response")
 	headers := &headerFlags{}
 	fs.Var(headers, "header", "request header NAME=VALUE, for {header:NAME} key ids (repeatable)")
+	claims := claimFlags{}
+	fs.Var(claims, "claim", "verified JWT claim NAME=VALUE, for {jwt:CLAIM} key ids (repeatable)")
+	peerURI := fs.String("peer-uri-san", "", "verified client certificate URI SAN, for {peer:uri_san}")
+	peerDNS := fs.String("peer-dns-san", "", "verified client certificate DNS SAN, for {peer:dns_san}")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -85,7 +111,10 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "read body: %v\n", err)
 		return 1
 	}
-	src := &policy.Source{Headers: headers, Path: policy.Canonical(*path)}
+	src := &policy.Source{Headers: headers, Path: policy.Canonical(*path), PeerURISAN: *peerURI, PeerDNSSAN: *peerDNS}
+	if len(claims) > 0 {
+		src.JWT = claims
+	}
 	if !*response {
 		src.Body = body
 	} else if *reqBody != "" {

@@ -17,6 +17,9 @@ func TestPolicyTestCommand(t *testing.T) {
     request: {encrypt: ["$..ssn", "$..contact.email"]}
     response: {decrypt: ["$.ssn", "$.items[*].ssn"]}
     allow: ["$.doctor.email"]
+  - name: jwt
+    key_id: "tenant-{jwt:tenant}"
+    request: {encrypt: ["$..ssn"]}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +36,7 @@ func TestPolicyTestCommand(t *testing.T) {
 		{"response", `{"items":[{"ssn":"123-45-6789"}]}`, []string{"--response"}, 1,
 			[]string{"refuse     $.items[0].ssn  label=ssn  (plaintext where a ciphertext is expected)"}},
 		{"not JSON", `{"ssn":`, nil, 1, []string{"refuse     (body:"}},
+		{"claim", `{"ssn":"123-45-6789"}`, []string{"--policy", "jwt", "--claim", "tenant=globex"}, 0, []string{"key id tenant-globex"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -56,5 +60,30 @@ func TestPolicyTestCommand(t *testing.T) {
 	var errb bytes.Buffer
 	if code := Main(context.Background(), []string{"policy", "test", "--config", cfg}, strings.NewReader(""), &bytes.Buffer{}, &errb); code != 2 {
 		t.Errorf("missing --policy: exit %d", code)
+	}
+}
+
+// TestConfigCheckWarnsUntrustedHeader: a key id from a header nothing is declared to verify is
+// a warning (a client that sets it chooses its key); trusted_headers silences it.
+func TestConfigCheckWarnsUntrustedHeader(t *testing.T) {
+	for _, tc := range []struct {
+		trusted string
+		warn    bool
+	}{{"", true}, {"\n    trusted_headers: [x-tenant-id]", false}} {
+		cfg := filepath.Join(t.TempDir(), "rkms.yaml")
+		if err := os.WriteFile(cfg, []byte(`policies:
+  - name: p
+    key_id: "tenant-{header:x-tenant-id}"`+tc.trusted+`
+    request: {encrypt: ["$.ssn"]}
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"config", "check", cfg}, nil, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, &errb)
+		}
+		if got := strings.Contains(errb.String(), "warning: policy \"p\": key_id reads header x-tenant-id"); got != tc.warn {
+			t.Errorf("trusted %q: warning %v, want %v: %s", tc.trusted, got, tc.warn, &errb)
+		}
 	}
 }

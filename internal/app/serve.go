@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/admin"
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/config"
@@ -74,9 +75,13 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 
 		MaxFields:            cfg.ExtProc.MaxFields,
 		MaxConcurrentStreams: cfg.ExtProc.MaxConcurrentStreams,
+		TrustRequestID:       cfg.ExtProc.TrustRequestID,
 	})
 	if err != nil {
 		return fmt.Errorf("ext_proc policies: %w", err)
+	}
+	for _, w := range policy.Warnings(cfg.Policies) {
+		log.Warn("policy", "warning", w)
 	}
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, kr, log)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
@@ -31,7 +32,7 @@ const cacheTTL = 2 * time.Second
 
 const patientsPolicy = `  - name: patients
     match: {path_prefix: /patients, methods: [POST, GET]}
-    key_id: "tenant-{header:x-tenant-id}"
+    key_id: "tenant-{jwt:tenant}"
     request:  {encrypt: ["$.ssn", "$.contact.email"]}
     response: {decrypt: ["$.ssn", "$.contact.email"]}
     mode: randomized
@@ -86,9 +87,9 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-// envoyConfig is the shipped envoy/ingress.yaml on the test's ports, with its rkms cluster
-// pointed at both replicas and health checked over gRPC (a replica that is down or still
-// warming up gets no ext_proc streams).
+// envoyConfig is the shipped envoy/ingress.yaml on the test's ports and the tests' JWKS, with its
+// rkms cluster pointed at both replicas and health checked over gRPC (a replica that is down or
+// still warming up gets no ext_proc streams).
 func envoyConfig(t *testing.T, ports map[string]int, rkmsPorts []int) string {
 	t.Helper()
 	raw, err := envoy.Config("ingress.yaml")
@@ -96,6 +97,9 @@ func envoyConfig(t *testing.T, ports map[string]int, rkmsPorts []int) string {
 		t.Fatal(err)
 	}
 	rendered, err := envoy.Render(raw, ports)
+	if err == nil {
+		rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +445,11 @@ func (c *cluster) readBack(t *testing.T, stored []storedRecord, sent map[string]
 
 func readOne(client *http.Client, base, id string, p patient) string {
 	req, _ := http.NewRequest(http.MethodGet, base+"/patients/"+id, nil)
-	req.Header.Set("X-Tenant-Id", p.Tenant)
+	tok, err := envoytest.TenantToken(p.Tenant)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := client.Do(req)
 	if err != nil {
 		return "transient: " + err.Error()

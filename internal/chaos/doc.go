@@ -6,8 +6,9 @@
 // Three local-kms regions, one dynalite, two `rkms serve` processes built from ./cmd/rkms and
 // sharing both, the real Envoy (envoy/ingress.yaml with its rkms cluster pointed at both
 // replicas, gRPC health checked) and the recording example app (examples/app/recorder). A
-// steady, paced load of POST and GET /patients requests runs through Envoy with x-tenant-id
-// drawn from a pool of existing tenants plus brand-new ones, and fields whose plaintexts are
+// steady, paced load of POST and GET /patients requests runs through Envoy with bearer tokens
+// (internal/envoytest's test key; the policy's key id is tenant-{jwt:tenant}) for tenants drawn
+// from a pool of existing tenants plus brand-new ones, and fields whose plaintexts are
 // distinctive random tokens (SSN-<hex>, MAIL-<hex>). During the run, in turn: one region is
 // killed and brought back, all regions but one are killed and brought back, DynamoDB is killed
 // and brought back, one rkms replica is killed (SIGKILL) and restarted (it warms its cache from

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rkms/rkms/internal/envoytest"
 )
 
 // patient is what the client sends; ref (a plain field) ties a stored record to the request
@@ -207,7 +209,12 @@ func (l *load) do(ctx context.Context, kind, tenant, method, path string, body [
 		panic(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Tenant-Id", tenant)
+	// The tenant is the verified token's (ingress.yaml's jwt_authn; key id tenant-{jwt:tenant}).
+	tok, err := envoytest.TenantToken(tenant)
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := l.client.Do(req)
 	if err != nil {
 		res.end = time.Now()

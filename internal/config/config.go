@@ -68,6 +68,13 @@ type ExtProc struct {
 	// TLS, when set, serves ext_proc over TLS (mutual TLS with client_ca_file: Envoy then needs
 	// a client certificate on its rkms cluster).
 	TLS TLS `yaml:"tls"`
+	// Insecure accepts a non-loopback Listen without mutual TLS. ext_proc decrypts for whoever
+	// connects, so without it rkms refuses to start on such an address.
+	Insecure bool `yaml:"insecure"`
+	// TrustRequestID uses Envoy's x-request-id as the request id in logs and audit records. Set
+	// it only when Envoy generates that id for every request (envoy/README.md, "Request ids");
+	// otherwise rkms makes its own and logs the client's as client_request_id.
+	TrustRequestID bool `yaml:"trust_request_id"`
 }
 
 // KMS configures the regions that wrap data keys.
@@ -301,6 +308,11 @@ func (c *checker) check(cfg *Config) {
 		c.add("extproc.max_concurrent_streams", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxConcurrentStreams)
 	}
 	c.tls("extproc.tls", cfg.ExtProc.TLS)
+	if host, _, err := net.SplitHostPort(cfg.ExtProc.Listen); err == nil && !isLoopback(host) && !cfg.ExtProc.Insecure &&
+		(cfg.ExtProc.TLS.CertFile == "" || cfg.ExtProc.TLS.ClientCAFile == "") {
+		c.add("extproc.listen", "%q is not a loopback address: ext_proc decrypts for whoever connects, so it needs mutual TLS "+
+			"(extproc.tls with cert_file, key_file and client_ca_file), or extproc.insecure: true to accept that risk", cfg.ExtProc.Listen)
+	}
 	c.kms(&cfg.KMS)
 	c.store(&cfg.Store)
 	c.positive("cache.ttl", cfg.Cache.TTL)
@@ -333,6 +345,16 @@ func (c *checker) listen(path, addr string) {
 		c.add(path, "bad port %q", port)
 	}
 	_ = host
+}
+
+// isLoopback reports whether a listen host is a loopback name or address ("" and 0.0.0.0 are
+// every interface).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *checker) positive(path string, d time.Duration) {

@@ -133,3 +133,28 @@ func TestGRPCListenCanBeDisabled(t *testing.T) {
 		t.Fatalf("grpc_listen %q", cfg.Admin.GRPCListen)
 	}
 }
+
+// TestExtProcListenNeedsMTLS: ext_proc decrypts for whoever connects, so rkms refuses a
+// non-loopback listener without mutual TLS unless told to accept the risk.
+func TestExtProcListenNeedsMTLS(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		ok   bool
+	}{
+		{"extproc: {listen: 127.0.0.1:50051}", true},
+		{"extproc: {listen: \"[::1]:50051\"}", true},
+		{"extproc: {listen: localhost:50051}", true},
+		{"extproc: {listen: 0.0.0.0:50051}", false},
+		{"extproc: {listen: \":50051\"}", false},
+		{"extproc: {listen: 10.0.0.5:50051}", false},
+		{"extproc: {listen: 0.0.0.0:50051, insecure: true}", true},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok %v", tc.yaml, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "mutual TLS") {
+			t.Errorf("%s: %v does not say what to set", tc.yaml, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package envoytest
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -71,7 +73,27 @@ type Stream struct {
 	Path   string   // the request's :path
 	Policy string   // the x-rkms-policy gRPC metadata of the stream
 	Recv   []string // message kinds in order: request_headers, request_body, response_headers, ...
+	// Headers are the request headers of the request_headers message (name: values).
+	Headers map[string][]string
+	// JWT is the verified token's payload that Envoy forwarded with the request_headers message:
+	// metadata_context.filter_metadata["envoy.filters.http.jwt_authn"].fields["jwt_payload"]
+	// (nil when absent).
+	JWT map[string]any
+	// Attributes are the request_headers message's attributes["envoy.filters.http.ext_proc"]
+	// (nil when absent).
+	Attributes map[string]any
 }
+
+// The names under which Envoy hands rkms the verified token and the peer certificate (the
+// contract of envoy/README.md, "Verified tenants (JWT)" and "Peer identity").
+const (
+	JWTNamespace      = "envoy.filters.http.jwt_authn" // metadata_context.filter_metadata key
+	JWTPayloadKey     = "jwt_payload"                  // field of that namespace (payload_in_metadata)
+	AttributesKey     = "envoy.filters.http.ext_proc"  // ProcessingRequest.attributes key
+	AttrPeerURISAN    = "connection.uri_san_peer_certificate"
+	AttrPeerDNSSAN    = "connection.dns_san_peer_certificate"
+	DefaultTestTenant = "acme" // the tenant of the token Stack.Do sends unless told otherwise
+)
 
 // Stamp is the dynamic metadata rkms returns for a request it processed under policy.
 func Stamp(policy string) *structpb.Struct {
@@ -110,6 +132,7 @@ func (f *FakeRkms) Process(stream extprocv3.ExternalProcessor_ProcessServer) err
 			hs := m.RequestHeaders
 			do = behaviours(header(hs.GetHeaders(), Behaviour))
 			f.record(idx, "request_headers", header(hs.GetHeaders(), ":path"))
+			f.recordRequest(idx, req)
 			if do[Stall] {
 				<-stream.Context().Done()
 				return nil
@@ -193,13 +216,37 @@ func (f *FakeRkms) record(idx int, msg, path string) {
 	s.Recv = append(s.Recv, msg)
 }
 
+// recordRequest keeps the request headers, the forwarded JWT payload and the attributes of a
+// request_headers message.
+func (f *FakeRkms) recordRequest(idx int, req *extprocv3.ProcessingRequest) {
+	hs := map[string][]string{}
+	for _, h := range req.GetRequestHeaders().GetHeaders().GetHeaders() {
+		hs[h.GetKey()] = append(hs[h.GetKey()], string(h.GetRawValue()))
+	}
+	var jwt, attrs map[string]any
+	if ns := req.GetMetadataContext().GetFilterMetadata()[JWTNamespace]; ns != nil {
+		if p := ns.GetFields()[JWTPayloadKey].GetStructValue(); p != nil {
+			jwt = p.AsMap()
+		}
+	}
+	if a := req.GetAttributes()[AttributesKey]; a != nil {
+		attrs = a.AsMap()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &f.streams[idx]
+	s.Headers, s.JWT, s.Attributes = hs, jwt, attrs
+}
+
 // Streams returns a copy of every stream so far, in the order they opened.
 func (f *FakeRkms) Streams() []Stream {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]Stream, len(f.streams))
 	for i, s := range f.streams {
-		out[i] = Stream{Path: s.Path, Policy: s.Policy, Recv: append([]string(nil), s.Recv...)}
+		// Headers, JWT and Attributes are set once and never changed: shared.
+		out[i] = Stream{Path: s.Path, Policy: s.Policy, Recv: append([]string(nil), s.Recv...),
+			Headers: s.Headers, JWT: s.JWT, Attributes: s.Attributes}
 	}
 	return out
 }
@@ -215,14 +262,19 @@ func (f *FakeRkms) Last(path string) (Stream, bool) {
 	return Stream{}, false
 }
 
-// serve runs f on a free loopback port. stop ends the server (idempotent; also at cleanup).
-func serve(t testing.TB, f *FakeRkms) (port int, stop func()) {
+// serve runs f on a free loopback port, over TLS with tlsConf unless it is nil. stop ends the
+// server (idempotent; also at cleanup).
+func serve(t testing.TB, f *FakeRkms, tlsConf *tls.Config) (port int, stop func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
+	}
+	g := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(g, f)
 	go func() { _ = g.Serve(lis) }()
 	var once sync.Once

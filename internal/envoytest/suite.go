@@ -2,6 +2,7 @@ package envoytest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -14,6 +15,9 @@ type Suite struct {
 	// TaggedPrefix is the prefix of a route that names Policy (x-rkms-policy), as the
 	// configuration spells it, e.g. "/patients".
 	TaggedPrefix, Policy string
+	// RkmsTLS, when set, is the fake rkms's server TLS configuration: for configurations whose
+	// rkms cluster speaks (mutual) TLS.
+	RkmsTLS *tls.Config
 }
 
 // The error texts of the shipped configurations' local_reply_config.
@@ -26,14 +30,16 @@ const (
 )
 
 // Run checks bypass protection and local replies of the configuration, in the real Envoy:
-// first as shipped (fail closed), then with failure_mode_allow: true.
+// first as shipped (fail closed), then with failure_mode_allow: true; and what it tells rkms
+// about the caller (verified tokens, x-tenant-id, request ids).
 func Run(t *testing.T, s Suite) {
 	t.Run("fail closed", func(t *testing.T) { runFailClosed(t, s) })
 	t.Run("failure_mode_allow", func(t *testing.T) { runFailOpen(t, s) })
+	t.Run("identity", func(t *testing.T) { runIdentity(t, s) })
 }
 
 func runFailClosed(t *testing.T, s Suite) {
-	st := Start(t, s.Render, false)
+	st := StartConfig(t, Config{Render: s.Render, RkmsTLS: s.RkmsTLS})
 	tagged := s.TaggedPrefix + "/1"
 	const body = `{"ssn":"123-45-6789"}`
 
@@ -118,7 +124,7 @@ func runFailClosed(t *testing.T, s Suite) {
 }
 
 func runFailOpen(t *testing.T, s Suite) {
-	st := Start(t, s.Render, true)
+	st := StartConfig(t, Config{Render: s.Render, FailureModeAllow: true, RkmsTLS: s.RkmsTLS})
 	tagged := s.TaggedPrefix + "/1"
 	const body = `{"ssn":"123-45-6789"}`
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/rkms/rkms/internal/envoytest"
 )
 
 // Result is one measured run.
@@ -193,20 +195,21 @@ func streamer(client extprocv3.ExternalProcessorClient, x *Exchange) func(ctx co
 }
 
 // putter returns a request function that PUTs body as record n mod 1000 to base+"/patients/"
-// through Envoy, for tenant n (the app stores a bounded number of records).
+// through Envoy, for tenant n (the app stores a bounded number of records), with tokens[n] as
+// its bearer token (see [mintTokens]).
 //
 // Tenants are taken in turn by a counter of its own, as in [streamer].
-func putter(client *http.Client, base string, body []byte, tenants int) func(ctx context.Context, n int) error {
+func putter(client *http.Client, base string, body []byte, tokens []string) func(ctx context.Context, n int) error {
 	var next atomic.Int64
 	return func(ctx context.Context, n int) error {
-		tenant := int(next.Add(1)-1) % tenants
+		tenant := int(next.Add(1)-1) % len(tokens)
 		url := base + "/patients/" + strconv.Itoa(n%1000)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(TenantHeader, TenantValue(tenant))
+		req.Header.Set("Authorization", tokens[tenant])
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
@@ -224,4 +227,20 @@ func putter(client *http.Client, base string, body []byte, tenants int) func(ctx
 		}
 		return nil
 	}
+}
+
+// mintTokens returns the Authorization header of tenants 0..n-1: a token of internal/envoytest's
+// test key, which the load's Envoy verifies (its JWKS is written by [startEnvoy]), valid for
+// ttl. Minted before the run, so that signing costs the client nothing while it measures.
+func mintTokens(n int, ttl time.Duration) ([]string, error) {
+	iss, now := envoytest.TestIssuer(), time.Now()
+	out := make([]string, max(n, 1))
+	for i := range out {
+		tok, err := iss.Sign(iss.Tenant(TenantValue(i), now, ttl))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = "Bearer " + tok
+	}
+	return out, nil
 }

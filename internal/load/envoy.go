@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rkms/rkms/envoy"
+	"github.com/rkms/rkms/internal/envoytest"
 )
 
 // Envoy configurations compared through the real Envoy.
@@ -23,10 +24,11 @@ const (
 	EnvoyRKMS     = "ext_proc-rkms" // ingress.yaml, ext_proc to rkms with warm keys
 )
 
-// envoyConfig renders envoy/ingress.yaml on the given ports; without a filter port (extproc
-// 0) the ext_proc filter, the rbac filter that checks rkms's stamp, and their per-route settings
-// are removed.
-func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
+// envoyConfig renders envoy/ingress.yaml on the given ports, verifying tokens with the JWKS file
+// jwks; without a filter port (extproc 0) the ext_proc filter, the rbac filter that checks rkms's
+// stamp, and their per-route settings are removed. Every configuration keeps jwt_authn, so that
+// the baseline pays for token verification as the others do.
+func envoyConfig(admin, listener, app, extproc int, jwks string) ([]byte, error) {
 	cfg, err := envoy.Config("ingress.yaml")
 	if err != nil {
 		return nil, err
@@ -36,6 +38,9 @@ func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
 		ports["rkms"] = extproc
 	}
 	out, err := envoy.Render(cfg, ports)
+	if err == nil {
+		out, err = envoy.RenderFiles(out, map[string]string{"jwks": jwks})
+	}
 	if err != nil || extproc != 0 {
 		return out, err
 	}
@@ -43,8 +48,8 @@ func envoyConfig(admin, listener, app, extproc int) ([]byte, error) {
 }
 
 // WithoutExtProc removes the ext_proc and rbac HTTP filters (without ext_proc nothing is stamped,
-// so the stamp check would refuse every request) and every typed_per_filter_config from the first
-// listener's HTTP connection manager.
+// so the stamp check would refuse every request) and their typed_per_filter_config entries from
+// the first listener's HTTP connection manager.
 func WithoutExtProc(cfg []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(cfg, &doc); err != nil {
@@ -68,7 +73,10 @@ func WithoutExtProc(cfg []byte) ([]byte, error) {
 	}
 	for _, h := range hosts.([]any) {
 		for _, r := range h.(map[string]any)["routes"].([]any) {
-			delete(r.(map[string]any), "typed_per_filter_config")
+			if pf, ok := r.(map[string]any)["typed_per_filter_config"].(map[string]any); ok {
+				delete(pf, "envoy.filters.http.ext_proc")
+				delete(pf, "envoy.filters.http.rbac")
+			}
 		}
 	}
 	return yaml.Marshal(doc)
@@ -125,12 +133,18 @@ func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Write
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := envoyConfig(ports[0], ports[1], app, extproc)
+	dir, err := os.MkdirTemp("", "rkms-load-envoy-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "rkms-load-envoy-")
+	jwks, err := envoytest.WriteJWKS(dir)
 	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cfg, err := envoyConfig(ports[0], ports[1], app, extproc, jwks)
+	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	path := filepath.Join(dir, "envoy.yaml")

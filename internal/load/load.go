@@ -175,6 +175,10 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 	appPort := port(app.addr)
 	client := &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: f.MaxWorkers * 2, MaxConnsPerHost: f.MaxWorkers * 2}}
+	tokens, err := mintTokens(f.Keys, 24*time.Hour)
+	if err != nil {
+		return err
+	}
 	var targets []target
 	for _, c := range []struct {
 		name  string
@@ -193,7 +197,7 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		if stats == nil {
 			stats = app
 		}
-		targets = append(targets, target{name: c.name, child: stats, do: putter(client, e.base, body, f.Keys)})
+		targets = append(targets, target{name: c.name, child: stats, do: putter(client, e.base, body, tokens)})
 	}
 	// Warm up every path (connections, Envoy's first requests) before measuring.
 	for _, t := range targets {

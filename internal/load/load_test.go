@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -152,7 +153,7 @@ func TestEnvoyConfigs(t *testing.T) {
 		{EnvoyNoop + " and " + EnvoyRKMS, 50051},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := envoyConfig(9901, 10000, 8000, tc.extproc)
+			cfg, err := envoyConfig(9901, 10000, 8000, tc.extproc, envoytest.JWKSFile(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,6 +162,9 @@ func TestEnvoyConfigs(t *testing.T) {
 			}
 			if got := strings.Contains(string(cfg), "name: envoy.filters.http.rbac"); got != (tc.extproc != 0) {
 				t.Fatalf("rbac filter (rkms's stamp check) present = %v in\n%s", got, cfg)
+			}
+			if !strings.Contains(string(cfg), "envoy.filters.http.jwt_authn") || strings.Count(string(cfg), "requirement_name: tenant") != 2 {
+				t.Fatalf("jwt_authn or its per-route requirements missing (every configuration verifies tokens) in\n%s", cfg)
 			}
 			if out, err := testenv.Validate(t, string(cfg)); err != nil {
 				t.Fatalf("envoy --mode validate: %v\n%s", err, out)

@@ -8,12 +8,15 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/internal/devjwt"
 )
 
 // Exchange is one HTTP request as Envoy (envoy/ingress.yaml) presents it to ext_proc: request
-// headers, the buffered request body, response headers and the buffered response body. The
+// headers with the verified token's payload in metadata_context (and x-tenant-id set from its
+// tenant claim), the buffered request body, response headers and the buffered response body. The
 // response body is the request body as the server returned it (sealed by rkms), as an app that
 // stores and returns the record would send it back.
 type Exchange struct {
@@ -32,13 +35,22 @@ func NewExchange(body []byte, tenants int, sealed bool) *Exchange {
 		for _, kv := range [][2]string{
 			{":authority", "127.0.0.1:10000"}, {":path", "/patients"}, {":method", "POST"}, {":scheme", "http"},
 			{"user-agent", "rkms-load"}, {"content-type", "application/json"},
-			{"content-length", strconv.Itoa(len(body))}, {TenantHeader, TenantValue(n)},
+			{"content-length", strconv.Itoa(len(body))}, {"x-tenant-id", TenantValue(n)},
 			{"x-forwarded-proto", "http"}, {"x-request-id", "5f7b2c1e-load-" + strconv.Itoa(n)},
 		} {
 			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
 		}
-		x.headers = append(x.headers, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-			RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}})
+		payload, err := structpb.NewStruct(map[string]any{"iss": devjwt.DefaultIssuer, "aud": devjwt.DefaultAudience,
+			"sub": "user@" + TenantValue(n), devjwt.TenantClaim: TenantValue(n), "iat": 1780000000, "exp": 1780003600})
+		if err != nil {
+			panic(err) // only strings and numbers above
+		}
+		x.headers = append(x.headers, &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}},
+			MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+				extproc.JWTNamespace: {Fields: map[string]*structpb.Value{extproc.JWTPayloadKey: structpb.NewStructValue(payload)}},
+			}},
+		})
 	}
 	rh := &corev3.HeaderMap{}
 	for _, kv := range [][2]string{{":status", "201"}, {"content-type", "application/json"},

@@ -6,14 +6,17 @@ import (
 	"strings"
 
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/devjwt"
 )
 
 // PolicyName is the policy every load request uses (named by the route, as envoy/ingress.yaml
 // does for /patients).
 const PolicyName = "patients"
 
-// TenantHeader carries the tenant; the key id is "tenant-" + its value.
-const TenantHeader = "x-tenant-id"
+// The tenant is the "tenant" claim of the token Envoy verified (envoy/ingress.yaml's jwt_authn),
+// which rkms reads from the forwarded payload; the key id is "tenant-" + its value. Through
+// Envoy the load client sends tokens of internal/envoytest's test key; directly, [Exchange]
+// presents the verified payload as Envoy would.
 
 // Policies returns the configuration of the rkms server under load: the patients policy of
 // envoy/ingress.yaml, three fields sealed in requests and opened in responses.
@@ -22,7 +25,7 @@ func Policies() []policy.Config {
 	return []policy.Config{{
 		Name:     PolicyName,
 		Match:    policy.Match{PathPrefix: "/patients"},
-		KeyID:    "tenant-{header:" + TenantHeader + "}",
+		KeyID:    "tenant-{jwt:" + devjwt.TenantClaim + "}",
 		Request:  policy.Direction{Encrypt: fields},
 		Response: policy.Direction{Decrypt: fields},
 	}}
@@ -48,7 +51,7 @@ func Body(size int) ([]byte, error) {
 	return b, nil
 }
 
-// KeyID returns the key id of tenant n, and TenantValue the header value that names it.
+// KeyID returns the key id of tenant n, and TenantValue the claim value that names it.
 func KeyID(n int) string       { return "tenant-" + TenantValue(n) }
 func TenantValue(n int) string { return "t" + strconv.Itoa(n) }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,7 +82,22 @@ func (ca *CA) Client(t testing.TB, cn string) Pair {
 	return ca.issue(t, cn, x509.ExtKeyUsageClientAuth)
 }
 
-func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) Pair {
+// ClientSANs issues a client certificate with common name cn and the given URI and DNS subject
+// alternative names (a workload identity such as spiffe://example.org/ns/a/sa/b).
+func (ca *CA) ClientSANs(t testing.TB, cn string, uris, dnsNames []string) Pair {
+	t.Helper()
+	var us []*url.URL
+	for _, u := range uris {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatalf("tlstest: URI SAN %q: %v", u, err)
+		}
+		us = append(us, parsed)
+	}
+	return ca.issue(t, cn, x509.ExtKeyUsageClientAuth, func(c *x509.Certificate) { c.URIs, c.DNSNames = us, dnsNames })
+}
+
+func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage, edit ...func(*x509.Certificate)) Pair {
 	t.Helper()
 	key := newKey(t)
 	ca.serial++
@@ -96,6 +112,9 @@ func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) Pair {
 	if usage == x509.ExtKeyUsageServerAuth {
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 		tmpl.DNSNames = []string{"localhost"}
+	}
+	for _, e := range edit {
+		e(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -28,7 +28,8 @@ type tapRegion struct {
 	emptyBlob     bool
 
 	mu   sync.Mutex
-	gave [][]byte
+	gave [][]byte // every plaintext handed out
+	gens [][]byte // those from GenerateDataKey
 }
 
 func (r *tapRegion) keep(b []byte) {
@@ -47,6 +48,9 @@ func (r *tapRegion) GenerateDataKey(ctx context.Context, encCtx map[string]strin
 			pt = out
 		}
 		r.keep(pt)
+		r.mu.Lock()
+		r.gens = append(r.gens, pt)
+		r.mu.Unlock()
 	}
 	return pt, blob, err
 }
@@ -197,9 +201,22 @@ func TestFailedCreationWipesItsKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, 3)
-			gen := &tapRegion{Region: e.fakes[0]}
-			k, err := keyring.NewManual(e.st, []keyring.Region{gen, e.fakes[1], e.fakes[2]},
-				keyring.Options{MinRegions: tc.min, Now: e.clock.Now})
+			// Every region tapped: which one generates depends on the regions' latencies.
+			var taps []*tapRegion
+			var regions []keyring.Region
+			for _, f := range e.fakes {
+				taps = append(taps, &tapRegion{Region: f})
+				regions = append(regions, taps[len(taps)-1])
+			}
+			generated := func() (out [][]byte) {
+				for _, tp := range taps {
+					tp.mu.Lock()
+					out = append(out, tp.gens...)
+					tp.mu.Unlock()
+				}
+				return out
+			}
+			k, err := keyring.NewManual(e.st, regions, keyring.Options{MinRegions: tc.min, Now: e.clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,7 +225,7 @@ func TestFailedCreationWipesItsKey(t *testing.T) {
 			if tc.rotate {
 				mustGet(t, k, "k")
 			}
-			before := len(gen.handedOut())
+			before := len(generated())
 			tc.break_(e)
 			if tc.rotate {
 				_, err = k.Rotate(context.Background(), "k")
@@ -218,9 +235,9 @@ func TestFailedCreationWipesItsKey(t *testing.T) {
 			if !errors.Is(err, keyring.ErrUnavailable) {
 				t.Fatalf("creation: %v, want ErrUnavailable", err)
 			}
-			gave := gen.handedOut()[before:]
+			gave := generated()[before:]
 			if len(gave) != 1 {
-				t.Fatalf("r1 generated %d keys, want 1", len(gave))
+				t.Fatalf("%d keys generated, want 1", len(gave))
 			}
 			if len(gave[0]) != keyring.DataKeySize || !allZero(gave[0]) {
 				t.Fatal("the key of the failed creation was not wiped")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -16,6 +17,11 @@ import (
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/keyring"
 )
+
+// MaxHeaderBytes bounds a request's line and headers: 431 above it. net/http's own
+// Server.MaxHeaderBytes lets several KiB more through (it reads in buffered chunks), so the
+// handler counts them itself: request line, names, values and their separators.
+const MaxHeaderBytes = 16 << 10
 
 // DefaultMaxBodyBytes bounds request bodies: no endpoint reads one, so anything larger is refused
 // with 413 before a handler runs.
@@ -97,13 +103,40 @@ func New(keys Keys, opts Options) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.ContentLength > h.maxBody {
+	if headerBytes(r) > MaxHeaderBytes {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+		return
+	}
+	if r.ContentLength > h.maxBody || (r.ContentLength < 0 && bodyOver(r.Body, h.maxBody)) {
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	h.mux.ServeHTTP(w, r)
+}
+
+// headerBytes is the size of r's request line and headers as sent (HTTP/1.1 framing).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
+// bodyOver reads a body of undeclared length (chunked) up to max+1 bytes and reports whether it
+// is longer than max. No endpoint reads a body, so what is read is dropped; the limit holds
+// whether or not the client declared a length.
+func bodyOver(body io.Reader, max int64) bool {
+	n, _ := io.Copy(io.Discard, io.LimitReader(body, max+1))
+	return n > max
 }
 
 // keyOp and rotateOp name the audited operation of a /key or /key/rotate request (empty: the

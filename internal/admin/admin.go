@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// Timeout bounds each key operation (default 5s).
 	Timeout time.Duration
+	// OnAuthFailure, if not nil, is told of each failed authentication; throttled says the
+	// request was refused with 429 because its address failed too often (for metrics).
+	OnAuthFailure func(throttled bool)
+	// Now is the clock of the failed-authentication throttle (nil: time.Now).
+	Now func() time.Time
 }
 
 // Handler is the admin API.
@@ -63,6 +69,8 @@ type Handler struct {
 	timeout time.Duration
 	maxBody int64
 	mux     *http.ServeMux
+	limiter *throttle
+	onFail  func(throttled bool)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -73,7 +81,7 @@ func New(keys Keys, opts Options) (*Handler, error) {
 		return nil, errors.New("admin: empty token")
 	}
 	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit,
-		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes}
+		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes, limiter: newThrottle(opts.Now), onFail: opts.OnAuthFailure}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -165,6 +173,14 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 	return func(w http.ResponseWriter, r *http.Request) {
 		remote, subject := audit.PeerFromHTTP(r)
 		r = r.WithContext(audit.WithWho(r.Context(), audit.Who{API: audit.APIHTTP, Remote: remote, Subject: subject}))
+		if blocked, left := h.limiter.blocked(r.RemoteAddr); blocked {
+			if h.onFail != nil {
+				h.onFail(true)
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(int(left.Seconds())+1))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address")
+			return
+		}
 		const scheme = "bearer "
 		a := r.Header.Get("Authorization")
 		ok := len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme)
@@ -172,6 +188,10 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 		if subtle.ConstantTimeCompare(got[:], h.token[:]) != 1 || !ok {
 			if o := op(r); o != "" {
 				h.audit.Record(r.Context(), o, r.URL.Query().Get("id"), 0, audit.ErrDenied)
+			}
+			h.limiter.fail(r.RemoteAddr)
+			if h.onFail != nil {
+				h.onFail(false)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rkms"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")

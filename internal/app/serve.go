@@ -85,7 +85,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	}
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, kr, log)
-	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog})
+	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog, OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
 		return err
 	}

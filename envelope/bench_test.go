@@ -194,31 +194,41 @@ func BenchmarkRatio(b *testing.B) {
 		text := mustSeal(b, key, Randomized, benchLabel, nil, pt)
 		dst := bytes.Clone(text)
 		out := make([]byte, 0, sz.n)
+		// Each side returns its error, checked once per block: a side that failed fast (a
+		// regression that returns an error early) must fail the benchmark, not improve its ratio.
 		pairs := []struct {
 			name       string
-			ours, tink func()
+			ours, tink func() error
 		}{
 			{"Seal-vs-TinkEncrypt/" + sz.name,
-				func() { dst, _ = Seal(dst[:0], key, Randomized, benchLabel, nil, pt) },
-				func() { _, _ = tinkAEAD.Encrypt(pt, ad) }},
+				func() (err error) { dst, err = Seal(dst[:0], key, Randomized, benchLabel, nil, pt); return err },
+				func() error { _, err := tinkAEAD.Encrypt(pt, ad); return err }},
 			{"Open-vs-TinkDecrypt/" + sz.name,
-				func() { out, _ = Open(out[:0], key, benchLabel, nil, text) },
-				func() { _, _ = tinkAEAD.Decrypt(ct, ad) }},
+				func() (err error) { out, err = Open(out[:0], key, benchLabel, nil, text); return err },
+				func() error { _, err := tinkAEAD.Decrypt(ct, ad); return err }},
 		}
 		for _, p := range pairs {
 			b.Run(p.name, func(b *testing.B) {
 				var ratios, ours, tink []float64
 				b.ReportAllocs()
 				for b.Loop() {
+					var oursErr, tinkErr error
 					t0 := time.Now()
 					for range ratioBlock {
-						p.ours()
+						if err := p.ours(); err != nil {
+							oursErr = err
+						}
 					}
 					t1 := time.Now()
 					for range ratioBlock {
-						p.tink()
+						if err := p.tink(); err != nil {
+							tinkErr = err
+						}
 					}
 					t2 := time.Now()
+					if oursErr != nil || tinkErr != nil {
+						b.Fatalf("ours: %v; tink: %v", oursErr, tinkErr)
+					}
 					o, t := float64(t1.Sub(t0)), float64(t2.Sub(t1))
 					ratios, ours, tink = append(ratios, o/t), append(ours, o/ratioBlock), append(tink, t/ratioBlock)
 				}

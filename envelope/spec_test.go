@@ -147,11 +147,29 @@ func TestSizes(t *testing.T) {
 	if MaxTextLen != 1398495 || minTextLen != 39 {
 		t.Errorf("MaxTextLen = %d, minTextLen = %d; FORMAT.md says 1398495 and 39", MaxTextLen, minTextLen)
 	}
+	// The longest and the shortest texts an encoder makes are exactly at the limits, and a
+	// decoder takes them (section 7: it accepts exactly the texts an encoder can produce).
 	long := Key{ID: strings.Repeat("k", MaxKeyIDLen), Secret: key.Secret}
-	if text := mustSeal(t, long, Randomized, "f", nil, make([]byte, MaxPlaintextLen)); len(text) != MaxTextLen {
-		t.Errorf("longest text is %d bytes, MaxTextLen is %d", len(text), MaxTextLen)
-	}
-	if text := mustSeal(t, Key{ID: "k", Secret: key.Secret}, Deterministic, "f", nil, []byte("1")); len(text) != minTextLen {
-		t.Errorf("shortest text is %d bytes, minTextLen is %d", len(text), minTextLen)
+	short := Key{ID: "k", Secret: key.Secret}
+	for _, tc := range []struct {
+		name string
+		key  Key
+		mode Mode
+		pt   []byte
+		want int
+	}{
+		{"longest", long, Randomized, bytes.Repeat([]byte("1"), MaxPlaintextLen), MaxTextLen},
+		{"shortest", short, Deterministic, []byte("1"), minTextLen},
+	} {
+		text := mustSeal(t, tc.key, tc.mode, "f", nil, tc.pt)
+		if len(text) != tc.want {
+			t.Errorf("%s text is %d bytes, want %d", tc.name, len(text), tc.want)
+		}
+		if h, err := Parse(text); err != nil || h.KeyID != tc.key.ID {
+			t.Errorf("Parse of the %s text: %+v, %v", tc.name, h, err)
+		}
+		if pt, err := Open(nil, tc.key, "f", nil, text); err != nil || !bytes.Equal(pt, tc.pt) {
+			t.Errorf("Open of the %s text: %v", tc.name, err)
+		}
 	}
 }

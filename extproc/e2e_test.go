@@ -163,7 +163,7 @@ func TestEnvoyIngress(t *testing.T) {
 func TestEnvoyEgress(t *testing.T) {
 	testenv.Integration(t)
 	s := startStack(t, "egress.yaml", Options{}) // the recorder plays the external API
-	k, err := keyringKeys{s.keyring}.Current(context.Background(), "partner-acme")
+	k, err := StackKeys(s.keyring).Current(context.Background(), "partner-acme")
 	if err != nil {
 		t.Fatal(err)
 	}

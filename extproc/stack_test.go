@@ -2,9 +2,7 @@ package extproc
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +17,6 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
-	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/examples/app/recorder"
 	"github.com/rkms/rkms/extproc/policy"
@@ -30,43 +27,16 @@ import (
 	"github.com/rkms/rkms/store"
 )
 
-// keyringKeys adapts a keyring to Keys: the wiring `rkms serve` needs (extproc does not import
-// the keyring). Keyring errors are re-wrapped into the extproc sentinels.
-type keyringKeys struct{ kr *keyring.Keyring }
-
-var _ Keys = keyringKeys{}
-
-func (a keyringKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	dk, err := a.kr.Get(ctx, id)
-	if err != nil {
-		return envelope.Key{}, keyringError(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-func (a keyringKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {
-	dk, err := a.kr.GetVersion(ctx, id, v)
-	if err != nil {
-		return envelope.Key{}, keyringError(err)
-	}
-	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
-}
-
-func keyringError(err error) error {
-	switch {
-	case errors.Is(err, keyring.ErrNotFound):
-		return fmt.Errorf("%w: %w", ErrKeyNotFound, err)
-	case errors.Is(err, keyring.ErrInvalidID):
-		return fmt.Errorf("%w: %w", ErrInvalidKeyID, err)
-	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
-	}
-	return err
-}
+// StackKeys adapts the stack's keyring to Keys. It is the production adapter that `rkms serve`
+// wires in, internal/keysource, set by hooks_test.go: keysource imports extproc, so
+// only the external test package can import it (package extproc importing it is a cycle). A
+// test-local copy of the adapter here once mapped errors differently from production (500 where
+// rkms answers 503) and the real-Envoy tests checked the copy instead of the product.
+var StackKeys func(*keyring.Keyring) Keys
 
 // stack is the real thing on loopback: a client -> real Envoy (envoy/ingress.yaml) -> this
-// server (gRPC over TCP, real keyring on an in-memory store with a software KMS region) -> the
-// recorder app.
+// server (gRPC over TCP, real keyring on an in-memory store with a software KMS region, through
+// the production adapter internal/keysource) -> the recorder app.
 type stack struct {
 	store   *store.Memory
 	keyring *keyring.Keyring
@@ -140,11 +110,14 @@ func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *sta
 	}
 	t.Cleanup(func() { s.keyring.Close() })
 	opts.Logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if StackKeys == nil {
+		t.Fatal("StackKeys is not set (hooks_test.go sets it to the production adapter)")
+	}
 	pols := sc.policies
 	if pols == nil {
 		pols = ingressPolicies(t)
 	}
-	srv, err := NewServer(pols, keyringKeys{s.keyring}, opts)
+	srv, err := NewServer(pols, StackKeys(s.keyring), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,6 +173,10 @@ func TestErrorsCarryNoKeyMaterial(t *testing.T) {
 		f.Down(true)
 	}
 	_, err := k2.Get(context.Background(), "k")
+	if !errors.Is(err, keyring.ErrUnavailable) {
+		// Not a panic on a nil error: that would hide every other failure in the package.
+		t.Fatalf("Get with every region down: %v, want ErrUnavailable (an error to inspect)", err)
+	}
 	msg := err.Error()
 	for _, s := range []string{string(key), fmt.Sprintf("%x", key), fmt.Sprintf("%x", blob), string(blob)} {
 		if bytes.Contains([]byte(msg), []byte(s)) {

@@ -28,3 +28,13 @@ func (k *Keyring) SetWipeGrace(d time.Duration) {
 	k.cache.grace = d
 	k.cache.mu.Unlock()
 }
+
+// WipeGrace is the production delay before evicted keys are wiped.
+const WipeGrace = wipeGrace
+
+// WipeGrace returns the keyring's current delay before evicted keys are wiped.
+func (k *Keyring) WipeGrace() time.Duration {
+	k.cache.mu.Lock()
+	defer k.cache.mu.Unlock()
+	return k.cache.grace
+}

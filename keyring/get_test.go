@@ -298,14 +298,38 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 }
 
+// gatedRegion holds every Decrypt until release is closed (or the call's context ends).
+type gatedRegion struct {
+	keyring.Region
+	release chan struct{}
+}
+
+func (r *gatedRegion) Decrypt(ctx context.Context, wrapped []byte, encCtx map[string]string) ([]byte, error) {
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: gated: %w", keyring.ErrRegionUnavailable, ctx.Err())
+	}
+	return r.Region.Decrypt(ctx, wrapped, encCtx)
+}
+
 func TestCancelledCallerDoesNotCancelSharedFetch(t *testing.T) {
 	e := newEnv(t, 3)
 	mustGet(t, e.keyring(t, keyring.Options{}), "k")
-	k := e.keyring(t, keyring.Options{})
-	e.fakes[0].Latency(50 * time.Millisecond)
+	// r1 holds the fetch until the caller has given up: the caller's deadline is the only way
+	// its Get can end. (With a 50 ms latency instead, a caller woken late on a loaded machine
+	// found both the result and its deadline ready and got the key 2 times in 300 runs.)
+	gate := &gatedRegion{Region: e.fakes[0], release: make(chan struct{})}
+	k, err := keyring.NewManual(e.st, []keyring.Region{gate, e.fakes[1], e.fakes[2]}, keyring.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
-	if _, err := k.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, keyring.ErrUnavailable) {
+	_, err = k.Get(ctx, "k")
+	close(gate.release)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, keyring.ErrUnavailable) {
 		t.Fatalf("Get with a short deadline: %v", err)
 	}
 	// The fetch went on without the impatient caller and filled the cache; the region was not

@@ -209,24 +209,13 @@ func checkNoLeaks(t *testing.T, logs string, l *leakRun, tagged []string, token 
 		t.Fatalf("only %d error bodies recorded", len(l.errors))
 	}
 	errs := strings.Join(l.errors, "\n")
-	// The detector itself: a key embedded in a text is found in every form.
-	for _, k := range l.keys {
-		for _, f := range secretForms(k) {
-			if !strings.Contains("x"+f+"y", f) || len(f) < 16 {
-				t.Fatalf("secret form %q too short to be a meaningful search", f)
-			}
-		}
-		break
+	// Any piece of any key, in any form (TestLeakDetector checks the detector finds them).
+	d := newLeakDetector(l.keys)
+	if what, ok := d.find(logs); ok {
+		t.Errorf("the logs hold a piece of %s", what)
 	}
-	for name, k := range l.keys {
-		for i, f := range secretForms(k) {
-			if strings.Contains(logs, f) {
-				t.Errorf("key %s (form %d) appears in the logs", name, i)
-			}
-			if strings.Contains(errs, f) {
-				t.Errorf("key %s (form %d) appears in an error body", name, i)
-			}
-		}
+	if what, ok := d.find(errs); ok {
+		t.Errorf("an error body holds a piece of %s", what)
 	}
 	for _, p := range tagged {
 		if strings.Contains(logs, p) || strings.Contains(errs, p) {

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,18 +33,6 @@ type leakRun struct {
 	errors   []string // every error body or message any API returned
 	keys     map[string][]byte
 	requests int
-}
-
-// secretForms are the ways a key can be printed: raw, JSON-escaped, base64 (std, url, padded or
-// not) and hex.
-func secretForms(k []byte) []string {
-	esc, _ := json.Marshal(string(k))
-	return []string{
-		string(k), strings.Trim(string(esc), `"`),
-		base64.StdEncoding.EncodeToString(k), base64.RawStdEncoding.EncodeToString(k),
-		base64.URLEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k),
-		hex.EncodeToString(k), strings.ToUpper(hex.EncodeToString(k)),
-	}
 }
 
 // adminCall does one admin HTTP call; a successful GET /key adds the key to what the run learnt.

@@ -45,6 +45,8 @@ type phase struct {
 	heal  func(t *testing.T)
 	hold  time.Duration
 	after time.Duration
+	// expect: which requests RELIABILITY.md lets this fault fail (checkAvailability).
+	expect expect
 
 	start, healed, end time.Time
 }
@@ -159,12 +161,14 @@ func TestChaos(t *testing.T) {
 			fault: func(t *testing.T) { kms[0].Stop() }, heal: func(t *testing.T) { kms[0].Start() }, hold: P, after: P},
 		{name: "kill 2 of 3 regions (us-east-1, us-west-2)",
 			fault: func(t *testing.T) { kms[0].Stop(); kms[1].Stop() },
-			heal:  func(t *testing.T) { kms[0].Start(); kms[1].Start() }, hold: P, after: P},
+			heal:  func(t *testing.T) { kms[0].Start(); kms[1].Start() }, hold: P, after: P,
+			expect: expect{newTenants: true}}, // fewer than min_regions (2) copies
 		{name: "kill DynamoDB",
 			fault: func(t *testing.T) {
 				staleChecks = c.staleCheck(t, "tenant-"+pool[0], db, max(P, 2*cacheTTL+2*time.Second))
 			},
-			heal: func(t *testing.T) { db.Start() }, after: P},
+			heal: func(t *testing.T) { db.Start() }, after: P,
+			expect: expect{newTenants: true, reads: true}}, // no store: no new key, no uncached key
 		{name: "restart replica rkms-2 (SIGKILL, warm-up)",
 			fault: func(t *testing.T) {
 				began := time.Now()
@@ -173,7 +177,8 @@ func TestChaos(t *testing.T) {
 				c.reps[1].waitReady(2 * time.Minute)
 				restartTook = time.Since(began)
 			},
-			heal: func(t *testing.T) {}, after: P},
+			heal: func(t *testing.T) {}, after: P,
+			expect: expect{inFlight: true}},
 		{name: "stall region eu-west-1 (SIGSTOP)",
 			fault: func(t *testing.T) { kms[2].Stall() }, heal: func(t *testing.T) { kms[2].Start() }, hold: P, after: P},
 		{name: "steady (final)", hold: P},
@@ -182,7 +187,8 @@ func TestChaos(t *testing.T) {
 	for _, p := range phases {
 		planned += p.hold + p.after
 	}
-	l := newLoad(c.url, *rateFlag, 8, pool)
+	const workers = 8
+	l := newLoad(c.url, *rateFlag, workers, pool)
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	loadDone := make(chan struct{})
 	go func() {
@@ -223,6 +229,17 @@ func TestChaos(t *testing.T) {
 				t.Errorf("invariant 3: %s %s at %s: %s", r.kind, r.tenant, r.start.Format("15:04:05.000"), r.problem)
 			}
 		}
+	}
+
+	// Availability, per phase (RELIABILITY.md, "Behaviour under faults"): only what a fault is
+	// documented to fail may fail, and not long after it ends; existing tenants never fail.
+	breaches, held := checkAvailability(phases, results, workers)
+	for _, b := range breaches {
+		t.Errorf("availability: %s", b)
+	}
+	rep += "\navailability held per phase (failures outside what RELIABILITY.md allows):\n"
+	for _, h := range held {
+		rep += "- " + h + "\n"
 	}
 
 	// Stale-if-error and warm-up.

@@ -29,6 +29,16 @@
 // tenant's key is still served (the same key) by both replicas, and the restarted replica
 // warmed at least every tenant of the pool before it reported ready.
 //
+// # Availability per phase
+//
+// Beyond the shape of failures, each phase is held to what RELIABILITY.md's table promises
+// (checkAvailability): existing tenants never fail, whatever the fault; with one region down or
+// stalled nothing fails at all; with two of three regions down only new tenants may fail; with
+// DynamoDB down only new tenants and reads of keys the serving replica does not hold; when a
+// replica is killed, only the requests in flight on it (at most one per client worker); and
+// failures stop within 2.5 s of the end of each fault. A failed request is excused only by a
+// fault whose window its span overlaps.
+//
 // It prints, per phase, the requests sent, succeeded and failed (by status) and the time to
 // recover after each fault, as the Markdown table in RELIABILITY.md.
 //

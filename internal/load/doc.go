@@ -26,13 +26,15 @@
 //     headers, the sealed body as the response body) over loopback gRPC, with -concurrency
 //     streams in flight, against the no-op server and rkms in alternating rounds.
 //     Reported: streams/s, p50/p99/p99.9 and server CPU per stream.
-//  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations:
-//     without the ext_proc filter, ext_proc to the no-op server, ext_proc to rkms. All three
-//     verify the client's bearer token (jwt_authn, internal/envoytest's test key; the tokens
-//     are minted before the run), so the baseline pays for verification too. First the
-//     no-op configuration's maximum throughput (closed loop, -max-workers clients), then each
-//     configuration at half of it (open loop: latency counts from the scheduled start). Reported:
-//     throughput and p50/p99.
+//  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations
+//     sent the same PUT with the same body: without the ext_proc filter, ext_proc to the no-op
+//     server, ext_proc to rkms. All three verify the client's bearer token (jwt_authn,
+//     internal/envoytest's test key; the tokens are minted before the run), so the baseline
+//     pays for verification too. First each configuration's maximum throughput (closed loop,
+//     -max-workers clients, alternating rounds): the throughput target compares these maxima.
+//     Then each configuration at half the no-op's maximum (open loop: latency counts from the
+//     scheduled start): the p99 target compares latencies at the same offered rate. Reported:
+//     throughput and p50/p99 of both.
 //
 // Every loop is bounded in time (-duration, plus a 10 s grace for stuck requests) and in count
 // (-max-requests). Any request error fails the run.

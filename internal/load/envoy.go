@@ -44,13 +44,13 @@ func envoyConfig(admin, listener, app, extproc int, jwks string) ([]byte, error)
 	if err != nil || extproc != 0 {
 		return out, err
 	}
-	return stripExtProc(out)
+	return WithoutExtProc(out)
 }
 
-// stripExtProc removes the ext_proc and rbac HTTP filters (without ext_proc nothing is stamped,
+// WithoutExtProc removes the ext_proc and rbac HTTP filters (without ext_proc nothing is stamped,
 // so the stamp check would refuse every request) and their typed_per_filter_config entries from
 // the first listener's HTTP connection manager.
-func stripExtProc(cfg []byte) ([]byte, error) {
+func WithoutExtProc(cfg []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(cfg, &doc); err != nil {
 		return nil, fmt.Errorf("parse envoy config: %w", err)

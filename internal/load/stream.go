@@ -87,13 +87,18 @@ func (x *Exchange) Message(i, n int, answers []*extprocv3.ProcessingResponse) *e
 	case 2:
 		return x.respHdr
 	default:
-		sealed := x.body
-		if m := answers[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody(); m != nil {
-			sealed = m
-		}
-		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
-			ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}
+		return x.ResponseBody(answers[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody())
 	}
+}
+
+// ResponseBody returns the response body message (message 3) carrying sealed, the request body
+// as the server's answer to it returned it (nil: the server left the body unchanged).
+func (x *Exchange) ResponseBody(sealed []byte) *extprocv3.ProcessingRequest {
+	if sealed == nil {
+		sealed = x.body
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
+		ResponseBody: &extprocv3.HttpBody{Body: sealed, EndOfStream: true}}}
 }
 
 // Check verifies the server's answer to message i: CONTINUE, and when the exchange checks (rkms)

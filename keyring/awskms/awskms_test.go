@@ -80,6 +80,13 @@ func TestErrorMapping(t *testing.T) {
 		{"internal", 500, `{"__type":"KMSInternalException","message":"x"}`, false, true, "KMSInternalException"},
 		{"dependency timeout", 503, `{"__type":"DependencyTimeoutException","message":"x"}`, false, true, "DependencyTimeoutException"},
 		{"bare 502", 502, `<html>bad gateway</html>`, false, true, "502"},
+		// Without an error code the HTTP status decides: 5xx, 429 and 408 are worth another
+		// region (or a retry later); any other 4xx is a refusal.
+		{"bare 500", 500, `<html>oops</html>`, false, true, "500"},
+		{"bare 499", 499, `<html>closed</html>`, false, false, "499"},
+		{"bare 429", 429, `<html>too many requests</html>`, false, true, "429"},
+		{"bare 408", 408, `<html>request timeout</html>`, false, true, "408"},
+		{"bare 403", 403, `<html>forbidden</html>`, false, false, "403"},
 		{"stalled", 200, ``, true, true, "deadline exceeded"},
 	}
 	for _, tt := range tests {

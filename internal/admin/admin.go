@@ -8,14 +8,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rkms/rkms/internal/audit"
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/keyring"
 )
+
+// MaxHeaderBytes bounds a request's line and headers: 431 above it. net/http's own
+// Server.MaxHeaderBytes lets several KiB more through (it reads in buffered chunks), so the
+// handler counts them itself: request line, names, values and their separators.
+const MaxHeaderBytes = 16 << 10
 
 // DefaultMaxBodyBytes bounds request bodies: no endpoint reads one, so anything larger is refused
 // with 413 before a handler runs.
@@ -46,6 +54,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// Timeout bounds each key operation (default 5s).
 	Timeout time.Duration
+	// OnAuthFailure, if not nil, is told of each failed authentication; throttled says the
+	// request was refused with 429 because its address failed too often (for metrics).
+	OnAuthFailure func(throttled bool)
+	// Throttle counts failed authentications per address (shared with the key API). Nil: a
+	// throttle of the handler's own.
+	Throttle *authlimit.Throttle
 }
 
 // Handler is the admin API.
@@ -57,6 +71,8 @@ type Handler struct {
 	timeout time.Duration
 	maxBody int64
 	mux     *http.ServeMux
+	limiter *authlimit.Throttle
+	onFail  func(throttled bool)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -67,7 +83,10 @@ func New(keys Keys, opts Options) (*Handler, error) {
 		return nil, errors.New("admin: empty token")
 	}
 	h := &Handler{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit,
-		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes}
+		timeout: opts.Timeout, maxBody: opts.MaxBodyBytes, limiter: opts.Throttle, onFail: opts.OnAuthFailure}
+	if h.limiter == nil {
+		h.limiter = authlimit.New(nil)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -97,13 +116,40 @@ func New(keys Keys, opts Options) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.ContentLength > h.maxBody {
+	if headerBytes(r) > MaxHeaderBytes {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+		return
+	}
+	if r.ContentLength > h.maxBody || (r.ContentLength < 0 && bodyOver(r.Body, h.maxBody)) {
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	h.mux.ServeHTTP(w, r)
+}
+
+// headerBytes is the size of r's request line and headers as sent (HTTP/1.1 framing).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
+// bodyOver reads a body of undeclared length (chunked) up to max+1 bytes and reports whether it
+// is longer than max. No endpoint reads a body, so what is read is dropped; the limit holds
+// whether or not the client declared a length.
+func bodyOver(body io.Reader, max int64) bool {
+	n, _ := io.Copy(io.Discard, io.LimitReader(body, max+1))
+	return n > max
 }
 
 // keyOp and rotateOp name the audited operation of a /key or /key/rotate request (empty: the
@@ -132,6 +178,14 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 	return func(w http.ResponseWriter, r *http.Request) {
 		remote, subject := audit.PeerFromHTTP(r)
 		r = r.WithContext(audit.WithWho(r.Context(), audit.Who{API: audit.APIHTTP, Remote: remote, Subject: subject}))
+		if blocked, left := h.limiter.Blocked(r.RemoteAddr); blocked {
+			if h.onFail != nil {
+				h.onFail(true)
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(int(left.Seconds())+1))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address")
+			return
+		}
 		const scheme = "bearer "
 		a := r.Header.Get("Authorization")
 		ok := len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme)
@@ -139,6 +193,10 @@ func (h *Handler) auth(op func(*http.Request) string, next http.HandlerFunc) htt
 		if subtle.ConstantTimeCompare(got[:], h.token[:]) != 1 || !ok {
 			if o := op(r); o != "" {
 				h.audit.Record(r.Context(), o, r.URL.Query().Get("id"), 0, audit.ErrDenied)
+			}
+			h.limiter.Fail(r.RemoteAddr)
+			if h.onFail != nil {
+				h.onFail(false)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rkms"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")

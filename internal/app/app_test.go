@@ -260,3 +260,37 @@ func TestConfigCheckCommand(t *testing.T) {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 }
+
+// TestAdminTokenRules: the same minimum length for the token from any source, and a token file
+// that group or others can read is refused.
+func TestAdminTokenRules(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("RKMS_ADMIN_TOKEN", "a")
+	if _, _, err := adminToken(filepath.Join(dir, "none")); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
+		t.Errorf("short RKMS_ADMIN_TOKEN: %v", err)
+	}
+	t.Setenv("RKMS_ADMIN_TOKEN", "")
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := adminToken(short); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
+		t.Errorf("short token file: %v", err)
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte("open-token-0123456789\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := adminToken(open); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable token file: %v", err)
+	}
+	if err := os.Chmod(open, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, err := adminToken(open); err != nil || tok != "open-token-0123456789" {
+		t.Errorf("0600 token file: %q, %v", tok, err)
+	}
+}

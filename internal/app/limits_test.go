@@ -51,14 +51,22 @@ policies:
 			message string
 		}{
 			{"within limits", 1 << 10, 0, "tenant-a", http.StatusOK, ""},
+			{"headers just under 16 KiB", 15 << 10, 0, "tenant-a", http.StatusOK, ""},
+			{"headers just over 16 KiB", 16<<10 + 100, 0, "tenant-a", http.StatusRequestHeaderFieldsTooLarge, ""},
 			{"headers over 16 KiB", 24 << 10, 0, "tenant-a", http.StatusRequestHeaderFieldsTooLarge, ""},
 			{"body over 64 KiB", 0, 100 << 10, "tenant-a", http.StatusRequestEntityTooLarge, "request body too large"},
+			{"chunked body over 64 KiB", 0, -(100 << 10), "tenant-a", http.StatusRequestEntityTooLarge, "request body too large"},
+			{"chunked body under 64 KiB", 0, -(1 << 10), "tenant-a", http.StatusOK, ""},
 			{"key id of 256 bytes", 0, 0, strings.Repeat("k", 256), http.StatusOK, ""},
 			{"key id of 257 bytes", 0, 0, strings.Repeat("k", 257), http.StatusBadRequest, "invalid key id"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				req, _ := http.NewRequest("GET", "http://"+r.admin+"/key?id="+tt.id, strings.NewReader(strings.Repeat("b", tt.body)))
+				var body io.Reader = strings.NewReader(strings.Repeat("b", max(tt.body, 0)))
+				if tt.body < 0 { // no Content-Length: a chunked body
+					body = io.MultiReader(strings.NewReader(strings.Repeat("b", -tt.body)))
+				}
+				req, _ := http.NewRequest("GET", "http://"+r.admin+"/key?id="+tt.id, body)
 				req.Header.Set("Authorization", "Bearer "+token)
 				if tt.header > 0 {
 					req.Header.Set("X-Padding", strings.Repeat("h", tt.header))

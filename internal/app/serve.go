@@ -20,6 +20,7 @@ import (
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/admin"
 	"github.com/rkms/rkms/internal/audit"
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
 	"github.com/rkms/rkms/internal/keysource"
@@ -83,13 +84,17 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	for _, w := range policy.Warnings(cfg.Policies) {
 		log.Warn("policy", "warning", w)
 	}
+	// One failed-login throttle for both APIs: a token guessed through one is guessed for both.
+	logins := authlimit.New(nil)
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, kr, log)
-	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog})
+	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog,
+		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
 		return err
 	}
-	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log, Audit: auditLog})
+	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log, Audit: auditLog,
+		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
 		return err
 	}

@@ -11,19 +11,29 @@ import (
 	"strings"
 )
 
+// minTokenLen is the shortest admin token accepted, from any source.
+const minTokenLen = 16
+
 // adminToken returns the admin bearer token: RKMS_ADMIN_TOKEN if set, else the content of path,
 // else a new random token written to path (0600). generated reports the last case, so that the
-// caller can print where the token is.
+// caller can print where the token is. A token shorter than 16 characters is refused whatever
+// its source, and so is a token file that group or others may read or write.
 func adminToken(path string) (token string, generated bool, err error) {
 	if t := strings.TrimSpace(os.Getenv("RKMS_ADMIN_TOKEN")); t != "" {
+		if len(t) < minTokenLen {
+			return "", false, fmt.Errorf("RKMS_ADMIN_TOKEN: token shorter than %d characters", minTokenLen)
+		}
 		return t, false, nil
 	}
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("admin token file %s: mode %04o lets group or others read it: chmod 600 %s", path, fi.Mode().Perm(), path)
+		}
 		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("admin token file %s: token shorter than 16 characters", path)
+		if len(t) < minTokenLen {
+			return "", false, fmt.Errorf("admin token file %s: token shorter than %d characters", path, minTokenLen)
 		}
 		return t, false, nil
 	case !errors.Is(err, fs.ErrNotExist):

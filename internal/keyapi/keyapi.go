@@ -16,6 +16,7 @@ import (
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/audit"
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/keyring"
 )
 
@@ -40,6 +41,12 @@ type Options struct {
 	Audit *audit.Logger
 	// Timeout bounds each key operation (default 5s).
 	Timeout time.Duration
+	// Throttle counts failed authentications per address (shared with the admin API). Nil: a
+	// throttle of the service's own.
+	Throttle *authlimit.Throttle
+	// OnAuthFailure, if not nil, is told of each failed authentication (throttled: refused
+	// because the address failed too often).
+	OnAuthFailure func(throttled bool)
 }
 
 // Service implements rkms.v1.KeyService.
@@ -51,6 +58,8 @@ type Service struct {
 	log     *slog.Logger
 	audit   *audit.Logger
 	timeout time.Duration
+	limiter *authlimit.Throttle
+	onFail  func(throttled bool)
 }
 
 var _ rkmsv1.KeyServiceServer = (*Service)(nil)
@@ -63,7 +72,11 @@ func New(keys Keys, opts Options) (*Service, error) {
 	if opts.Token == "" {
 		return nil, errors.New("keyapi: empty token")
 	}
-	s := &Service{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit, timeout: opts.Timeout}
+	s := &Service{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit, timeout: opts.Timeout,
+		limiter: opts.Throttle, onFail: opts.OnAuthFailure}
+	if s.limiter == nil {
+		s.limiter = authlimit.New(nil)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +150,18 @@ func (s *Service) RotateKey(ctx context.Context, req *rkmsv1.RotateKeyRequest) (
 func (s *Service) begin(ctx context.Context, op, id string) (context.Context, context.CancelFunc, error) {
 	remote, subject := audit.PeerFromGRPC(ctx)
 	ctx = audit.WithWho(ctx, audit.Who{API: audit.APIGRPC, Remote: remote, Subject: subject})
+	if blocked, _ := s.limiter.Blocked(remote); blocked {
+		if s.onFail != nil {
+			s.onFail(true)
+		}
+		s.audit.Record(ctx, op, id, 0, audit.ErrDenied)
+		return nil, nil, status.Error(codes.ResourceExhausted, "too many failed authentications from this address")
+	}
 	if !s.authorized(ctx) {
+		s.limiter.Fail(remote)
+		if s.onFail != nil {
+			s.onFail(false)
+		}
 		s.audit.Record(ctx, op, id, 0, audit.ErrDenied)
 		return nil, nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 	}

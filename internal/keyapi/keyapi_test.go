@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
+	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
@@ -203,5 +205,29 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := New(nil, Options{Token: token}); err == nil {
 		t.Error("New accepted nil keys")
+	}
+}
+
+// TestFailedAuthThrottled: after authlimit.Failures failed calls from one address, even the
+// right token is refused with RESOURCE_EXHAUSTED until the window ends.
+func TestFailedAuthThrottled(t *testing.T) {
+	th := authlimit.New(nil)
+	s, err := New(keyringtest.NewFake(), Options{Token: "throttle-token-0123456789", Throttle: th})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 7}})
+	call := func(tok string) codes.Code {
+		md := metadata.Pairs("authorization", "Bearer "+tok)
+		_, err := s.GetKey(metadata.NewIncomingContext(ctx, md), &rkmsv1.GetKeyRequest{Id: "tenant-a"})
+		return status.Code(err)
+	}
+	for range authlimit.Failures {
+		if c := call("wrong"); c != codes.Unauthenticated {
+			t.Fatalf("wrong token: %v", c)
+		}
+	}
+	if c := call("throttle-token-0123456789"); c != codes.ResourceExhausted {
+		t.Fatalf("right token after %d failures: %v, want ResourceExhausted", authlimit.Failures, c)
 	}
 }

@@ -23,6 +23,7 @@ type Metrics struct {
 	extRequests  *prometheus.CounterVec
 	extLatency   *prometheus.HistogramVec
 	extFields    *prometheus.CounterVec
+	adminAuth    *prometheus.CounterVec
 }
 
 var _ extproc.Observer = (*Metrics)(nil)
@@ -62,8 +63,11 @@ func New() *Metrics {
 		extFields: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rkms_extproc_fields_total", Help: "JSON values encrypted or decrypted, by policy and operation.",
 		}, []string{"policy", "op"}),
+		adminAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rkms_admin_auth_failures_total", Help: "Admin API requests refused for their credentials, by result (refused: 401; throttled: 429, the address failed too often).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields,
+	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.adminAuth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -75,6 +79,15 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // it carries no key material and no key ids.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// AdminAuthFailure counts a refused admin API request (admin.Options.OnAuthFailure).
+func (m *Metrics) AdminAuthFailure(throttled bool) {
+	r := "refused"
+	if throttled {
+		r = "throttled"
+	}
+	m.adminAuth.WithLabelValues(r).Inc()
 }
 
 // ObserveRequest implements extproc.Observer.

@@ -24,14 +24,17 @@ type stamps struct {
 }
 
 func newStamps(ps []*policy.Policy) stamps {
-	s := stamps{none: stamp(""), byPolicy: make(map[*policy.Policy]*structpb.Struct, len(ps))}
+	s := stamps{none: Stamp(""), byPolicy: make(map[*policy.Policy]*structpb.Struct, len(ps))}
 	for _, p := range ps {
-		s.byPolicy[p] = stamp(p.Name())
+		s.byPolicy[p] = Stamp(p.Name())
 	}
 	return s
 }
 
-func stamp(policyName string) *structpb.Struct {
+// Stamp returns the dynamic metadata of a request processed under policyName ("" for none):
+// the one definition of the stamp's shape, for servers that stand in for rkms (the load tool's
+// no-op baseline). Do not modify the result: answers share it.
+func Stamp(policyName string) *structpb.Struct {
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		StampNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
 			"processed": structpb.NewBoolValue(true),

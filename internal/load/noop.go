@@ -8,7 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/rkms/rkms/extproc"
 )
 
 // Noop is the baseline ext_proc server: it answers every message with an empty response of the
@@ -24,12 +25,7 @@ var _ extprocv3.ExternalProcessorServer = (*Noop)(nil)
 
 // noopStamp is rkms's stamp for a request processed without a policy. It is never modified, so
 // concurrent streams can marshal it.
-var noopStamp = &structpb.Struct{Fields: map[string]*structpb.Value{
-	"rkms": structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"processed": structpb.NewBoolValue(true),
-		"policy":    structpb.NewStringValue(""),
-	}}),
-}}
+var noopStamp = extproc.Stamp("")
 
 // Register adds the service to g.
 func (n *Noop) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, n) }

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,9 +20,11 @@ const CiphertextMarker = "rkms:"
 // [Policy.Guard] and pass its Check method to [jsonfield.Plan.RewriteChecked] or
 // [jsonfield.Plan.Inspect]. It is not safe for concurrent use.
 type Guard struct {
-	p    *Policy
-	doc  []byte
-	name []byte // folded member name
+	p       *Policy
+	doc     []byte
+	name    []byte   // folded member name
+	allowed [][2]int // spans of the values the allow selectors select, found once per body
+	found   bool     // allowed is computed for doc
 }
 
 // Guard returns the tripwire check for doc, a body of one of p's inbound directions.
@@ -28,7 +32,9 @@ func (p *Policy) Guard(doc []byte) Guard { return Guard{p: p, doc: doc} }
 
 // Reset makes g check doc, a body of one of p's inbound directions, keeping its scratch
 // memory: a caller that checks many bodies keeps one Guard (and one bound Check method).
-func (g *Guard) Reset(p *Policy, doc []byte) { g.p, g.doc = p, doc }
+func (g *Guard) Reset(p *Policy, doc []byte) {
+	g.p, g.doc, g.allowed, g.found = p, doc, g.allowed[:0], false
+}
 
 // Check is called for every member name and string value outside the selected values. It
 // refuses, with an [*Error] naming the JSON path (never a value):
@@ -52,13 +58,60 @@ func (g *Guard) Check(o *jsonfield.Outside) error {
 	if !tagged {
 		return nil
 	}
-	if g.p.allow != nil {
-		if ok, err := g.p.allow.Selects(g.doc, o.Offset); err == nil && ok {
-			return nil
-		}
+	if g.isAllowed(o.Offset) {
+		return nil
 	}
 	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " has the name of tagged field " + label +
 		" but is not encrypted by this policy: send it where the policy encrypts it"}
+}
+
+// isAllowed reports whether an allow selector covers the member whose name starts at off: the
+// name lies inside an allowed value, or the member's value is one. The allowed values are
+// found with one walk of the body, on the first tagged name that needs them, so a body with
+// many allowed names costs one walk, not one per name.
+func (g *Guard) isAllowed(off int) bool {
+	if g.p.allow == nil {
+		return false
+	}
+	if !g.found {
+		g.found = true
+		if _, err := g.p.allow.VisitAt(g.doc, func(_ *jsonfield.Field, at int, raw []byte) error {
+			g.allowed = append(g.allowed, [2]int{at, at + len(raw)})
+			return nil
+		}); err != nil {
+			g.allowed = g.allowed[:0]
+		}
+	}
+	if len(g.allowed) == 0 {
+		return false
+	}
+	val := valueAfterName(g.doc, off)
+	for _, at := range [2]int{off, val} {
+		// The spans are the outermost selected values, in document order and disjoint.
+		i, _ := slices.BinarySearchFunc(g.allowed, at, func(sp [2]int, x int) int { return cmp.Compare(sp[0], x) })
+		if i < len(g.allowed) && g.allowed[i][0] == at {
+			return true
+		}
+		if i > 0 && at < g.allowed[i-1][1] {
+			return true
+		}
+	}
+	return false
+}
+
+// valueAfterName returns the offset of the value of the member whose name (a JSON string in
+// a valid document) starts at off.
+func valueAfterName(doc []byte, off int) int {
+	i := off + 1
+	for i < len(doc) && doc[i] != '"' {
+		if doc[i] == '\\' {
+			i++
+		}
+		i++
+	}
+	for i++; i < len(doc) && (doc[i] == ':' || doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\n' || doc[i] == '\r'); i++ {
+	}
+	return i
 }
 
 // taggedLabel returns the label of the policy field a member name (decoded) is named like.

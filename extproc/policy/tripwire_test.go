@@ -187,3 +187,34 @@ func TestCheckHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardAllow: allow selectors cover a tagged name where they select its value or a value
+// around it, for every occurrence, and nowhere else.
+func TestGuardAllow(t *testing.T) {
+	c := patients
+	c.Allow = []string{"$.items[*].doctor.email", "$.staff"}
+	set := mustCompile(t, c)
+	var many strings.Builder
+	many.WriteString(`{"items":[`)
+	for i := range 2000 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		many.WriteString(`{"doctor":{"email" : "d@x"}}`)
+	}
+	many.WriteString(`]}`)
+	for _, tc := range []struct {
+		body string
+		ok   bool
+	}{
+		{many.String(), true},
+		{`{"staff":{"a":{"email":"s@x"},"ssn":"1"}}`, true}, // inside an allowed value
+		{`{"items":[{"doctor":{"email":"d@x"}},{"nurse":{"email":"n@x"}}]}`, false},
+		{`{"doctor":{"email":"d@x"}}`, false}, // the allow selector names items[*] only
+	} {
+		err := guardErr(t, set, tc.body)
+		if (err == nil) != tc.ok {
+			t.Errorf("%.60s: %v, want allowed %v", tc.body, err, tc.ok)
+		}
+	}
+}

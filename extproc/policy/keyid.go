@@ -269,6 +269,10 @@ func (t *KeyID) Eval(src *Source) (string, error) {
 	}
 	v := b.String()
 	if t.context {
+		if v == "" {
+			// An empty context binds nothing: the value would open in any record without one.
+			return "", badInput("computed context is empty")
+		}
 		if len(v) > envelope.MaxContextLen {
 			return "", badInput("computed context is longer than %d bytes", envelope.MaxContextLen)
 		}

@@ -140,3 +140,21 @@ func FuzzKeyIDTemplate(f *testing.F) {
 		}
 	})
 }
+
+// TestContextTemplate: a record binding must bind something: an empty computed value (an empty
+// JSON member) is refused rather than sealing without a binding.
+func TestContextTemplate(t *testing.T) {
+	ct, err := parseTemplate("{json:$.id}", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ct.Eval(&Source{Body: []byte(`{"id":"r1"}`)}); err != nil || v != "r1" {
+		t.Errorf("context = %q, %v", v, err)
+	}
+	if v, err := ct.Eval(&Source{Body: []byte(`{"id":""}`)}); err == nil {
+		t.Errorf("empty context accepted: %q", v)
+	}
+	if _, err := parseTemplate("fixed", true); err == nil {
+		t.Error("a constant context accepted")
+	}
+}

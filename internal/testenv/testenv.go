@@ -21,9 +21,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// Integration marks t as needing real servers. It skips t only under `go test -short`.
+// Integration marks t as needing real servers. It skips t only under `go test -short`, and
+// never in CI (CI set, as .ci/run runs): there a short run fails instead of passing with the
+// real-component tests skipped. A missing tool fails the test (see tool), it never skips it.
 func Integration(t testing.TB) {
 	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "" {
+		t.Fatal("integration test under -short in CI: CI must run the real-component tests (make test)")
+	}
 	if testing.Short() {
 		t.Skip("integration test: needs real local-kms/dynalite/Envoy (run without -short)")
 	}

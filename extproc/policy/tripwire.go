@@ -33,8 +33,14 @@ func (p *Policy) Guard(doc []byte) Guard { return Guard{p: p, doc: doc} }
 // Reset makes g check doc, a body of one of p's inbound directions, keeping its scratch
 // memory: a caller that checks many bodies keeps one Guard (and one bound Check method).
 func (g *Guard) Reset(p *Policy, doc []byte) {
+	if cap(g.allowed) > maxKeptSpans { // a pooled guard keeps no more than a typical body's
+		g.allowed = nil
+	}
 	g.p, g.doc, g.allowed, g.found = p, doc, g.allowed[:0], false
 }
+
+// maxKeptSpans bounds the allowed-span scratch a Guard keeps across bodies.
+const maxKeptSpans = 1024
 
 // Check is called for every member name and string value outside the selected values. It
 // refuses, with an [*Error] naming the JSON path (never a value):

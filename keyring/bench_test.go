@@ -133,7 +133,7 @@ func BenchmarkCreate(b *testing.B) {
 func BenchmarkRealColdGet(b *testing.B) {
 	e := newRealEnvB(b)
 	const ids = 200
-	w, _ := keyring.New(e.st, e.regions, keyring.Options{})
+	w, _ := keyring.New(e.st, e.regions, keyring.Options{CreateRate: -1})
 	defer w.Close()
 	for i := range ids {
 		mustGet(b, w, fmt.Sprintf("cold-%d", i))
@@ -205,7 +205,7 @@ func BenchmarkRealCreate(b *testing.B) {
 	})
 	var n atomic.Int64
 	b.Run("baseline=store-miss+create", func(b *testing.B) {
-		w, _ := keyring.New(e.st, e.regions, keyring.Options{})
+		w, _ := keyring.New(e.st, e.regions, keyring.Options{CreateRate: -1})
 		defer w.Close()
 		rec := mustRecord(b, e.st, mustGet(b, w, "template").ID)
 		b.ReportAllocs()

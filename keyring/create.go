@@ -158,14 +158,20 @@ func (k *Keyring) encryptAll(ctx context.Context, key *secret.Key, regions []*re
 }
 
 // create makes version 1 of id and stores it first-write-wins; if another writer won, it opens
-// the winner's key instead.
+// the winner's key instead. It first takes a token of the creation rate limit.
 func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, error) {
+	if err := k.allowCreate(); err != nil {
+		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
+	}
 	key, ver, err := k.newVersion(ctx, id, 1)
 	if err != nil {
 		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
 	}
 	rec := &store.Record{ID: id, Current: 1, Versions: []store.Version{ver}}
 	err = k.storeWrite(ctx, rec, true)
+	if err == nil || errors.Is(err, store.ErrExists) {
+		k.neg.remove(id)
+	}
 	if errors.Is(err, store.ErrExists) {
 		key.Wipe()
 		won, err := k.storeGet(ctx, id)
@@ -239,6 +245,7 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 		if len(ver.Missing) > 0 {
 			k.enqueue(id)
 		}
+		k.neg.remove(id)
 		k.log.Info("key rotated", "key_id", id, "version", ver.Number)
 		k.cache.put(gen, id, ver.Number, ver.Number, key, k.origin(ver, ""))
 		key = nil

@@ -8,7 +8,8 @@
 // own KMS ciphertext of it ("copy"), bound to the KMS encryption context
 // {"rkms:key-id": id, "rkms:key-version": "<N>"} ([EncryptionContext]), so a copy can only be
 // opened as the id and version it was made for. [Keyring.Get] returns the current version,
-// creating the key on first use; [Keyring.GetVersion] opens an older one and never creates;
+// creating the key on first use; [Keyring.Lookup] returns the current version but never creates;
+// [Keyring.GetVersion] opens an older one and never creates;
 // [Keyring.Rotate] adds version N+1 and makes it current; [Keyring.Delete] removes the record.
 //
 // # Regions and fallback
@@ -99,6 +100,24 @@
 // The price: while the key service is unreachable, a replica may use a key deleted or rotated
 // elsewhere for up to TTL+MaxStale instead of TTL. The cache-hit path is unchanged.
 //
+// # Creation control
+//
+// Anyone who can choose a key id (a tenant claim) could make Get create keys without end: each
+// costs a GenerateDataKey, one Encrypt per other region and a record kept forever. Two defences:
+//
+//   - A creation rate limit per keyring: a token bucket ([Options.CreateRate] keys per second,
+//     [Options.CreateBurst] at once; golang.org/x/time/rate) taken only when a key really has to
+//     be created (the store said the record is absent), inside the singleflight, so concurrent
+//     Gets of one new id share one creation and one token. Over the limit Get fails with a
+//     [*CreateLimitedError] ([ErrCreateLimited]) carrying the delay before a token is free, and
+//     makes no KMS call. Existing keys are never limited.
+//   - [Keyring.Lookup], for callers that must not create (policies whose keys an operator
+//     creates): it never creates, and remembers an absent id for [Options.NegativeTTL] (bounded
+//     by [Options.NegativeMaxKeys], least recently used evicted first), so a flood of unknown ids
+//     costs at most one store read per id and TTL and no KMS call. Creating, rotating or
+//     deleting a key on this keyring forgets its entry at once; another replica's creation is
+//     seen after at most the TTL.
+//
 // # Warm-up
 //
 // [Keyring.RecentIDs] lists the cached ids, most recently used first (ids only, never keys);
@@ -107,8 +126,9 @@
 //
 // # Errors
 //
-// Callers branch with errors.Is on [ErrNotFound] (no such key or version: GetVersion, Rotate,
-// Delete), [ErrInvalidID] (the caller's fault), [ErrUnavailable] (too few regions answered, the
+// Callers branch with errors.Is on [ErrNotFound] (no such key or version: Lookup, GetVersion,
+// Rotate, Delete), [ErrCreateLimited] (Get had to create and the rate limit said no: retry
+// after [CreateLimitedError.RetryAfter]), [ErrInvalidID] (the caller's fault), [ErrUnavailable] (too few regions answered, the
 // store is unreachable, or the caller's context ended while waiting: retry later) and
 // [ErrClosed]. When regions failed, errors.As finds a [*RegionErrors] whose Unwrap exposes each
 // region's [*RegionError]. A read that every region refused (for example an access-denied

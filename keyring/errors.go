@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Errors returned by the keyring. Callers branch on them with errors.Is; only the edges (the
@@ -19,7 +20,25 @@ var (
 	ErrUnavailable = errors.New("key service unavailable")
 	// ErrClosed: the keyring was closed. It also wraps [ErrUnavailable].
 	ErrClosed = fmt.Errorf("keyring closed: %w", ErrUnavailable)
+	// ErrCreateLimited: the key does not exist and this keyring created as many keys as
+	// Options.CreateRate allows for now. It comes as a [*CreateLimitedError] that says when to
+	// retry. It does not wrap ErrUnavailable: the key service is up, the caller asks too much.
+	ErrCreateLimited = errors.New("key creation rate limit reached")
 )
+
+// CreateLimitedError is the error of a Get refused by the creation rate limit. errors.Is
+// matches it with [ErrCreateLimited].
+type CreateLimitedError struct {
+	// RetryAfter is when the limiter will have a token again, rounded up to whole seconds and
+	// at least one second (ready for a Retry-After header).
+	RetryAfter time.Duration
+}
+
+func (e *CreateLimitedError) Error() string {
+	return fmt.Sprintf("%v: retry after %s", ErrCreateLimited, e.RetryAfter)
+}
+
+func (e *CreateLimitedError) Unwrap() error { return ErrCreateLimited }
 
 // Errors that [Region] implementations wrap so that the keyring can tell "try another region and
 // count a failure against this one" from "this region answered and said no".

@@ -57,11 +57,15 @@ func (e *env) regions() []keyring.Region {
 }
 
 // keyring returns a keyring without background loop (the test drives probes and repairs), with
-// the env's clock unless opts sets one.
+// the env's clock unless opts sets one, and no creation rate limit unless opts sets one (the
+// clock stands still: the bucket would never refill).
 func (e *env) keyring(t testing.TB, opts keyring.Options) *keyring.Keyring {
 	t.Helper()
 	if opts.Now == nil {
 		opts.Now = e.clock.Now
+	}
+	if opts.CreateRate == 0 {
+		opts.CreateRate = -1
 	}
 	k, err := keyring.NewManual(e.st, e.regions(), opts)
 	if err != nil {

@@ -63,8 +63,13 @@ func (e *realEnv) awsRegion(t testing.TB, k *testenv.KMS) keyring.Region {
 	return r
 }
 
+// keyring returns a keyring over the real services, without a creation rate limit unless opts
+// sets one (the tests create many keys at once).
 func (e *realEnv) keyring(t *testing.T, opts keyring.Options) *keyring.Keyring {
 	t.Helper()
+	if opts.CreateRate == 0 {
+		opts.CreateRate = -1
+	}
 	k, err := keyring.New(e.st, e.regions, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/store"
@@ -25,6 +26,10 @@ const (
 	DefaultBreakerCooldown  = 10 * time.Second
 	DefaultRepairInterval   = time.Minute
 	DefaultCallTimeout      = 3 * time.Second
+	DefaultCreateRate       = 10
+	DefaultCreateBurst      = 20
+	DefaultNegativeTTL      = 5 * time.Second
+	DefaultNegativeMaxKeys  = 10000
 )
 
 // wipeGrace is how long an evicted key stays usable by callers that received it just before the
@@ -69,6 +74,21 @@ type Options struct {
 	// CallTimeout is the deadline of every single KMS or store call made by the keyring.
 	// Default 3s.
 	CallTimeout time.Duration
+	// CreateRate is how many new keys per second this keyring may create (a token bucket, see
+	// CreateBurst); a Get that would create one more fails with a *CreateLimitedError. Opening
+	// existing keys is never limited. Default 10; negative: unlimited.
+	CreateRate float64
+	// CreateBurst is the token bucket's size: how many keys may be created at once after a
+	// quiet period. Default 20; must not be negative.
+	CreateBurst int
+	// NegativeTTL is how long a Lookup that found no key is remembered, so that repeated
+	// Lookups of unknown ids do not read the store. Creating, rotating or deleting the key on
+	// this keyring forgets it at once; a key created by another replica is seen here after at
+	// most NegativeTTL. Default 5s; negative disables.
+	NegativeTTL time.Duration
+	// NegativeMaxKeys bounds the ids remembered as absent (least recently used evicted first).
+	// Default 10000; negative disables.
+	NegativeMaxKeys int
 	// Logger receives operational events (never key material). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for cache expiry and breaker cooldowns. Default time.Now.
@@ -86,6 +106,8 @@ type Keyring struct {
 	log        *slog.Logger
 	sf         singleflight.Group
 	derived    *secret.Limiter // nil: no bound (Options.CacheMaxDerived < 0)
+	creates    *rate.Limiter   // nil: unlimited (Options.CreateRate < 0)
+	neg        *negCache
 
 	pendingMu sync.Mutex
 	pending   map[string]struct{}
@@ -100,6 +122,7 @@ type Keyring struct {
 	created    atomic.Uint64
 	repaired   atomic.Uint64
 	staleHits  atomic.Uint64
+	limited    atomic.Uint64
 }
 
 // New returns a keyring over st and regions (in order of preference) and starts its background
@@ -151,6 +174,10 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		k.derived = secret.NewLimiter(opts.CacheMaxDerived)
 	}
 	k.cache = newCache(opts.CacheMaxKeys, opts.CacheTTL, opts.MaxStale, opts.Now, wipeGrace)
+	if opts.CreateRate >= 0 {
+		k.creates = rate.NewLimiter(rate.Limit(opts.CreateRate), opts.CreateBurst)
+	}
+	k.neg = newNegCache(opts.NegativeMaxKeys, opts.NegativeTTL, opts.Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	k.stop = cancel
 	if background {
@@ -190,6 +217,21 @@ func withDefaults(o Options, n int) (Options, error) {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
+	if o.CreateRate == 0 {
+		o.CreateRate = DefaultCreateRate
+	}
+	if o.CreateBurst == 0 {
+		o.CreateBurst = DefaultCreateBurst
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = DefaultNegativeTTL
+	}
+	if o.NegativeMaxKeys == 0 {
+		o.NegativeMaxKeys = DefaultNegativeMaxKeys
+	}
+	if o.CreateBurst < 0 {
+		return o, errors.New("create burst must not be negative")
+	}
 	if o.BreakerThreshold < 0 || o.BreakerCooldown < 0 || o.RepairInterval < 0 || o.CallTimeout < 0 || o.MaxStale < 0 {
 		return o, errors.New("breaker threshold, breaker cooldown, repair interval, call timeout and max stale must not be negative")
 	}
@@ -203,7 +245,9 @@ func withDefaults(o Options, n int) (Options, error) {
 }
 
 // Get returns the current version of id's data key, creating the key on first use. Errors wrap
-// ErrInvalidID, ErrUnavailable (with a *RegionErrors when regions failed) or ErrClosed.
+// ErrInvalidID, ErrUnavailable (with a *RegionErrors when regions failed), ErrClosed, or
+// ErrCreateLimited (a *CreateLimitedError) when the key has to be created and
+// Options.CreateRate is exhausted.
 func (k *Keyring) Get(ctx context.Context, id string) (DataKey, error) {
 	if k.closed.Load() {
 		return DataKey{}, ErrClosed
@@ -275,10 +319,24 @@ func (k *Keyring) flight(ctx context.Context, fkey, id string, load func(context
 
 // loadCurrent reads id's record and opens its current version, or creates the key.
 func (k *Keyring) loadCurrent(ctx context.Context, id string) (DataKey, error) {
-	gen := k.cache.generation()
+	return k.load(ctx, id, true)
+}
+
+// lookupCurrent reads id's record and opens its current version; it never creates, and
+// remembers an absent record in the negative cache.
+func (k *Keyring) lookupCurrent(ctx context.Context, id string) (DataKey, error) {
+	return k.load(ctx, id, false)
+}
+
+func (k *Keyring) load(ctx context.Context, id string, create bool) (DataKey, error) {
+	gen, ngen := k.cache.generation(), k.neg.generation()
 	rec, err := k.storeGet(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return k.create(ctx, id, gen)
+		if create {
+			return k.create(ctx, id, gen)
+		}
+		k.neg.put(ngen, id)
+		return DataKey{}, err
 	}
 	if err != nil {
 		return k.orStale(id, 0, true, nil, err)
@@ -353,6 +411,7 @@ func (k *Keyring) Delete(ctx context.Context, id string) error {
 	err := k.st.Delete(ctx, id)
 	cancel()
 	k.cache.remove(id)
+	k.neg.remove(id)
 	k.pendingMu.Lock()
 	delete(k.pending, id)
 	k.pendingMu.Unlock()

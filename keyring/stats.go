@@ -34,16 +34,19 @@ func (k *Keyring) RegionStatus() []RegionStatus {
 
 // Stats are cumulative counters since New, for metrics and tests.
 type Stats struct {
-	CacheHits      uint64 // Get/GetVersion served from the cache
-	CacheMisses    uint64
-	CacheEntries   int    // key ids cached now (stale ones included)
-	StaleServed    uint64 // keys served past their TTL because a refresh failed (Options.MaxStale)
-	DerivedDropped uint64 // cached keys that dropped their derived state to make room (Options.CacheMaxDerived)
-	StoreReads     uint64 // store Get calls
-	Created        uint64 // records this keyring created (won the first write)
-	RepairedCopies uint64 // wrapped copies added by repair
-	PendingRepairs int    // ids known to lack some region's copy
-	Regions        []RegionStats
+	CacheHits       uint64 // Get/GetVersion served from the cache
+	CacheMisses     uint64
+	CacheEntries    int    // key ids cached now (stale ones included)
+	StaleServed     uint64 // keys served past their TTL because a refresh failed (Options.MaxStale)
+	DerivedDropped  uint64 // cached keys that dropped their derived state to make room (Options.CacheMaxDerived)
+	StoreReads      uint64 // store Get calls
+	Created         uint64 // records this keyring created (won the first write)
+	CreateLimited   uint64 // creations refused by the creation rate limit (Options.CreateRate)
+	NegativeHits    uint64 // Lookups answered "not found" from the negative cache, without a store read
+	NegativeEntries int    // ids remembered as absent now (expired ones included until evicted)
+	RepairedCopies  uint64 // wrapped copies added by repair
+	PendingRepairs  int    // ids known to lack some region's copy
+	Regions         []RegionStats
 }
 
 // RegionStats counts one region's calls.
@@ -67,16 +70,19 @@ func (k *Keyring) Stats() Stats {
 	pending := len(k.pending)
 	k.pendingMu.Unlock()
 	s := Stats{
-		CacheHits:      k.cache.hits.Load(),
-		CacheMisses:    k.cache.misses.Load(),
-		CacheEntries:   k.cache.len(),
-		StaleServed:    k.staleHits.Load(),
-		DerivedDropped: k.derivedDropped(),
-		StoreReads:     k.storeReads.Load(),
-		Created:        k.created.Load(),
-		RepairedCopies: k.repaired.Load(),
-		PendingRepairs: pending,
-		Regions:        make([]RegionStats, len(k.h.regions)),
+		CacheHits:       k.cache.hits.Load(),
+		CacheMisses:     k.cache.misses.Load(),
+		CacheEntries:    k.cache.len(),
+		StaleServed:     k.staleHits.Load(),
+		DerivedDropped:  k.derivedDropped(),
+		StoreReads:      k.storeReads.Load(),
+		Created:         k.created.Load(),
+		CreateLimited:   k.limited.Load(),
+		NegativeHits:    k.neg.hits.Load(),
+		NegativeEntries: k.neg.len(),
+		RepairedCopies:  k.repaired.Load(),
+		PendingRepairs:  pending,
+		Regions:         make([]RegionStats, len(k.h.regions)),
 	}
 	for i, r := range k.h.regions {
 		s.Regions[i] = RegionStats{

@@ -74,6 +74,25 @@ type Policy struct {
 	tagged   map[string]string // folded member name -> label, for the tripwire
 	allow    *jsonfield.Plan   // nil: nothing allowed
 	legacy   bool              // legacy plaintext passes at decrypt paths
+	create   CreateMode
+}
+
+// CreateMode says whether sealing may create a policy's key (Config.Create).
+type CreateMode uint8
+
+const (
+	// CreateOnDemand: sealing creates the key on first use (within the creation rate limit).
+	CreateOnDemand CreateMode = iota
+	// CreateAdminOnly: sealing never creates; only an operator does, through the key APIs.
+	CreateAdminOnly
+)
+
+// String returns the mode as written in the configuration.
+func (m CreateMode) String() string {
+	if m == CreateAdminOnly {
+		return "admin_only"
+	}
+	return "on_demand"
 }
 
 // Name returns the policy's name.
@@ -93,6 +112,9 @@ func (p *Policy) Request() *Fields { return &p.request }
 
 // Response returns the fields of response bodies.
 func (p *Policy) Response() *Fields { return &p.response }
+
+// Create returns who may create the policy's keys.
+func (p *Policy) Create() CreateMode { return p.create }
 
 // LegacyPlaintextPasses reports whether a value that is not a ciphertext passes unchanged at a
 // decrypt path (legacy_plaintext: pass) instead of failing the message.
@@ -182,6 +204,13 @@ func compile(c *Config) (*Policy, []error) {
 		p.legacy = true
 	default:
 		fail("legacy_plaintext: %q is not \"refuse\" or \"pass\"", c.LegacyPlaintext)
+	}
+	switch c.Create {
+	case "", "on_demand":
+	case "admin_only":
+		p.create = CreateAdminOnly
+	default:
+		fail("create: %q is not \"on_demand\" or \"admin_only\"", c.Create)
 	}
 	if c.KeyID == "" {
 		fail("key_id: required")

@@ -96,6 +96,10 @@ func TestCheckPolicies(t *testing.T) {
 		{"label too long", with(func(p *Config) { p.Request.Encrypt[0].Label = strings.Repeat("l", 300) }), []string{"request.encrypt[0]: label"}},
 		{"listed twice", with(func(p *Config) { p.Request.Decrypt = []Field{{Path: "$['a']"}} }), []string{"request.decrypt[0]: selector \"$['a']\" is already listed at request.encrypt[0]"}},
 		{"no fields", with(func(p *Config) { p.Request = Direction{} }), []string{"no fields"}},
+		{"create on_demand", with(func(p *Config) { p.Create = "on_demand" }), nil},
+		{"create admin_only", with(func(p *Config) { p.Create = "admin_only" }), nil},
+		{"create unknown", with(func(p *Config) { p.Create = "never" }), []string{`policy "p": create: "never" is not "on_demand" or "admin_only"`}},
+		{"create case", with(func(p *Config) { p.Create = "Admin_Only" }), []string{`policy "p": create:`}},
 		{"several problems reported together", with(func(p *Config) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,5 +119,31 @@ func TestCheckPolicies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCreateMode: create defaults to on_demand; admin_only is carried into the compiled policy.
+func TestCreateMode(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want CreateMode
+		name string
+	}{
+		{"", CreateOnDemand, "on_demand"},
+		{"create: on_demand\n", CreateOnDemand, "on_demand"},
+		{"create: admin_only\n", CreateAdminOnly, "admin_only"},
+	} {
+		var pc Config
+		src := "name: p\nkey_id: k\nrequest: {encrypt: [$.a]}\n" + tc.yaml
+		if err := yaml.Unmarshal([]byte(src), &pc); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Compile([]Config{pc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ps.Policies()[0].Create(); got != tc.want || got.String() != tc.name {
+			t.Errorf("%q: create mode %v, want %v", tc.yaml, got, tc.name)
+		}
 	}
 }

@@ -43,6 +43,12 @@ type Config struct {
 	// from plaintext; counted as rkms_extproc_fields_total{op="legacy_plaintext"}). null always
 	// passes: it carries no data.
 	LegacyPlaintext string `yaml:"legacy_plaintext"`
+	// Create says who may create the policy's keys: "on_demand" (default) creates a key the
+	// first time a field is sealed under it, within the replica's creation rate limit
+	// (kms.create_rate); "admin_only" never creates one from a request: sealing under a key id
+	// that has no key yet is refused with 403 and costs no KMS call, and an operator creates
+	// keys with the admin API (GET /key?id=...) or the gRPC key API (GetKey).
+	Create string `yaml:"create"`
 }
 
 // Match selects the requests a policy applies to when Envoy does not name the policy.

@@ -16,6 +16,7 @@
 //	    case_sensitive: false          # default: paths and member names match case-folded
 //	    legacy_plaintext: refuse       # or pass (migration only)
 //	    decrypt_only: false            # true: decrypts what another route encrypts
+//	    create: on_demand              # or admin_only: requests never create the key
 //
 // # Selection
 //

@@ -88,7 +88,11 @@
 // # Keys
 //
 // [Keys] is the small interface the server needs; the wiring code adapts the keyring to it and
-// wraps keyring errors into [ErrKeyUnavailable], [ErrKeyNotFound] and [ErrInvalidKeyID]. Key
+// wraps keyring errors into [ErrKeyUnavailable], [ErrKeyNotFound], [ErrInvalidKeyID],
+// [ErrKeyUnknown] and [ErrKeyCreateLimited]. A policy with create: admin_only seals with
+// [Keys.Lookup], which never creates: a key id without a key is refused with 403
+// (rkms_key_unknown). Otherwise [Keys.Current] creates on first use, and a creation over the key
+// service's rate limit is refused with 429 and retry-after (rkms_key_create_limited). Key
 // lookups of one message share one deadline, [Options.KeyTimeout]. Nothing is cached here
 // beyond one body (the keyring caches). The context a Keys method receives carries the HTTP request's
 // id ([RequestID]) and the gRPC peer, so that an implementation can attribute key creation.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
@@ -22,7 +23,39 @@ var (
 	ErrKeyNotFound = errors.New("key not found")
 	// ErrInvalidKeyID: the key id breaks the key id rule (1..256 bytes of [A-Za-z0-9._:/@+=-]).
 	ErrInvalidKeyID = policy.ErrInvalidKeyID
+	// ErrKeyUnknown: the key id has no key and the policy does not let requests create one
+	// (Lookup, create: admin_only). The client gets 403. It is not ErrKeyNotFound: a
+	// ciphertext naming a missing key fails like any other ciphertext that does not open
+	// ("authentication failed"), while sealing under a key nobody provisioned is a refusal
+	// the client (and its operator) should see as such.
+	ErrKeyUnknown = errors.New("key id unknown")
+	// ErrKeyCreateLimited: the key would have to be created and the creation rate limit is
+	// exhausted (Current). The client gets 429 with retry-after; see [CreateLimitedError].
+	ErrKeyCreateLimited = errors.New("key creation rate limited")
 )
+
+// CreateLimitedError is how a [Keys] implementation reports [ErrKeyCreateLimited] with the
+// delay after which a retry may succeed (retry-after, in whole seconds rounded up, at least 1).
+type CreateLimitedError struct {
+	RetryAfter time.Duration
+	Err        error // the key service's own error, for logs; may be nil
+}
+
+func (e *CreateLimitedError) Error() string {
+	msg := fmt.Sprintf("%v: retry after %s", ErrKeyCreateLimited, e.RetryAfter)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrKeyCreateLimited and the cause.
+func (e *CreateLimitedError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrKeyCreateLimited}
+	}
+	return []error{ErrKeyCreateLimited, e.Err}
+}
 
 // kind classifies what went wrong. Only [httpStatus] turns a kind into a status code.
 type kind uint8
@@ -36,6 +69,8 @@ const (
 	kindUnavailable             // the key service cannot answer now
 	kindPolicy                  // the route names a policy this server does not have
 	kindProtocol                // Envoy sent a message that breaks the ext_proc protocol
+	kindKeyUnknown              // no key for the id, and the policy does not create keys
+	kindKeyLimited              // the key would be created, over the creation rate limit
 )
 
 // phase says which half of the exchange failed: the client's request or the upstream's response.
@@ -60,6 +95,7 @@ type procError struct {
 	phase phase
 	msg   string
 	err   error
+	retry time.Duration // kindKeyLimited: when to retry
 }
 
 func (e *procError) Error() string {
@@ -77,6 +113,16 @@ func newError(k kind, ph phase, msg string, cause error) *procError {
 
 func protocolError(format string, args ...any) *procError {
 	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...)}
+}
+
+// retryAfter is the retry-after of a refusal, whole seconds rounded up and at least one; 0 for
+// refusals that have none.
+func (e *procError) retryAfter() time.Duration {
+	if e.kind != kindKeyLimited {
+		return 0
+	}
+	const maxRetry = time.Hour
+	return min(maxRetry, max(time.Second, (e.retry+time.Second-1).Truncate(time.Second)))
 }
 
 // authFailed is the one message for every ciphertext that cannot be opened or used here.
@@ -107,6 +153,10 @@ func httpStatus(e *procError) int {
 		return http.StatusBadRequest
 	case kindUnavailable:
 		return http.StatusServiceUnavailable
+	case kindKeyUnknown: // either phase: the key is missing, not the message wrong
+		return http.StatusForbidden
+	case kindKeyLimited:
+		return http.StatusTooManyRequests
 	default: // kindInternal, kindPolicy (kindProtocol never becomes an HTTP reply)
 		return http.StatusInternalServerError
 	}
@@ -129,6 +179,10 @@ func (k kind) details() string {
 		return "rkms_policy_error"
 	case kindProtocol:
 		return "rkms_protocol_error"
+	case kindKeyUnknown:
+		return "rkms_key_unknown"
+	case kindKeyLimited:
+		return "rkms_key_create_limited"
 	default:
 		return "rkms_internal_error"
 	}
@@ -150,6 +204,15 @@ func classify(ph phase, err error) *procError {
 		return newError(k, ph, polErr.Msg, polErr.Err)
 	case errors.Is(err, policy.ErrUnknownPolicy):
 		return newError(kindPolicy, phaseRequest, "policy configuration error", err)
+	case errors.Is(err, ErrKeyUnknown):
+		return newError(kindKeyUnknown, ph, "key id is unknown: its key must be created by an operator first", err)
+	case errors.Is(err, ErrKeyCreateLimited):
+		pe := newError(kindKeyLimited, ph, "key creation rate limit reached: retry later", err)
+		pe.retry = time.Second
+		if cle := (*CreateLimitedError)(nil); errors.As(err, &cle) {
+			pe.retry = cle.RetryAfter
+		}
+		return pe
 	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(kindUnavailable, ph, "key service unavailable", err)
 	case errors.Is(err, ErrKeyNotFound),

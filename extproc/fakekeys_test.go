@@ -20,11 +20,16 @@ type fakeKeys struct {
 	unavailable bool
 	delay       time.Duration
 	calls       int
+	current     int           // Current calls
+	limit       time.Duration // > 0: creations refused with a CreateLimitedError
+	made        map[string]bool
 }
 
 var _ Keys = (*fakeKeys)(nil)
 
-func newFakeKeys() *fakeKeys { return &fakeKeys{keys: map[string][]envelope.Key{}} }
+func newFakeKeys() *fakeKeys {
+	return &fakeKeys{keys: map[string][]envelope.Key{}, made: map[string]bool{}}
+}
 
 func (k *fakeKeys) wait(ctx context.Context) error {
 	k.mu.Lock()
@@ -58,11 +63,52 @@ func (k *fakeKeys) Current(ctx context.Context, id string) (envelope.Key, error)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.current++
 	if len(k.keys[id]) == 0 {
+		if k.limit > 0 {
+			return envelope.Key{}, fmt.Errorf("fake keys: create %q: %w", id, &CreateLimitedError{RetryAfter: k.limit})
+		}
 		k.keys[id] = append(k.keys[id], newDataKey(id, 1))
+		k.made[id] = true
 	}
 	vs := k.keys[id]
 	return vs[len(vs)-1], nil
+}
+
+func (k *fakeKeys) Lookup(ctx context.Context, id string) (envelope.Key, error) {
+	if err := policy.ValidateKeyID(id); err != nil {
+		return envelope.Key{}, err
+	}
+	if err := k.wait(ctx); err != nil {
+		return envelope.Key{}, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	vs := k.keys[id]
+	if len(vs) == 0 {
+		return envelope.Key{}, fmt.Errorf("fake keys: %q: %w", id, ErrKeyUnknown)
+	}
+	return vs[len(vs)-1], nil
+}
+
+// limitCreation makes Current refuse to create keys, asking to retry after d (0: no limit).
+func (k *fakeKeys) limitCreation(d time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.limit = d
+}
+
+// created reports whether Current created id's key.
+func (k *fakeKeys) created(id string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.made[id]
+}
+
+func (k *fakeKeys) currentCalls() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.current
 }
 
 func (k *fakeKeys) Version(ctx context.Context, id string, v uint32) (envelope.Key, error) {

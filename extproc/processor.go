@@ -140,7 +140,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	}
 	p.logger().Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
 	p.finished = true
-	return immediateResponse(code, pe.kind.details(), pe.msg), nil
+	return errorResponse(pe), nil
 }
 
 func (p *processor) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {

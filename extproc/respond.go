@@ -3,6 +3,7 @@ package extproc
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -101,6 +102,17 @@ func trailersResponse(ph phase) *extprocv3.ProcessingResponse {
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+}
+
+// errorResponse is the ImmediateResponse of a refusal: its status, details and JSON message,
+// and retry-after when the refusal has one.
+func errorResponse(pe *procError) *extprocv3.ProcessingResponse {
+	r := immediateResponse(httpStatus(pe), pe.kind.details(), pe.msg)
+	if d := pe.retryAfter(); d > 0 {
+		h := r.GetImmediateResponse().Headers
+		h.SetHeaders = append(h.SetHeaders, setHeader("retry-after", strconv.Itoa(int(d/time.Second))))
+	}
+	return r
 }
 
 // immediateResponse makes Envoy answer the HTTP client itself with a JSON error.

@@ -24,6 +24,7 @@ type transformer struct {
 	binding  string // record binding context ("" for none), bound into every ciphertext
 	fields   *policy.Fields
 	legacy   bool                    // legacy plaintext passes at decrypt paths
+	lookup   bool                    // never create the key (create: admin_only)
 	passed   int                     // legacy plaintext values passed
 	current  envelope.Key            // current.Secret is nil until the first seal looks it up
 	version  envelope.Key            // the last version opened (most bodies use one)
@@ -44,7 +45,8 @@ func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs
 	defer kctx.stop()
 	kctx.reqID = reqID
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs, legacy: pol.LegacyPlaintextPasses(), scratch: (*scratch)[:0]}
+	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs, legacy: pol.LegacyPlaintextPasses(),
+		lookup: pol.Create() == policy.CreateAdminOnly, scratch: (*scratch)[:0]}
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		*scratch = t.scratch[:0]
@@ -98,7 +100,11 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" is already encrypted", nil)
 	}
 	if t.current.Secret == nil {
-		k, err := t.keys.Current(ctx, t.keyID)
+		get := t.keys.Current
+		if t.lookup {
+			get = t.keys.Lookup
+		}
+		k, err := get(ctx, t.keyID)
 		if err != nil {
 			return nil, fmt.Errorf("get current key: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc"
@@ -21,6 +22,19 @@ var _ extproc.Keys = Keyring{}
 // Current returns the current version of id, creating the key on first use.
 func (a Keyring) Current(ctx context.Context, id string) (envelope.Key, error) {
 	dk, err := a.K.Get(ctx, id)
+	if err != nil {
+		return envelope.Key{}, Classify(err)
+	}
+	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
+}
+
+// Lookup returns the current version of id; it never creates. An absent key is
+// extproc.ErrKeyUnknown (the keyring's ErrNotFound means that here, not a missing version).
+func (a Keyring) Lookup(ctx context.Context, id string) (envelope.Key, error) {
+	dk, err := a.K.Lookup(ctx, id)
+	if errors.Is(err, keyring.ErrNotFound) {
+		return envelope.Key{}, fmt.Errorf("%w: %w", extproc.ErrKeyUnknown, err)
+	}
 	if err != nil {
 		return envelope.Key{}, Classify(err)
 	}
@@ -44,6 +58,12 @@ func Classify(err error) error {
 		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
 	case errors.Is(err, keyring.ErrNotFound):
 		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
+	case errors.Is(err, keyring.ErrCreateLimited):
+		cle := &extproc.CreateLimitedError{RetryAfter: time.Second, Err: err}
+		if kle := (*keyring.CreateLimitedError)(nil); errors.As(err, &kle) {
+			cle.RetryAfter = kle.RetryAfter
+		}
+		return cle
 	default:
 		// Unavailable regions or store, or every region refusing: the key cannot be had now.
 		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/keyring"
@@ -21,6 +22,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("get: %w", keyring.ErrInvalidID), extproc.ErrInvalidKeyID},
 		{fmt.Errorf("get: %w", keyring.ErrNotFound), extproc.ErrKeyNotFound},
 		{fmt.Errorf("get: %w", keyring.ErrUnavailable), extproc.ErrKeyUnavailable},
+		{fmt.Errorf("get: %w", &keyring.CreateLimitedError{RetryAfter: 3 * time.Second}), extproc.ErrKeyCreateLimited},
+		{fmt.Errorf("get: %w", keyring.ErrCreateLimited), extproc.ErrKeyCreateLimited},
 		{errors.New("every region refused"), extproc.ErrKeyUnavailable},
 	}
 	for _, tc := range tests {
@@ -28,7 +31,58 @@ func TestClassify(t *testing.T) {
 		if !errors.Is(got, tc.want) || !errors.Is(got, tc.in) {
 			t.Errorf("Classify(%v) = %v, want %v wrapping the cause", tc.in, got, tc.want)
 		}
+		if tc.want == extproc.ErrKeyCreateLimited && errors.Is(got, extproc.ErrKeyUnavailable) {
+			t.Errorf("Classify(%v) = %v: a limited creation must be ErrKeyCreateLimited and not unavailable", tc.in, got)
+		}
 	}
+	var cle *extproc.CreateLimitedError
+	got := Classify(fmt.Errorf("get: %w", &keyring.CreateLimitedError{RetryAfter: 3 * time.Second}))
+	if !errors.As(got, &cle) || cle.RetryAfter != 3*time.Second {
+		t.Errorf("retry delay lost: %v", got)
+	}
+}
+
+// TestKeyringLookup: Lookup never creates; an absent key is ErrKeyUnknown (403), not
+// ErrKeyNotFound (which means "authentication failed" for a ciphertext).
+func TestKeyringLookup(t *testing.T) {
+	kr, err := keyring.New(store.NewMemory(), localRegions(t), keyring.Options{CreateRate: 1, CreateBurst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	ks := Keyring{kr}
+	ctx := context.Background()
+	if _, err := ks.Lookup(ctx, "tenant-a"); !errors.Is(err, extproc.ErrKeyUnknown) || errors.Is(err, extproc.ErrKeyNotFound) {
+		t.Fatalf("Lookup of an absent key: %v, want ErrKeyUnknown only", err)
+	}
+	if _, err := ks.Lookup(ctx, "bad id"); !errors.Is(err, extproc.ErrInvalidKeyID) {
+		t.Fatalf("bad id: %v", err)
+	}
+	cur, err := ks.Current(ctx, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ks.Lookup(ctx, "tenant-a"); err != nil || got.Version != cur.Version {
+		t.Fatalf("Lookup after Current: %+v %v", got, err)
+	}
+	var cle *extproc.CreateLimitedError
+	if _, err := ks.Current(ctx, "tenant-b"); !errors.As(err, &cle) || cle.RetryAfter != time.Second {
+		t.Fatalf("second creation with a burst of 1: %v, want a CreateLimitedError of 1s", err)
+	}
+}
+
+func localRegions(t *testing.T) []keyring.Region {
+	t.Helper()
+	dir := t.TempDir()
+	var regions []keyring.Region
+	for _, name := range []string{"a", "b", "c"} {
+		r, err := localkms.Open(filepath.Join(dir, "kms"), name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regions = append(regions, r)
+	}
+	return regions
 }
 
 func TestKeyringKeys(t *testing.T) {

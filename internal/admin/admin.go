@@ -31,7 +31,8 @@ const DefaultMaxBodyBytes = 64 << 10
 
 // Keys is what the admin API needs from the keyring.
 type Keys interface {
-	// Get returns the current version of id, creating the key if absent.
+	// Get returns the current version of id, creating the key if absent (within the keyring's
+	// creation rate limit: keyring.ErrCreateLimited).
 	Get(ctx context.Context, id string) (keyring.DataKey, error)
 	// Rotate adds a version and returns its number.
 	Rotate(ctx context.Context, id string) (uint32, error)
@@ -314,6 +315,13 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "invalid key id")
 	case errors.Is(err, keyring.ErrNotFound):
 		writeError(w, http.StatusNotFound, "key not found")
+	case errors.Is(err, keyring.ErrCreateLimited):
+		retry := time.Second
+		if cle := (*keyring.CreateLimitedError)(nil); errors.As(err, &cle) {
+			retry = max(retry, cle.RetryAfter)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+		writeError(w, http.StatusTooManyRequests, "key creation rate limit reached (kms.create_rate): retry later")
 	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "key service unavailable: too few KMS regions or store unreachable")
 	default:

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
@@ -26,7 +27,8 @@ func TestAdminAPI(t *testing.T) {
 		auth       string
 		setup      func(*keyringtest.Fake)
 		wantStatus int
-		wantError  string // substring of the JSON error; "" for success
+		wantError  string    // substring of the JSON error; "" for success
+		header     [2]string // a response header and its value, if set
 		check      func(t *testing.T, body []byte)
 	}{
 		{name: "get creates", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 200,
@@ -68,6 +70,11 @@ func TestAdminAPI(t *testing.T) {
 		{name: "key wrong method", method: "PUT", target: "/key?id=bob", auth: "Bearer " + token, wantStatus: 405},
 		{name: "unavailable", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 503, wantError: "unavailable",
 			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
+		{name: "create limited", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 429, wantError: "rate limit",
+			setup: func(f *keyringtest.Fake) {
+				f.Fail = fmt.Errorf("create key: %w", &keyring.CreateLimitedError{RetryAfter: 3 * time.Second})
+			},
+			header: [2]string{"Retry-After", "3"}},
 		{name: "internal hidden", method: "GET", target: "/key?id=alice", auth: "Bearer " + token, wantStatus: 500, wantError: "internal error",
 			setup: func(f *keyringtest.Fake) { f.Fail = internal }},
 		{name: "healthz open", method: "GET", target: "/healthz", wantStatus: 200},
@@ -110,6 +117,9 @@ func TestAdminAPI(t *testing.T) {
 				if strings.Contains(string(body), "10.1.2.3") {
 					t.Fatalf("internals leaked: %s", body)
 				}
+			}
+			if tc.header[0] != "" && rec.Header().Get(tc.header[0]) != tc.header[1] {
+				t.Fatalf("%s: %q, want %q", tc.header[0], rec.Header().Get(tc.header[0]), tc.header[1])
 			}
 			if tc.check != nil {
 				tc.check(t, body)

@@ -22,7 +22,8 @@ import (
 
 // Keys is what the key API needs from the keyring.
 type Keys interface {
-	// Get returns the current version of id, creating the key if absent.
+	// Get returns the current version of id, creating the key if absent (within the keyring's
+	// creation rate limit: keyring.ErrCreateLimited).
 	Get(ctx context.Context, id string) (keyring.DataKey, error)
 	// Rotate adds a version and returns its number (keyring.ErrNotFound when absent).
 	Rotate(ctx context.Context, id string) (uint32, error)
@@ -196,6 +197,12 @@ func (s *Service) fail(err error) error {
 		return status.Error(codes.InvalidArgument, "invalid key id")
 	case errors.Is(err, keyring.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
+	case errors.Is(err, keyring.ErrCreateLimited):
+		retry := time.Second
+		if cle := (*keyring.CreateLimitedError)(nil); errors.As(err, &cle) {
+			retry = max(retry, cle.RetryAfter)
+		}
+		return status.Errorf(codes.ResourceExhausted, "key creation rate limit reached (kms.create_rate): retry after %s", retry)
 	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.Unavailable, "key service unavailable: too few KMS regions or store unreachable")
 	case errors.Is(err, context.Canceled):

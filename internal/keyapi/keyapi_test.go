@@ -125,6 +125,10 @@ func TestKeyService(t *testing.T) {
 			setup: func(f *keyringtest.Fake) { f.Delay = time.Second }},
 		{name: "invalid id from the keyring", call: rotate("alice"), md: bearer, want: codes.InvalidArgument,
 			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("%w: reserved", keyring.ErrInvalidID) }},
+		{name: "create limited", call: get("alice"), md: bearer, want: codes.ResourceExhausted, wantMsg: "retry after 2s",
+			setup: func(f *keyringtest.Fake) {
+				f.Fail = fmt.Errorf("create key: %w", &keyring.CreateLimitedError{RetryAfter: 2 * time.Second})
+			}},
 		{name: "internal hidden", call: get("alice"), md: bearer, want: codes.Internal, wantMsg: "internal error",
 			setup: func(f *keyringtest.Fake) { f.Fail = internal }},
 		{name: "wiped key is internal", call: get("alice"), md: bearer, want: codes.Internal,

@@ -105,5 +105,6 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
 		CacheMaxDerived: cfg.Cache.MaxDerived,
 		MaxStale:        cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
-		RepairInterval: cfg.KMS.RepairInterval, Logger: log}
+		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,
+		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log}
 }

@@ -16,7 +16,8 @@ const policyUsage = `usage: rkms policy test --config FILE --policy NAME [--resp
                         [--claim NAME=VALUE]... [--peer-uri-san URI] [--peer-dns-san NAME] < body.json
 
 Prints what the policy does with each field of the JSON body on standard input: encrypt,
-decrypt, refuse or left alone, with its JSON path, label and the key id (never a value).
+decrypt, refuse or left alone, with its JSON path, label and the key id (never a value), and
+whether a request may create that key (create: on_demand | admin_only).
 --response reads the body as a response (the key id still comes from --path and --header;
 a {json:...} key id needs the request body, so give it with --request-body FILE).
 Exit status: 0 when the message would pass, 1 when rkms would refuse it, 2 on usage errors.
@@ -59,6 +60,14 @@ func (c claimFlags) Claim(name string) (string, bool) {
 
 func (h *headerFlags) Len() int                      { return len(*h) }
 func (h *headerFlags) At(i int) (name, value string) { return (*h)[i][0], (*h)[i][1] }
+
+// createHelp says what a policy's create mode means for a key id that has no key yet.
+func createHelp(m policy.CreateMode) string {
+	if m == policy.CreateAdminOnly {
+		return m.String() + " (sealing under a key id without a key is refused with 403; an operator creates it: GET /key?id=...)"
+	}
+	return m.String() + " (a key id without a key gets one on first seal, within kms.create_rate; over it: 429)"
+}
 
 func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "test" {
@@ -137,6 +146,7 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		dir = "response"
 	}
 	fmt.Fprintf(stdout, "policy %s, %s body, key id %s\n", pol.Name(), dir, keyID)
+	fmt.Fprintf(stdout, "key creation: %s\n", createHelp(pol.Create()))
 	refused := false
 	for _, f := range findings {
 		fmt.Fprintln(stdout, f)

@@ -20,6 +20,7 @@ func TestPolicyTestCommand(t *testing.T) {
   - name: jwt
     key_id: "tenant-{jwt:tenant}"
     request: {encrypt: ["$..ssn"]}
+    create: admin_only
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +31,14 @@ func TestPolicyTestCommand(t *testing.T) {
 		want       []string
 	}{
 		{"passes", `{"ssn":"123-45-6789","contact":{"email":"a@x"}}`, nil, 0,
-			[]string{"policy patients, request body, key id tenant-acme", "encrypt    $.ssn  label=ssn", "encrypt    $.contact.email  label=email", "result: passes"}},
+			[]string{"policy patients, request body, key id tenant-acme", "key creation: on_demand", "encrypt    $.ssn  label=ssn", "encrypt    $.contact.email  label=email", "result: passes"}},
 		{"refused", `{"contact":[{"email":"a@x"}],"doctor":{"email":"d@x"}}`, nil, 1,
 			[]string{"refuse     $.contact[0].email  label=email", "left alone $.doctor.email", "result: refused"}},
 		{"response", `{"items":[{"ssn":"123-45-6789"}]}`, []string{"--response"}, 1,
 			[]string{"refuse     $.items[0].ssn  label=ssn  (plaintext where a ciphertext is expected)"}},
 		{"not JSON", `{"ssn":`, nil, 1, []string{"refuse     (body:"}},
-		{"claim", `{"ssn":"123-45-6789"}`, []string{"--policy", "jwt", "--claim", "tenant=globex"}, 0, []string{"key id tenant-globex"}},
+		{"claim", `{"ssn":"123-45-6789"}`, []string{"--policy", "jwt", "--claim", "tenant=globex"}, 0,
+			[]string{"key id tenant-globex", "key creation: admin_only (sealing under a key id without a key is refused with 403"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

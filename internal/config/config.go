@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -90,6 +91,13 @@ type KMS struct {
 	BreakerCooldown  time.Duration `yaml:"breaker_cooldown"`
 	// RepairInterval is how often keys missing a region's wrapped copy are retried.
 	RepairInterval time.Duration `yaml:"repair_interval"`
+	// CreateRate is how many new keys per second one replica may create (a token bucket of
+	// CreateBurst); a request that would create one more gets 429 with retry-after. Opening
+	// existing keys is never limited. Negative: unlimited. Policies whose keys must never be
+	// created by a request use `create: admin_only` instead.
+	CreateRate float64 `yaml:"create_rate"`
+	// CreateBurst is how many keys a replica may create at once after a quiet period.
+	CreateBurst int `yaml:"create_burst"`
 }
 
 // Region is one KMS region.
@@ -133,7 +141,16 @@ type Cache struct {
 	// MaxStale is how long past TTL a cached key keeps serving while its refresh fails because
 	// every KMS region or the store is unreachable (stale-if-error). 0 disables.
 	MaxStale time.Duration `yaml:"max_stale"`
-	Warmup   Warmup        `yaml:"warmup"`
+	// NegativeTTL is how long a replica remembers that a key id has no key (looked up for a
+	// create: admin_only policy), so that a flood of unknown ids costs one store read per id
+	// and TTL. Creating, rotating or deleting the key on the replica forgets it at once; a key
+	// created through another replica is seen after at most this long. 0: the default (5s);
+	// negative disables.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// NegativeMaxKeys bounds the ids remembered as absent (least recently used evicted first).
+	// 0: the default (10000).
+	NegativeMaxKeys int    `yaml:"negative_max_keys"`
+	Warmup          Warmup `yaml:"warmup"`
 }
 
 // Warmup configures the start-up cache warm-up: a running replica saves the ids (never the
@@ -166,6 +183,9 @@ func Default() *Config {
 			BreakerThreshold: 3,
 			BreakerCooldown:  10 * time.Second,
 			RepairInterval:   time.Minute,
+
+			CreateRate:  10,
+			CreateBurst: 20,
 		},
 		Store: Store{
 			Type:     "embedded",
@@ -173,6 +193,7 @@ func Default() *Config {
 			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
 		},
 		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxDerived: 10000, MaxStale: time.Hour,
+			NegativeTTL: 5 * time.Second, NegativeMaxKeys: 10000,
 			Warmup: Warmup{MaxKeys: 10000, Timeout: 30 * time.Second, SaveInterval: time.Minute}},
 	}
 }
@@ -325,6 +346,9 @@ func (c *checker) check(cfg *Config) {
 	if cfg.Cache.MaxStale < 0 {
 		c.add("cache.max_stale", "must not be negative; 0 disables (got %s)", cfg.Cache.MaxStale)
 	}
+	if cfg.Cache.NegativeMaxKeys < 0 {
+		c.add("cache.negative_max_keys", "must be positive, or 0 for the default (got %d)", cfg.Cache.NegativeMaxKeys)
+	}
 	if w := cfg.Cache.Warmup; w.Enabled {
 		if w.MaxKeys <= 0 {
 			c.add("cache.warmup.max_keys", "must be positive (got %d)", w.MaxKeys)
@@ -402,6 +426,13 @@ func (c *checker) kms(k *KMS) {
 	}
 	c.positive("kms.breaker_cooldown", k.BreakerCooldown)
 	c.positive("kms.repair_interval", k.RepairInterval)
+	if k.CreateRate == 0 || math.IsNaN(k.CreateRate) || math.IsInf(k.CreateRate, 0) {
+		c.add("kms.create_rate", "must be positive (new keys per second), or negative for no limit; "+
+			"to stop requests creating keys set create: admin_only on the policies (got %v)", k.CreateRate)
+	}
+	if k.CreateBurst <= 0 {
+		c.add("kms.create_burst", "must be positive (got %d)", k.CreateBurst)
+	}
 	if k.MinRegions < 0 || k.MinRegions > len(k.Regions) {
 		c.add("kms.min_regions", "must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", len(k.Regions), k.MinRegions)
 	}

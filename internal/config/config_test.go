@@ -27,6 +27,31 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
+// TestCreationControlKeys: defaults, an unlimited rate, the negative cache off.
+func TestCreationControlKeys(t *testing.T) {
+	for _, tc := range []struct {
+		yaml        string
+		rate        float64
+		burst       int
+		negativeTTL time.Duration
+	}{
+		{"", 10, 20, 5 * time.Second},
+		{"kms: {create_rate: 0.5, create_burst: 3}\ncache: {negative_ttl: 30s}\n", 0.5, 3, 30 * time.Second},
+		{"kms: {create_rate: -1}\ncache: {negative_ttl: -1s}\n", -1, 20, -time.Second},
+		{"cache: {negative_ttl: 0s}\n", 10, 20, 0}, // 0: the keyring's default
+	} {
+		cfg, err := Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if cfg.KMS.CreateRate != tc.rate || cfg.KMS.CreateBurst != tc.burst || cfg.Cache.NegativeTTL != tc.negativeTTL ||
+			cfg.Cache.NegativeMaxKeys != 10000 {
+			t.Errorf("%q: rate %v burst %d negative ttl %s max %d", tc.yaml, cfg.KMS.CreateRate, cfg.KMS.CreateBurst,
+				cfg.Cache.NegativeTTL, cfg.Cache.NegativeMaxKeys)
+		}
+	}
+}
+
 func TestEmptyFileIsDefaults(t *testing.T) {
 	cfg, err := Parse([]byte("# nothing\n"))
 	if err != nil {
@@ -70,6 +95,10 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"store type", "store:\n  type: redis\n", []string{"line 2: store.type"}},
 		{"dynamodb needs table and region", "store:\n  type: dynamodb\n  dynamodb:\n    table: \"\"\n", []string{"store.dynamodb.table", "store.dynamodb.region"}},
 		{"several at once", "log: {level: loud}\ncache: {ttl: 0s}\n", []string{"line 1: log.level", "line 2: cache.ttl"}},
+		{"zero create rate", "kms:\n  create_rate: 0\n", []string{"line 2: kms.create_rate: must be positive"}},
+		{"zero create burst", "kms:\n  create_burst: 0\n", []string{"line 2: kms.create_burst: must be positive"}},
+		{"negative create burst", "kms:\n  create_burst: -1\n", []string{"line 2: kms.create_burst: must be positive"}},
+		{"negative negative max keys", "cache:\n  negative_max_keys: -1\n", []string{"line 2: cache.negative_max_keys: must be positive"}},
 		{"syntax", "admin: [\n", []string{"line"}},
 	}
 	for _, tc := range tests {

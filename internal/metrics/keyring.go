@@ -24,6 +24,7 @@ type keyringCollector struct {
 	breaker, healthy, opens                   *prometheus.Desc
 	hits, misses, cached, created, pend, fixd *prometheus.Desc
 	stale, dropped                            *prometheus.Desc
+	creations, negHits, negKeys               *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*keyringCollector)(nil)
@@ -43,11 +44,16 @@ func (m *Metrics) WatchKeyring(k KeyringStats) error {
 		fixd:    prometheus.NewDesc("rkms_keyring_repaired_copies_total", "Wrapped copies added by repair.", nil, nil),
 		stale:   prometheus.NewDesc("rkms_keyring_stale_served_total", "Keys served past their cache TTL because no region or the store answered (cache.max_stale).", nil, nil),
 		dropped: prometheus.NewDesc("rkms_keyring_derived_dropped_total", "Cached keys that dropped their expanded cipher state to stay within cache.max_derived (rebuilt on next use).", nil, nil),
+		creations: prometheus.NewDesc("rkms_keyring_creations_total",
+			"Key creations by result: created (this replica won the first write) or limited (refused by kms.create_rate, no KMS call made).", []string{"result"}, nil),
+		negHits: prometheus.NewDesc("rkms_keyring_negative_hits_total", "Lookups of an unknown key id answered from the negative cache, without a store read (cache.negative_ttl).", nil, nil),
+		negKeys: prometheus.NewDesc("rkms_keyring_negative_keys", "Key ids remembered as having no key now (cache.negative_max_keys).", nil, nil),
 	})
 }
 
 func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd, c.stale, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.breaker, c.healthy, c.opens, c.hits, c.misses, c.cached, c.created, c.pend, c.fixd, c.stale, c.dropped,
+		c.creations, c.negHits, c.negKeys} {
 		ch <- d
 	}
 }
@@ -71,6 +77,10 @@ func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.fixd, prometheus.CounterValue, float64(st.RepairedCopies))
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(st.StaleServed))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.DerivedDropped))
+	ch <- prometheus.MustNewConstMetric(c.creations, prometheus.CounterValue, float64(st.Created), "created")
+	ch <- prometheus.MustNewConstMetric(c.creations, prometheus.CounterValue, float64(st.CreateLimited), "limited")
+	ch <- prometheus.MustNewConstMetric(c.negHits, prometheus.CounterValue, float64(st.NegativeHits))
+	ch <- prometheus.MustNewConstMetric(c.negKeys, prometheus.GaugeValue, float64(st.NegativeEntries))
 }
 
 func boolValue(b bool) float64 {

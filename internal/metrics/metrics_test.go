@@ -219,6 +219,7 @@ func (fakeStats) RegionStatus() []keyring.RegionStatus {
 
 func (fakeStats) Stats() keyring.Stats {
 	return keyring.Stats{CacheHits: 10, CacheMisses: 3, CacheEntries: 2, Created: 1, RepairedCopies: 4, PendingRepairs: 5, StaleServed: 6, DerivedDropped: 7,
+		CreateLimited: 8, NegativeHits: 9, NegativeEntries: 11,
 		Regions: []keyring.RegionStats{{Name: "us-east-1"}, {Name: "us-west-2", BreakerOpens: 2}}}
 }
 
@@ -247,6 +248,10 @@ func TestWatchKeyring(t *testing.T) {
 		{"rkms_keyring_repaired_copies_total", nil, 4},
 		{"rkms_keyring_stale_served_total", nil, 6},
 		{"rkms_keyring_derived_dropped_total", nil, 7},
+		{"rkms_keyring_creations_total", map[string]string{"result": "created"}, 1},
+		{"rkms_keyring_creations_total", map[string]string{"result": "limited"}, 8},
+		{"rkms_keyring_negative_hits_total", nil, 9},
+		{"rkms_keyring_negative_keys", nil, 11},
 	} {
 		expect(t, m, tc.name, tc.labels, tc.want)
 	}

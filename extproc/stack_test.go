@@ -80,6 +80,7 @@ type stackConfig struct {
 	// with a DownstreamTlsContext).
 	clientTLS *tls.Config
 	policies  []policy.Config // nil: ingressPolicies
+	keyring   keyring.Options // the stack keyring's options (its defaults when zero)
 }
 
 // ingressPolicies are testdata/policies.yaml as the stack serves them behind Envoy: the
@@ -104,7 +105,7 @@ func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *sta
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.keyring, err = keyring.New(s.store, []keyring.Region{region}, keyring.Options{})
+	s.keyring, err = keyring.New(s.store, []keyring.Region{region}, sc.keyring)
 	if err != nil {
 		t.Fatal(err)
 	}

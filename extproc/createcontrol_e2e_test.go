@@ -195,4 +195,3 @@ func TestEnvoyAdminOnly(t *testing.T) {
 		t.Fatalf("provisioned tenant after the flood: status %d body %s", r.status, r.body)
 	}
 }
-

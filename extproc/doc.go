@@ -61,6 +61,8 @@
 //	value to encrypt is already a ciphertext           400      502
 //	ciphertext fails, other key id, key gone           400      502
 //	key service unavailable or slower than KeyTimeout  503      503
+//	create: admin_only and the key id has no key       403      403
+//	new key over the key service's creation limit      429 + retry-after (both phases)
 //	body over MaxBodyBytes                             413      502
 //	more than MaxFields values selected in the body    413      502
 //	route names an unknown policy                      500      -

@@ -31,7 +31,8 @@ func NewRig(dir string) (*Rig, error) {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}
 	r := &Rig{Store: NewCountingStore(store.NewMemory()), Region: &CountingRegion{Region: region}}
-	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour})
+	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour,
+		CreateRate: -1}) // the rig creates its own tenants' keys up front (Warm): no creation limit
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}

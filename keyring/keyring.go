@@ -322,12 +322,6 @@ func (k *Keyring) loadCurrent(ctx context.Context, id string) (DataKey, error) {
 	return k.load(ctx, id, true)
 }
 
-// lookupCurrent reads id's record and opens its current version; it never creates, and
-// remembers an absent record in the negative cache.
-func (k *Keyring) lookupCurrent(ctx context.Context, id string) (DataKey, error) {
-	return k.load(ctx, id, false)
-}
-
 func (k *Keyring) load(ctx context.Context, id string, create bool) (DataKey, error) {
 	gen, ngen := k.cache.generation(), k.neg.generation()
 	rec, err := k.storeGet(ctx, id)

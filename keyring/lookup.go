@@ -35,6 +35,12 @@ func (k *Keyring) Lookup(ctx context.Context, id string) (DataKey, error) {
 	return k.flight(ctx, id+"\x00lookup", id, k.lookupCurrent)
 }
 
+// lookupCurrent reads id's record and opens its current version; it never creates, and
+// remembers an absent record in the negative cache.
+func (k *Keyring) lookupCurrent(ctx context.Context, id string) (DataKey, error) {
+	return k.load(ctx, id, false)
+}
+
 // allowCreate takes a token from the creation bucket, or says when to retry. Only a creation
 // that will really happen takes one: it runs inside the singleflight of Get, after the store
 // said the record does not exist.

@@ -36,6 +36,8 @@ const (
 	kindUnavailable             // the key service cannot answer now
 	kindPolicy                  // the route names a policy this server does not have
 	kindProtocol                // Envoy sent a message that breaks the ext_proc protocol
+	kindBusy                    // the client or tenant has its share of streams in flight
+	kindOverloaded              // the memory budget cannot hold the body now
 )
 
 // phase says which half of the exchange failed: the client's request or the upstream's response.
@@ -56,10 +58,11 @@ func (p phase) String() string {
 // procError is the one error type the processor returns. msg is safe to show to the HTTP client:
 // it never contains plaintext, ciphertext, key material or key ids. err is the cause, for logs.
 type procError struct {
-	kind  kind
-	phase phase
-	msg   string
-	err   error
+	kind   kind
+	phase  phase
+	msg    string
+	err    error
+	reason string // a limit's refusal reason (Refused*), "" for other errors
 }
 
 func (e *procError) Error() string {
@@ -76,7 +79,12 @@ func newError(k kind, ph phase, msg string, cause error) *procError {
 }
 
 func protocolError(format string, args ...any) *procError {
-	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...)}
+	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...), reason: RefusedProtocol}
+}
+
+// limitError is a refusal by one of the server's limits; reason is one of the Refused* values.
+func limitError(k kind, ph phase, reason, msg string) *procError {
+	return &procError{kind: k, phase: ph, msg: msg, reason: reason}
 }
 
 // authFailed is the one message for every ciphertext that cannot be opened or used here.
@@ -105,11 +113,22 @@ func httpStatus(e *procError) int {
 			return http.StatusBadGateway
 		}
 		return http.StatusBadRequest
-	case kindUnavailable:
+	case kindUnavailable, kindOverloaded:
 		return http.StatusServiceUnavailable
+	case kindBusy:
+		return http.StatusTooManyRequests
 	default: // kindInternal, kindPolicy (kindProtocol never becomes an HTTP reply)
 		return http.StatusInternalServerError
 	}
+}
+
+// retryAfter is the retry-after header value (seconds) of a refusal that a client should try
+// again later, or "" for the others.
+func (k kind) retryAfter() string {
+	if k == kindBusy || k == kindOverloaded {
+		return "1"
+	}
+	return ""
 }
 
 // details is the Envoy response code detail for an error class (no spaces allowed there).
@@ -129,6 +148,10 @@ func (k kind) details() string {
 		return "rkms_policy_error"
 	case kindProtocol:
 		return "rkms_protocol_error"
+	case kindBusy:
+		return "rkms_busy"
+	case kindOverloaded:
+		return "rkms_overloaded"
 	default:
 		return "rkms_internal_error"
 	}

@@ -103,17 +103,20 @@ func trailersResponse(ph phase) *extprocv3.ProcessingResponse {
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
 }
 
-// immediateResponse makes Envoy answer the HTTP client itself with a JSON error.
-func immediateResponse(code int, details, msg string) *extprocv3.ProcessingResponse {
+// immediateResponse makes Envoy answer the HTTP client itself with a JSON error, with a
+// retry-after header when retryAfter is not "".
+func immediateResponse(code int, details, msg, retryAfter string) *extprocv3.ProcessingResponse {
 	body, _ := json.Marshal(struct {
 		Error string `json:"error"`
 	}{msg})
+	set := []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}
+	if retryAfter != "" {
+		set = append(set, setHeader("retry-after", retryAfter))
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
-			Status: &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-				setHeader("content-type", "application/json"),
-			}},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: set},
 			Body:    body,
 			Details: details,
 		},

@@ -116,7 +116,7 @@ func TestRequestIDInKeyContext(t *testing.T) {
 // status_on_error); once a stream ends, a new one is served again.
 func TestMaxConcurrentStreams(t *testing.T) {
 	const limit = 3
-	e := newTestEnv(t, Options{MaxConcurrentStreams: limit})
+	e := newTestEnv(t, Options{MaxConcurrentStreams: limit, MaxStreamsPerClient: limit, MaxStreamsPerTenant: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// The per-connection limit would make this client queue its streams instead of sending
@@ -169,7 +169,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 // on one connection holds its next stream back instead of sending it.
 func TestMaxConcurrentStreamsPerConnection(t *testing.T) {
 	const limit = 2
-	e := newTestEnv(t, Options{MaxConcurrentStreams: limit})
+	e := newTestEnv(t, Options{MaxConcurrentStreams: limit, MaxStreamsPerClient: limit, MaxStreamsPerTenant: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range limit {

@@ -36,6 +36,7 @@ type processor struct {
 	respPass                         bool // the response is passed unchanged (not JSON, decrypt only)
 	localReply                       bool // a response to a request Envoy refused before ext_proc saw it
 	finished                         bool // an immediate response was sent
+	endAfter                         bool // end the stream once the answer is sent (a limit refused it)
 
 	// Limits (limits.go): the shares this stream holds and its body reservations. Each is given
 	// back exactly once: by freeProcessor, or (spent) by the sender once the answer is sent.
@@ -157,6 +158,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	}
 	p.logger().Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
 	p.finished = true
+	p.endAfter = pe.reason != ""
 	return immediateResponse(code, pe.kind.details(), pe.msg, pe.kind.retryAfter()), nil
 }
 

@@ -47,7 +47,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			wait, reason = left, RefusedStreamTimeout
 		}
 		lent, spent := p.handOff()
-		w.exchange(resp, lent, spent)
+		w.exchange(resp, lent, spent, p.endAfter)
 		timer.Reset(wait)
 		var got received
 		select {
@@ -56,7 +56,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		case <-timer.C:
 			return p.timedOut(reason, wait)
 		}
-		if got.sendErr != nil {
+		if got.sendErr != nil || p.endAfter {
+			// A refusal by a limit ends the stream once answered: a direct peer would
+			// otherwise hold the slot until the idle timeout (Envoy ends the stream on an
+			// immediate response itself, so it never sees this end).
 			return got.sendErr
 		}
 		if errors.Is(got.err, io.EOF) || status.Code(got.err) == codes.Canceled {
@@ -90,6 +93,7 @@ type received struct {
 
 // send asks the wire goroutine to send an answer (if any) and then read the next message.
 type send struct {
+	last  bool // send resp and read nothing more
 	resp  *extprocv3.ProcessingResponse
 	lent  *[]byte // body buffer resp holds, given back to the pool after Send
 	spent int64   // budget reservation of the body resp answers, released after Send
@@ -115,13 +119,14 @@ func newWire(s *Server, stream extprocv3.ExternalProcessor_ProcessServer) *wire 
 }
 
 // exchange sends resp (nil for none) and reads the next message, reported on w.got.
-func (w *wire) exchange(resp *extprocv3.ProcessingResponse, lent *[]byte, spent int64) {
+// With last, only resp is sent, and w.got reports the end of Send.
+func (w *wire) exchange(resp *extprocv3.ProcessingResponse, lent *[]byte, spent int64, last bool) {
 	if !w.started {
 		w.started = true
 		go w.run()
 	}
 	w.sending = resp != nil
-	w.todo <- send{resp, lent, spent}
+	w.todo <- send{last: last, resp: resp, lent: lent, spent: spent}
 }
 
 // close ends the wire goroutine once its current exchange (if any) returns.
@@ -135,7 +140,7 @@ func (w *wire) run() {
 				w.s.bodies.put(t.lent) // Send has encoded resp: its body buffer can be reused
 			}
 			w.s.budget.release(t.spent)
-			if err != nil {
+			if err != nil || t.last {
 				w.got <- received{sendErr: err}
 				return
 			}

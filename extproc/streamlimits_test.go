@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -447,5 +448,48 @@ func TestMemoryBudget(t *testing.T) {
 			t.Cleanup(func() { waitReleased(t, e.srv) })
 			tc.run(t, e, rec)
 		})
+	}
+}
+
+// TestBodyCostFactor measures what one large request body costs the server at its peak, per
+// byte of body, and checks BodyCostFactor covers it: the gRPC message buffer the body arrives in
+// (1, held while decoding), the decoded request (measured), the rewritten body and its pooled
+// buffer (measured) and the encoded answer (measured).
+func TestBodyCostFactor(t *testing.T) {
+	const size = 1 << 20
+	srv, err := NewServer(loadPolicies(t), newFakeKeys(), Options{MaxBodyBytes: 2 * size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+	wire, err := proto.Marshal(requestBody(paddedBody(size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := srv.newProcessor(ctx)
+	defer srv.freeProcessor(p, false)
+	if _, err := p.handle(ctx, postHeaders("t1", "", size)); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var req extprocv3.ProcessingRequest
+	if err := proto.Unmarshal(wire, &req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.handle(ctx, &req)
+	if err != nil || resp.GetRequestBody().GetResponse().GetBodyMutation() == nil {
+		t.Fatalf("body not rewritten: %v, %v", resp, err)
+	}
+	answer, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	factor := 1 + float64(after.TotalAlloc-before.TotalAlloc)/float64(len(wire))
+	t.Logf("body %d bytes, answer %d bytes: %.2f bytes held per body byte (BodyCostFactor %d)", len(wire), len(answer), factor, BodyCostFactor)
+	if factor > BodyCostFactor {
+		t.Errorf("measured factor %.2f over BodyCostFactor %d", factor, BodyCostFactor)
 	}
 }

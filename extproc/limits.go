@@ -9,6 +9,8 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/peer"
+
+	"github.com/rkms/rkms/internal/memlimit"
 )
 
 // Reasons a stream or a message is refused by a limit, as passed to
@@ -27,10 +29,10 @@ const (
 // BodyCostFactor is how many bytes rkms holds, at the peak of one body's transform, per byte of
 // that body: the body as received (gRPC's message buffer and the decoded ProcessingRequest hold
 // a copy each while the message is decoded), the rewritten body (a pooled buffer sized 1.5 times
-// the body) and the encoded answer. It was measured with TestBodyCostFactor (heap allocated per
-// 1 MiB body through a real gRPC server, client side excluded): see RELIABILITY.md, "Memory".
-// A body reservation is this factor times the body's declared (or largest) size.
-const BodyCostFactor = 5
+// the body) and the encoded answer. TestBodyCostFactor measures it (4.64 for a 1 MiB body). A
+// body reservation is this factor times the body's declared (or largest) size. The rule is
+// owned by internal/memlimit, which also sizes the budget from the container's limit.
+const BodyCostFactor = memlimit.BodyCostFactor
 
 // Stats is a snapshot of the server's limits, for metrics.
 type Stats struct {

@@ -205,3 +205,36 @@ func TestOptionsRejectNegativeLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsLimits: the shares may not exceed the stream limit, the budget must hold one
+// largest body, and the defaults follow MaxConcurrentStreams and MaxBodyBytes.
+func TestOptionsLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		ok   bool
+	}{
+		{"defaults", Options{}, true},
+		{"client share over the stream limit", Options{MaxConcurrentStreams: 8, MaxStreamsPerClient: 9}, false},
+		{"tenant share over the stream limit", Options{MaxConcurrentStreams: 8, MaxStreamsPerTenant: 9}, false},
+		{"budget under one body", Options{MaxBodyBytes: 1 << 20, MemoryBudget: BodyCostFactor<<20 - 1}, false},
+		{"budget of one body", Options{MaxBodyBytes: 1 << 20, MemoryBudget: BodyCostFactor << 20}, true},
+		{"negative timeout", Options{IdleTimeout: -1}, false},
+		{"negative share", Options{MaxStreamsPerClient: -1}, false},
+		{"negative budget", Options{MemoryBudget: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewServer(nil, newFakeKeys(), tc.o); (err == nil) != tc.ok {
+				t.Errorf("NewServer: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+	o := Options{MaxConcurrentStreams: 100, MaxBodyBytes: 64 << 20}
+	if err := o.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxStreamsPerClient != 25 || o.MaxStreamsPerTenant != 25 || o.MemoryBudget != BodyCostFactor*64<<20 ||
+		o.StreamTimeout != DefaultStreamTimeout || o.IdleTimeout != DefaultIdleTimeout || o.FirstMessageTimeout != DefaultFirstMessageTimeout {
+		t.Errorf("defaults: %+v", o)
+	}
+}

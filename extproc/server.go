@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/memlimit"
 )
 
 // Defaults for [Options].
@@ -33,7 +34,7 @@ const (
 	DefaultFirstMessageTimeout = 5 * time.Second
 	// DefaultMemoryBudget is the budget for body bytes held across all streams when
 	// Options.MemoryBudget is 0 (the app sizes it from the container's memory limit first).
-	DefaultMemoryBudget = 256 << 20
+	DefaultMemoryBudget = memlimit.DefaultBudget
 	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
 	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
 	streamWindow = 64 << 10
@@ -170,20 +171,17 @@ func (o *Options) withDefaults() error {
 	defDur(&o.IdleTimeout, DefaultIdleTimeout)
 	defDur(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
 	if o.MemoryBudget == 0 {
-		o.MemoryBudget = max(DefaultMemoryBudget, MinMemoryBudget(o.MaxBodyBytes))
+		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
 	}
 	if o.MaxStreamsPerClient > o.MaxConcurrentStreams || o.MaxStreamsPerTenant > o.MaxConcurrentStreams {
 		return fmt.Errorf("MaxStreamsPerClient (%d) and MaxStreamsPerTenant (%d) must not exceed MaxConcurrentStreams (%d)",
 			o.MaxStreamsPerClient, o.MaxStreamsPerTenant, o.MaxConcurrentStreams)
 	}
-	if minB := MinMemoryBudget(o.MaxBodyBytes); o.MemoryBudget < minB {
+	if minB := memlimit.MinBudget(o.MaxBodyBytes); o.MemoryBudget < minB {
 		return fmt.Errorf("MemoryBudget %d cannot hold one body of MaxBodyBytes (%d = %d x %d)", o.MemoryBudget, minB, BodyCostFactor, o.MaxBodyBytes)
 	}
 	return nil
 }
-
-// MinMemoryBudget is the smallest memory budget that holds one body of maxBodyBytes.
-func MinMemoryBudget(maxBodyBytes int) int64 { return BodyCostFactor * int64(maxBodyBytes) }
 
 // Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].
 func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) }

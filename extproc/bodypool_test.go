@@ -113,7 +113,7 @@ func TestFreeProcessorClears(t *testing.T) {
 	if len(scratch) == 0 || len(hs) == 0 {
 		t.Fatalf("the stream left no scratch (%d) or response headers (%d) to reuse", len(scratch), len(hs))
 	}
-	e.srv.freeProcessor(p, false)
+	e.srv.freeProcessor(p)
 	if i := bytes.IndexFunc(scratch, func(r rune) bool { return r != 0 }); i >= 0 {
 		t.Errorf("scratch byte %d of %d not cleared", i, len(scratch))
 	}

@@ -92,8 +92,9 @@
 // # Limits
 //
 // Besides MaxConcurrentStreams, each stream's life and waits are bounded (Options.StreamTimeout,
-// FirstMessageTimeout, IdleTimeout): Process runs Recv and Send on a second goroutine and waits
-// with a timer, since only the handler's return cancels a blocked Recv or Send. Streams are
+// FirstMessageTimeout, IdleTimeout): Process serves the stream on a second goroutine and waits
+// for its end or its watchdog timer, since only the handler's return cancels a blocked Recv or
+// Send. Streams are
 // counted per client and per tenant from the message that identifies them; a body's cost
 // ([BodyCostFactor] times its size) is reserved from [Options.MemoryBudget] when its headers
 // arrive and given back once its answer is sent. [LimitObserver] hears of every refusal and

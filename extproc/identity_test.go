@@ -162,7 +162,7 @@ func TestNamedPolicyNeedsAuthenticatedPeer(t *testing.T) {
 	}
 	ctx := metadata.NewIncomingContext(peer.NewContext(t.Context(), &peer.Peer{Addr: remote}), metadata.Pairs(PolicyMetadataKey, "orders"))
 	p := srv.newProcessor(ctx)
-	defer srv.freeProcessor(p, false)
+	defer srv.freeProcessor(p)
 	resp, err := p.handle(ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
 		Headers: hdrs{{":method", "GET"}, {":path", "/orders/1"}}.proto(), EndOfStream: true}}})
 	if err != nil || resp.GetImmediateResponse().GetStatus().GetCode() != 500 {

@@ -208,15 +208,15 @@ func (p *processor) bodyDone(ph phase) {
 	p.reserved[ph] = 0
 }
 
-// handOff gives the sender what the answer about to be sent holds: the lent body buffer and
-// the spent reservation. The sender gives both back after Send.
-func (p *processor) handOff() (lent *[]byte, spent int64) {
-	lent, spent = p.lent, p.spent
-	p.lent, p.spent = nil, 0
-	return lent, spent
+// sent gives back what the answer just sent held: the lent body buffer and the spent
+// reservation.
+func (p *processor) sent() {
+	p.release()
+	p.s.budget.release(p.spent)
+	p.spent = 0
 }
 
-// freeLimits gives back the shares and reservations p holds (not the handed-off ones).
+// freeLimits gives back the shares and reservations p holds.
 func (s *Server) freeLimits(p *processor) {
 	if p.clientHeld {
 		s.clients.release(p.client)

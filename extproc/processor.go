@@ -39,7 +39,7 @@ type processor struct {
 	endAfter                         bool // end the stream once the answer is sent (a limit refused it)
 
 	// Limits (limits.go): the shares this stream holds and its body reservations. Each is given
-	// back exactly once: by freeProcessor, or (spent) by the sender once the answer is sent.
+	// back exactly once: by freeProcessor, or (spent) by sent once the answer is sent.
 	admitted   bool     // the first message was seen and the client counted
 	clientHeld bool     // client is counted in s.clients
 	client     string   // the client's address
@@ -473,19 +473,12 @@ func (p *processor) debug(msg string, args ...any) {
 
 // freeProcessor clears p (it may hold header values and, in its scratch buffer, plaintext) and
 // puts it back in the pool.
-//
-// sending says an answer built in p may still be being sent (the stream timed out during Send):
-// then p is cleared of what it may hold but not reused, and the lent body buffer and spent
-// reservation belong to the sender.
-func (s *Server) freeProcessor(p *processor, sending bool) {
+func (s *Server) freeProcessor(p *processor) {
 	s.freeLimits(p)
+	p.release()
 	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check
 	clear(respHdrs[:cap(respHdrs)])
 	clear(scratch[:cap(scratch)])
-	if sending {
-		return
-	}
-	p.release()
 	p.guard.Reset(nil, nil)
 	guard := p.guard
 	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0], guard: guard, check: check}
@@ -498,10 +491,9 @@ func (p *processor) lend(buf *[]byte) {
 	p.lent = buf
 }
 
-// release gives the lent body buffer back to the pool when no answer holding it will be sent.
-// An answer's buffer is handed to the wire (handOff) and given back after Send (see [wire]):
-// gRPC encodes a message within Send and keeps no reference to it (the server installs no stats
-// handler that would).
+// release gives the lent body buffer back to the pool. The stream calls it (through sent) once
+// the response that holds the body has been sent: gRPC encodes a message within Send and keeps
+// no reference to it (the server installs no stats handler that would).
 func (p *processor) release() {
 	if p.lent != nil {
 		p.s.bodies.put(p.lent)

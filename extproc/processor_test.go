@@ -472,7 +472,7 @@ func TestLocalReplyBeforeRequestHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := srv.newProcessor(t.Context())
-	defer srv.freeProcessor(p, false)
+	defer srv.freeProcessor(p)
 	for _, req := range []*extprocv3.ProcessingRequest{
 		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: hdrs{{":status", "400"}, {"content-type", "text/plain"}}.proto()}}},

@@ -1,9 +1,9 @@
 package extproc
 
 import (
-	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -19,8 +19,8 @@ import (
 // A stream's life, the wait for its first message and the wait for each next message are
 // bounded (Options.StreamTimeout, FirstMessageTimeout, IdleTimeout): past one, the stream ends
 // with DEADLINE_EXCEEDED. Recv and Send block until the peer acts, and only the handler's
-// return cancels them, so they run on a second goroutine (see [wire]) while this one waits with
-// a timer.
+// return cancels them; so the stream is served on a second goroutine (see [run]) while the
+// handler waits for its end or for its watchdog timer.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) {
 		s.streams.Add(-1)
@@ -28,128 +28,117 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent ext_proc streams (limit %d)", s.opts.MaxConcurrentStreams)
 	}
-	defer s.streams.Add(-1)
-	ctx, cancel := context.WithTimeout(stream.Context(), s.opts.StreamTimeout)
-	defer cancel()
-	end, _ := ctx.Deadline()
-	p := s.newProcessor(ctx)
-	w := newWire(s, stream)
-	defer func() {
-		w.close()
-		s.freeProcessor(p, w.sending)
-	}()
-	timer := time.NewTimer(s.opts.FirstMessageTimeout)
-	defer timer.Stop()
-	wait, reason := s.opts.FirstMessageTimeout, RefusedFirstMessageTimeout
-	var resp *extprocv3.ProcessingResponse
-	for {
-		if left := time.Until(end); left < wait {
-			wait, reason = left, RefusedStreamTimeout
-		}
-		lent, spent := p.handOff()
-		w.exchange(resp, lent, spent, p.endAfter)
-		timer.Reset(wait)
-		var got received
-		select {
-		case got = <-w.got:
-			w.sending = false
-		case <-timer.C:
-			return p.timedOut(reason, wait)
-		}
-		if got.sendErr != nil || p.endAfter {
-			// A refusal by a limit ends the stream once answered: a direct peer would
-			// otherwise hold the slot until the idle timeout (Envoy ends the stream on an
-			// immediate response itself, so it never sees this end).
-			return got.sendErr
-		}
-		if errors.Is(got.err, io.EOF) || status.Code(got.err) == codes.Canceled {
-			return nil
-		}
-		if got.err != nil {
-			return got.err
-		}
-		var err error
-		if resp, err = p.handle(ctx, got.req); err != nil {
-			return err
-		}
-		wait, reason = s.opts.IdleTimeout, RefusedIdleTimeout
+	r := s.newRun(stream)
+	go r.serve()
+	if err := <-r.done; err != errTimedOut {
+		return err
 	}
-}
-
-// timedOut ends a stream that waited longer than limit (reason names which) for its next
-// message, or for its answer to be taken.
-func (p *processor) timedOut(reason string, limit time.Duration) error {
-	p.s.refused(reason)
-	p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
+	// Returning cancels the stream: the serving goroutine's Recv or Send returns, and it frees
+	// the stream's slot, shares and reservations, and logs the timeout with the request id.
+	reason, limit := r.expiry()
+	s.refused(reason)
 	return status.Errorf(codes.DeadlineExceeded, "ext_proc stream ended: %s (%s)", reason, limit)
 }
 
-// received is what the wire goroutine reports: the next message, or why there is none.
-type received struct {
-	req     *extprocv3.ProcessingRequest
-	err     error // from Recv
-	sendErr error // from Send of the previous answer
+// errTimedOut is what the watchdog reports on run.done.
+var errTimedOut = errors.New("ext_proc stream timed out")
+
+// timeoutReasons index the reasons a watchdog can report (run.reason).
+var timeoutReasons = [...]string{RefusedFirstMessageTimeout, RefusedIdleTimeout, RefusedStreamTimeout}
+
+// run is one stream being served. Its goroutine (serve) owns the processor and does every Recv,
+// handle and Send, one message at a time (never reading ahead: a body is read only after its
+// reservation); it frees everything the stream holds when it ends. The watchdog (a timer armed
+// at each wait, for the wait's limit or what is left of the stream's life) reports on done when
+// a wait outlives its limit; the handler then returns, which cancels the stream.
+type run struct {
+	s      *Server
+	stream extprocv3.ExternalProcessor_ProcessServer
+	done   chan error // the stream's end: serve's error, or errTimedOut; room for both
+	timer  *time.Timer
+	end    time.Time    // start + StreamTimeout
+	until  atomic.Int64 // the current wait's end (unix ns); 0 while a message is handled
+	reason atomic.Int32 // index in timeoutReasons of the current wait's limit
+	limit  atomic.Int64 // the current wait's limit (ns)
+	fired  atomic.Bool
 }
 
-// send asks the wire goroutine to send an answer (if any) and then read the next message.
-type send struct {
-	last  bool // send resp and read nothing more
-	resp  *extprocv3.ProcessingResponse
-	lent  *[]byte // body buffer resp holds, given back to the pool after Send
-	spent int64   // budget reservation of the body resp answers, released after Send
+func (s *Server) newRun(stream extprocv3.ExternalProcessor_ProcessServer) *run {
+	r := &run{s: s, stream: stream, done: make(chan error, 2), end: time.Now().Add(s.opts.StreamTimeout)}
+	r.arm(s.opts.FirstMessageTimeout, 0)
+	r.timer = time.AfterFunc(time.Duration(r.limit.Load()), r.fire)
+	return r
 }
 
-// wire runs Send and Recv of one stream on its own goroutine, one exchange at a time (never
-// reading ahead: a body is read only after its reservation). When the handler returns, gRPC
-// cancels the stream, which unblocks a pending Send or Recv; the goroutine then reports into
-// its buffered channel and ends when close has been called. It owns each answer's buffer and
-// reservation from exchange until Send returns, so they are given back exactly once, after the
-// bytes are no longer in use, even when the handler has already returned.
-type wire struct {
-	s       *Server
-	stream  extprocv3.ExternalProcessor_ProcessServer
-	todo    chan send
-	got     chan received
-	started bool
-	sending bool // an exchange with an answer is pending: the answer may be in Send
-}
-
-func newWire(s *Server, stream extprocv3.ExternalProcessor_ProcessServer) *wire {
-	return &wire{s: s, stream: stream, todo: make(chan send, 1), got: make(chan received, 1)}
-}
-
-// exchange sends resp (nil for none) and reads the next message, reported on w.got.
-// With last, only resp is sent, and w.got reports the end of Send.
-func (w *wire) exchange(resp *extprocv3.ProcessingResponse, lent *[]byte, spent int64, last bool) {
-	if !w.started {
-		w.started = true
-		go w.run()
+// arm starts a wait of at most limit (reason: index in timeoutReasons), or what is left of the
+// stream's life if that is shorter.
+func (r *run) arm(limit time.Duration, reason int32) {
+	now := time.Now()
+	if left := r.end.Sub(now); left < limit {
+		limit, reason = max(left, 0), 2
 	}
-	w.sending = resp != nil
-	w.todo <- send{last: last, resp: resp, lent: lent, spent: spent}
+	r.reason.Store(reason)
+	r.limit.Store(int64(limit))
+	r.until.Store(now.Add(limit).UnixNano())
+	if r.timer != nil {
+		r.timer.Reset(limit)
+	}
 }
 
-// close ends the wire goroutine once its current exchange (if any) returns.
-func (w *wire) close() { close(w.todo) }
+// fire is the watchdog: it reports the end of a wait that outlived its limit. A timer that
+// fires while a message is being handled (until is 0), or for a wait since re-armed, is ignored.
+func (r *run) fire() {
+	if u := r.until.Load(); u == 0 || time.Now().UnixNano() < u {
+		return
+	}
+	if r.fired.CompareAndSwap(false, true) {
+		r.done <- errTimedOut
+	}
+}
 
-func (w *wire) run() {
-	for t := range w.todo {
-		if t.resp != nil {
-			err := w.stream.Send(t.resp)
-			if t.lent != nil {
-				w.s.bodies.put(t.lent) // Send has encoded resp: its body buffer can be reused
-			}
-			w.s.budget.release(t.spent)
-			if err != nil || t.last {
-				w.got <- received{sendErr: err}
-				return
-			}
-		} else {
-			w.s.budget.release(t.spent)
+// expiry names the limit that ended the stream and its value.
+func (r *run) expiry() (string, time.Duration) {
+	return timeoutReasons[r.reason.Load()], time.Duration(r.limit.Load())
+}
+
+// serve is the stream's loop, on its own goroutine.
+func (r *run) serve() {
+	s := r.s
+	ctx := r.stream.Context()
+	p := s.newProcessor(ctx)
+	defer func() {
+		r.timer.Stop()
+		if r.fired.Load() {
+			reason, limit := r.expiry()
+			p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
 		}
-		req, err := w.stream.Recv()
-		w.got <- received{req: req, err: err}
+		s.freeProcessor(p)
+		s.streams.Add(-1)
+	}()
+	for {
+		req, err := r.stream.Recv()
+		r.until.Store(0) // handling: bounded by KeyTimeout, not by the watchdog
+		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+			r.done <- nil
+			return
+		}
 		if err != nil {
+			r.done <- err
+			return
+		}
+		resp, err := p.handle(ctx, req)
+		if err != nil {
+			r.done <- err
+			return
+		}
+		r.arm(s.opts.IdleTimeout, 1) // covers Send too: a peer that reads nothing is bounded
+		err = r.stream.Send(resp)
+		p.sent() // Send has encoded resp: its body buffer and reservation can be given back
+		if err != nil || p.endAfter {
+			// A refusal by a limit ends the stream once answered: a direct peer would
+			// otherwise hold the slot until the idle timeout (Envoy ends the stream on an
+			// immediate response itself, so it never sees this end).
+			r.done <- err
 			return
 		}
 	}

@@ -153,7 +153,7 @@ func waitNoHandlers(t testing.TB) {
 	buf := make([]byte, 4<<20)
 	for {
 		all := string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(all, "extproc.(*wire).run") && !strings.Contains(all, "extproc.(*Server).Process") {
+		if !strings.Contains(all, "extproc.(*run).serve") && !strings.Contains(all, "extproc.(*Server).Process") {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -467,7 +467,7 @@ func TestBodyCostFactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := srv.newProcessor(ctx)
-	defer srv.freeProcessor(p, false)
+	defer srv.freeProcessor(p)
 	if _, err := p.handle(ctx, postHeaders("t1", "", size)); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,8 @@
 // Send. Streams are
 // counted per client and per tenant from the message that identifies them; a body's cost
 // ([BodyCostFactor] times its size) is reserved from [Options.MemoryBudget] when its headers
-// arrive and given back once its answer is sent. [LimitObserver] hears of every refusal and
+// arrive and given back once its answer is sent (the answer's own bytes once the peer has read
+// it). [LimitObserver] hears of every refusal and
 // [Server.Stats] reports the budget. RELIABILITY.md has the table of limits.
 //
 // # Keys

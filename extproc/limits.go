@@ -208,12 +208,27 @@ func (p *processor) bodyDone(ph phase) {
 	p.reserved[ph] = 0
 }
 
-// sent gives back what the answer just sent held: the lent body buffer and the spent
-// reservation.
-func (p *processor) sent() {
+// sent gives back what the answer just sent held: the lent body buffer, and the spent
+// reservation except the answer's body bytes. gRPC's Send returns once the answer is encoded and
+// queued, not once the peer has read it: until then the encoded body is still held (a peer that
+// reads nothing holds it until the idle timeout), so that share stays reserved until the next
+// message arrives (Envoy sends it only after reading the answer) or the stream ends.
+func (p *processor) sent(resp *extprocv3.ProcessingResponse) {
 	p.release()
-	p.s.budget.release(p.spent)
+	body := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()
+	if body == nil {
+		body = resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()
+	}
+	held := min(int64(len(body)), p.spent)
+	p.s.budget.release(p.spent - held)
 	p.spent = 0
+	p.queued += held
+}
+
+// received gives back the reservation of answers the peer has read: it sent the next message.
+func (p *processor) received() {
+	p.s.budget.release(p.queued)
+	p.queued = 0
 }
 
 // freeLimits gives back the shares and reservations p holds.
@@ -226,8 +241,8 @@ func (s *Server) freeLimits(p *processor) {
 		s.tenants.release(p.keyID)
 		p.tenantHeld = false
 	}
-	s.budget.release(p.reserved[0] + p.reserved[1] + p.spent)
-	p.reserved, p.spent = [2]int64{}, 0
+	s.budget.release(p.reserved[0] + p.reserved[1] + p.spent + p.queued)
+	p.reserved, p.spent, p.queued = [2]int64{}, 0, 0
 }
 
 // messagePhaseOf is the half of the exchange a message belongs to.

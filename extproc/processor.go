@@ -46,6 +46,7 @@ type processor struct {
 	tenantHeld bool     // keyID is counted in s.tenants
 	reserved   [2]int64 // bytes reserved for the body still to come, per phase
 	spent      int64    // reservation of the body just answered, released once its answer is sent
+	queued     int64    // the part of it an answer sent but maybe not read yet holds (see sent)
 
 	pol       *policy.Policy
 	headers   headerMap // request headers

@@ -118,6 +118,7 @@ func (r *run) serve() {
 	for {
 		req, err := r.stream.Recv()
 		r.until.Store(0) // handling: bounded by KeyTimeout, not by the watchdog
+		p.received()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 			r.done <- nil
 			return
@@ -133,7 +134,7 @@ func (r *run) serve() {
 		}
 		r.arm(s.opts.IdleTimeout, 1) // covers Send too: a peer that reads nothing is bounded
 		err = r.stream.Send(resp)
-		p.sent() // Send has encoded resp: its body buffer and reservation can be given back
+		p.sent(resp) // Send has encoded resp: its body buffer and most of its reservation can be given back
 		if err != nil || p.endAfter {
 			// A refusal by a limit ends the stream once answered: a direct peer would
 			// otherwise hold the slot until the idle timeout (Envoy ends the stream on an

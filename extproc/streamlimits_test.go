@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
@@ -184,7 +185,9 @@ func TestStreamTimeouts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &limitRec{}
+			logs := &lockedBuffer{}
 			tc.opts.Observer = rec
+			tc.opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			e := newTestEnv(t, tc.opts)
 			start := time.Now()
 			r := openRaw(t, e.envoy)
@@ -209,6 +212,10 @@ func TestStreamTimeouts(t *testing.T) {
 			}
 			waitReleased(t, e.srv)
 			waitNoHandlers(t)
+			if n := strings.Count(logs.String(), "ext_proc stream ended: timeout"); n != 1 || !strings.Contains(logs.String(), "level=WARN") ||
+				!strings.Contains(logs.String(), "reason="+tc.reason) {
+				t.Errorf("want one warning naming %s, got %d:\n%s", tc.reason, n, logs)
+			}
 		})
 	}
 }
@@ -335,6 +342,22 @@ func TestMemoryBudget(t *testing.T) {
 			resp, err := r.ask(requestBody(body))
 			if err != nil || resp.GetRequestBody() == nil {
 				t.Fatalf("body: %v, %v", resp, err)
+			}
+			// Once sent, only the answer's body stays reserved (gRPC may still hold it) until the
+			// next message shows the peer read it.
+			answer := int64(len(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()))
+			deadline := time.Now().Add(5 * time.Second)
+			for e.srv.Stats().ReservedBytes != answer {
+				if time.Now().After(deadline) {
+					t.Fatalf("reserved %d after the answer, want its body's %d", e.srv.Stats().ReservedBytes, answer)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if _, err := r.ask(fuzzMessage(3)); err != nil { // response headers
+				t.Fatal(err)
+			}
+			if got, want := e.srv.Stats().ReservedBytes, int64(BodyCostFactor*e.srv.opts.MaxBodyBytes); got != want {
+				t.Fatalf("reserved %d after response headers without content-length, want only the response body's %d", got, want)
 			}
 			_ = r.st.CloseSend()
 		}},
@@ -492,4 +515,36 @@ func TestBodyCostFactor(t *testing.T) {
 	if factor > BodyCostFactor {
 		t.Errorf("measured factor %.2f over BodyCostFactor %d", factor, BodyCostFactor)
 	}
+}
+
+// TestUnreadAnswer: a peer that sends a body and never reads the answer leaves the encoded
+// answer in gRPC's buffers (Send returned once it was queued): its body's bytes stay reserved;
+// the idle timeout ends the stream, and its slot, shares and reservation are given back.
+func TestUnreadAnswer(t *testing.T) {
+	rec := &limitRec{}
+	e := newTestEnv(t, Options{MaxBodyBytes: 2 << 20, IdleTimeout: 300 * time.Millisecond, Observer: rec})
+	r := openRaw(t, e.envoy)
+	body := paddedBody(1 << 20)
+	if _, err := r.ask(postHeaders("t1", "", len(body))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.Send(requestBody(body)); err != nil {
+		t.Fatal(err)
+	}
+	// Never Recv: the 1 MiB answer cannot pass the client's flow-control window.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := e.srv.Stats().ReservedBytes; n < int64(len(body)) || n >= 2*int64(len(body)); n = e.srv.Stats().ReservedBytes {
+		if time.Now().After(deadline) || rec.count(RefusedIdleTimeout) > 0 {
+			t.Fatalf("reserved %d while the answer waits unread, want its body's size (about %d)", n, len(body))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for rec.count(RefusedIdleTimeout) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no idle timeout while the answer was stuck in Send: %+v", e.srv.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitReleased(t, e.srv)
+	waitNoHandlers(t)
 }

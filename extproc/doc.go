@@ -94,12 +94,11 @@
 // Besides MaxConcurrentStreams, each stream's life and waits are bounded (Options.StreamTimeout,
 // FirstMessageTimeout, IdleTimeout): Process serves the stream on a second goroutine and waits
 // for its end or its watchdog timer, since only the handler's return cancels a blocked Recv or
-// Send. Streams are
-// counted per client and per tenant from the message that identifies them; a body's cost
-// ([BodyCostFactor] times its size) is reserved from [Options.MemoryBudget] when its headers
-// arrive and given back once its answer is sent (the answer's own bytes once the peer has read
-// it). [LimitObserver] hears of every refusal and
-// [Server.Stats] reports the budget. RELIABILITY.md has the table of limits.
+// Send. Streams are counted per client and per tenant from the message that identifies them; a
+// body's cost ([BodyCostFactor] times its size) is reserved from [Options.MemoryBudget] when its
+// headers arrive and given back once its answer is sent (the answer's own bytes once the peer
+// has read it). [LimitObserver] hears of every refusal and [Server.Stats] reports the budget.
+// RELIABILITY.md has the table of limits.
 //
 // # Keys
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/testenv"
 )
 
@@ -283,6 +284,16 @@ func TestHelmChart(t *testing.T) {
 			cfg, err := config.Parse([]byte(rkmsYAML))
 			if err != nil {
 				t.Fatalf("rendered rkms.yaml fails rkms config check: %v\n%s", err, cm.Data["rkms.yaml"])
+			}
+			// The body memory budget agrees with the container's memory limit: rkms sizes it
+			// from the cgroup limit (half of it) unless the values set it, which must fit too.
+			limit := rk.Resources.Limits.Memory()
+			if limit.IsZero() {
+				t.Error("rkms container without a memory limit: the body budget would not follow the pod's size")
+			} else if budget := memlimit.Budget(limit.Value(), true, int(cfg.ExtProc.MaxBodyBytes)); cfg.ExtProc.MemoryBudgetBytes != 0 {
+				t.Errorf("values set extproc.memory_budget_bytes %d; the chart relies on the cgroup limit (budget %d)", cfg.ExtProc.MemoryBudgetBytes, budget)
+			} else if 2*budget > limit.Value() {
+				t.Errorf("body budget %d is over half the memory limit %d", budget, limit.Value())
 			}
 			// Without the sidecar ext_proc is on the pod network: mutual TLS with the chart's
 			// certificates. With it, loopback, and Envoy's own request ids trusted.

@@ -68,6 +68,10 @@
 //	route names an unknown policy                      500      -
 //	broken ext_proc message sequence                   gRPC FailedPrecondition (Envoy: status_on_error)
 //	more than MaxConcurrentStreams streams in flight   gRPC ResourceExhausted (Envoy: status_on_error)
+//	client or tenant over MaxStreamsPerClient/Tenant   429, retry-after 1 (stream then ended)
+//	body over what MemoryBudget can hold now           503, retry-after 1 (stream then ended)
+//	no message within FirstMessageTimeout/IdleTimeout, gRPC DeadlineExceeded (Envoy: status_on_error)
+//	or a stream older than StreamTimeout
 //
 // Requests on a route whose policy has response fields lose their accept-encoding header so
 // that the application answers uncompressed. A response that is not JSON passes unchanged when
@@ -86,6 +90,17 @@
 // one direction ends the stream with an error. A response that arrives before any request
 // headers is Envoy's own reply to a request it refused before ext_proc saw it: it passes,
 // logged at debug level.
+//
+// # Limits
+//
+// Besides MaxConcurrentStreams, each stream's life and waits are bounded (Options.StreamTimeout,
+// FirstMessageTimeout, IdleTimeout): Process serves the stream on a second goroutine and waits
+// for its end or its watchdog timer, since only the handler's return cancels a blocked Recv or
+// Send. Streams are counted per client and per tenant from the message that identifies them; a
+// body's cost ([BodyCostFactor] times its size) is reserved from [Options.MemoryBudget] when its
+// headers arrive and given back once its answer is sent (the answer's own bytes once the peer
+// has read it). [LimitObserver] hears of every refusal and [Server.Stats] reports the budget.
+// RELIABILITY.md has the table of limits.
 //
 // # Keys
 //

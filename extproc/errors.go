@@ -71,6 +71,8 @@ const (
 	kindProtocol                // Envoy sent a message that breaks the ext_proc protocol
 	kindKeyUnknown              // no key for the id, and the policy does not create keys
 	kindKeyLimited              // the key would be created, over the creation rate limit
+	kindBusy                    // the client or tenant has its share of streams in flight
+	kindOverloaded              // the memory budget cannot hold the body now
 )
 
 // phase says which half of the exchange failed: the client's request or the upstream's response.
@@ -91,11 +93,12 @@ func (p phase) String() string {
 // procError is the one error type the processor returns. msg is safe to show to the HTTP client:
 // it never contains plaintext, ciphertext, key material or key ids. err is the cause, for logs.
 type procError struct {
-	kind  kind
-	phase phase
-	msg   string
-	err   error
-	retry time.Duration // kindKeyLimited: when to retry
+	kind   kind
+	phase  phase
+	msg    string
+	err    error
+	retry  time.Duration // kindKeyLimited: when to retry
+	reason string        // a limit's refusal reason (Refused*), "" for other errors
 }
 
 func (e *procError) Error() string {
@@ -112,13 +115,22 @@ func newError(k kind, ph phase, msg string, cause error) *procError {
 }
 
 func protocolError(format string, args ...any) *procError {
-	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...)}
+	return &procError{kind: kindProtocol, msg: "ext_proc protocol violation", err: fmt.Errorf(format, args...), reason: RefusedProtocol}
+}
+
+// limitError is a refusal by one of the server's limits; reason is one of the Refused* values.
+func limitError(k kind, ph phase, reason, msg string) *procError {
+	return &procError{kind: k, phase: ph, msg: msg, reason: reason}
 }
 
 // retryAfter is the retry-after of a refusal, whole seconds rounded up and at least one; 0 for
 // refusals that have none.
 func (e *procError) retryAfter() time.Duration {
-	if e.kind != kindKeyLimited {
+	switch e.kind {
+	case kindBusy, kindOverloaded: // streams and memory come back within the second
+		return time.Second
+	case kindKeyLimited:
+	default:
 		return 0
 	}
 	const maxRetry = time.Hour
@@ -151,11 +163,11 @@ func httpStatus(e *procError) int {
 			return http.StatusBadGateway
 		}
 		return http.StatusBadRequest
-	case kindUnavailable:
+	case kindUnavailable, kindOverloaded:
 		return http.StatusServiceUnavailable
 	case kindKeyUnknown: // either phase: the key is missing, not the message wrong
 		return http.StatusForbidden
-	case kindKeyLimited:
+	case kindKeyLimited, kindBusy:
 		return http.StatusTooManyRequests
 	default: // kindInternal, kindPolicy (kindProtocol never becomes an HTTP reply)
 		return http.StatusInternalServerError
@@ -183,6 +195,10 @@ func (k kind) details() string {
 		return "rkms_key_unknown"
 	case kindKeyLimited:
 		return "rkms_key_create_limited"
+	case kindBusy:
+		return "rkms_busy"
+	case kindOverloaded:
+		return "rkms_overloaded"
 	default:
 		return "rkms_internal_error"
 	}

@@ -89,6 +89,7 @@ type envoyCfg struct {
 	messageTimeout time.Duration     // 0: 10 s (see do)
 	jwt            map[string]any    // payload jwt_authn verified (forwarded as metadata); nil: none
 	peerURISAN     string            // client certificate URI SAN (request_attributes)
+	sourceAddress  string            // downstream address "ip:port" (request_attributes source.address)
 }
 
 // exchange is what happened to one HTTP request.
@@ -117,6 +118,26 @@ func startServer(t testing.TB, s *Server) *fakeEnvoy {
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); g.Stop() })
+	return &fakeEnvoy{t: t, client: extprocv3.NewExternalProcessorClient(conn)}
+}
+
+// startServerTCP serves s on a loopback TCP port (a real gRPC server, as in production) and
+// returns a fake Envoy for it.
+func startServerTCP(t testing.TB, s *Server) *fakeEnvoy {
+	t.Helper()
+	g := grpc.NewServer(s.GRPCServerOptions()...)
+	s.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		t.Fatal(err)
@@ -199,9 +220,15 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 		hreq.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			JWTNamespace: {Fields: map[string]*structpb.Value{JWTPayloadKey: structpb.NewStructValue(payload)}}}}
 	}
-	if s.cfg.peerURISAN != "" {
-		hreq.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
-			"connection.uri_san_peer_certificate": structpb.NewStringValue(s.cfg.peerURISAN)}}}
+	if s.cfg.peerURISAN != "" || s.cfg.sourceAddress != "" {
+		attrs := map[string]*structpb.Value{}
+		if s.cfg.peerURISAN != "" {
+			attrs["connection.uri_san_peer_certificate"] = structpb.NewStringValue(s.cfg.peerURISAN)
+		}
+		if s.cfg.sourceAddress != "" {
+			attrs["source.address"] = structpb.NewStringValue(s.cfg.sourceAddress)
+		}
+		hreq.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: attrs}}
 	}
 	r, err := s.exchange(hreq, "request_headers")
 	if r == nil || err != nil {

@@ -116,7 +116,7 @@ func TestRequestIDInKeyContext(t *testing.T) {
 // status_on_error); once a stream ends, a new one is served again.
 func TestMaxConcurrentStreams(t *testing.T) {
 	const limit = 3
-	e := newTestEnv(t, Options{MaxConcurrentStreams: limit})
+	e := newTestEnv(t, Options{MaxConcurrentStreams: limit, MaxStreamsPerClient: limit, MaxStreamsPerTenant: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// The per-connection limit would make this client queue its streams instead of sending
@@ -169,7 +169,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 // on one connection holds its next stream back instead of sending it.
 func TestMaxConcurrentStreamsPerConnection(t *testing.T) {
 	const limit = 2
-	e := newTestEnv(t, Options{MaxConcurrentStreams: limit})
+	e := newTestEnv(t, Options{MaxConcurrentStreams: limit, MaxStreamsPerClient: limit, MaxStreamsPerTenant: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range limit {
@@ -203,5 +203,38 @@ func TestOptionsRejectNegativeLimits(t *testing.T) {
 		if _, err := NewServer(nil, newFakeKeys(), o); err == nil {
 			t.Errorf("NewServer accepted %+v", o)
 		}
+	}
+}
+
+// TestOptionsLimits: the shares may not exceed the stream limit, the budget must hold one
+// largest body, and the defaults follow MaxConcurrentStreams and MaxBodyBytes.
+func TestOptionsLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		ok   bool
+	}{
+		{"defaults", Options{}, true},
+		{"client share over the stream limit", Options{MaxConcurrentStreams: 8, MaxStreamsPerClient: 9}, false},
+		{"tenant share over the stream limit", Options{MaxConcurrentStreams: 8, MaxStreamsPerTenant: 9}, false},
+		{"budget under one body", Options{MaxBodyBytes: 1 << 20, MemoryBudget: BodyCostFactor<<20 - 1}, false},
+		{"budget of one body", Options{MaxBodyBytes: 1 << 20, MemoryBudget: BodyCostFactor << 20}, true},
+		{"negative timeout", Options{IdleTimeout: -1}, false},
+		{"negative share", Options{MaxStreamsPerClient: -1}, false},
+		{"negative budget", Options{MemoryBudget: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewServer(nil, newFakeKeys(), tc.o); (err == nil) != tc.ok {
+				t.Errorf("NewServer: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+	o := Options{MaxConcurrentStreams: 100, MaxBodyBytes: 64 << 20}
+	if err := o.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxStreamsPerClient != 25 || o.MaxStreamsPerTenant != 25 || o.MemoryBudget != BodyCostFactor*64<<20 ||
+		o.StreamTimeout != DefaultStreamTimeout || o.IdleTimeout != DefaultIdleTimeout || o.FirstMessageTimeout != DefaultFirstMessageTimeout {
+		t.Errorf("defaults: %+v", o)
 	}
 }

@@ -27,6 +27,20 @@ type Observer interface {
 	ObserveFields(policy, op string, n int)
 }
 
+// LimitObserver is implemented by an [Observer] that also wants to hear of refusals by the
+// server's limits (stream slots, timeouts, memory budget). The server asks once, in NewServer.
+type LimitObserver interface {
+	// ObserveRefused is called once per refusal; reason is one of the Refused* constants.
+	ObserveRefused(reason string)
+}
+
+// refused reports a refusal by a limit to the LimitObserver, if any.
+func (s *Server) refused(reason string) {
+	if s.lim != nil {
+		s.lim.ObserveRefused(reason)
+	}
+}
+
 // Outcomes passed to [Observer.ObserveRequest].
 const (
 	OutcomeContinue      = "continue"

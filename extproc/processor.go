@@ -36,6 +36,17 @@ type processor struct {
 	respPass                         bool // the response is passed unchanged (not JSON, decrypt only)
 	localReply                       bool // a response to a request Envoy refused before ext_proc saw it
 	finished                         bool // an immediate response was sent
+	endAfter                         bool // end the stream once the answer is sent (a limit refused it)
+
+	// Limits (limits.go): the shares this stream holds and its body reservations. Each is given
+	// back exactly once: by freeProcessor, or (spent) by sent once the answer is sent.
+	admitted   bool     // the first message was seen and the client counted
+	clientHeld bool     // client is counted in s.clients
+	client     string   // the client's address
+	tenantHeld bool     // keyID is counted in s.tenants
+	reserved   [2]int64 // bytes reserved for the body still to come, per phase
+	spent      int64    // reservation of the body just answered, released once its answer is sent
+	queued     int64    // the part of it an answer sent but maybe not read yet holds (see sent)
 
 	pol       *policy.Policy
 	headers   headerMap // request headers
@@ -101,6 +112,11 @@ func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest
 }
 
 func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if !p.admitted {
+		if err := p.admit(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	if p.finished {
 		return nil, protocolError("message after an immediate response")
 	}
@@ -129,6 +145,9 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 // broken protocol, into a non-OK gRPC status (Envoy then fails the request closed).
 func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	pe := classify(phaseRequest, err)
+	if pe.reason != "" {
+		p.s.refused(pe.reason)
+	}
 	if pe.kind == kindProtocol {
 		p.logger().Error("ext_proc stream refused", "error", pe.err)
 		return nil, status.Error(codes.FailedPrecondition, pe.Error())
@@ -140,6 +159,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	}
 	p.logger().Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
 	p.finished = true
+	p.endAfter = pe.reason != ""
 	return errorResponse(pe), nil
 }
 
@@ -190,6 +210,11 @@ func (p *processor) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv
 	if !pol.Response().Empty() {
 		mut = p.s.modes.dropAcceptEncoding
 	}
+	if hasBody {
+		if err := p.reserve(phaseRequest, p.headers.first("content-length")); err != nil {
+			return nil, err
+		}
+	}
 	r := p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())])
 	if !hasBody {
 		r.DynamicMetadata = p.s.stamps.of(pol) // the last request message rkms answers
@@ -207,12 +232,21 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, protocolError("second request body message (only the BUFFERED body mode is supported)")
 	}
 	p.reqBody = true
+	defer p.bodyDone(phaseRequest)
+	body := b.GetBody()
 	if p.pol == nil {
+		// Envoy was asked to send no body (mode_override); one without allow_mode_override
+		// sends it anyway: it passes, within the budget.
+		if err := p.holdBody(phaseRequest, len(body)); err != nil {
+			return nil, err
+		}
 		return p.bresp.fill(phaseRequest, nil), nil
 	}
-	body := b.GetBody()
 	if len(body) > p.s.opts.MaxBodyBytes {
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large", nil)
+	}
+	if err := p.holdBody(phaseRequest, len(body)); err != nil {
+		return nil, err
 	}
 	if p.needKeyID {
 		if err := p.evalIDs(body, true); err != nil {
@@ -258,6 +292,11 @@ func (p *processor) evalIDs(body []byte, hasBody bool) error {
 			return err
 		}
 		*t.dst = v
+		if t.dst == &p.keyID {
+			if err := p.claimTenant(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -339,12 +378,20 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 	if err := hm.checkJSON(resp.Inbound()); err != nil {
 		return nil, newError(kindMediaType, phaseResponse, "upstream response "+err.Error(), nil)
 	}
+	if err := p.reserve(phaseResponse, hm.first("content-length")); err != nil {
+		return nil, err
+	}
 	return p.hresp.fill(phaseResponse, nil, nil), nil
 }
 
 func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	switch {
-	case p.localReply:
+	case p.localReply && !p.respEnded && !p.respBody:
+		p.respBody = true
+		defer p.bodyDone(phaseResponse)
+		if err := p.holdBody(phaseResponse, len(b.GetBody())); err != nil {
+			return nil, err
+		}
 		return p.bresp.fill(phaseResponse, nil), nil
 	case !p.reqHeaders:
 		return nil, protocolError("response body before request headers")
@@ -354,15 +401,22 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, protocolError("second response body message (only the BUFFERED body mode is supported)")
 	}
 	p.respBody = true
+	defer p.bodyDone(phaseResponse)
+	body := b.GetBody()
 	if p.pol == nil || p.pol.Response().Empty() || p.respPass {
+		if err := p.holdBody(phaseResponse, len(body)); err != nil {
+			return nil, err
+		}
 		return p.bresp.fill(phaseResponse, nil), nil
 	}
 	if !p.respHeaders {
 		return nil, protocolError("response body before response headers (response_header_mode must be SEND)")
 	}
-	body := b.GetBody()
 	if len(body) > p.s.opts.MaxBodyBytes {
 		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large", nil)
+	}
+	if err := p.holdBody(phaseResponse, len(body)); err != nil {
+		return nil, err
 	}
 	if len(body) == 0 {
 		return p.bresp.fill(phaseResponse, nil), nil
@@ -421,6 +475,7 @@ func (p *processor) debug(msg string, args ...any) {
 // freeProcessor clears p (it may hold header values and, in its scratch buffer, plaintext) and
 // puts it back in the pool.
 func (s *Server) freeProcessor(p *processor) {
+	s.freeLimits(p)
 	p.release()
 	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check
 	clear(respHdrs[:cap(respHdrs)])
@@ -437,9 +492,9 @@ func (p *processor) lend(buf *[]byte) {
 	p.lent = buf
 }
 
-// release gives the lent body buffer back to the pool. Process calls it once the response that
-// holds the body has been sent: gRPC encodes a message within Send and keeps no reference to it
-// (the server installs no stats handler that would).
+// release gives the lent body buffer back to the pool. The stream calls it (through sent) once
+// the response that holds the body has been sent: gRPC encodes a message within Send and keeps
+// no reference to it (the server installs no stats handler that would).
 func (p *processor) release() {
 	if p.lent != nil {
 		p.s.bodies.put(p.lent)

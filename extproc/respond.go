@@ -107,25 +107,27 @@ func trailersResponse(ph phase) *extprocv3.ProcessingResponse {
 // errorResponse is the ImmediateResponse of a refusal: its status, details and JSON message,
 // and retry-after when the refusal has one.
 func errorResponse(pe *procError) *extprocv3.ProcessingResponse {
-	r := immediateResponse(httpStatus(pe), pe.kind.details(), pe.msg)
+	retry := ""
 	if d := pe.retryAfter(); d > 0 {
-		h := r.GetImmediateResponse().Headers
-		h.SetHeaders = append(h.SetHeaders, setHeader("retry-after", strconv.Itoa(int(d/time.Second))))
+		retry = strconv.Itoa(int(d / time.Second))
 	}
-	return r
+	return immediateResponse(httpStatus(pe), pe.kind.details(), pe.msg, retry)
 }
 
-// immediateResponse makes Envoy answer the HTTP client itself with a JSON error.
-func immediateResponse(code int, details, msg string) *extprocv3.ProcessingResponse {
+// immediateResponse makes Envoy answer the HTTP client itself with a JSON error, with a
+// retry-after header when retryAfter is not "".
+func immediateResponse(code int, details, msg, retryAfter string) *extprocv3.ProcessingResponse {
 	body, _ := json.Marshal(struct {
 		Error string `json:"error"`
 	}{msg})
+	set := []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}
+	if retryAfter != "" {
+		set = append(set, setHeader("retry-after", retryAfter))
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
-			Status: &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-				setHeader("content-type", "application/json"),
-			}},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: set},
 			Body:    body,
 			Details: details,
 		},

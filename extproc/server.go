@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/memlimit"
 )
 
 // Defaults for [Options].
@@ -21,6 +22,24 @@ const (
 	DefaultMaxFields = 10000
 	// DefaultMaxConcurrentStreams bounds the streams in flight, per connection and in the server.
 	DefaultMaxConcurrentStreams = 1024
+	// DefaultStreamTimeout bounds a stream's whole life. Through the shipped Envoy (route timeout
+	// 15 s, message_timeout 2 s) a stream ends long before it: it bounds direct peers and stuck
+	// streams.
+	DefaultStreamTimeout = 60 * time.Second
+	// DefaultIdleTimeout bounds the wait for the next message after an answer; above the shipped
+	// route timeout (15 s), which bounds the wait for the upstream's response headers.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultFirstMessageTimeout bounds the wait for a new stream's first message; Envoy opens a
+	// stream when it has request_headers to send, so it comes at once.
+	DefaultFirstMessageTimeout = 5 * time.Second
+	// DefaultMemoryBudget is the budget for body bytes held across all streams when
+	// Options.MemoryBudget is 0 (the app sizes it from the container's memory limit first).
+	DefaultMemoryBudget = memlimit.DefaultBudget
+	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
+	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
+	streamWindow = 64 << 10
+	// connWindow is the window of one connection: 16 streams' worth.
+	connWindow = 16 * streamWindow
 )
 
 // PolicyMetadataKey is the gRPC initial metadata key through which an Envoy route names its
@@ -47,6 +66,27 @@ type Options struct {
 	// at once with RESOURCE_EXHAUSTED (Envoy then answers status_on_error). 0 means
 	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams int
+	// MaxStreamsPerClient bounds the streams of one client: the address of Envoy's downstream
+	// peer (request attribute source.address, port stripped), trusted only from an
+	// authenticated ext_proc peer, else the ext_proc peer's IP. A stream over it is answered
+	// 429 with retry-after. Counted from the stream's first message. 0 means
+	// MaxConcurrentStreams/4.
+	MaxStreamsPerClient int
+	// MaxStreamsPerTenant bounds the streams of one tenant (the key id the policy computes),
+	// from the message that computes it. A stream over it is answered 429 with retry-after. 0
+	// means MaxConcurrentStreams/4.
+	MaxStreamsPerTenant int
+	// StreamTimeout bounds a stream's life; FirstMessageTimeout the wait for its first message;
+	// IdleTimeout the wait for each next message after an answer. A stream over any of them
+	// ends with gRPC DEADLINE_EXCEEDED (Envoy answers status_on_error). 0 means
+	// DefaultStreamTimeout, DefaultFirstMessageTimeout, DefaultIdleTimeout.
+	StreamTimeout, FirstMessageTimeout, IdleTimeout time.Duration
+	// MemoryBudget bounds the body bytes held across all streams: a body's cost
+	// (BodyCostFactor times its content-length, or MaxBodyBytes when unknown) is reserved when
+	// its headers arrive; a body that does not fit is answered 503 with retry-after at once,
+	// never queued. It must hold at least one MaxBodyBytes body. 0 means DefaultMemoryBudget
+	// (or one largest body, if more).
+	MemoryBudget int64
 	// TrustRequestID uses Envoy's x-request-id as the request id (logs, the context Keys gets,
 	// hence audit records). Set it only when Envoy generates that id for every request
 	// (envoy/README.md, "Request ids"); otherwise a client could forge audit correlation, and
@@ -72,6 +112,10 @@ type Server struct {
 	modes    modes
 	obs      Observer
 	streams  atomic.Int64 // streams in flight, bounded by MaxConcurrentStreams
+	clients  *shares      // streams per client, bounded by MaxStreamsPerClient
+	tenants  *shares      // streams per tenant, bounded by MaxStreamsPerTenant
+	budget   budget       // body bytes reserved, bounded by MemoryBudget
+	lim      LimitObserver
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -82,20 +126,8 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	if keys == nil {
 		return nil, fmt.Errorf("new ext_proc server: keys are required")
 	}
-	if opts.MaxBodyBytes < 0 || opts.KeyTimeout < 0 || opts.MaxFields < 0 || opts.MaxConcurrentStreams < 0 {
-		return nil, fmt.Errorf("new ext_proc server: MaxBodyBytes, KeyTimeout, MaxFields and MaxConcurrentStreams must not be negative")
-	}
-	if opts.MaxFields == 0 {
-		opts.MaxFields = DefaultMaxFields
-	}
-	if opts.MaxConcurrentStreams == 0 {
-		opts.MaxConcurrentStreams = DefaultMaxConcurrentStreams
-	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if opts.KeyTimeout == 0 {
-		opts.KeyTimeout = DefaultKeyTimeout
+	if err := opts.withDefaults(); err != nil {
+		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -105,18 +137,66 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
-	return &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes()}, nil
+	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
+		clients: newShares(opts.MaxStreamsPerClient), tenants: newShares(opts.MaxStreamsPerTenant)}
+	s.budget.size = opts.MemoryBudget
+	s.lim, _ = opts.Observer.(LimitObserver)
+	return s, nil
+}
+
+// withDefaults checks o and replaces its zero values by the defaults.
+func (o *Options) withDefaults() error {
+	if o.MaxBodyBytes < 0 || o.KeyTimeout < 0 || o.MaxFields < 0 || o.MaxConcurrentStreams < 0 ||
+		o.MaxStreamsPerClient < 0 || o.MaxStreamsPerTenant < 0 || o.MemoryBudget < 0 ||
+		o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
+		return fmt.Errorf("limits and timeouts must not be negative")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxFields, DefaultMaxFields)
+	def(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	def(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	def(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
+	def(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
+	defDur(&o.KeyTimeout, DefaultKeyTimeout)
+	defDur(&o.StreamTimeout, DefaultStreamTimeout)
+	defDur(&o.IdleTimeout, DefaultIdleTimeout)
+	defDur(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
+	}
+	if o.MaxStreamsPerClient > o.MaxConcurrentStreams || o.MaxStreamsPerTenant > o.MaxConcurrentStreams {
+		return fmt.Errorf("MaxStreamsPerClient (%d) and MaxStreamsPerTenant (%d) must not exceed MaxConcurrentStreams (%d)",
+			o.MaxStreamsPerClient, o.MaxStreamsPerTenant, o.MaxConcurrentStreams)
+	}
+	if minB := memlimit.MinBudget(o.MaxBodyBytes); o.MemoryBudget < minB {
+		return fmt.Errorf("MemoryBudget %d cannot hold one body of MaxBodyBytes (%d = %d x %d)", o.MemoryBudget, minB, BodyCostFactor, o.MaxBodyBytes)
+	}
+	return nil
 }
 
 // Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].
 func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) }
 
 // GRPCServerOptions returns the options the gRPC server needs for this service: a receive
-// limit that fits a MaxBodyBytes body plus its headers (grpc-go's default is 4 MiB), and
-// MaxConcurrentStreams per connection (advertised to Envoy in HTTP/2 SETTINGS).
+// limit that fits a MaxBodyBytes body plus its headers (grpc-go's default is 4 MiB),
+// MaxConcurrentStreams per connection (advertised to Envoy in HTTP/2 SETTINGS), and fixed
+// flow-control windows (64 KiB per stream, 1 MiB per connection) so that the data a peer can
+// push before rkms reads it stays bounded; fixed windows also turn off grpc-go's BDP-driven
+// window growth.
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20),
 		grpc.MaxConcurrentStreams(uint32(s.opts.MaxConcurrentStreams)),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	}
 }

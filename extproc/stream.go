@@ -3,6 +3,8 @@ package extproc
 import (
 	"errors"
 	"io"
+	"sync/atomic"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
@@ -13,32 +15,132 @@ import (
 // order. Envoy ends a stream by half-close or reset, so io.EOF and Canceled are normal ends.
 // Failures that cannot become an HTTP reply end the stream with a non-OK status, never OK,
 // because Envoy continues a request unprocessed when the stream ends with OK mid-request.
+//
+// A stream's life, the wait for its first message and the wait for each next message are
+// bounded (Options.StreamTimeout, FirstMessageTimeout, IdleTimeout): past one, the stream ends
+// with DEADLINE_EXCEEDED. Recv and Send block until the peer acts, and only the handler's
+// return cancels them; so the stream is served on a second goroutine (see [run]) while the
+// handler waits for its end or for its watchdog timer.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) {
 		s.streams.Add(-1)
+		s.refused(RefusedStreamLimit)
 		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent ext_proc streams (limit %d)", s.opts.MaxConcurrentStreams)
 	}
-	defer s.streams.Add(-1)
-	ctx := stream.Context()
+	r := s.newRun(stream)
+	go r.serve()
+	if err := <-r.done; err != errTimedOut {
+		return err
+	}
+	// Returning cancels the stream: the serving goroutine's Recv or Send returns, and it frees
+	// the stream's slot, shares and reservations, and logs the timeout with the request id.
+	reason, limit := r.expiry()
+	s.refused(reason)
+	return status.Errorf(codes.DeadlineExceeded, "ext_proc stream ended: %s (%s)", reason, limit)
+}
+
+// errTimedOut is what the watchdog reports on run.done.
+var errTimedOut = errors.New("ext_proc stream timed out")
+
+// timeoutReasons index the reasons a watchdog can report (run.reason).
+var timeoutReasons = [...]string{RefusedFirstMessageTimeout, RefusedIdleTimeout, RefusedStreamTimeout}
+
+// run is one stream being served. Its goroutine (serve) owns the processor and does every Recv,
+// handle and Send, one message at a time (never reading ahead: a body is read only after its
+// reservation); it frees everything the stream holds when it ends. The watchdog (a timer armed
+// at each wait, for the wait's limit or what is left of the stream's life) reports on done when
+// a wait outlives its limit; the handler then returns, which cancels the stream.
+type run struct {
+	s      *Server
+	stream extprocv3.ExternalProcessor_ProcessServer
+	done   chan error // the stream's end: serve's error, or errTimedOut; room for both
+	timer  *time.Timer
+	end    time.Time    // start + StreamTimeout
+	until  atomic.Int64 // the current wait's end (unix ns); 0 while a message is handled
+	reason atomic.Int32 // index in timeoutReasons of the current wait's limit
+	limit  atomic.Int64 // the current wait's limit (ns)
+	fired  atomic.Bool
+}
+
+func (s *Server) newRun(stream extprocv3.ExternalProcessor_ProcessServer) *run {
+	r := &run{s: s, stream: stream, done: make(chan error, 2), end: time.Now().Add(s.opts.StreamTimeout)}
+	r.arm(s.opts.FirstMessageTimeout, 0)
+	r.timer = time.AfterFunc(time.Duration(r.limit.Load()), r.fire)
+	return r
+}
+
+// arm starts a wait of at most limit (reason: index in timeoutReasons), or what is left of the
+// stream's life if that is shorter.
+func (r *run) arm(limit time.Duration, reason int32) {
+	now := time.Now()
+	if left := r.end.Sub(now); left < limit {
+		limit, reason = max(left, 0), 2
+	}
+	r.reason.Store(reason)
+	r.limit.Store(int64(limit))
+	r.until.Store(now.Add(limit).UnixNano())
+	if r.timer != nil {
+		r.timer.Reset(limit)
+	}
+}
+
+// fire is the watchdog: it reports the end of a wait that outlived its limit. A timer that
+// fires while a message is being handled (until is 0), or for a wait since re-armed, is ignored.
+func (r *run) fire() {
+	if u := r.until.Load(); u == 0 || time.Now().UnixNano() < u {
+		return
+	}
+	if r.fired.CompareAndSwap(false, true) {
+		r.done <- errTimedOut
+	}
+}
+
+// expiry names the limit that ended the stream and its value.
+func (r *run) expiry() (string, time.Duration) {
+	return timeoutReasons[r.reason.Load()], time.Duration(r.limit.Load())
+}
+
+// serve is the stream's loop, on its own goroutine.
+func (r *run) serve() {
+	s := r.s
+	ctx := r.stream.Context()
 	p := s.newProcessor(ctx)
-	defer s.freeProcessor(p)
+	defer func() {
+		r.timer.Stop()
+		if r.fired.Load() {
+			reason, limit := r.expiry()
+			p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
+		}
+		s.freeProcessor(p)
+		s.streams.Add(-1)
+	}()
 	for {
-		req, err := stream.Recv()
+		req, err := r.stream.Recv()
+		r.until.Store(0) // handling: bounded by KeyTimeout, not by the watchdog
+		p.received()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
-			return nil
+			r.done <- nil
+			return
 		}
 		if err != nil {
-			return err
+			r.done <- err
+			return
 		}
 		resp, err := p.handle(ctx, req)
 		if err != nil {
-			return err
+			r.done <- err
+			return
 		}
-		err = stream.Send(resp)
-		p.release() // Send has encoded resp: its body buffer can be reused
-		if err != nil {
-			return err
+		r.arm(s.opts.IdleTimeout, 1) // covers Send too: a peer that reads nothing is bounded
+		err = r.stream.Send(resp)
+		p.sent(resp) // Send has encoded resp: its body buffer and most of its reservation can be given back
+		if err != nil || p.endAfter {
+			// A refusal by a limit ends the stream once answered: a direct peer would
+			// otherwise hold the slot until the idle timeout (Envoy ends the stream on an
+			// immediate response itself, so it never sees this end).
+			r.done <- err
+			return
 		}
 	}
 }

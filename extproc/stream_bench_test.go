@@ -285,3 +285,50 @@ func BenchmarkProcess(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStreamLarge is BenchmarkStream's single stream with larger bodies (64 KiB and 512
+// KiB), for rkms only: it shows the cost of the server's fixed flow-control windows (64 KiB per
+// stream, 1 MiB per connection) on bodies larger than a window.
+func BenchmarkStreamLarge(b *testing.B) {
+	ctx := load.PolicyContext(context.Background())
+	rig, _ := benchRig(b)
+	g := grpc.NewServer(rig.Server.GRPCServerOptions()...)
+	rig.Server.Register(g)
+	client := serveLoopbackLarge(b, g)
+	for _, size := range []int{64 << 10, 512 << 10} {
+		body, err := load.Body(size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := load.NewExchange(body, benchTenants, false)
+		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			n := 0
+			for b.Loop() {
+				if err := x.Run(ctx, client, n); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+		})
+	}
+}
+
+// serveLoopbackLarge is serveLoopback with a client that accepts messages as large as the
+// sealed bodies.
+func serveLoopbackLarge(b testing.TB, g *grpc.Server) extprocv3.ExternalProcessorClient {
+	b.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(); g.Stop() })
+	return extprocv3.NewExternalProcessorClient(conn)
+}

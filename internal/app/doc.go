@@ -11,7 +11,10 @@
 // admin.tls secures the first two, extproc.tls the third (TLS 1.2+, mutual TLS with
 // client_ca_file; files reloaded on change, package internal/tlsconf). Limits: admin headers 16 KiB
 // (431) and bodies 64 KiB (413), key API messages 64 KiB, ext_proc extproc.max_body_bytes,
-// max_fields and max_concurrent_streams.
+// max_fields, max_concurrent_streams, max_streams_per_client, max_streams_per_tenant, the stream
+// deadlines and memory_budget_bytes. At start serve sizes the body budget (when 0) and the Go
+// soft limit (when GOMEMLIMIT is unset) from the container's memory limit (internal/memlimit) and
+// logs them.
 //
 // # Audit
 //

@@ -29,7 +29,8 @@ func TestServeLimits(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`data_dir: %[1]s/data
 admin: {listen: 127.0.0.1:%[2]d, grpc_listen: 127.0.0.1:%[3]d, token_file: %[1]s/token}
-extproc: {listen: 127.0.0.1:%[4]d, max_body_bytes: 4096, max_fields: 5, max_concurrent_streams: 2}
+extproc: {listen: 127.0.0.1:%[4]d, max_body_bytes: 4096, max_fields: 5, max_concurrent_streams: 2,
+  max_streams_per_client: 2, max_streams_per_tenant: 2}
 store: {type: memory}
 policies:
   - name: patients

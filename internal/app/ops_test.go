@@ -253,6 +253,13 @@ policies:
 		{"rkms_extproc_processing_seconds", []string{"phase", "request_body"}, is(1), "1"},
 		{"rkms_extproc_fields_total", []string{"policy", "patients", "op", "encrypt"}, is(1), "1"},
 		{"rkms_extproc_fields_total", []string{"policy", "patients", "op", "decrypt"}, is(1), "1"},
+		// ext_proc limits: nothing refused. (Reservations given back are checked in extproc: the
+		// last one is released just after Send, which may be after this client got its answer.)
+		{"rkms_extproc_refused_total", []string{"reason", "memory"}, is(0), "0"},
+		{"rkms_extproc_refused_total", nil, is(0), "0"},
+		{"rkms_extproc_memory_budget_bytes", nil, atLeast(5 << 20), ">= one largest body"},
+		{"rkms_extproc_memory_reserved_bytes", nil, atLeast(0), "present"},
+		{"rkms_extproc_streams_in_flight", nil, atLeast(0), "present"},
 		// Runtime.
 		{"go_goroutines", nil, atLeast(1), ">= 1"},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
 	"github.com/rkms/rkms/internal/keysource"
+	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/metrics"
 	"github.com/rkms/rkms/keyring"
 )
@@ -68,6 +69,10 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	// The body budget and the Go soft limit follow the container's memory limit.
+	gomemlimit := os.Getenv("GOMEMLIMIT")
+	mem := sizeMemory(cfg.ExtProc, memlimit.CgroupRoot, gomemlimit)
+	mem.apply(log, gomemlimit)
 	ext, err := extproc.NewServer(cfg.Policies, keysource.Keyring{K: kr}, extproc.Options{
 		Logger:       log,
 		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
@@ -76,10 +81,19 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 
 		MaxFields:            cfg.ExtProc.MaxFields,
 		MaxConcurrentStreams: cfg.ExtProc.MaxConcurrentStreams,
+		MaxStreamsPerClient:  cfg.ExtProc.MaxStreamsPerClient,
+		MaxStreamsPerTenant:  cfg.ExtProc.MaxStreamsPerTenant,
+		StreamTimeout:        cfg.ExtProc.StreamTimeout,
+		IdleTimeout:          cfg.ExtProc.IdleTimeout,
+		FirstMessageTimeout:  cfg.ExtProc.FirstMessageTimeout,
+		MemoryBudget:         mem.budget,
 		TrustRequestID:       cfg.ExtProc.TrustRequestID,
 	})
 	if err != nil {
-		return fmt.Errorf("ext_proc policies: %w", err)
+		return fmt.Errorf("ext_proc: %w", err)
+	}
+	if err := m.WatchExtProc(ext); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, w := range policy.Warnings(cfg.Policies) {
 		log.Warn("policy", "warning", w)

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/memlimit"
 )
 
 // Config is the whole rkms configuration. Field docs name the YAML keys.
@@ -66,6 +67,23 @@ type ExtProc struct {
 	// MaxConcurrentStreams bounds the ext_proc streams (HTTP requests in flight) per connection
 	// and in the whole server; streams beyond it are refused (Envoy answers status_on_error).
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// MaxStreamsPerClient bounds the streams of one client (Envoy's source.address attribute,
+	// port stripped, from an authenticated peer; else the ext_proc peer's IP); more are answered
+	// 429 with retry-after. 0 means max_concurrent_streams/4.
+	MaxStreamsPerClient int `yaml:"max_streams_per_client"`
+	// MaxStreamsPerTenant bounds the streams of one tenant (computed key id); more are answered
+	// 429 with retry-after. 0 means max_concurrent_streams/4.
+	MaxStreamsPerTenant int `yaml:"max_streams_per_tenant"`
+	// StreamTimeout bounds a stream's life, IdleTimeout the wait for each next message,
+	// FirstMessageTimeout the wait for a new stream's first message; past one the stream ends
+	// with gRPC DEADLINE_EXCEEDED (Envoy answers status_on_error).
+	StreamTimeout       time.Duration `yaml:"stream_timeout"`
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
+	FirstMessageTimeout time.Duration `yaml:"first_message_timeout"`
+	// MemoryBudgetBytes bounds the body bytes held across all streams (a body costs 5 times its
+	// size); a body it cannot hold is answered 503 with retry-after. 0 means half the container
+	// memory limit (cgroup), or 256 MiB when none is known.
+	MemoryBudgetBytes int64 `yaml:"memory_budget_bytes"`
 	// TLS, when set, serves ext_proc over TLS (mutual TLS with client_ca_file: Envoy then needs
 	// a client certificate on its rkms cluster).
 	TLS TLS `yaml:"tls"`
@@ -174,7 +192,8 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: "json"},
 		Admin:   Admin{Listen: "127.0.0.1:8080", GRPCListen: "127.0.0.1:8081", TokenFile: "rkms-data/admin.token"},
 		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond,
-			MaxFields: 10000, MaxConcurrentStreams: 1024},
+			MaxFields: 10000, MaxConcurrentStreams: 1024,
+			StreamTimeout: 60 * time.Second, IdleTimeout: 30 * time.Second, FirstMessageTimeout: 5 * time.Second},
 		KMS: KMS{
 			Provider: "local",
 			Timeout:  500 * time.Millisecond,
@@ -328,6 +347,7 @@ func (c *checker) check(cfg *Config) {
 	if cfg.ExtProc.MaxConcurrentStreams <= 0 || cfg.ExtProc.MaxConcurrentStreams > 1000000 {
 		c.add("extproc.max_concurrent_streams", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxConcurrentStreams)
 	}
+	c.extprocLimits(&cfg.ExtProc)
 	c.tls("extproc.tls", cfg.ExtProc.TLS)
 	if host, _, err := net.SplitHostPort(cfg.ExtProc.Listen); err == nil && !isLoopback(host) && !cfg.ExtProc.Insecure &&
 		(cfg.ExtProc.TLS.CertFile == "" || cfg.ExtProc.TLS.ClientCAFile == "") {
@@ -379,6 +399,26 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// extprocLimits checks the stream shares, deadlines and memory budget of ext_proc.
+func (c *checker) extprocLimits(e *ExtProc) {
+	for _, s := range []struct {
+		path string
+		n    int
+	}{{"extproc.max_streams_per_client", e.MaxStreamsPerClient}, {"extproc.max_streams_per_tenant", e.MaxStreamsPerTenant}} {
+		if s.n < 0 || s.n > e.MaxConcurrentStreams {
+			c.add(s.path, "must be between 0 (max_concurrent_streams/4) and max_concurrent_streams %d (got %d)", e.MaxConcurrentStreams, s.n)
+		}
+	}
+	c.positive("extproc.stream_timeout", e.StreamTimeout)
+	c.positive("extproc.idle_timeout", e.IdleTimeout)
+	c.positive("extproc.first_message_timeout", e.FirstMessageTimeout)
+	minBudget := memlimit.MinBudget(int(min(e.MaxBodyBytes, 64<<20)))
+	if b := e.MemoryBudgetBytes; b < 0 || (b > 0 && b < minBudget) {
+		c.add("extproc.memory_budget_bytes", "must be 0 (from the container memory limit) or hold one largest body: at least %d "+
+			"(%d x max_body_bytes) (got %d)", minBudget, memlimit.BodyCostFactor, b)
+	}
 }
 
 func (c *checker) positive(path string, d time.Duration) {

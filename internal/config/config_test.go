@@ -52,6 +52,26 @@ func TestCreationControlKeys(t *testing.T) {
 	}
 }
 
+// TestExtProcLimits: the stream deadlines, shares and memory budget are read from their keys;
+// shares and budget default to 0 (derived at start).
+func TestExtProcLimits(t *testing.T) {
+	def := Default().ExtProc
+	if def.StreamTimeout != 60*time.Second || def.IdleTimeout != 30*time.Second || def.FirstMessageTimeout != 5*time.Second ||
+		def.MaxStreamsPerClient != 0 || def.MaxStreamsPerTenant != 0 || def.MemoryBudgetBytes != 0 {
+		t.Errorf("defaults: %+v", def)
+	}
+	cfg, err := Parse([]byte("extproc:\n  stream_timeout: 20s\n  idle_timeout: 10s\n  first_message_timeout: 1s\n" +
+		"  max_streams_per_client: 100\n  max_streams_per_tenant: 50\n  memory_budget_bytes: 134217728\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.ExtProc
+	if e.StreamTimeout != 20*time.Second || e.IdleTimeout != 10*time.Second || e.FirstMessageTimeout != time.Second ||
+		e.MaxStreamsPerClient != 100 || e.MaxStreamsPerTenant != 50 || e.MemoryBudgetBytes != 128<<20 {
+		t.Errorf("parsed: %+v", e)
+	}
+}
+
 func TestEmptyFileIsDefaults(t *testing.T) {
 	cfg, err := Parse([]byte("# nothing\n"))
 	if err != nil {
@@ -100,6 +120,15 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"negative create burst", "kms:\n  create_burst: -1\n", []string{"line 2: kms.create_burst: must be positive"}},
 		{"negative negative max keys", "cache:\n  negative_max_keys: -1\n", []string{"line 2: cache.negative_max_keys: must be positive"}},
 		{"syntax", "admin: [\n", []string{"line"}},
+		{"client share over the stream limit", "extproc:\n  max_concurrent_streams: 8\n  max_streams_per_client: 9\n",
+			[]string{"line 3: extproc.max_streams_per_client: must be between 0"}},
+		{"negative tenant share", "extproc:\n  max_streams_per_tenant: -1\n", []string{"line 2: extproc.max_streams_per_tenant"}},
+		{"zero idle timeout", "extproc:\n  idle_timeout: 0s\n", []string{"line 2: extproc.idle_timeout: must be a positive"}},
+		{"negative stream timeout", "extproc:\n  stream_timeout: -1s\n", []string{"line 2: extproc.stream_timeout"}},
+		{"zero first message timeout", "extproc:\n  first_message_timeout: 0s\n", []string{"line 2: extproc.first_message_timeout"}},
+		{"budget under one body", "extproc:\n  max_body_bytes: 1048576\n  memory_budget_bytes: 1048576\n",
+			[]string{"line 3: extproc.memory_budget_bytes: must be 0 (from the container memory limit) or hold one largest body: at least 5242880"}},
+		{"negative budget", "extproc:\n  memory_budget_bytes: -1\n", []string{"line 2: extproc.memory_budget_bytes"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,8 +4,9 @@
 //
 // [New] makes a [Metrics] with its own registry (no global state). The wiring code wraps each KMS
 // region with [Metrics.WrapRegion] and the key store with [Metrics.WrapStore] before building the
-// keyring, passes the Metrics as extproc.Options.Observer, registers the keyring with
-// [Metrics.WatchKeyring] and serves [Metrics.Handler] at /metrics on the admin listener.
+// keyring, passes the Metrics as extproc.Options.Observer (it is also an extproc.LimitObserver),
+// registers the keyring with [Metrics.WatchKeyring] and the ext_proc server with
+// [Metrics.WatchExtProc], and serves [Metrics.Handler] at /metrics on the admin listener.
 // Nothing here reaches into the keyring: breaker state, cache and repair figures are read from
 // Keyring.RegionStatus and Keyring.Stats at scrape time.
 //
@@ -27,6 +28,10 @@
 //	rkms_extproc_requests_total{policy,phase,outcome,status} counter ext_proc messages answered
 //	rkms_extproc_processing_seconds{phase}             histogram  time to answer one ext_proc message
 //	rkms_extproc_fields_total{policy,op}               counter    values encrypted or decrypted (op: encrypt, decrypt)
+//	rkms_extproc_refused_total{reason}                 counter    refusals by a limit (reasons below)
+//	rkms_extproc_streams_in_flight                     gauge      ext_proc streams in flight
+//	rkms_extproc_memory_budget_bytes                   gauge      the body memory budget
+//	rkms_extproc_memory_reserved_bytes                 gauge      bytes of the budget reserved now
 //
 // plus the Go runtime (go_*) and process (process_*) collectors.
 //
@@ -38,6 +43,8 @@
 // response_headers, response_body, response_trailers, unknown); outcome is continue, refused
 // (status is the HTTP status rkms answered with) or protocol_error; policy is a configured
 // policy's name or "none". The number of HTTP requests seen is the request_headers series.
+// Refusal reasons: stream_limit, client_share, tenant_share, memory, first_message_timeout,
+// idle_timeout, stream_timeout, protocol (see RELIABILITY.md, "Limits").
 //
 // # Cardinality and secrets
 //

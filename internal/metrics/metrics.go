@@ -23,6 +23,7 @@ type Metrics struct {
 	extRequests  *prometheus.CounterVec
 	extLatency   *prometheus.HistogramVec
 	extFields    *prometheus.CounterVec
+	extRefused   *prometheus.CounterVec
 	adminAuth    *prometheus.CounterVec
 }
 
@@ -66,8 +67,9 @@ func New() *Metrics {
 		adminAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rkms_admin_auth_failures_total", Help: "Admin API requests refused for their credentials, by result (refused: 401; throttled: 429, the address failed too often).",
 		}, []string{"result"}),
+		extRefused: newRefused(),
 	}
-	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.adminAuth,
+	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -120,6 +122,8 @@ func statusLabel(code int) string {
 		return "413"
 	case 415:
 		return "415"
+	case 429:
+		return "429"
 	case 500:
 		return "500"
 	case 502:

@@ -12,6 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/store"
 )
@@ -292,6 +293,36 @@ func TestHandler(t *testing.T) {
 	for _, want := range []string{`rkms_extproc_fields_total{op="decrypt",policy="p"} 1`, "go_goroutines ", "process_"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("exposition lacks %q", want)
+		}
+	}
+}
+
+type fakeExtProc extproc.Stats
+
+func (f fakeExtProc) Stats() extproc.Stats { return extproc.Stats(f) }
+
+// TestExtProcLimits: refusals by reason (every reason present from the start) and the gauges of
+// streams in flight and the memory budget.
+func TestExtProcLimits(t *testing.T) {
+	m := New()
+	if err := m.WatchExtProc(fakeExtProc{Streams: 3, BudgetBytes: 256 << 20, ReservedBytes: 5 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveRefused(extproc.RefusedMemory)
+	m.ObserveRefused(extproc.RefusedMemory)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rkms_extproc_refused_total", map[string]string{"reason": "memory"}, 2},
+		{"rkms_extproc_refused_total", map[string]string{"reason": "idle_timeout"}, 0},
+		{"rkms_extproc_streams_in_flight", nil, 3},
+		{"rkms_extproc_memory_budget_bytes", nil, 256 << 20},
+		{"rkms_extproc_memory_reserved_bytes", nil, 5 << 20},
+	} {
+		if got, ok := value(t, m, tc.name, tc.labels); !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
 		}
 	}
 }

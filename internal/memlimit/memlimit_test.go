@@ -1,0 +1,53 @@
+package memlimit
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestLimit(t *testing.T) {
+	for _, tc := range []struct {
+		dir   string
+		limit int64
+		ok    bool
+	}{
+		{"v2", 256 << 20, true},
+		{"v2-max", 0, false},
+		{"v2-garbage", 0, false},
+		{"v1", 512 << 20, true},
+		{"v1-unlimited", 0, false},
+		{"v2-over-v1", 128 << 20, true}, // v2 is read first
+		{"missing", 0, false},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			limit, ok := Limit(filepath.Join("testdata", tc.dir))
+			if limit != tc.limit || ok != tc.ok {
+				t.Errorf("Limit = %d, %v; want %d, %v", limit, ok, tc.limit, tc.ok)
+			}
+		})
+	}
+}
+
+func TestBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		limit   int64
+		known   bool
+		maxBody int
+		want    int64
+	}{
+		{"half the container limit", 256 << 20, true, 1 << 20, 128 << 20},
+		{"no limit known", 0, false, 1 << 20, DefaultBudget},
+		{"at least one largest body", 16 << 20, true, 4 << 20, BodyCostFactor * 4 << 20},
+		{"no limit, huge bodies", 0, false, 64 << 20, BodyCostFactor * 64 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Budget(tc.limit, tc.known, tc.maxBody); got != tc.want {
+				t.Errorf("Budget = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := GoLimit(1000); got != 900 {
+		t.Errorf("GoLimit(1000) = %d", got)
+	}
+}

@@ -23,7 +23,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos mutate
+.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos abuse mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -105,6 +105,17 @@ chaos: tools ## the chaos run with long phases: faults under load through Envoy,
 	mkdir -p bin
 	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/chaos \
 	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.report=$(CURDIR)/bin/chaos-report.md
+
+# Abuse run (issue 13): each attack for ABUSE_HOLD at full volume, a well-behaved client beside
+# it; `make test` runs the same attacks in short form. ABUSE_ARGS=-abuse.baseline measures an rkms
+# that does not know issue 13's settings yet.
+ABUSE_HOLD ?= 20s
+ABUSE_ARGS ?=
+abuse: tools ## the attacks of issue 13 at full volume, with the report (RELIABILITY.md, "Abuse runs")
+	mkdir -p bin
+	$(GO) test -count=1 -timeout 30m -v -run 'TestAbuse' ./internal/chaos \
+	  -args -abuse.long -abuse.hold=$(ABUSE_HOLD) -abuse.report=$(CURDIR)/bin/abuse-report.md $(ABUSE_ARGS)
+	@cat bin/abuse-report.md
 
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
 	GO=$(GO) bash examples/demo.sh

@@ -74,7 +74,8 @@ func TestHelmEnvoyMatchesIngress(t *testing.T) {
 	}
 	chart, shipped := hcm(t, helmEnvoy(t)), hcm(t, readRepoFile(t, "envoy/ingress.yaml"))
 	for _, key := range []string{"http_filters", "local_reply_config", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
-		"use_remote_address", "preserve_external_request_id", "generate_request_id"} {
+		"use_remote_address", "preserve_external_request_id", "generate_request_id",
+		"request_headers_timeout", "request_timeout", "stream_idle_timeout"} {
 		if !reflect.DeepEqual(chart[key], shipped[key]) {
 			t.Errorf("chart's %s differs from envoy/ingress.yaml's:\n chart %v\n  want %v", key, chart[key], shipped[key])
 		}
@@ -86,5 +87,25 @@ func TestHelmEnvoyMatchesIngress(t *testing.T) {
 	}
 	if !reflect.DeepEqual(routes(chart), routes(shipped)) {
 		t.Errorf("chart's routes %v,\n want envoy/ingress.yaml's %v", routes(chart), routes(shipped))
+	}
+	// The limits outside the connection manager: the connection limit and the rkms cluster's
+	// circuit breakers (envoy/README.md, "Resource limits").
+	limits := func(t *testing.T, boot string) (overload, breakers any) {
+		t.Helper()
+		var b map[string]any
+		if err := yaml.Unmarshal([]byte(boot), &b); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range b["static_resources"].(map[string]any)["clusters"].([]any) {
+			if c.(map[string]any)["name"] == "rkms" {
+				breakers = c.(map[string]any)["circuit_breakers"]
+			}
+		}
+		return b["overload_manager"], breakers
+	}
+	chartOM, chartCB := limits(t, helmEnvoy(t))
+	shippedOM, shippedCB := limits(t, readRepoFile(t, "envoy/ingress.yaml"))
+	if !reflect.DeepEqual(chartOM, shippedOM) || !reflect.DeepEqual(chartCB, shippedCB) {
+		t.Errorf("chart's limits differ from envoy/ingress.yaml's:\n chart %v %v\n  want %v %v", chartOM, chartCB, shippedOM, shippedCB)
 	}
 }

@@ -133,7 +133,7 @@ func TestShippedConfigs(t *testing.T) {
 				t.Error("path normalization is off: policy prefixes could be dodged")
 			}
 			filters := hcm.GetHttpFilters()
-			want := []string{"envoy.filters.http.ext_proc", "envoy.filters.http.rbac", "envoy.filters.http.router"}
+			want := []string{"envoy.filters.http.buffer", "envoy.filters.http.ext_proc", "envoy.filters.http.rbac", "envoy.filters.http.router"}
 			if tc.jwt {
 				want = append([]string{"envoy.filters.http.header_mutation", "envoy.filters.http.jwt_authn"}, want...)
 			}
@@ -152,6 +152,7 @@ func TestShippedConfigs(t *testing.T) {
 			checkLocalReplies(t, hcm.GetLocalReplyConfig())
 			checkRequestIDs(t, hcm)
 			checkPeerAttributes(t, ep)
+			checkLimits(t, b, hcm, ep)
 			if tc.jwt {
 				checkVerifiedTenants(t, filters, ep, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes())
 			}

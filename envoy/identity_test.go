@@ -105,10 +105,11 @@ func checkVerifiedTenants(t *testing.T, filters []*hcmv3.HttpFilter, ep *extproc
 	}
 }
 
-// checkPeerAttributes: ext_proc sends rkms the client certificate's SANs.
+// checkPeerAttributes: ext_proc sends rkms the client certificate's SANs and the client's
+// address (streams are charged to it).
 func checkPeerAttributes(t *testing.T, ep *extprocfilterv3.ExternalProcessor) {
 	t.Helper()
-	want := []string{envoytest.AttrPeerURISAN, envoytest.AttrPeerDNSSAN}
+	want := []string{envoytest.AttrPeerURISAN, envoytest.AttrPeerDNSSAN, envoytest.AttrSourceAddress}
 	if got := ep.GetRequestAttributes(); !slices.Equal(got, want) {
 		t.Errorf("ext_proc request_attributes %v, want %v", got, want)
 	}

@@ -48,6 +48,30 @@
 // ids at once through the admin API (GET /key): every process must return the same key bytes
 // for each id, and each record must hold exactly one version.
 //
+// # The abuse run (TestAbuse)
+//
+// Issue 13's attacks, each against a fresh stack (three regions, dynalite, one `rkms serve`
+// process, the real Envoy with envoy/ingress.yaml, the app) while a well-behaved client sends
+// 50 POST /patients per second for an existing tenant through Envoy (encrypted on the way in,
+// decrypted on the way out; each answer checked), open loop. For every attack the test asserts
+// that client's success rate (>= 99 %) and p99 latency (< 50 ms), and reports the attack's
+// volume, what was refused with which status, and rkms's peak resident memory (VmHWM of its
+// process). The attackers use other loopback addresses (127.0.0.2, 127.0.0.3) than the good
+// client, so that per-client limits can tell them apart:
+//
+//  1. slow bodies through Envoy: 1,100 POSTs that send a byte a second;
+//  2. idle streams straight to the ext_proc port: 2,000 gRPC streams that never send;
+//  3. memory floods: concurrent 1 MiB bodies straight to ext_proc (300 in the long form) and
+//     concurrent 700 KB POSTs through Envoy (400), each asserting rkms's peak RSS stays under
+//     extproc.memory_budget_bytes (64 MiB here) plus the documented overhead;
+//  4. a tenant flood: new tenants through Envoy as fast as they go, asserting that the store
+//     holds at most kms.create_burst + kms.create_rate x duration new keys;
+//  5. a login flood on the admin API (bad tokens), the good client being an admin reading a key.
+//
+// The rkms settings of issue 13 the attacks need live in one place (issue13Settings);
+// -abuse.baseline leaves them out, to measure an rkms that does not know them yet (it refuses
+// to start on an unknown key). RELIABILITY.md, "Abuse runs", has the figures.
+//
 // # Running
 //
 // Both are part of `go test ./...` (skipped only under -short; a missing local-kms, dynalite or
@@ -55,6 +79,12 @@
 //
 //	go test ./internal/chaos -run TestChaos -count=1 -v -args -chaos.phase=20s -chaos.rate=80
 //
+// The abuse run's short form (3 s per attack, reduced floods) is part of `go test ./...`; `make
+// abuse` runs it long and writes bin/abuse-report.md:
+//
+//	go test ./internal/chaos -run TestAbuse -count=1 -v -args -abuse.long -abuse.hold=20s -abuse.report=FILE
+//
 // Flags: -chaos.phase (time under each fault and after it), -chaos.rate (requests per second
-// offered), -chaos.report FILE (also write the report there), -chaos.ids (ids in the race).
+// offered), -chaos.report FILE (also write the report there), -chaos.ids (ids in the race);
+// -abuse.long, -abuse.hold, -abuse.report FILE, -abuse.baseline.
 package chaos

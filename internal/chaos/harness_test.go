@@ -89,6 +89,8 @@ type replicaOptions struct {
 	cacheTTL time.Duration
 	warmup   bool
 	policies string // YAML of the policies: list, indented by two spaces
+	extproc  string // more extproc settings, as flow-map entries ("k: v, k2: v2")
+	kms      string // more kms settings: YAML lines, each indented by two spaces
 }
 
 // replica is one `rkms serve` process, killed and restarted by the tests.
@@ -120,9 +122,9 @@ func (b *backend) newReplica(t *testing.T, name string, o replicaOptions) *repli
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log: {level: info, format: json}
 admin: {listen: %[2]s, grpc_listen: "", token_file: %[1]s/token}
-extproc: {listen: 127.0.0.1:%[3]d, key_timeout: 1500ms}
+extproc: {listen: 127.0.0.1:%[3]d, key_timeout: 1500ms%[8]s}
 kms:
-  provider: aws
+  provider: aws%[9]s
   min_regions: 2
   timeout: 500ms
   breaker_threshold: 3
@@ -138,7 +140,7 @@ cache:
   max_keys: 100000
   max_stale: 10m
   warmup: {enabled: %[7]t, max_keys: 10000, timeout: 30s, save_interval: 1s}
-`, dir, r.admin, r.extproc, regions.String(), b.db.Endpoint, o.cacheTTL, o.warmup)
+`, dir, r.admin, r.extproc, regions.String(), b.db.Endpoint, o.cacheTTL, o.warmup, prefixed(", ", o.extproc), prefixed("\n", strings.TrimRight(o.kms, "\n")))
 	if o.policies != "" {
 		cfg += "policies:\n" + o.policies
 	}
@@ -148,6 +150,14 @@ cache:
 	}
 	t.Cleanup(r.kill)
 	return r
+}
+
+// prefixed is s after p, or "" when s is empty.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }
 
 // start runs the process and waits until its admin API answers /healthz (not /readyz: a

@@ -87,11 +87,13 @@ type Stream struct {
 // The names under which Envoy hands rkms the verified token and the peer certificate (the
 // contract of envoy/README.md, "Verified tenants (JWT)" and "Peer identity").
 const (
-	JWTNamespace      = "envoy.filters.http.jwt_authn" // metadata_context.filter_metadata key
-	JWTPayloadKey     = "jwt_payload"                  // field of that namespace (payload_in_metadata)
-	AttributesKey     = "envoy.filters.http.ext_proc"  // ProcessingRequest.attributes key
-	AttrPeerURISAN    = "connection.uri_san_peer_certificate"
-	AttrPeerDNSSAN    = "connection.dns_san_peer_certificate"
+	JWTNamespace   = "envoy.filters.http.jwt_authn" // metadata_context.filter_metadata key
+	JWTPayloadKey  = "jwt_payload"                  // field of that namespace (payload_in_metadata)
+	AttributesKey  = "envoy.filters.http.ext_proc"  // ProcessingRequest.attributes key
+	AttrPeerURISAN = "connection.uri_san_peer_certificate"
+	AttrPeerDNSSAN = "connection.dns_san_peer_certificate"
+	// AttrSourceAddress is the client's ip:port, by which rkms charges streams to clients.
+	AttrSourceAddress = "source.address"
 	DefaultTestTenant = "acme" // the tenant of the token Stack.Do sends unless told otherwise
 )
 

@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -12,6 +13,10 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // Direct floods of the ext_proc port over loopback TCP (a real gRPC server, the production
@@ -193,5 +198,82 @@ func TestMemoryFlood(t *testing.T) {
 	if grown > budgetBytes+floodOverhead {
 		t.Errorf("heap grew by %d MiB, over budget (%d MiB) + overhead (%d MiB)", grown>>20, budgetBytes>>20, floodOverhead>>20)
 	}
+	waitReleased(t, e.srv)
+}
+
+// TestSilentStreamFlood: 2,000 streams from one ext_proc peer (127.0.0.2) that never send a
+// message. Until its first message a stream counts against its peer's address, so they hold at
+// most MaxStreamsPerClient slots (the rest are refused with RESOURCE_EXHAUSTED at once), and
+// streams from another peer (127.0.0.1, as Envoy) keep being served. Without that charge the
+// silent streams held every slot until FirstMessageTimeout.
+func TestSilentStreamFlood(t *testing.T) {
+	const silent, good = 2000, 200
+	e := newTestEnv(t, Options{FirstMessageTimeout: time.Minute}) // the flood outlives the test's checks
+	g := grpc.NewServer(e.srv.GRPCServerOptions()...)
+	e.srv.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var attackers []extprocv3.ExternalProcessorClient
+	for range 4 { // several connections, as several Envoy workers would open
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return from.DialContext(ctx, "tcp", addr) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		attackers = append(attackers, extprocv3.NewExternalProcessorClient(conn))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var refused, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range silent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := attackers[i%len(attackers)].Process(ctx)
+			if err != nil {
+				other.Add(1)
+				return
+			}
+			// Sending nothing: Recv returns when the server ends the stream.
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer rcancel()
+			done := make(chan error, 1)
+			go func() { _, err := st.Recv(); done <- err }()
+			select {
+			case err := <-done:
+				if status.Code(err) == codes.ResourceExhausted {
+					refused.Add(1)
+				} else {
+					other.Add(1)
+				}
+			case <-rctx.Done(): // held open by the server, as a silent stream is until its timeout
+			}
+		}()
+	}
+	wg.Wait()
+	held := int64(silent) - refused.Load() - other.Load()
+	if held > DefaultMaxConcurrentStreams/4 || other.Load() != 0 {
+		t.Errorf("silent flood: %d held, %d refused, %d other; want at most %d held", held, refused.Load(), other.Load(), DefaultMaxConcurrentStreams/4)
+	}
+	fe := startServerTCP(t, e.srv)
+	ok := 0
+	for i := range good {
+		x := fe.do(envoyCfg{sourceAddress: fmt.Sprintf("10.0.0.7:%d", 2000+i)}, jsonReq("POST", "/patients", "t2", patient), recorderApp(e.app))
+		if x.client.status == 201 {
+			ok++
+		}
+	}
+	if ok*100 < good*99 {
+		t.Errorf("well-behaved client: %d of %d served during the silent flood", ok, good)
+	}
+	t.Logf("silent flood: %d held, %d refused; well-behaved client %d/%d", held, refused.Load(), ok, good)
+	cancel()
 	waitReleased(t, e.srv)
 }

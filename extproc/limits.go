@@ -132,6 +132,11 @@ func clientKey(ctx context.Context, req *extprocv3.ProcessingRequest) string {
 	if a := req.GetAttributes()[attributesNamespace].GetFields()[attrSourceAddress].GetStringValue(); a != "" && authenticatedPeer(ctx) {
 		return hostOnly(a)
 	}
+	return peerIP(ctx)
+}
+
+// peerIP is the ext_proc peer's IP address ("" when unknown).
+func peerIP(ctx context.Context) string {
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		return hostOnly(pr.Addr.String())
 	}

@@ -28,7 +28,18 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent ext_proc streams (limit %d)", s.opts.MaxConcurrentStreams)
 	}
+	// Until its first message names its client, a stream counts against its ext_proc peer's
+	// address: silent streams from one peer cannot fill the server's slots (Envoy sends its
+	// first message at once, so its own streams pass through this state in microseconds).
+	opener := peerIP(stream.Context())
+	if !s.openers.acquire(opener) {
+		s.streams.Add(-1)
+		s.refused(RefusedClientShare)
+		s.log.Warn("ext_proc stream refused: too many streams without a first message from one peer", "limit", s.opts.MaxStreamsPerClient)
+		return status.Errorf(codes.ResourceExhausted, "too many ext_proc streams without a first message from this peer (limit %d)", s.opts.MaxStreamsPerClient)
+	}
 	r := s.newRun(stream)
+	r.opener, r.opening = opener, true
 	go r.serve()
 	if err := <-r.done; err != errTimedOut {
 		return err
@@ -61,6 +72,17 @@ type run struct {
 	reason atomic.Int32 // index in timeoutReasons of the current wait's limit
 	limit  atomic.Int64 // the current wait's limit (ns)
 	fired  atomic.Bool
+
+	opener  string // the peer address counted in s.openers until the first message (serve's)
+	opening bool
+}
+
+// opened stops counting the stream as waiting for its first message (once).
+func (r *run) opened() {
+	if r.opening {
+		r.opening = false
+		r.s.openers.release(r.opener)
+	}
 }
 
 func (s *Server) newRun(stream extprocv3.ExternalProcessor_ProcessServer) *run {
@@ -112,12 +134,14 @@ func (r *run) serve() {
 			reason, limit := r.expiry()
 			p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
 		}
+		r.opened()
 		s.freeProcessor(p)
 		s.streams.Add(-1)
 	}()
 	for {
 		req, err := r.stream.Recv()
 		r.until.Store(0) // handling: bounded by KeyTimeout, not by the watchdog
+		r.opened()
 		p.received()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 			r.done <- nil

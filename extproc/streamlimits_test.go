@@ -136,7 +136,7 @@ func waitReleased(t testing.TB, s *Server) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := s.Stats()
-		if st.Streams == 0 && st.ReservedBytes == 0 && s.clients.len() == 0 && s.tenants.len() == 0 {
+		if st.Streams == 0 && st.ReservedBytes == 0 && s.clients.len() == 0 && s.tenants.len() == 0 && s.openers.len() == 0 {
 			return
 		}
 		if time.Now().After(deadline) {

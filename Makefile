@@ -103,7 +103,7 @@ CHAOS_PHASE ?= 20s
 CHAOS_RATE  ?= 80
 chaos: tools ## the chaos run with long phases: faults under load through Envoy, invariants checked (RELIABILITY.md)
 	mkdir -p bin
-	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/chaos \
+	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/testing/chaos \
 	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.report=$(CURDIR)/bin/chaos-report.md
 
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)

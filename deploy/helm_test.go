@@ -19,8 +19,8 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/config"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // helmBin finds helm: RKMS_HELM, else where `make tools` installs it, else PATH. Missing: fail.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // syncBuf is a goroutine-safe writer for the server's output.

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
-	"github.com/rkms/rkms/internal/testenv"
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // startServeTLS is startServe for a configuration whose admin API may be https: it waits for the

@@ -29,7 +29,7 @@
 //  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations
 //     sent the same PUT with the same body: without the ext_proc filter, ext_proc to the no-op
 //     server, ext_proc to rkms. All three verify the client's bearer token (jwt_authn,
-//     internal/envoytest's test key; the tokens are minted before the run), so the baseline
+//     internal/testing/envoytest's test key; the tokens are minted before the run), so the baseline
 //     pays for verification too. First each configuration's maximum throughput (closed loop,
 //     -max-workers clients, alternating rounds): the throughput target compares these maxima.
 //     Then each configuration at half the no-op's maximum (open loop: latency counts from the

@@ -41,7 +41,7 @@ func RepoRoot(t testing.TB) string {
 	if !ok {
 		t.Fatal("testenv: cannot locate source file")
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // FreePort returns a port that was free on 127.0.0.1 a moment ago.

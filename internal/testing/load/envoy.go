@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // Envoy configurations compared through the real Envoy.

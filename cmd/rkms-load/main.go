@@ -10,17 +10,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/rkms/rkms/examples/app/recorder"
 	"github.com/rkms/rkms/internal/testing/load"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := load.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := load.Main(ctx, os.Args[1:], func() http.Handler { return recorder.New() }, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "rkms-load:", err)
 		os.Exit(1)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/localkms"
-	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
 
 // StackKeys adapts the stack's keyring to Keys. It is the production adapter that `rkms serve`
@@ -38,7 +38,7 @@ var StackKeys func(*keyring.Keyring) Keys
 // server (gRPC over TCP, real keyring on an in-memory store with a software KMS region, through
 // the production adapter internal/keysource) -> the recorder app.
 type stack struct {
-	store   *store.Memory
+	store   *storetest.Memory
 	keyring *keyring.Keyring
 	app     *recorder.App
 	envoy   *testenv.Envoy
@@ -99,7 +99,7 @@ func ingressPolicies(t testing.TB) []policy.Config {
 // startStackWith runs Envoy on cfg in front of a fresh rkms server and recorder app.
 func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *stack {
 	t.Helper()
-	s := &stack{store: store.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
+	s := &stack{store: storetest.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
 	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

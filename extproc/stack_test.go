@@ -46,7 +46,7 @@ type stack struct {
 	appURL  string
 	client  *http.Client
 	streams *streamLog
-	logs    *lockedBuffer
+	logs    *testenv.LockedBuffer
 }
 
 // startStack runs a shipped configuration (envoy.Config(cfgName)); see startStackYAML.
@@ -99,7 +99,7 @@ func ingressPolicies(t testing.TB) []policy.Config {
 // startStackWith runs Envoy on cfg in front of a fresh rkms server and recorder app.
 func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *stack {
 	t.Helper()
-	s := &stack{store: storetest.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
+	s := &stack{store: storetest.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &testenv.LockedBuffer{}}
 	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -294,21 +294,4 @@ func (s *recordingStream) SendMsg(m any) error {
 		s.r.mu.Unlock()
 	}
 	return s.ServerStream.SendMsg(m)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

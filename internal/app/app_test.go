@@ -16,36 +16,18 @@ import (
 	"github.com/rkms/rkms/internal/testing/env"
 )
 
-// syncBuf is a goroutine-safe writer for the server's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is one rkms process run in-process through Main, as `rkms serve` would.
 type running struct {
 	admin  string
-	stdout *syncBuf
-	stderr *syncBuf
+	stdout *testenv.LockedBuffer
+	stderr *testenv.LockedBuffer
 	stop   func() int
 }
 
 func startServe(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stdout: &syncBuf{}, stderr: &syncBuf{}}
+	r := &running{stdout: &testenv.LockedBuffer{}, stderr: &testenv.LockedBuffer{}}
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, append([]string{"serve"}, args...), nil, r.stdout, r.stderr) }()
 	var once sync.Once

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -103,7 +102,7 @@ type replica struct {
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	exited   chan struct{}
-	logs     *logBuffer
+	logs     *testenv.LockedBuffer
 	runs     int
 	logsPast []string // output of earlier runs
 }
@@ -162,7 +161,7 @@ func (r *replica) start() {
 	if r.logs != nil {
 		r.logsPast = append(r.logsPast, r.logs.String())
 	}
-	r.logs = &logBuffer{}
+	r.logs = &testenv.LockedBuffer{Limit: 8 << 20} // the last 8 MiB of output
 	cmd := exec.Command(r.bin, "serve", "--config", r.cfg)
 	cmd.Dir = r.dir
 	cmd.Env = processEnv()
@@ -302,25 +301,4 @@ func processEnv() []string {
 	return append(env, "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secretlocal",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent/rkms-chaos",
 		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/rkms-chaos", "RKMS_ADMIN_TOKEN="+adminToken)
-}
-
-// logBuffer keeps a process's output, bounded to its last 8 MiB.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 8<<20 {
-		l.b.Next(l.b.Len() / 2)
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

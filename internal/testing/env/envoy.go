@@ -56,7 +56,7 @@ func StartEnvoy(t testing.TB, bootstrapYAML string) *Envoy {
 	}
 	e := &Envoy{AdminURL: fmt.Sprintf("http://127.0.0.1:%d", sa.PortValue)}
 	client := &http.Client{Timeout: time.Second}
-	e.proc = &process{t: t, name: "envoy", logs: &syncBuffer{},
+	e.proc = &process{t: t, name: "envoy", logs: &LockedBuffer{Limit: 1 << 20},
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin, "-c", cfg, "--concurrency", "1", "--use-dynamic-base-id",
 				"--log-level", "warn", "--disable-hot-restart")

@@ -56,7 +56,7 @@ Aliases:
 	k := &KMS{Region: region, KeyID: keyID,
 		KeyARN: fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", region, testAccount, keyID)}
 	var port int
-	k.proc = &process{t: t, name: "local-kms " + region, logs: &syncBuffer{},
+	k.proc = &process{t: t, name: "local-kms " + region, logs: &LockedBuffer{Limit: 1 << 20},
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin)
 			cmd.Dir = dir

@@ -145,17 +145,7 @@ func TestEmbeddedDefaultsKeepKeys(t *testing.T) {
 // get/create, a region outage, rotation and deletion through the admin API.
 func TestServeOnAWS(t *testing.T) {
 	testenv.Integration(t)
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secretlocal")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	testenv.SetAWSEnv(t)
 	t.Setenv("RKMS_ADMIN_TOKEN", "test-token-0123456789")
 
 	kms := []*testenv.KMS{testenv.StartKMS(t, "us-east-1"), testenv.StartKMS(t, "us-west-2"), testenv.StartKMS(t, "eu-west-1")}

@@ -287,18 +287,8 @@ func (r *replica) logLines(msg string) []map[string]any {
 	return out
 }
 
-// processEnv is the environment of an rkms process: no inherited AWS settings, the emulators'
-// static credentials, no shared config files, and the admin token.
+// processEnv is the environment of an rkms process: the emulators' (testenv.ProcessEnv) and
+// the admin token.
 func processEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AWS_") || k == "RKMS_ADMIN_TOKEN" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secretlocal",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent/rkms-chaos",
-		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/rkms-chaos", "RKMS_ADMIN_TOKEN="+adminToken)
+	return testenv.ProcessEnv([]string{"RKMS_ADMIN_TOKEN"}, "RKMS_ADMIN_TOKEN="+adminToken)
 }

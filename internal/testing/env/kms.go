@@ -60,7 +60,7 @@ Aliases:
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin)
 			cmd.Dir = dir
-			cmd.Env = cleanEnv("PORT="+strconv.Itoa(port), "KMS_REGION="+region,
+			cmd.Env = ProcessEnv(nil, "AWS_REGION=us-east-1", "PORT="+strconv.Itoa(port), "KMS_REGION="+region,
 				"KMS_ACCOUNT_ID="+testAccount, "KMS_SEED_PATH="+seedPath, "KMS_DATA_PATH="+dataPath)
 			return cmd
 		}}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,19 +86,52 @@ func gopathBin(t testing.TB) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "bin")
 }
 
-// cleanEnv is the environment for emulator processes and AWS clients: no inherited AWS_* settings
-// (a stray AWS_CA_BUNDLE or profile breaks plain-HTTP endpoints), static test credentials.
-func cleanEnv(extra ...string) []string {
+// The emulators' static credentials: local-kms and dynalite accept any, the SDK needs some.
+const (
+	accessKeyID     = "AKIDLOCAL"
+	secretAccessKey = "secretlocal"
+)
+
+// AWSEnv is the AWS part of the environment of every process that talks to the emulators
+// (the emulators themselves, rkms processes, rkms run in-process): the emulators' static
+// credentials, no instance metadata lookups, no shared config or credentials files.
+func AWSEnv() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + accessKeyID, "AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent/rkms-testenv",
+		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/rkms-testenv"}
+}
+
+// ProcessEnv is the environment for a child process that talks to the emulators: this
+// process's environment without any AWS_* setting (a stray AWS_CA_BUNDLE or profile breaks
+// plain-HTTP endpoints) and without the variables named in drop, then [AWSEnv], then extra.
+func ProcessEnv(drop []string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "AWS_") {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AWS_") || slices.Contains(drop, k) {
 			continue
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secretlocal",
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	env = append(env, AWSEnv()...)
 	return append(env, extra...)
+}
+
+// SetAWSEnv gives this process (for code under test run in-process, such as rkms's Main) the
+// environment of [ProcessEnv] for the duration of t: every inherited AWS_* variable unset, then
+// [AWSEnv] set. t must not be parallel.
+func SetAWSEnv(t testing.TB) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range AWSEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 }
 
 // AWSConfig returns an aws.Config for the emulators: static credentials, the given region, and no
@@ -106,7 +140,7 @@ func AWSConfig(t testing.TB, region string) aws.Config {
 	t.Helper()
 	cfg := aws.Config{
 		Region:      region,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("AKIDLOCAL", "secretlocal", "")),
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, "")),
 	}
 	return cfg
 }

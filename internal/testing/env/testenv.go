@@ -48,12 +48,33 @@ func RepoRoot(t testing.TB) string {
 // FreePort returns a port that was free on 127.0.0.1 a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports[0]
+}
+
+// FreePorts returns n distinct ports that were free on 127.0.0.1 a moment ago (all held open
+// together, so they differ). It is the one port helper of the rigs; [FreePort] is its form for
+// tests.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // tool finds a binary: the environment variable env, else each candidate path in turn.
@@ -147,10 +168,12 @@ func AWSConfig(t testing.TB, region string) aws.Config {
 
 // process is one managed child process that can be killed and started again.
 type process struct {
-	t     testing.TB
+	t     testing.TB // for start and stall; nil for a process only launched and stopped (Envoy)
 	name  string
 	build func() *exec.Cmd // a fresh command each start
 	ready func(ctx context.Context) error
+	wait  time.Duration // how long launch waits for ready; 0: 30 s
+	tee   io.Writer     // also gets the output (nil: none)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -160,27 +183,37 @@ type process struct {
 
 func (p *process) start() {
 	p.t.Helper()
-	if err := p.launch(3); err != nil {
+	if err := p.launch(context.Background(), 3); err != nil {
 		p.t.Fatalf("testenv: %s did not become ready: %v\n--- output ---\n%s", p.name, err, p.logs.String())
 	}
 }
 
 // tryStart makes one attempt and reports whether the process became ready.
-func (p *process) tryStart() bool { return p.launch(1) == nil }
+func (p *process) tryStart() bool { return p.launch(context.Background(), 1) == nil }
 
-func (p *process) launch(attempts int) error {
+// launch starts the process, making up to attempts tries within p.wait (default 30 s) or until
+// ctx is done, and returns once it is ready.
+func (p *process) launch(ctx context.Context, attempts int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
 		// Resume a stalled process instead of starting a second one.
 		return p.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wait := p.wait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var lastErr error
 	for i := 0; i < attempts; i++ {
 		cmd := p.build()
-		cmd.Stdout, cmd.Stderr = p.logs, p.logs
+		var out io.Writer = p.logs
+		if p.tee != nil {
+			out = io.MultiWriter(p.logs, p.tee)
+		}
+		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start: %w", err)

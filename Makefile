@@ -103,7 +103,7 @@ CHAOS_PHASE ?= 20s
 CHAOS_RATE  ?= 80
 chaos: tools ## the chaos run with long phases: faults under load through Envoy, invariants checked (RELIABILITY.md)
 	mkdir -p bin
-	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/chaos \
+	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/testing/chaos \
 	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.report=$(CURDIR)/bin/chaos-report.md
 
 # Abuse run (issue 13): each attack for ABUSE_HOLD at full volume, a well-behaved client beside
@@ -113,7 +113,7 @@ ABUSE_HOLD ?= 20s
 ABUSE_ARGS ?=
 abuse: tools ## the attacks of issue 13 at full volume, with the report (RELIABILITY.md, "Abuse runs")
 	mkdir -p bin
-	$(GO) test -count=1 -timeout 30m -v -run 'TestAbuse' ./internal/chaos \
+	$(GO) test -count=1 -timeout 30m -v -run 'TestAbuse' ./internal/testing/chaos \
 	  -args -abuse.long -abuse.hold=$(ABUSE_HOLD) -abuse.report=$(CURDIR)/bin/abuse-report.md $(ABUSE_ARGS)
 	@cat bin/abuse-report.md
 

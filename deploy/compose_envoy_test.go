@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // examples/compose/envoy.yaml is envoy/ingress.yaml with other addresses and mutual TLS to rkms.

@@ -12,7 +12,7 @@
 //     runs, with the generated certificates in place); the rendered Envoy bootstrap passes
 //     `envoy --mode validate`, has envoy/ingress.yaml's HTTP filters (jwt_authn with the CI
 //     values' test issuer), local replies, request id settings and routes, and passes the
-//     conformance suite (internal/envoytest: bypass, local replies, tokens, x-tenant-id, request
+//     conformance suite (internal/testing/envoytest: bypass, local replies, tokens, x-tenant-id, request
 //     ids) in the real Envoy. Without the sidecar: the generated ext_proc Secrets hold a server
 //     certificate for the Service's names and an Envoy client certificate from one CA, which a
 //     TLS server set up like rkms accepts (and nothing without a certificate), and which

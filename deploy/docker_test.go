@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 func readRepoFile(t testing.TB, rel string) string {

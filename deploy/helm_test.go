@@ -19,9 +19,9 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/config"
-	"github.com/rkms/rkms/internal/envoytest"
 	"github.com/rkms/rkms/internal/memlimit"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // helmBin finds helm: RKMS_HELM, else where `make tools` installs it, else PATH. Missing: fail.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/keyring"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // ingress renders ingress.yaml for the suite's ports, then applies edit (if any).

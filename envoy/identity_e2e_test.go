@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // The peer identity of README.md ("Peer identity") in the real Envoy: ingress.yaml with the

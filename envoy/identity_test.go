@@ -11,11 +11,11 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/rkms/rkms/internal/devjwt"
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // Static checks of who the caller is (README.md, "Verified tenants (JWT)", "Peer identity",
-// "Request ids"). identity_e2e_test.go and internal/envoytest run the same settings in the real
+// "Request ids"). identity_e2e_test.go and internal/testing/envoytest run the same settings in the real
 // Envoy; these catch an edit that would weaken them quietly.
 
 // The jwt_authn requirements the routes name.

@@ -17,8 +17,8 @@ import (
 	downconnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 
 	"github.com/rkms/rkms/extproc"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/envoytest"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // The limits that keep one client from exhausting rkms through Envoy (README.md, "Resource limits").
@@ -28,7 +28,7 @@ import (
 const (
 	rkmsStreamTimeout = 60 * time.Second
 	rkmsIdleTimeout   = 30 * time.Second
-	// slowBodies is how many slow bodies the abuse tests hold open (internal/chaos): the
+	// slowBodies is how many slow bodies the abuse tests hold open (internal/testing/chaos): the
 	// connection limit must leave room for them and for real clients.
 	slowBodies = 1100
 )

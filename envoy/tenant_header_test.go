@@ -3,8 +3,8 @@ package envoy
 import (
 	"testing"
 
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // TestTenantHeaderRemoval: two mechanisms keep a client's x-tenant-id from rkms and the app in

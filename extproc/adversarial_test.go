@@ -17,7 +17,7 @@ import (
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/examples/app/recorder"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // TestAdversarial tries, through the real Envoy, to get tagged plaintext past rkms to the app

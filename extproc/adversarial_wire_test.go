@@ -19,7 +19,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/rkms/rkms/examples/app/recorder"
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // The adversarial suite's tools (adversarial_test.go): a raw HTTP/1.1 client that writes exactly

@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/rkms/rkms/internal/load"
+	"github.com/rkms/rkms/internal/testing/load"
 )
 
 // TestConcurrentStreamsKeepTheirBodies runs many streams at once, each with its own tenant and

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // WithoutExtProc removes the ext_proc filter (and the stamp check that needs it) from a rendered
-// Envoy bootstrap: rkms-load's no-filter configuration, internal/load.WithoutExtProc, set by
-// hooks_test.go (package extproc cannot import internal/load, which imports it).
+// Envoy bootstrap: rkms-load's no-filter configuration, internal/testing/load.WithoutExtProc, set by
+// hooks_test.go (package extproc cannot import internal/testing/load, which imports it).
 var WithoutExtProc func(cfg []byte) ([]byte, error)
 
 // BenchmarkEnvoy measures requests through the real Envoy (one worker thread) on loopback, with

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // TestEnvoyIngress runs envoy/ingress.yaml in the real Envoy in front of the recorder app, with

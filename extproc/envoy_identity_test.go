@@ -14,9 +14,9 @@ import (
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/devjwt"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // Who owns the data, through the real Envoy (envoy/ingress.yaml) and this server: the tenant

@@ -3,7 +3,7 @@ package extproc_test
 import (
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/keysource"
-	"github.com/rkms/rkms/internal/load"
+	"github.com/rkms/rkms/internal/testing/load"
 	"github.com/rkms/rkms/keyring"
 )
 

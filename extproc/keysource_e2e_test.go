@@ -5,8 +5,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/store"
 )
 

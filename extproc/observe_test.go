@@ -14,6 +14,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 type observed struct {
@@ -134,24 +136,11 @@ func sendRaw(t *testing.T, e *testEnv, msgs []*extprocv3.ProcessingRequest) {
 	_, _ = st.Recv()
 }
 
-// lockedBuf is a goroutine-safe log sink.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) records(t *testing.T) []map[string]any {
+// logRecords parses the JSON log lines written to l since the last call (it drains l).
+func logRecords(t *testing.T, l *testenv.LockedBuffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(l.Drain()))
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
@@ -159,21 +148,20 @@ func (l *lockedBuf) records(t *testing.T) []map[string]any {
 		}
 		out = append(out, m)
 	}
-	l.b.Reset()
 	return out
 }
 
 // TestRequestIDPerStream checks that every record a stream logs carries one request id: Envoy's
 // x-request-id when present, else one generated per stream, never shared between streams.
 func TestRequestIDPerStream(t *testing.T) {
-	var buf lockedBuf
+	var buf testenv.LockedBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := newTestEnv(t, Options{Logger: log, TrustRequestID: true})
 
 	withID := jsonReq("POST", "/patients", "t1", patient)
 	withID.headers = append(withID.headers, [2]string{"x-request-id", "req-0123"})
 	e.mustDo(withID, 201)
-	recs := buf.records(t)
+	recs := logRecords(t, &buf)
 	if len(recs) < 2 { // request and response body transformed
 		t.Fatalf("want at least 2 records, got %v", recs)
 	}
@@ -191,7 +179,7 @@ func TestRequestIDPerStream(t *testing.T) {
 	generated := map[string]bool{}
 	for range 2 {
 		sendRaw(t, e, []*extprocv3.ProcessingRequest{fuzzMessage(0), fuzzMessage(1), fuzzMessage(3), badResponse})
-		recs := buf.records(t)
+		recs := logRecords(t, &buf)
 		if len(recs) != 2 {
 			t.Fatalf("want 2 records (body transformed, response refused), got %v", recs)
 		}
@@ -217,7 +205,7 @@ func TestRequestIDPerStream(t *testing.T) {
 // TestUntrustedRequestID: without TrustRequestID a client's x-request-id is not the request id
 // (a client could forge audit correlation): rkms makes its own and logs the client's apart.
 func TestUntrustedRequestID(t *testing.T) {
-	var buf lockedBuf
+	var buf testenv.LockedBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	keys := &idKeys{Keys: newFakeKeys()}
 	srv, err := NewServer(loadPolicies(t), keys, Options{Logger: log})
@@ -236,7 +224,7 @@ func TestUntrustedRequestID(t *testing.T) {
 	if len(ids) != 1 || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(ids[0]) {
 		t.Fatalf("request ids seen by Keys (hence audit): %q, want one generated id", ids)
 	}
-	for _, r := range buf.records(t) {
+	for _, r := range logRecords(t, &buf) {
 		if r["request_id"] != ids[0] || r["client_request_id"] != "forged-42" {
 			t.Errorf("record %v: want request_id %s and client_request_id forged-42", r, ids[0])
 		}

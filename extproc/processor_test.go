@@ -15,6 +15,7 @@ import (
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 const patient = `{"name":"Ada","ssn":"123-45-6789","contact":{"email":"ada@example.com","phone":"555-0100"},` +
@@ -466,7 +467,7 @@ func TestRefusedShapes(t *testing.T) {
 // (a path it rejects, an upgrade) and runs its own reply through the response path: rkms passes
 // it and logs nothing above debug level.
 func TestLocalReplyBeforeRequestHeaders(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	srv, err := NewServer(loadPolicies(t), newFakeKeys(), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)

@@ -20,11 +20,11 @@ import (
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/examples/app/recorder"
 	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/localkms"
-	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
 
 // StackKeys adapts the stack's keyring to Keys. It is the production adapter that `rkms serve`
@@ -38,7 +38,7 @@ var StackKeys func(*keyring.Keyring) Keys
 // server (gRPC over TCP, real keyring on an in-memory store with a software KMS region, through
 // the production adapter internal/keysource) -> the recorder app.
 type stack struct {
-	store   *store.Memory
+	store   *storetest.Memory
 	keyring *keyring.Keyring
 	app     *recorder.App
 	envoy   *testenv.Envoy
@@ -46,7 +46,7 @@ type stack struct {
 	appURL  string
 	client  *http.Client
 	streams *streamLog
-	logs    *lockedBuffer
+	logs    *testenv.LockedBuffer
 }
 
 // startStack runs a shipped configuration (envoy.Config(cfgName)); see startStackYAML.
@@ -100,7 +100,7 @@ func ingressPolicies(t testing.TB) []policy.Config {
 // startStackWith runs Envoy on cfg in front of a fresh rkms server and recorder app.
 func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *stack {
 	t.Helper()
-	s := &stack{store: store.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &lockedBuffer{}}
+	s := &stack{store: storetest.NewMemory(), app: recorder.New(), streams: &streamLog{}, logs: &testenv.LockedBuffer{}}
 	region, err := localkms.Open(t.TempDir(), "local-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -295,21 +295,4 @@ func (s *recordingStream) SendMsg(m any) error {
 		s.r.mu.Unlock()
 	}
 	return s.ServerStream.SendMsg(m)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rkms/rkms/extproc"
-	"github.com/rkms/rkms/internal/load"
+	"github.com/rkms/rkms/internal/testing/load"
 )
 
 // Stream benchmarks: one Envoy-shaped ext_proc stream (request headers, a 1 KiB JSON request

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	testenv "github.com/rkms/rkms/internal/testing/env"
 	"io"
 	"log/slog"
 	"net"
@@ -184,7 +185,7 @@ func TestStreamTimeouts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &limitRec{}
-			logs := &lockedBuffer{}
+			logs := &testenv.LockedBuffer{}
 			tc.opts.Observer = rec
 			tc.opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			e := newTestEnv(t, tc.opts)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/internal/fakeregion"
-	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
 
 func TestCreateWithRegionDownThenRepair(t *testing.T) {
@@ -152,8 +152,8 @@ func TestLosingTheCreateRaceReturnsTheWinner(t *testing.T) {
 	k := e.keyring(t, keyring.Options{})
 	var winner []byte
 	// Just before k's Create, another replica creates the same id.
-	e.st.SetHook(func(ctx context.Context, op store.MemoryOp, id string) error {
-		if op == store.OpCreate && winner == nil {
+	e.st.SetHook(func(ctx context.Context, op storetest.MemoryOp, id string) error {
+		if op == storetest.OpCreate && winner == nil {
 			winner = []byte{}
 			winner = keyBytes(t, mustGet(t, other, id))
 		}
@@ -208,8 +208,8 @@ func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 		recreated    []byte
 		recreatedRev int64
 	)
-	e.st.SetHook(func(ctx context.Context, op store.MemoryOp, id string) error {
-		if op == store.OpUpdate && recreated == nil {
+	e.st.SetHook(func(ctx context.Context, op storetest.MemoryOp, id string) error {
+		if op == storetest.OpUpdate && recreated == nil {
 			recreated = []byte{}
 			if err := other.Delete(ctx, id); err != nil {
 				t.Errorf("delete: %v", err)
@@ -249,8 +249,8 @@ func TestRepairRetriesOnConflict(t *testing.T) {
 	first := keyBytes(t, mustGet(t, k, "k"))
 	e.fakes[2].Down(false)
 	rotated := false
-	e.st.SetHook(func(ctx context.Context, op store.MemoryOp, id string) error {
-		if op == store.OpUpdate && !rotated {
+	e.st.SetHook(func(ctx context.Context, op storetest.MemoryOp, id string) error {
+		if op == storetest.OpUpdate && !rotated {
 			rotated = true
 			if _, err := other.Rotate(ctx, id); err != nil { // bumps the revision under the repair
 				t.Errorf("rotate: %v", err)

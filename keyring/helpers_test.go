@@ -13,6 +13,7 @@ import (
 	"github.com/rkms/rkms/keyring/internal/fakeregion"
 	"github.com/rkms/rkms/keyring/localkms"
 	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
 
 // clock is a settable clock for cache expiry and breaker cooldowns.
@@ -29,14 +30,14 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // env is a memory store and n software regions r1..rn behind fakes.
 type env struct {
-	st    *store.Memory
+	st    *storetest.Memory
 	fakes []*fakeregion.Region
 	clock *clock
 }
 
 func newEnv(t testing.TB, n int) *env {
 	t.Helper()
-	e := &env{st: store.NewMemory(), clock: newClock()}
+	e := &env{st: storetest.NewMemory(), clock: newClock()}
 	dir := t.TempDir()
 	for i := range n {
 		r, err := localkms.Open(dir, fmt.Sprintf("r%d", i+1), slog.New(slog.DiscardHandler))

@@ -15,6 +15,7 @@ import (
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/internal/fakeregion"
 	"github.com/rkms/rkms/store"
+	"github.com/rkms/rkms/store/storetest"
 )
 
 // tapRegion wraps a region and keeps every plaintext it hands to the keyring (the very slices,
@@ -191,8 +192,8 @@ func TestFailedCreationWipesItsKey(t *testing.T) {
 			e.fakes[2].Down(true)
 		}, true},
 		{"the store write failed", 0, func(e *env) {
-			e.st.SetHook(func(_ context.Context, op store.MemoryOp, _ string) error {
-				if op == store.OpCreate {
+			e.st.SetHook(func(_ context.Context, op storetest.MemoryOp, _ string) error {
+				if op == storetest.OpCreate {
 					return fmt.Errorf("create: %w", store.ErrUnavailable)
 				}
 				return nil

@@ -7,7 +7,8 @@
 //
 // Three implementations exist and all pass the conformance suite in package storetest:
 //
-//   - [Memory] ([NewMemory]): in process, for tests. It has hooks to inject failures and count calls.
+//   - [Memory] ([NewMemory]): in process, for tests and single-process experiments. Tests that
+//     inject failures or count calls wrap it with storetest.NewMemory.
 //   - store/embedded: a single bbolt file, for one process on one machine.
 //   - store/dynamodb: a DynamoDB table (optionally a global table), for many replicas in many regions.
 //

@@ -1,7 +1,7 @@
 // Command rkms-load measures the rkms ext_proc server against its limits on loopback, each
 // figure beside a baseline measured in the same run: directly over gRPC against a no-op ext_proc
 // server, and through the real Envoy against Envoy without ext_proc and with a no-op ext_proc.
-// See internal/load for the method and BENCHMARKS.md for the figures.
+// See internal/testing/load for the method and BENCHMARKS.md for the figures.
 //
 //	make load                                  # 10 s per configuration
 //	go run ./cmd/rkms-load -duration 5s -skip-envoy -keys 1000 -cpuprofile rkms.prof
@@ -10,17 +10,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/rkms/rkms/internal/load"
+	"github.com/rkms/rkms/examples/app/recorder"
+	"github.com/rkms/rkms/internal/testing/load"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := load.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := load.Main(ctx, os.Args[1:], func() http.Handler { return recorder.New() }, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "rkms-load:", err)
 		os.Exit(1)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // defaultPorts are the ports examples/demo.sh uses when its environment does not override them,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 

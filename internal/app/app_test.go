@@ -13,39 +13,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
-
-// syncBuf is a goroutine-safe writer for the server's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // running is one rkms process run in-process through Main, as `rkms serve` would.
 type running struct {
 	admin  string
-	stdout *syncBuf
-	stderr *syncBuf
+	stdout *testenv.LockedBuffer
+	stderr *testenv.LockedBuffer
 	stop   func() int
 }
 
 func startServe(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stdout: &syncBuf{}, stderr: &syncBuf{}}
+	r := &running{stdout: &testenv.LockedBuffer{}, stderr: &testenv.LockedBuffer{}}
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, append([]string{"serve"}, args...), nil, r.stdout, r.stderr) }()
 	var once sync.Once
@@ -163,17 +145,7 @@ func TestEmbeddedDefaultsKeepKeys(t *testing.T) {
 // get/create, a region outage, rotation and deletion through the admin API.
 func TestServeOnAWS(t *testing.T) {
 	testenv.Integration(t)
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secretlocal")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	testenv.SetAWSEnv(t)
 	t.Setenv("RKMS_ADMIN_TOKEN", "test-token-0123456789")
 
 	kms := []*testenv.KMS{testenv.StartKMS(t, "us-east-1"), testenv.StartKMS(t, "us-west-2"), testenv.StartKMS(t, "eu-west-1")}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // mtlsSnippet returns the transport_socket block that envoy/README.md ships for the rkms cluster,

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 const leakPolicies = `policies:

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // leakRun records everything a full run shows to the outside besides successful key reads: the
@@ -180,17 +178,7 @@ func (l *leakRun) extViolation(body string) {
 // logging (the most the process ever says).
 func awsServeConfig(t *testing.T, policies string) (cfg string, kms []*testenv.KMS, db *testenv.Dynalite) {
 	t.Helper()
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secretlocal")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	testenv.SetAWSEnv(t)
 	kms = []*testenv.KMS{testenv.StartKMS(t, "us-east-1"), testenv.StartKMS(t, "us-west-2"), testenv.StartKMS(t, "eu-west-1")}
 	db = testenv.StartDynalite(t)
 	var regions strings.Builder

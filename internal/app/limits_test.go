@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // TestServeLimits: every limit of rkms serve refuses with a clear status and message: admin

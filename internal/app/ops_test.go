@@ -23,7 +23,7 @@ import (
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // addrAfter returns the address printed after label in rkms serve's start banner.

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
-	"github.com/rkms/rkms/internal/testenv"
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // startServeTLS is startServe for a configuration whose admin API may be https: it waits for the
@@ -28,7 +28,7 @@ import (
 func startServeTLS(t *testing.T, cfg string) (r *running, admin, keyAPI, ext string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r = &running{stdout: &syncBuf{}, stderr: &syncBuf{}}
+	r = &running{stdout: &testenv.LockedBuffer{}, stderr: &testenv.LockedBuffer{}}
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, []string{"serve", "--config", cfg}, nil, r.stdout, r.stderr) }()
 	stopped := false

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 func TestRecentIDsFile(t *testing.T) {

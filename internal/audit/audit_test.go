@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/store"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // TestTLSChecks: a tls block must be complete, and its files must exist and parse; `rkms config

@@ -14,7 +14,7 @@
 // # Keys
 //
 // [Generate] makes a fresh key (the demo's, written to its data directory with [Issuer.Save]);
-// [New] takes a given one (the tests' fixed key, in internal/envoytest). Never use either for
+// [New] takes a given one (the tests' fixed key, in internal/testing/envoytest). Never use either for
 // anything but tests and demos.
 package devjwt
 

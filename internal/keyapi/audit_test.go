@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 	"github.com/rkms/rkms/internal/tlsconf"
-	"github.com/rkms/rkms/internal/tlstest"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 

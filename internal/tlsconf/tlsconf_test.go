@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/tlstest"
+	"github.com/rkms/rkms/internal/testing/tlstest"
 )
 
 // handshake runs one TLS handshake over a loopback TCP connection (buffered, unlike net.Pipe, so

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/awskms"
 )

@@ -3,7 +3,7 @@ package dynamodb_test
 import (
 	"testing"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
 	"github.com/rkms/rkms/store/storetest"

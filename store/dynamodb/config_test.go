@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
 )

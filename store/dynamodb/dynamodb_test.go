@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
 	"github.com/rkms/rkms/store/storetest"

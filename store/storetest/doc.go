@@ -19,4 +19,9 @@
 // ErrConflict and changing nothing (the ABA case), copy semantics in both directions,
 // first-write-wins under 16 concurrent Creates, no lost update under concurrent compare-and-swap
 // loops, cancelled contexts failing with ErrUnavailable and writing nothing, and Ping.
+//
+// # Test hooks
+//
+// [Memory] ([NewMemory]) wraps the production store.Memory with what tests of code built on a
+// Store need: call counters, a simulated outage and a hook that runs before each operation.
 package storetest

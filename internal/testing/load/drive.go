@@ -16,7 +16,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // Result is one measured run.
@@ -229,7 +229,7 @@ func putter(client *http.Client, base string, body []byte, tokens []string) func
 	}
 }
 
-// mintTokens returns the Authorization header of tenants 0..n-1: a token of internal/envoytest's
+// mintTokens returns the Authorization header of tenants 0..n-1: a token of internal/testing/envoytest's
 // test key, which the load's Envoy verifies (its JWKS is written by [startEnvoy]), valid for
 // ttl. Minted before the run, so that signing costs the client nothing while it measures.
 func mintTokens(n int, ttl time.Duration) ([]string, error) {

@@ -14,7 +14,7 @@ import (
 )
 
 // The tests' bearer tokens. Every test that sends requests through a shipped Envoy configuration
-// (envoy/, deploy/, extproc/, internal/chaos, internal/load, internal/app) mints them here and
+// (envoy/, deploy/, extproc/, internal/testing/chaos, internal/testing/load, internal/app) mints them here and
 // gives Envoy the JWKS of [WriteJWKS], so that one key and one set of claims serve them all.
 //
 // The signing key is FIXED AND PUBLIC (derived from a constant string below) so that tokens and

@@ -23,11 +23,11 @@ func StartDynalite(t testing.TB) *Dynalite {
 	dir := t.TempDir()
 	d := &Dynalite{}
 	var port int
-	d.proc = &process{t: t, name: "dynalite", logs: &syncBuffer{},
+	d.proc = &process{t: t, name: "dynalite", logs: &LockedBuffer{Limit: 1 << 20},
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 				"--path", dir, "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-			cmd.Env = cleanEnv()
+			cmd.Env = ProcessEnv(nil, "AWS_REGION=us-east-1")
 			return cmd
 		}}
 	for attempt := 0; ; attempt++ {

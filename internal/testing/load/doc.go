@@ -7,7 +7,7 @@
 // are its own: RoleRKMS (the ext_proc server of package extproc with a real keyring: one
 // software KMS region from keyring/localkms, the in-memory store, both behind call counters),
 // RoleNoop ([Noop], which answers every message with an empty response of the matching kind)
-// and RoleApp (the recorder of examples/app). A child prints "ready ADDR" and then answers each
+// and RoleApp (the recorder of examples/app, which cmd/rkms-load hands to [Main]). A child prints "ready ADDR" and then answers each
 // "stats" line on its stdin with a JSON [Stats] line: CPU time from getrusage(RUSAGE_SELF)
 // (all threads, microsecond resolution), VmRSS and VmHWM from /proc/self/status, the Go heap
 // marked live, and the KMS and store call counters. It exits when its stdin closes.
@@ -29,7 +29,7 @@
 //  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations
 //     sent the same PUT with the same body: without the ext_proc filter, ext_proc to the no-op
 //     server, ext_proc to rkms. All three verify the client's bearer token (jwt_authn,
-//     internal/envoytest's test key; the tokens are minted before the run), so the baseline
+//     internal/testing/envoytest's test key; the tokens are minted before the run), so the baseline
 //     pays for verification too. First each configuration's maximum throughput (closed loop,
 //     -max-workers clients, alternating rounds): the throughput target compares these maxima.
 //     Then each configuration at half the no-op's maximum (open loop: latency counts from the

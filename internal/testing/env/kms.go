@@ -56,11 +56,11 @@ Aliases:
 	k := &KMS{Region: region, KeyID: keyID,
 		KeyARN: fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", region, testAccount, keyID)}
 	var port int
-	k.proc = &process{t: t, name: "local-kms " + region, logs: &syncBuffer{},
+	k.proc = &process{t: t, name: "local-kms " + region, logs: &LockedBuffer{Limit: 1 << 20},
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin)
 			cmd.Dir = dir
-			cmd.Env = cleanEnv("PORT="+strconv.Itoa(port), "KMS_REGION="+region,
+			cmd.Env = ProcessEnv(nil, "AWS_REGION=us-east-1", "PORT="+strconv.Itoa(port), "KMS_REGION="+region,
 				"KMS_ACCOUNT_ID="+testAccount, "KMS_SEED_PATH="+seedPath, "KMS_DATA_PATH="+dataPath)
 			return cmd
 		}}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,7 +32,21 @@ func EnvoyBin(t testing.TB) string {
 // Envoy is killed at test cleanup.
 func StartEnvoy(t testing.TB, bootstrapYAML string) *Envoy {
 	t.Helper()
-	bin := EnvoyBin(t)
+	e, err := LaunchEnvoy(context.Background(), EnvoyBin(t), t.TempDir(), bootstrapYAML, nil, 0)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// LaunchEnvoy is the one Envoy launcher of the rigs: [StartEnvoy] for tests, and rigs that run
+// outside go test (cmd/rkms-load) call it directly. It writes bootstrapYAML (which must configure
+// an admin listener on 127.0.0.1) into dir, runs bin on it in dir with one worker thread, a
+// dynamic base id, no hot restart and warnings only, and returns once admin /ready answers 200,
+// waiting at most wait (0: 30 s) or until ctx is done. Envoy's output is kept for
+// [Envoy.Output] and also copied to logs (nil: not copied). The caller must call [Envoy.Stop].
+func LaunchEnvoy(ctx context.Context, bin, dir, bootstrapYAML string, logs io.Writer, wait time.Duration) (*Envoy, error) {
 	var boot struct {
 		Admin struct {
 			Address struct {
@@ -43,20 +58,19 @@ func StartEnvoy(t testing.TB, bootstrapYAML string) *Envoy {
 		} `json:"admin"`
 	}
 	if err := yaml.Unmarshal([]byte(bootstrapYAML), &boot); err != nil {
-		t.Fatalf("testenv: envoy bootstrap: %v", err)
+		return nil, fmt.Errorf("envoy bootstrap: %w", err)
 	}
 	sa := boot.Admin.Address.SocketAddress
 	if sa.Address != "127.0.0.1" || sa.PortValue == 0 {
-		t.Fatalf("testenv: envoy bootstrap needs admin.address.socket_address on 127.0.0.1 with a port (got %q:%d)", sa.Address, sa.PortValue)
+		return nil, fmt.Errorf("envoy bootstrap needs admin.address.socket_address on 127.0.0.1 with a port (got %q:%d)", sa.Address, sa.PortValue)
 	}
-	dir := t.TempDir()
 	cfg := filepath.Join(dir, "envoy.yaml")
 	if err := os.WriteFile(cfg, []byte(bootstrapYAML), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	e := &Envoy{AdminURL: fmt.Sprintf("http://127.0.0.1:%d", sa.PortValue)}
 	client := &http.Client{Timeout: time.Second}
-	e.proc = &process{t: t, name: "envoy", logs: &syncBuffer{},
+	e.proc = &process{name: "envoy", logs: &LockedBuffer{Limit: 1 << 20}, tee: logs, wait: wait,
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin, "-c", cfg, "--concurrency", "1", "--use-dynamic-base-id",
 				"--log-level", "warn", "--disable-hot-restart")
@@ -75,9 +89,10 @@ func StartEnvoy(t testing.TB, bootstrapYAML string) *Envoy {
 			}
 			return nil
 		}}
-	e.proc.start()
-	t.Cleanup(e.proc.stop)
-	return e
+	if err := e.proc.launch(ctx, 3); err != nil {
+		return nil, fmt.Errorf("envoy did not become ready: %w\n--- output ---\n%s", err, e.proc.Output())
+	}
+	return e, nil
 }
 
 // Stop kills Envoy. Idempotent.

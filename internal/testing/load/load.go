@@ -77,14 +77,17 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	return f, errors.Join(errs...)
 }
 
-// Main runs rkms-load with args (without the program name), writing the report to stdout.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// Main runs rkms-load with args (without the program name), writing the report to stdout. app
+// makes the application that the app child serves behind Envoy (cmd/rkms-load passes the
+// example app's recorder.New): the rig takes it as a parameter so that it imports nothing from
+// examples/.
+func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.Reader, stdout, stderr io.Writer) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	if f.Role != "" {
-		return serveChild(ctx, f.Role, f.Keys, f.KeepStore, profiles{f.CPUProfile, f.MemProfile}, stdin, stdout)
+		return serveChild(ctx, f.Role, f.Keys, f.KeepStore, profiles{f.CPUProfile, f.MemProfile}, app, stdin, stdout)
 	}
 	exe, err := os.Executable()
 	if err != nil {

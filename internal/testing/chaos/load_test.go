@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // patient is what the client sends; ref (a plain field) ties a stored record to the request

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // ReadmeBlock returns the YAML block that follows the comment "<!-- NAME ..." in envoy/README.md:

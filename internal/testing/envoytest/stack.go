@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 // Ports are the loopback ports a configuration under test must use, and the files it must read.

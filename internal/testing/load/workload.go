@@ -15,7 +15,7 @@ const PolicyName = "patients"
 
 // The tenant is the "tenant" claim of the token Envoy verified (envoy/ingress.yaml's jwt_authn),
 // which rkms reads from the forwarded payload; the key id is "tenant-" + its value. Through
-// Envoy the load client sends tokens of internal/envoytest's test key; directly, [Exchange]
+// Envoy the load client sends tokens of internal/testing/envoytest's test key; directly, [Exchange]
 // presents the verified payload as Envoy would.
 
 // Policies returns the configuration of the rkms server under load: the patients policy of

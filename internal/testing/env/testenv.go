@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,18 +42,39 @@ func RepoRoot(t testing.TB) string {
 	if !ok {
 		t.Fatal("testenv: cannot locate source file")
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // FreePort returns a port that was free on 127.0.0.1 a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports[0]
+}
+
+// FreePorts returns n distinct ports that were free on 127.0.0.1 a moment ago (all held open
+// together, so they differ). It is the one port helper of the rigs; [FreePort] is its form for
+// tests.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // tool finds a binary: the environment variable env, else each candidate path in turn.
@@ -85,19 +107,52 @@ func gopathBin(t testing.TB) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "bin")
 }
 
-// cleanEnv is the environment for emulator processes and AWS clients: no inherited AWS_* settings
-// (a stray AWS_CA_BUNDLE or profile breaks plain-HTTP endpoints), static test credentials.
-func cleanEnv(extra ...string) []string {
+// The emulators' static credentials: local-kms and dynalite accept any, the SDK needs some.
+const (
+	accessKeyID     = "AKIDLOCAL"
+	secretAccessKey = "secretlocal"
+)
+
+// AWSEnv is the AWS part of the environment of every process that talks to the emulators
+// (the emulators themselves, rkms processes, rkms run in-process): the emulators' static
+// credentials, no instance metadata lookups, no shared config or credentials files.
+func AWSEnv() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + accessKeyID, "AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent/rkms-testenv",
+		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/rkms-testenv"}
+}
+
+// ProcessEnv is the environment for a child process that talks to the emulators: this
+// process's environment without any AWS_* setting (a stray AWS_CA_BUNDLE or profile breaks
+// plain-HTTP endpoints) and without the variables named in drop, then [AWSEnv], then extra.
+func ProcessEnv(drop []string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "AWS_") {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AWS_") || slices.Contains(drop, k) {
 			continue
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secretlocal",
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	env = append(env, AWSEnv()...)
 	return append(env, extra...)
+}
+
+// SetAWSEnv gives this process (for code under test run in-process, such as rkms's Main) the
+// environment of [ProcessEnv] for the duration of t: every inherited AWS_* variable unset, then
+// [AWSEnv] set. t must not be parallel.
+func SetAWSEnv(t testing.TB) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for _, kv := range AWSEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 }
 
 // AWSConfig returns an aws.Config for the emulators: static credentials, the given region, and no
@@ -106,67 +161,59 @@ func AWSConfig(t testing.TB, region string) aws.Config {
 	t.Helper()
 	cfg := aws.Config{
 		Region:      region,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("AKIDLOCAL", "secretlocal", "")),
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, "")),
 	}
 	return cfg
 }
 
 // process is one managed child process that can be killed and started again.
 type process struct {
-	t     testing.TB
+	t     testing.TB // for start and stall; nil for a process only launched and stopped (Envoy)
 	name  string
 	build func() *exec.Cmd // a fresh command each start
 	ready func(ctx context.Context) error
+	wait  time.Duration // how long launch waits for ready; 0: 30 s
+	tee   io.Writer     // also gets the output (nil: none)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 { // keep the tail bounded
-		s.b.Reset()
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *LockedBuffer
 }
 
 func (p *process) start() {
 	p.t.Helper()
-	if err := p.launch(3); err != nil {
+	if err := p.launch(context.Background(), 3); err != nil {
 		p.t.Fatalf("testenv: %s did not become ready: %v\n--- output ---\n%s", p.name, err, p.logs.String())
 	}
 }
 
 // tryStart makes one attempt and reports whether the process became ready.
-func (p *process) tryStart() bool { return p.launch(1) == nil }
+func (p *process) tryStart() bool { return p.launch(context.Background(), 1) == nil }
 
-func (p *process) launch(attempts int) error {
+// launch starts the process, making up to attempts tries within p.wait (default 30 s) or until
+// ctx is done, and returns once it is ready.
+func (p *process) launch(ctx context.Context, attempts int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
 		// Resume a stalled process instead of starting a second one.
 		return p.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wait := p.wait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var lastErr error
 	for i := 0; i < attempts; i++ {
 		cmd := p.build()
-		cmd.Stdout, cmd.Stderr = p.logs, p.logs
+		var out io.Writer = p.logs
+		if p.tee != nil {
+			out = io.MultiWriter(p.logs, p.tee)
+		}
+		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start: %w", err)

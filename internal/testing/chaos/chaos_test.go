@@ -20,8 +20,8 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/examples/app/recorder"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
 )

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-
-	"github.com/rkms/rkms/examples/app/recorder"
 )
 
 // Stats is what a child process reports about itself.
@@ -45,7 +43,7 @@ type Stats struct {
 const (
 	RoleRKMS = "rkms" // the rkms ext_proc server with a warm keyring
 	RoleNoop = "noop" // the no-op ext_proc server
-	RoleApp  = "app"  // the recorder app
+	RoleApp  = "app"  // the application behind Envoy (Main's app: the example recorder)
 )
 
 // serveChild runs one child role: it listens on a loopback port, writes "ready ADDR" on out,
@@ -53,7 +51,7 @@ const (
 // profiles names the profile files of the rkms child ("": none).
 type profiles struct{ cpu, mem string }
 
-func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof profiles, in io.Reader, out io.Writer) error {
+func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof profiles, app func() http.Handler, in io.Reader, out io.Writer) error {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -106,7 +104,7 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 		go func() { _ = g.Serve(lis) }()
 		defer g.Stop()
 	case RoleApp:
-		srv := &http.Server{Handler: recorder.New(), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: app(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(lis) }()
 		defer srv.Close()
 	default:

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/examples/app/recorder"
-	"github.com/rkms/rkms/internal/envoytest"
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/envoytest"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 var (

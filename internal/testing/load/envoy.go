@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/envoytest"
+	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // Envoy configurations compared through the real Envoy.
@@ -104,9 +103,9 @@ func dig(v any, path ...any) (any, error) {
 
 // envoyProc is one running Envoy.
 type envoyProc struct {
-	cmd  *exec.Cmd
-	dir  string
-	base string // http://127.0.0.1:LISTENER
+	envoy *testenv.Envoy
+	dir   string
+	base  string // http://127.0.0.1:LISTENER
 }
 
 // EnvoyBinary finds envoy: the given path, else $RKMS_ENVOY, else .tools/venv/bin/envoy, else PATH.
@@ -126,10 +125,10 @@ func EnvoyBinary(path string) (string, error) {
 	return p, nil
 }
 
-// startEnvoy runs bin with one worker thread on a configuration pointing at app and extproc
-// (0: no ext_proc filter) and waits for its admin /ready.
+// startEnvoy runs bin (testenv.LaunchEnvoy: one worker thread) on a configuration pointing at
+// app and extproc (0: no ext_proc filter) and waits up to 60 s for its admin /ready.
 func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Writer) (*envoyProc, error) {
-	ports, err := freePorts(2)
+	ports, err := testenv.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -147,61 +146,15 @@ func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Write
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	path := filepath.Join(dir, "envoy.yaml")
-	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+	e, err := testenv.LaunchEnvoy(ctx, bin, dir, string(cfg), logs, 60*time.Second)
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-c", path, "--concurrency", "1", "--use-dynamic-base-id",
-		"--disable-hot-restart", "--log-level", "warn")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logs, logs
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start envoy: %w", err)
-	}
-	e := &envoyProc{cmd: cmd, dir: dir, base: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
-	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", ports[0])
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ready, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return e, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			e.stop()
-			return nil, fmt.Errorf("envoy not ready after 60 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &envoyProc{envoy: e, dir: dir, base: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}, nil
 }
 
 func (e *envoyProc) stop() {
-	_ = e.cmd.Process.Kill()
-	_ = e.cmd.Wait()
+	e.envoy.Stop()
 	os.RemoveAll(e.dir)
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

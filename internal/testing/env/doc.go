@@ -16,4 +16,10 @@
 // [KMS.Stop] and [Dynalite.Stop] kill the process (an outage); Start brings it back on the same port
 // with the same data. [KMS.Stall] freezes the process with SIGSTOP so that it accepts connections
 // but never answers, the nastiest failure a client can meet.
+//
+// # Import path
+//
+// The package lives in internal/testing/env, beside the other test and load rigs, but keeps its
+// name testenv, so that importing it as github.com/rkms/rkms/internal/testing/env leaves every
+// call site (testenv.Integration, testenv.StartKMS, ...) as it was.
 package testenv

@@ -7,7 +7,7 @@
 // sharing both, the real Envoy (envoy/ingress.yaml with its rkms cluster pointed at both
 // replicas, gRPC health checked) and the recording example app (examples/app/recorder). A
 // steady, paced load of POST and GET /patients requests runs through Envoy with bearer tokens
-// (internal/envoytest's test key; the policy's key id is tenant-{jwt:tenant}) for tenants drawn
+// (internal/testing/envoytest's test key; the policy's key id is tenant-{jwt:tenant}) for tenants drawn
 // from a pool of existing tenants plus brand-new ones, and fields whose plaintexts are
 // distinctive random tokens (SSN-<hex>, MAIL-<hex>). During the run, in turn: one region is
 // killed and brought back, all regions but one are killed and brought back, DynamoDB is killed
@@ -77,12 +77,12 @@
 // Both are part of `go test ./...` (skipped only under -short; a missing local-kms, dynalite or
 // Envoy fails them). The short form keeps each phase at 3 s; `make chaos` runs longer phases:
 //
-//	go test ./internal/chaos -run TestChaos -count=1 -v -args -chaos.phase=20s -chaos.rate=80
+//	go test ./internal/testing/chaos -run TestChaos -count=1 -v -args -chaos.phase=20s -chaos.rate=80
 //
 // The abuse run's short form (3 s per attack, reduced floods) is part of `go test ./...`; `make
 // abuse` runs it long and writes bin/abuse-report.md:
 //
-//	go test ./internal/chaos -run TestAbuse -count=1 -v -args -abuse.long -abuse.hold=20s -abuse.report=FILE
+//	go test ./internal/testing/chaos -run TestAbuse -count=1 -v -args -abuse.long -abuse.hold=20s -abuse.report=FILE
 //
 // Flags: -chaos.phase (time under each fault and after it), -chaos.rate (requests per second
 // offered), -chaos.report FILE (also write the report there), -chaos.ids (ids in the race);

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testenv"
+	"github.com/rkms/rkms/internal/testing/env"
 )
 
 var (
@@ -105,7 +104,7 @@ type replica struct {
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	exited   chan struct{}
-	logs     *logBuffer
+	logs     *testenv.LockedBuffer
 	runs     int
 	logsPast []string // output of earlier runs
 }
@@ -172,7 +171,7 @@ func (r *replica) start() {
 	if r.logs != nil {
 		r.logsPast = append(r.logsPast, r.logs.String())
 	}
-	r.logs = &logBuffer{}
+	r.logs = &testenv.LockedBuffer{Limit: 8 << 20} // the last 8 MiB of output
 	cmd := exec.Command(r.bin, "serve", "--config", r.cfg)
 	cmd.Dir = r.dir
 	cmd.Env = processEnv()
@@ -298,39 +297,8 @@ func (r *replica) logLines(msg string) []map[string]any {
 	return out
 }
 
-// processEnv is the environment of an rkms process: no inherited AWS settings, the emulators'
-// static credentials, no shared config files, and the admin token.
+// processEnv is the environment of an rkms process: the emulators' (testenv.ProcessEnv) and
+// the admin token.
 func processEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AWS_") || k == "RKMS_ADMIN_TOKEN" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secretlocal",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent/rkms-chaos",
-		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/rkms-chaos", "RKMS_ADMIN_TOKEN="+adminToken)
-}
-
-// logBuffer keeps a process's output, bounded to its last 8 MiB.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 8<<20 {
-		l.b.Next(l.b.Len() / 2)
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return testenv.ProcessEnv([]string{"RKMS_ADMIN_TOKEN"}, "RKMS_ADMIN_TOKEN="+adminToken)
 }

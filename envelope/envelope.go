@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // Errors returned by [Open] and [Parse]. Callers branch on them with errors.Is.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 func Example() {

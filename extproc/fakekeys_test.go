@@ -9,7 +9,7 @@ import (
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // fakeKeys is an in-memory Keys: random data keys per id, versions from 1, and switches that make

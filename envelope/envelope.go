@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // Errors returned by [Open] and [Parse]. Callers branch on them with errors.Is.
@@ -38,7 +38,7 @@ type Key struct {
 //
 // label names the field (the same label for a field wherever it appears in a document) and
 // context is optional caller data such as a tenant id; both are authenticated, and [Open] must
-// be given the same ones. The key id must be 1..[MaxKeyIDLen] bytes of [A-Za-z0-9._:/@+=-], the
+// be given the same ones. The key id must pass [ValidateKeyID] (an error wrapping [ErrInvalidKeyID]), the
 // label 1..[MaxLabelLen] bytes, the context at most [MaxContextLen] bytes and the plaintext
 // 1..[MaxPlaintextLen] bytes. Seal does not check that plaintext is JSON.
 //
@@ -55,8 +55,8 @@ func Seal(dst []byte, key Key, mode Mode, label string, context, plaintext []byt
 	}
 	hc := s.header.Load()
 	if hc == nil || hc.keyID != key.ID || hc.keyVersion != key.Version {
-		if !validKeyID(key.ID) {
-			return dst, fmt.Errorf("seal: invalid key id: want 1..%d bytes of [A-Za-z0-9._:/@+=-]", MaxKeyIDLen)
+		if err := ValidateKeyID(key.ID); err != nil {
+			return dst, fmt.Errorf("seal: %w", err)
 		}
 		hc = newSealHeader(mode, key.ID, key.Version)
 		s.header.Store(hc)

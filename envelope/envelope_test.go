@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 var modes = []Mode{Randomized, Deterministic}

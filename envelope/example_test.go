@@ -1,17 +1,23 @@
 package envelope_test
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
+// Example seals and opens one field value with a data key of the caller's own. It imports
+// only public packages (envelope and secret), as code outside the rkms module would; in rkms
+// the keyring supplies the key (see the keyring package's example).
 func Example() {
-	// In rkms the keyring supplies the key; a fixed data key keeps the example self-contained.
 	dek := make([]byte, envelope.DataKeyLen)
-	key := envelope.Key{ID: "tenant-acme", Version: 1, Secret: secret.New(dek)}
+	if _, err := rand.Read(dek); err != nil {
+		panic(err)
+	}
+	key := envelope.Key{ID: "tenant-acme", Version: 1, Secret: secret.New(dek)} // New takes ownership of dek
 
 	// Seal the exact JSON text of a field value under its label ("ssn") and a tenant context.
 	text, err := envelope.Seal(nil, key, envelope.Randomized, "ssn", []byte("acme"), []byte(`"123-45-6789"`))

@@ -268,34 +268,6 @@ func checkBase64Body(body []byte) error {
 	return nil
 }
 
-// Bit c of keyIDCharsLo (c < 64) or keyIDCharsHi (64 <= c < 128) is set when byte c may appear
-// in a key id: [A-Za-z0-9._:/@+=-]. TestKeyIDChars checks them against that class.
-const (
-	keyIDCharsLo uint64 = 0x27ffe80000000000
-	keyIDCharsHi uint64 = 0x07fffffe87ffffff
-)
-
-// validKeyID reports whether id is 1..MaxKeyIDLen bytes of [A-Za-z0-9._:/@+=-], the key ids
-// the keyring accepts.
-func validKeyID[T string | []byte](id T) bool {
-	if len(id) == 0 || len(id) > MaxKeyIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		var ok uint64
-		if c < 64 {
-			ok = keyIDCharsLo >> c
-		} else if c < 128 {
-			ok = keyIDCharsHi >> (c - 64)
-		}
-		if ok&1 == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // sealHeader is the constant part of every text Seal writes under one key version and mode.
 type sealHeader struct {
 	keyID      string

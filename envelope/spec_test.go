@@ -14,7 +14,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/daead/subtle"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // specKey follows FORMAT.md section 4 with the standard library's HKDF, independently of the

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/vectors.json (randomized texts already there are kept)")

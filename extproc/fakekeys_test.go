@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // fakeKeys is an in-memory Keys: random data keys per id, versions from 1, and switches that make
@@ -55,7 +54,7 @@ func (k *fakeKeys) wait(ctx context.Context) error {
 }
 
 func (k *fakeKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	if err := policy.ValidateKeyID(id); err != nil {
+	if err := envelope.ValidateKeyID(id); err != nil {
 		return envelope.Key{}, err
 	}
 	if err := k.wait(ctx); err != nil {
@@ -76,7 +75,7 @@ func (k *fakeKeys) Current(ctx context.Context, id string) (envelope.Key, error)
 }
 
 func (k *fakeKeys) Lookup(ctx context.Context, id string) (envelope.Key, error) {
-	if err := policy.ValidateKeyID(id); err != nil {
+	if err := envelope.ValidateKeyID(id); err != nil {
 		return envelope.Key{}, err
 	}
 	if err := k.wait(ctx); err != nil {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/secret"
 )
 
 func TestCacheTTL(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // checkSlots verifies the cache's index and lists: every indexed id has a slot holding it, the

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 )
 
 // TestCacheEntryVersions covers the per-entry version list: lookups by version, the current

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 	"github.com/rkms/rkms/store"
 )
 

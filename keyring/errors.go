@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rkms/rkms/envelope"
 )
 
 // Errors returned by the keyring. Callers branch on them with errors.Is; only the edges (the
@@ -13,8 +15,9 @@ var (
 	// ErrNotFound: no key exists for the id (GetVersion, Rotate, Delete), or the requested version
 	// does not exist.
 	ErrNotFound = errors.New("key not found")
-	// ErrInvalidID: the key id breaks the rule enforced by [ValidateID]. The caller's fault.
-	ErrInvalidID = errors.New("invalid key id")
+	// ErrInvalidID: the key id breaks the key id rule ([ValidateID]). The caller's fault. It is
+	// [envelope.ErrInvalidKeyID], the one error of that rule, under the keyring's name.
+	ErrInvalidID = envelope.ErrInvalidKeyID
 	// ErrUnavailable: too few KMS regions answered, or the store could not be reached. Retrying
 	// later may succeed.
 	ErrUnavailable = errors.New("key service unavailable")
@@ -126,34 +129,11 @@ func (e *RegionErrors) classify(what string) error {
 	return fmt.Errorf("%s: %w", what, e)
 }
 
-// MaxIDLen is the longest valid key id, in bytes.
-const MaxIDLen = 256
+// MaxIDLen is the longest valid key id, in bytes ([envelope.MaxKeyIDLen]).
+const MaxIDLen = envelope.MaxKeyIDLen
 
 // ValidateID reports whether id is a valid key id: 1 to 256 bytes, each one of
-// A-Z a-z 0-9 and . _ : / @ + = -. The error wraps [ErrInvalidID].
-func ValidateID(id string) error {
-	if len(id) == 0 {
-		return fmt.Errorf("%w: empty", ErrInvalidID)
-	}
-	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidID, len(id), MaxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if !idByte(id[i]) {
-			return fmt.Errorf("%w: byte 0x%02x at offset %d is not allowed", ErrInvalidID, id[i], i)
-		}
-	}
-	return nil
-}
-
-func idByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '.', '_', ':', '/', '@', '+', '=', '-':
-		return true
-	}
-	return false
-}
+// A-Z a-z 0-9 and . _ : / @ + = -. The error wraps [ErrInvalidID]. The rule is
+// [envelope.ValidateKeyID]'s (a key id must fit a ciphertext header); this is that function
+// under the keyring's name, for callers that check an id before they call the keyring.
+func ValidateID(id string) error { return envelope.ValidateKeyID(id) }

@@ -10,40 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/internal/fakeregion"
 	"github.com/rkms/rkms/store"
 )
 
-func TestValidateID(t *testing.T) {
-	tests := []struct {
-		name string
-		id   string
-		ok   bool
-	}{
-		{"simple", "customer-42", true},
-		{"all punctuation", "a.b_c:d/e@f+g=h-i", true},
-		{"one byte", "x", true},
-		{"max length", strings.Repeat("a", 256), true},
-		{"empty", "", false},
-		{"too long", strings.Repeat("a", 257), false},
-		{"space", "a b", false},
-		{"nul", "a\x00b", false},
-		{"unicode", "clé", false},
-		{"comma", "a,b", false},
-		{"star", "a*", false},
-		{"newline", "a\n", false},
+// TestValidateIDIsTheEnvelopeRule: the keyring applies the key id rule of package envelope
+// (tested in full there) and refuses with its one error.
+func TestValidateIDIsTheEnvelopeRule(t *testing.T) {
+	for _, id := range []string{"customer-42", "a.b_c:d/e@f+g=h-i", strings.Repeat("a", 256), "", strings.Repeat("a", 257), "a b", "clé"} {
+		got, want := keyring.ValidateID(id), envelope.ValidateKeyID(id)
+		if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+			t.Errorf("ValidateID(%q) = %v, envelope.ValidateKeyID = %v", id, got, want)
+		}
+		if got != nil && (!errors.Is(got, keyring.ErrInvalidID) || !errors.Is(got, envelope.ErrInvalidKeyID)) {
+			t.Errorf("ValidateID(%q) = %v: does not wrap ErrInvalidID and envelope.ErrInvalidKeyID", id, got)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := keyring.ValidateID(tt.id)
-			if (err == nil) != tt.ok {
-				t.Fatalf("ValidateID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
-			}
-			if err != nil && !errors.Is(err, keyring.ErrInvalidID) {
-				t.Fatalf("error %v does not wrap ErrInvalidID", err)
-			}
-		})
+	if keyring.MaxIDLen != envelope.MaxKeyIDLen {
+		t.Errorf("MaxIDLen %d, envelope.MaxKeyIDLen %d", keyring.MaxIDLen, envelope.MaxKeyIDLen)
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/internal/fakeregion"
+	"github.com/rkms/rkms/secret"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/storetest"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/rkms/rkms/internal/secret"
+	"github.com/rkms/rkms/secret"
 	"github.com/rkms/rkms/store"
 )
 

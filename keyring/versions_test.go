@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/secret"
 )
 
 func TestRotateAndGetVersion(t *testing.T) {

@@ -39,7 +39,7 @@
 // key_id is literal text (key id characters only) plus placeholders: {header:NAME} (exactly
 // one distinct value), {path:N} (the N-th segment of the canonical path, 0-based) and
 // {json:SELECTOR} (the one string or number SELECTOR selects in the request body). The computed
-// id must be 1..256 bytes of [A-Za-z0-9._:/@+=-] ([ValidateKeyID]).
+// id must be 1..256 bytes of [A-Za-z0-9._:/@+=-] ([envelope.ValidateKeyID]).
 //
 // # Fields and labels
 //

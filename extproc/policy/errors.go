@@ -1,12 +1,14 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/rkms/rkms/envelope"
 )
 
-// ErrInvalidKeyID: a key id breaks the key id rule (1..256 bytes of [A-Za-z0-9._:/@+=-]).
-var ErrInvalidKeyID = errors.New("invalid key id")
+// ErrInvalidKeyID: a key id breaks the key id rule ([envelope.ValidateKeyID], 1..256 bytes of
+// [A-Za-z0-9._:/@+=-]). It is [envelope.ErrInvalidKeyID], the one error of that rule.
+var ErrInvalidKeyID = envelope.ErrInvalidKeyID
 
 // Reason says why a policy refuses a message. Callers branch on it to choose a status code.
 type Reason uint8

@@ -72,7 +72,7 @@ func parseTemplate(s string, context bool) (*KeyID, error) {
 		}
 		if open > 0 {
 			lit := rest[:open]
-			if i := firstInvalidIDByte(lit); i >= 0 && !context {
+			if i := firstNonKeyIDByte(lit); i >= 0 && !context {
 				return nil, fmt.Errorf("literal text %q holds %q, which is not allowed in key ids", lit, lit[i])
 			}
 			t.parts = append(t.parts, idPart{kind: partLiteral, text: lit})
@@ -100,7 +100,7 @@ func parseTemplate(s string, context bool) (*KeyID, error) {
 		if context {
 			return nil, fmt.Errorf("a context template needs a placeholder: a constant binds nothing")
 		}
-		if err := ValidateKeyID(t.parts[0].text); err != nil {
+		if err := envelope.ValidateKeyID(t.parts[0].text); err != nil {
 			return nil, err
 		}
 	}
@@ -222,6 +222,8 @@ func (t *KeyID) NeedsBody() bool { return t.needsBody }
 
 // Eval computes the value. A missing source or a key id that breaks the key id rule is an
 // [*Error] (the client's fault); a body that is not JSON wraps jsonfield.ErrInvalidJSON.
+// A key id it returns has passed [envelope.ValidateKeyID]: this is where an ext_proc request's
+// key id is validated, once (FuzzKeyIDTemplate checks the promise).
 func (t *KeyID) Eval(src *Source) (string, error) {
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -278,7 +280,7 @@ func (t *KeyID) Eval(src *Source) (string, error) {
 		}
 		return v, nil
 	}
-	if err := ValidateKeyID(v); err != nil {
+	if err := envelope.ValidateKeyID(v); err != nil {
 		return "", &Error{Reason: BadInput, Msg: "computed key id is invalid", Err: err}
 	}
 	return v, nil
@@ -384,24 +386,11 @@ func pathSegment(path string, n int) (string, bool) {
 	}
 }
 
-// ValidateKeyID applies the keyring's key id rule: 1..256 bytes of [A-Za-z0-9._:/@+=-].
-func ValidateKeyID(id string) error {
-	if len(id) == 0 || len(id) > envelope.MaxKeyIDLen {
-		return fmt.Errorf("%w: length must be 1..%d bytes", ErrInvalidKeyID, envelope.MaxKeyIDLen)
-	}
-	if i := firstInvalidIDByte(id); i >= 0 {
-		return fmt.Errorf("%w: byte %d is not in [A-Za-z0-9._:/@+=-]", ErrInvalidKeyID, i)
-	}
-	return nil
-}
-
-func firstInvalidIDByte(s string) int {
+// firstNonKeyIDByte returns the offset of the first byte of a template's literal text that
+// may not appear in a key id ([envelope.IsKeyIDByte]), or -1.
+func firstNonKeyIDByte(s string) int {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("._:/@+=-", c) >= 0:
-		default:
+		if !envelope.IsKeyIDByte(s[i]) {
 			return i
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
@@ -131,7 +132,7 @@ func FuzzKeyIDTemplate(f *testing.F) {
 		var pe *Error
 		switch {
 		case err == nil:
-			if ValidateKeyID(id) != nil {
+			if envelope.ValidateKeyID(id) != nil {
 				t.Fatalf("eval gave invalid key id %q", id)
 			}
 		case errors.Is(err, jsonfield.ErrInvalidJSON):

@@ -22,9 +22,9 @@ import (
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/authlimit"
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
+	"github.com/rkms/rkms/secret"
 )
 
 const token = "s3cret-token"

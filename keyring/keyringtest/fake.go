@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rkms/rkms/internal/secret"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/secret"
 )
 
 // Fake implements the keyring's Get, Rotate, Delete and Ready in memory. Set Fail to make every

@@ -1,15 +1,3 @@
-// Package secret holds plaintext key material in a small wrapper that never prints itself.
-//
-// A [Key] is the only way plaintext data keys travel inside rkms. Its bytes are reachable through
-// one named accessor, [Key.Use], so every read of key material is greppable. Its String, GoString,
-// Format and LogValue methods print a redaction, so a key that reaches fmt or slog by mistake leaks
-// nothing. [Key.Wipe] zeroes the bytes (as far as Go allows: copies made by callers, by the GC or
-// inside cipher implementations are out of reach) and makes every later use fail with [ErrWiped].
-//
-// Derived values (for example an AEAD primitive built from the key) can be memoized on the key with
-// [Key.Derive], so that they live at most as long as the key is in use and die with it. Keys made
-// by a [Limiter] share a bound on how many of them hold derived values at once: the least
-// recently used beyond it drop theirs and derive again on their next use.
 package secret
 
 import (
@@ -152,5 +140,6 @@ func (k *Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 // LogValue implements slog.LogValuer with a redaction.
 func (k *Key) LogValue() slog.Value { return slog.StringValue(redacted) }
 
-// MarshalText refuses to serialize key material through encoding packages.
+// MarshalText implements encoding.TextMarshaler with a redaction, so that encoders (encoding/json
+// and others) never serialize key material.
 func (k *Key) MarshalText() ([]byte, error) { return []byte(redacted), nil }

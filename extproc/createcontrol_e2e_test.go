@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/keyring"
 )
 

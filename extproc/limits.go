@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"container/list"
 	"context"
 	"net"
 	"strconv"
@@ -111,6 +112,75 @@ func (sh *shares) len() int {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return len(sh.n)
+}
+
+// silent holds, per ext_proc peer address, the streams that have not sent their first message
+// yet, oldest first (see [Server.evictSilent]). It has one entry per peer with such a stream,
+// removed when its last one speaks or ends.
+type silent struct {
+	mu     sync.Mutex
+	byPeer map[string]*list.List // of *run
+}
+
+func newSilent() *silent { return &silent{byPeer: map[string]*list.List{}} }
+
+// add records r as waiting for its first message from peer.
+func (o *silent) add(peer string, r *run) *list.Element {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := o.byPeer[peer]
+	if l == nil {
+		l = list.New()
+		o.byPeer[peer] = l
+	}
+	return l.PushBack(r)
+}
+
+// remove forgets e (from add) unless evict took it already.
+func (o *silent) remove(peer string, e *list.Element) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := o.byPeer[peer]
+	if l == nil || e.Value == nil {
+		return
+	}
+	l.Remove(e)
+	e.Value = nil
+	if l.Len() == 0 {
+		delete(o.byPeer, peer)
+	}
+}
+
+// evict takes the oldest silent stream of the peer with the most of them, if it has at least
+// min, and returns it; nil otherwise.
+func (o *silent) evict(min int) *run {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var peer string
+	var most *list.List
+	for p, l := range o.byPeer {
+		if most == nil || l.Len() > most.Len() {
+			peer, most = p, l
+		}
+	}
+	if most == nil || most.Len() < max(min, 1) {
+		return nil
+	}
+	e := most.Front()
+	r := e.Value.(*run)
+	most.Remove(e)
+	e.Value = nil
+	if most.Len() == 0 {
+		delete(o.byPeer, peer)
+	}
+	return r
+}
+
+// len is the number of peers with a silent stream.
+func (o *silent) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.byPeer)
 }
 
 // hostOnly strips the port of an address ("10.0.0.1:5000", "[::1]:5000"); an address without

@@ -113,7 +113,7 @@ type Server struct {
 	obs      Observer
 	streams  atomic.Int64 // streams in flight, bounded by MaxConcurrentStreams
 	clients  *shares      // streams per client, bounded by MaxStreamsPerClient
-	openers  *shares      // streams per ext_proc peer IP still waiting for their first message, same bound
+	openers  *silent      // streams still waiting for their first message, per ext_proc peer (evictSilent)
 	tenants  *shares      // streams per tenant, bounded by MaxStreamsPerTenant
 	budget   budget       // body bytes reserved, bounded by MemoryBudget
 	lim      LimitObserver
@@ -139,7 +139,7 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
-		clients: newShares(opts.MaxStreamsPerClient), openers: newShares(opts.MaxStreamsPerClient), tenants: newShares(opts.MaxStreamsPerTenant)}
+		clients: newShares(opts.MaxStreamsPerClient), openers: newSilent(), tenants: newShares(opts.MaxStreamsPerTenant)}
 	s.budget.size = opts.MemoryBudget
 	s.lim, _ = opts.Observer.(LimitObserver)
 	return s, nil

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"container/list"
 	"errors"
 	"io"
 	"sync/atomic"
@@ -22,33 +23,51 @@ import (
 // return cancels them; so the stream is served on a second goroutine (see [run]) while the
 // handler waits for its end or for its watchdog timer.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) {
+	opener := peerIP(stream.Context())
+	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) && !s.evictSilent() {
 		s.streams.Add(-1)
 		s.refused(RefusedStreamLimit)
 		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent ext_proc streams (limit %d)", s.opts.MaxConcurrentStreams)
 	}
-	// Until its first message names its client, a stream counts against its ext_proc peer's
-	// address: silent streams from one peer cannot fill the server's slots (Envoy sends its
-	// first message at once, so its own streams pass through this state in microseconds).
-	opener := peerIP(stream.Context())
-	if !s.openers.acquire(opener) {
-		s.streams.Add(-1)
-		s.refused(RefusedClientShare)
-		s.log.Warn("ext_proc stream refused: too many streams without a first message from one peer", "limit", s.opts.MaxStreamsPerClient)
-		return status.Errorf(codes.ResourceExhausted, "too many ext_proc streams without a first message from this peer (limit %d)", s.opts.MaxStreamsPerClient)
-	}
 	r := s.newRun(stream)
-	r.opener, r.opening = opener, true
+	r.opener, r.opening = opener, s.openers.add(opener, r)
 	go r.serve()
 	if err := <-r.done; err != errTimedOut {
 		return err
 	}
 	// Returning cancels the stream: the serving goroutine's Recv or Send returns, and it frees
 	// the stream's slot, shares and reservations, and logs the timeout with the request id.
+	if r.evicted.Load() {
+		s.refused(RefusedClientShare)
+		return status.Errorf(codes.ResourceExhausted, "ext_proc stream ended: its peer holds too many streams without a first message (share %d)", s.opts.MaxStreamsPerClient)
+	}
 	reason, limit := r.expiry()
 	s.refused(reason)
 	return status.Errorf(codes.DeadlineExceeded, "ext_proc stream ended: %s (%s)", reason, limit)
+}
+
+// evictSilent makes room for one stream when every slot is taken: it ends the oldest stream still
+// waiting for its first message of the peer that has the most such streams, if that peer holds at
+// least MaxStreamsPerClient of them, and reports whether it did. The new stream takes the slot
+// at once; the evicted stream gives its own back when its goroutine ends (microseconds later),
+// so streams in flight may exceed MaxConcurrentStreams by the evictions in progress.
+//
+// Until its first message says who its client is, a stream is known only by its ext_proc peer.
+// Envoy sends that message as soon as it opens a stream, so its streams pass through this state
+// in microseconds (a burst of hundreds can still be there at once, which is why the peer share is
+// not applied to them until the slots run out); a peer that opens streams and stays silent is
+// the one whose streams give way.
+func (s *Server) evictSilent() bool {
+	victim := s.openers.evict(s.opts.MaxStreamsPerClient)
+	if victim == nil {
+		return false
+	}
+	victim.evicted.Store(true)
+	if victim.fired.CompareAndSwap(false, true) {
+		victim.done <- errTimedOut
+	}
+	return true
 }
 
 // errTimedOut is what the watchdog reports on run.done.
@@ -73,15 +92,17 @@ type run struct {
 	limit  atomic.Int64 // the current wait's limit (ns)
 	fired  atomic.Bool
 
-	opener  string // the peer address counted in s.openers until the first message (serve's)
-	opening bool
+	evicted atomic.Bool // ended by evictSilent, not by a timeout (fired is set too)
+
+	opener  string        // the ext_proc peer's address
+	opening *list.Element // r in s.openers until the first message; nil after (serve's)
 }
 
 // opened stops counting the stream as waiting for its first message (once).
 func (r *run) opened() {
-	if r.opening {
-		r.opening = false
-		r.s.openers.release(r.opener)
+	if r.opening != nil {
+		r.s.openers.remove(r.opener, r.opening)
+		r.opening = nil
 	}
 }
 
@@ -130,7 +151,7 @@ func (r *run) serve() {
 	p := s.newProcessor(ctx)
 	defer func() {
 		r.timer.Stop()
-		if r.fired.Load() {
+		if r.fired.Load() && !r.evicted.Load() {
 			reason, limit := r.expiry()
 			p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
 		}

@@ -42,7 +42,8 @@ const maxCASAttempts = 8
 // Options tune a [Keyring]. Zero values take the defaults.
 type Options struct {
 	// MinRegions is how many wrapped copies a new key (or version) needs before it is stored.
-	// Default: a majority of the configured regions (n/2+1). Must be 1..n.
+	// Default: a majority of the configured regions ([DefaultMinRegions]). Must be 1..n
+	// ([CheckMinRegions]).
 	MinRegions int
 	// CacheTTL bounds how long a plaintext data key stays cached, counted from when it was
 	// fetched (hits do not extend it). Default 5m; negative disables the cache.
@@ -189,12 +190,24 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 	return k, nil
 }
 
-func withDefaults(o Options, n int) (Options, error) {
-	if o.MinRegions == 0 {
-		o.MinRegions = n/2 + 1
+// DefaultMinRegions is the MinRegions of n regions when Options.MinRegions is 0: a majority.
+func DefaultMinRegions(n int) int { return n/2 + 1 }
+
+// CheckMinRegions reports whether m is a valid Options.MinRegions for n regions: 1..n, or 0 for
+// [DefaultMinRegions]. [New] and the config loader both use it.
+func CheckMinRegions(m, n int) error {
+	if m < 0 || m > n {
+		return fmt.Errorf("must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", n, m)
 	}
-	if o.MinRegions < 1 || o.MinRegions > n {
-		return o, fmt.Errorf("min regions %d out of range 1..%d", o.MinRegions, n)
+	return nil
+}
+
+func withDefaults(o Options, n int) (Options, error) {
+	if err := CheckMinRegions(o.MinRegions, n); err != nil {
+		return o, fmt.Errorf("min regions: %w", err)
+	}
+	if o.MinRegions == 0 {
+		o.MinRegions = DefaultMinRegions(n)
 	}
 	if o.CacheTTL == 0 {
 		o.CacheTTL = DefaultCacheTTL

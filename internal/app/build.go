@@ -98,11 +98,8 @@ func buildStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
-	minRegions := cfg.KMS.MinRegions
-	if minRegions == 0 {
-		minRegions = config.DefaultMinRegions(len(cfg.KMS.Regions))
-	}
-	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
+	// MinRegions 0 is the keyring's majority (keyring.DefaultMinRegions).
+	return keyring.Options{MinRegions: cfg.KMS.MinRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
 		CacheMaxDerived: cfg.Cache.MaxDerived,
 		MaxStale:        cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
 		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,

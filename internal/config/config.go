@@ -15,8 +15,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/memlimit"
+	"github.com/rkms/rkms/keyring"
 )
 
 // Config is the whole rkms configuration. Field docs name the YAML keys.
@@ -185,35 +187,81 @@ type Warmup struct {
 	File string `yaml:"file"`
 }
 
-// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy.
+// Defaults that belong to the service rather than to a library: where it keeps its data and
+// listens, what it runs on without a file, and the values it deliberately sets apart from the
+// defaults of the packages it configures. Every other default is the owning package's
+// Default* constant (see [Default]).
+const (
+	DefaultDataDir        = "rkms-data"
+	DefaultAdminListen    = "127.0.0.1:8080"
+	DefaultKeyAPIListen   = "127.0.0.1:8081"
+	DefaultExtProcListen  = "127.0.0.1:50051"
+	DefaultDynamoDBTable  = "rkms_keys"
+	DefaultLocalRegions   = 3 // local-1, local-2, local-3: a majority survives one lost region
+	defaultAdminTokenFile = DefaultDataDir + "/admin.token"
+	defaultEmbeddedPath   = DefaultDataDir + "/keys.db"
+
+	// DefaultKMSTimeout bounds one KMS call, shorter than awskms.DefaultTimeout: a key fetch
+	// that falls back across regions must fit in extproc.key_timeout.
+	DefaultKMSTimeout = 500 * time.Millisecond
+	// DefaultDynamoDBTimeout bounds one store call, shorter than dynamodb.DefaultTimeout for
+	// the same reason.
+	DefaultDynamoDBTimeout = time.Second
+	// DefaultMaxStale turns stale-if-error on (keyring.Options.MaxStale is off by default):
+	// cached keys keep serving for an hour while every region or the store is down.
+	DefaultMaxStale = time.Hour
+
+	// The cache warm-up is a feature of the server (internal/app) configured only here.
+	DefaultWarmupMaxKeys      = 10000
+	DefaultWarmupTimeout      = 30 * time.Second
+	DefaultWarmupSaveInterval = time.Minute
+)
+
+// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy. Each
+// value is read from the package that owns it (keyring, extproc) or from the constants above.
 func Default() *Config {
+	regions := make([]Region, DefaultLocalRegions)
+	for i := range regions {
+		regions[i].Name = fmt.Sprintf("local-%d", i+1)
+	}
 	return &Config{
-		DataDir: "rkms-data",
+		DataDir: DefaultDataDir,
 		Log:     Log{Level: "info", Format: "json"},
-		Admin:   Admin{Listen: "127.0.0.1:8080", GRPCListen: "127.0.0.1:8081", TokenFile: "rkms-data/admin.token"},
-		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond,
-			MaxFields: 10000, MaxConcurrentStreams: 1024,
-			StreamTimeout: 60 * time.Second, IdleTimeout: 30 * time.Second, FirstMessageTimeout: 5 * time.Second},
+		Admin:   Admin{Listen: DefaultAdminListen, GRPCListen: DefaultKeyAPIListen, TokenFile: defaultAdminTokenFile},
+		ExtProc: ExtProc{
+			Listen:               DefaultExtProcListen,
+			MaxBodyBytes:         extproc.DefaultMaxBodyBytes,
+			KeyTimeout:           extproc.DefaultKeyTimeout,
+			MaxFields:            extproc.DefaultMaxFields,
+			MaxConcurrentStreams: extproc.DefaultMaxConcurrentStreams,
+			StreamTimeout:        extproc.DefaultStreamTimeout,
+			IdleTimeout:          extproc.DefaultIdleTimeout,
+			FirstMessageTimeout:  extproc.DefaultFirstMessageTimeout,
+		},
 		KMS: KMS{
-			Provider: "local",
-			Timeout:  500 * time.Millisecond,
-			Regions:  []Region{{Name: "local-1"}, {Name: "local-2"}, {Name: "local-3"}},
-
-			BreakerThreshold: 3,
-			BreakerCooldown:  10 * time.Second,
-			RepairInterval:   time.Minute,
-
-			CreateRate:  10,
-			CreateBurst: 20,
+			Provider:         "local",
+			Timeout:          DefaultKMSTimeout,
+			Regions:          regions,
+			BreakerThreshold: keyring.DefaultBreakerThreshold,
+			BreakerCooldown:  keyring.DefaultBreakerCooldown,
+			RepairInterval:   keyring.DefaultRepairInterval,
+			CreateRate:       keyring.DefaultCreateRate,
+			CreateBurst:      keyring.DefaultCreateBurst,
 		},
 		Store: Store{
 			Type:     "embedded",
-			Embedded: Embedded{Path: "rkms-data/keys.db"},
-			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
+			Embedded: Embedded{Path: defaultEmbeddedPath},
+			DynamoDB: DynamoDB{Table: DefaultDynamoDBTable, Timeout: DefaultDynamoDBTimeout},
 		},
-		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxDerived: 10000, MaxStale: time.Hour,
-			NegativeTTL: 5 * time.Second, NegativeMaxKeys: 10000,
-			Warmup: Warmup{MaxKeys: 10000, Timeout: 30 * time.Second, SaveInterval: time.Minute}},
+		Cache: Cache{
+			TTL:             keyring.DefaultCacheTTL,
+			MaxKeys:         keyring.DefaultCacheMaxKeys,
+			MaxDerived:      keyring.DefaultCacheMaxDerived,
+			MaxStale:        DefaultMaxStale,
+			NegativeTTL:     keyring.DefaultNegativeTTL,
+			NegativeMaxKeys: keyring.DefaultNegativeMaxKeys,
+			Warmup:          Warmup{MaxKeys: DefaultWarmupMaxKeys, Timeout: DefaultWarmupTimeout, SaveInterval: DefaultWarmupSaveInterval},
+		},
 	}
 }
 
@@ -533,9 +581,6 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
-
-// DefaultMinRegions is the majority of n regions.
-func DefaultMinRegions(n int) int { return n/2 + 1 }
 
 // lineOf finds the line of a dotted path (with [i] indices) in the parsed file, falling back to the
 // nearest ancestor that exists there; 0 if nothing matches (e.g. a default value).

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,6 +36,11 @@ const (
 	// DefaultMemoryBudget is the budget for body bytes held across all streams when
 	// Options.MemoryBudget is 0 (the app sizes it from the container's memory limit first).
 	DefaultMemoryBudget = memlimit.DefaultBudget
+	// MaxBodyBytesLimit, MaxFieldsLimit and MaxConcurrentStreamsLimit are the largest values
+	// of those Options ([CheckMaxBodyBytes], [CheckMaxFields], [CheckMaxConcurrentStreams]).
+	MaxBodyBytesLimit         = 64 << 20
+	MaxFieldsLimit            = 1000000
+	MaxConcurrentStreamsLimit = 1000000
 	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
 	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
 	streamWindow = 64 << 10
@@ -145,12 +151,44 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	return s, nil
 }
 
+// The checks below are the one rule for each bounded option: [NewServer] applies them once
+// zero values have taken their defaults, and the config loader applies them to its keys.
+
+// CheckMaxBodyBytes reports whether n is a valid Options.MaxBodyBytes: 1..MaxBodyBytesLimit.
+func CheckMaxBodyBytes(n int64) error { return between(n, 1, MaxBodyBytesLimit) }
+
+// CheckMaxFields reports whether n is a valid Options.MaxFields: 1..MaxFieldsLimit.
+func CheckMaxFields(n int) error { return between(int64(n), 1, MaxFieldsLimit) }
+
+// CheckMaxConcurrentStreams reports whether n is a valid Options.MaxConcurrentStreams:
+// 1..MaxConcurrentStreamsLimit.
+func CheckMaxConcurrentStreams(n int) error { return between(int64(n), 1, MaxConcurrentStreamsLimit) }
+
+// CheckStreamShare reports whether share is a valid Options.MaxStreamsPerClient or
+// MaxStreamsPerTenant under maxStreams (Options.MaxConcurrentStreams): 0 (a quarter of
+// maxStreams) up to maxStreams.
+func CheckStreamShare(share, maxStreams int) error {
+	if share < 0 || share > maxStreams {
+		return fmt.Errorf("must be between 0 (a quarter of the stream limit) and the stream limit %d (got %d)", maxStreams, share)
+	}
+	return nil
+}
+
+// CheckMemoryBudget reports whether b is a valid Options.MemoryBudget for bodies of up to
+// maxBodyBytes: 0, or enough for one such body (the rule of [memlimit.CheckBudget]).
+func CheckMemoryBudget(b int64, maxBodyBytes int) error { return memlimit.CheckBudget(b, maxBodyBytes) }
+
+func between(n, lo, hi int64) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d (got %d)", lo, hi, n)
+	}
+	return nil
+}
+
 // withDefaults checks o and replaces its zero values by the defaults.
 func (o *Options) withDefaults() error {
-	if o.MaxBodyBytes < 0 || o.KeyTimeout < 0 || o.MaxFields < 0 || o.MaxConcurrentStreams < 0 ||
-		o.MaxStreamsPerClient < 0 || o.MaxStreamsPerTenant < 0 || o.MemoryBudget < 0 ||
-		o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
-		return fmt.Errorf("limits and timeouts must not be negative")
+	if o.KeyTimeout < 0 || o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
+		return fmt.Errorf("timeouts must not be negative")
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -165,6 +203,16 @@ func (o *Options) withDefaults() error {
 	def(&o.MaxFields, DefaultMaxFields)
 	def(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 	def(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	if err := errors.Join(
+		optionErr("MaxBodyBytes", CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
+		optionErr("MaxFields", CheckMaxFields(o.MaxFields)),
+		optionErr("MaxConcurrentStreams", CheckMaxConcurrentStreams(o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerClient", CheckStreamShare(o.MaxStreamsPerClient, o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerTenant", CheckStreamShare(o.MaxStreamsPerTenant, o.MaxConcurrentStreams)),
+		optionErr("MemoryBudget", CheckMemoryBudget(o.MemoryBudget, o.MaxBodyBytes)),
+	); err != nil {
+		return err
+	}
 	def(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
 	def(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
 	defDur(&o.KeyTimeout, DefaultKeyTimeout)
@@ -174,14 +222,15 @@ func (o *Options) withDefaults() error {
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
 	}
-	if o.MaxStreamsPerClient > o.MaxConcurrentStreams || o.MaxStreamsPerTenant > o.MaxConcurrentStreams {
-		return fmt.Errorf("MaxStreamsPerClient (%d) and MaxStreamsPerTenant (%d) must not exceed MaxConcurrentStreams (%d)",
-			o.MaxStreamsPerClient, o.MaxStreamsPerTenant, o.MaxConcurrentStreams)
-	}
-	if minB := memlimit.MinBudget(o.MaxBodyBytes); o.MemoryBudget < minB {
-		return fmt.Errorf("MemoryBudget %d cannot hold one body of MaxBodyBytes (%d = %d x %d)", o.MemoryBudget, minB, BodyCostFactor, o.MaxBodyBytes)
-	}
 	return nil
+}
+
+// optionErr names the option a check failed for (nil stays nil).
+func optionErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].

@@ -17,7 +17,6 @@ import (
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/keyring"
 )
 
@@ -385,16 +384,6 @@ func (c *checker) check(cfg *Config) {
 	}
 	c.tls("admin.tls", cfg.Admin.TLS)
 	c.listen("extproc.listen", cfg.ExtProc.Listen)
-	if cfg.ExtProc.MaxBodyBytes <= 0 || cfg.ExtProc.MaxBodyBytes > 64<<20 {
-		c.add("extproc.max_body_bytes", "must be between 1 and 67108864 (got %d)", cfg.ExtProc.MaxBodyBytes)
-	}
-	c.positive("extproc.key_timeout", cfg.ExtProc.KeyTimeout)
-	if cfg.ExtProc.MaxFields <= 0 || cfg.ExtProc.MaxFields > 1000000 {
-		c.add("extproc.max_fields", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxFields)
-	}
-	if cfg.ExtProc.MaxConcurrentStreams <= 0 || cfg.ExtProc.MaxConcurrentStreams > 1000000 {
-		c.add("extproc.max_concurrent_streams", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxConcurrentStreams)
-	}
 	c.extprocLimits(&cfg.ExtProc)
 	c.tls("extproc.tls", cfg.ExtProc.TLS)
 	if host, _, err := net.SplitHostPort(cfg.ExtProc.Listen); err == nil && !isLoopback(host) && !cfg.ExtProc.Insecure &&
@@ -449,23 +438,26 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// extprocLimits checks the stream shares, deadlines and memory budget of ext_proc.
+// extprocLimits checks the limits, stream shares, deadlines and memory budget of ext_proc with
+// the extproc package's own rules (extproc.Check*), which NewServer applies too.
 func (c *checker) extprocLimits(e *ExtProc) {
-	for _, s := range []struct {
-		path string
-		n    int
-	}{{"extproc.max_streams_per_client", e.MaxStreamsPerClient}, {"extproc.max_streams_per_tenant", e.MaxStreamsPerTenant}} {
-		if s.n < 0 || s.n > e.MaxConcurrentStreams {
-			c.add(s.path, "must be between 0 (max_concurrent_streams/4) and max_concurrent_streams %d (got %d)", e.MaxConcurrentStreams, s.n)
-		}
-	}
+	c.owner("extproc.max_body_bytes", extproc.CheckMaxBodyBytes(e.MaxBodyBytes))
+	c.positive("extproc.key_timeout", e.KeyTimeout)
+	c.owner("extproc.max_fields", extproc.CheckMaxFields(e.MaxFields))
+	c.owner("extproc.max_concurrent_streams", extproc.CheckMaxConcurrentStreams(e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_client", extproc.CheckStreamShare(e.MaxStreamsPerClient, e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_tenant", extproc.CheckStreamShare(e.MaxStreamsPerTenant, e.MaxConcurrentStreams))
 	c.positive("extproc.stream_timeout", e.StreamTimeout)
 	c.positive("extproc.idle_timeout", e.IdleTimeout)
 	c.positive("extproc.first_message_timeout", e.FirstMessageTimeout)
-	minBudget := memlimit.MinBudget(int(min(e.MaxBodyBytes, 64<<20)))
-	if b := e.MemoryBudgetBytes; b < 0 || (b > 0 && b < minBudget) {
-		c.add("extproc.memory_budget_bytes", "must be 0 (from the container memory limit) or hold one largest body: at least %d "+
-			"(%d x max_body_bytes) (got %d)", minBudget, memlimit.BodyCostFactor, b)
+	maxBody := int(min(e.MaxBodyBytes, extproc.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
+	c.owner("extproc.memory_budget_bytes", extproc.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
+}
+
+// owner records err, the verdict of the package that owns the rule for the value at path.
+func (c *checker) owner(path string, err error) {
+	if err != nil {
+		c.add(path, "%v", err)
 	}
 }
 
@@ -521,9 +513,7 @@ func (c *checker) kms(k *KMS) {
 	if k.CreateBurst <= 0 {
 		c.add("kms.create_burst", "must be positive (got %d)", k.CreateBurst)
 	}
-	if k.MinRegions < 0 || k.MinRegions > len(k.Regions) {
-		c.add("kms.min_regions", "must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", len(k.Regions), k.MinRegions)
-	}
+	c.owner("kms.min_regions", keyring.CheckMinRegions(k.MinRegions, len(k.Regions)))
 }
 
 var regionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)

@@ -130,6 +130,19 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 // NewServer compiles policies (every problem is reported, naming the policy and field) and
 // returns a server that seals and opens fields with keys.
 func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, error) {
+	compiled, err := policy.Compile(policies)
+	if err != nil {
+		return nil, fmt.Errorf("new ext_proc server: %w", err)
+	}
+	return NewServerFromSet(compiled, keys, opts)
+}
+
+// NewServerFromSet is [NewServer] for policies already compiled (by the config loader, which
+// compiled them while checking the file).
+func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, error) {
+	if compiled == nil {
+		return nil, fmt.Errorf("new ext_proc server: policies are required")
+	}
 	if keys == nil {
 		return nil, fmt.Errorf("new ext_proc server: keys are required")
 	}
@@ -139,10 +152,6 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	compiled, err := policy.Compile(policies)
-	if err != nil {
-		return nil, fmt.Errorf("new ext_proc server: %w", err)
 	}
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
 		clients: newShares(opts.MaxStreamsPerClient), openers: newShares(opts.MaxStreamsPerClient), tenants: newShares(opts.MaxStreamsPerTenant)}

@@ -73,7 +73,11 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	gomemlimit := os.Getenv("GOMEMLIMIT")
 	mem := sizeMemory(cfg.ExtProc, memlimit.CgroupRoot, gomemlimit)
 	mem.apply(log, gomemlimit)
-	ext, err := extproc.NewServer(cfg.Policies, keysource.Keyring{K: kr}, extproc.Options{
+	policies, err := cfg.PolicySet() // compiled once, by config.Load when cfg came from a file
+	if err != nil {
+		return fmt.Errorf("ext_proc: %w", err)
+	}
+	ext, err := extproc.NewServerFromSet(policies, keysource.Keyring{K: kr}, extproc.Options{
 		Logger:       log,
 		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
 		KeyTimeout:   cfg.ExtProc.KeyTimeout,

@@ -32,6 +32,21 @@ type Config struct {
 	Store    Store           `yaml:"store"`
 	Cache    Cache           `yaml:"cache"`
 	Policies []policy.Config `yaml:"policies"`
+
+	// compiled is Policies as compiled by the check in Parse; nil for a Config that did not come
+	// from Parse (see PolicySet).
+	compiled *policy.Set
+}
+
+// PolicySet returns the compiled policies. For a Config from [Load] or [Parse] it is the set
+// compiled while checking the file, so a process compiles its policies once; otherwise (the
+// [Default] config, or one built in code) Policies are compiled now. Change Policies only before
+// Parse: the set is not compiled again.
+func (c *Config) PolicySet() (*policy.Set, error) {
+	if c.compiled != nil {
+		return c.compiled, nil
+	}
+	return policy.Compile(c.Policies)
 }
 
 // Log configures logging (log/slog).
@@ -328,9 +343,11 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, Problems{yamlProblem(err)}
 	}
-	if ps := Check(cfg, &root); len(ps) > 0 {
+	set, ps := check(cfg, &root)
+	if len(ps) > 0 {
 		return nil, ps
 	}
+	cfg.compiled = set
 	return cfg, nil
 }
 
@@ -347,14 +364,21 @@ func yamlProblem(err error) Problem {
 // Check validates cfg and returns every problem. root, the parsed file, is used to give each
 // problem its line; it may be nil (for the defaults).
 func Check(cfg *Config, root *yaml.Node) Problems {
+	_, ps := check(cfg, root)
+	return ps
+}
+
+// check is [Check] that also returns the compiled policies when there is no problem.
+func check(cfg *Config, root *yaml.Node) (*policy.Set, Problems) {
 	c := checker{root: root}
 	c.check(cfg)
-	return c.ps
+	return c.policySet, c.ps
 }
 
 type checker struct {
-	root *yaml.Node
-	ps   Problems
+	root      *yaml.Node
+	ps        Problems
+	policySet *policy.Set // the compiled policies, when they have no problem
 }
 
 func (c *checker) add(path, format string, args ...any) {
@@ -542,9 +566,15 @@ func (c *checker) store(s *Store) {
 	}
 }
 
-// policies checks each policy on its own, so that every problem gets the line of its entry
-// (the policy package names the policy and the field in the message), then the names across policies.
+// policies compiles the policies once, keeping the set for the server. Only when that fails
+// does it check each policy on its own, so that every problem gets the line of its entry (the
+// policy package names the policy and the field in the message), and the names across policies.
 func (c *checker) policies(ps []policy.Config) {
+	set, err := policy.Compile(ps)
+	if err == nil {
+		c.policySet = set
+		return
+	}
 	seen := map[string]int{}
 	for i := range ps {
 		path := fmt.Sprintf("policies[%d]", i)

@@ -199,19 +199,9 @@ func (o *Options) withDefaults() error {
 	if o.KeyTimeout < 0 || o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
 		return fmt.Errorf("timeouts must not be negative")
 	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxFields, DefaultMaxFields)
-	def(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
-	def(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&o.MaxFields, DefaultMaxFields)
+	orDefault(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	orDefault(&o.MaxBodyBytes, DefaultMaxBodyBytes)
 	if err := errors.Join(
 		optionErr("MaxBodyBytes", CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
 		optionErr("MaxFields", CheckMaxFields(o.MaxFields)),
@@ -222,16 +212,24 @@ func (o *Options) withDefaults() error {
 	); err != nil {
 		return err
 	}
-	def(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
-	def(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
-	defDur(&o.KeyTimeout, DefaultKeyTimeout)
-	defDur(&o.StreamTimeout, DefaultStreamTimeout)
-	defDur(&o.IdleTimeout, DefaultIdleTimeout)
-	defDur(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
+	orDefault(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
+	orDefault(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
+	orDefault(&o.KeyTimeout, DefaultKeyTimeout)
+	orDefault(&o.StreamTimeout, DefaultStreamTimeout)
+	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
 	}
 	return nil
+}
+
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // optionErr names the option a check failed for (nil stays nil).

@@ -202,46 +202,30 @@ func CheckMinRegions(m, n int) error {
 	return nil
 }
 
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 func withDefaults(o Options, n int) (Options, error) {
 	if err := CheckMinRegions(o.MinRegions, n); err != nil {
 		return o, fmt.Errorf("min regions: %w", err)
 	}
-	if o.MinRegions == 0 {
-		o.MinRegions = DefaultMinRegions(n)
-	}
-	if o.CacheTTL == 0 {
-		o.CacheTTL = DefaultCacheTTL
-	}
-	if o.CacheMaxKeys == 0 {
-		o.CacheMaxKeys = DefaultCacheMaxKeys
-	}
-	if o.CacheMaxDerived == 0 {
-		o.CacheMaxDerived = DefaultCacheMaxDerived
-	}
-	if o.BreakerThreshold == 0 {
-		o.BreakerThreshold = DefaultBreakerThreshold
-	}
-	if o.BreakerCooldown == 0 {
-		o.BreakerCooldown = DefaultBreakerCooldown
-	}
-	if o.RepairInterval == 0 {
-		o.RepairInterval = DefaultRepairInterval
-	}
-	if o.CallTimeout == 0 {
-		o.CallTimeout = DefaultCallTimeout
-	}
-	if o.CreateRate == 0 {
-		o.CreateRate = DefaultCreateRate
-	}
-	if o.CreateBurst == 0 {
-		o.CreateBurst = DefaultCreateBurst
-	}
-	if o.NegativeTTL == 0 {
-		o.NegativeTTL = DefaultNegativeTTL
-	}
-	if o.NegativeMaxKeys == 0 {
-		o.NegativeMaxKeys = DefaultNegativeMaxKeys
-	}
+	orDefault(&o.MinRegions, DefaultMinRegions(n))
+	orDefault(&o.CacheTTL, DefaultCacheTTL)
+	orDefault(&o.CacheMaxKeys, DefaultCacheMaxKeys)
+	orDefault(&o.CacheMaxDerived, DefaultCacheMaxDerived)
+	orDefault(&o.BreakerThreshold, DefaultBreakerThreshold)
+	orDefault(&o.BreakerCooldown, DefaultBreakerCooldown)
+	orDefault(&o.RepairInterval, DefaultRepairInterval)
+	orDefault(&o.CallTimeout, DefaultCallTimeout)
+	orDefault(&o.CreateRate, DefaultCreateRate)
+	orDefault(&o.CreateBurst, DefaultCreateBurst)
+	orDefault(&o.NegativeTTL, DefaultNegativeTTL)
+	orDefault(&o.NegativeMaxKeys, DefaultNegativeMaxKeys)
 	if o.CreateBurst < 0 {
 		return o, errors.New("create burst must not be negative")
 	}

@@ -51,8 +51,8 @@ func TestTransformLendsBodies(t *testing.T) {
 		{"no selected field", `{"name":"Ada"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var scratch []byte
-			out, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", []byte(tc.body), &scratch)
+			p := &processor{s: e.srv, pol: pol, keyID: "tenant-t1"}
+			out, buf, n, err := p.transform(t.Context(), phaseRequest, pol.Request(), nil, []byte(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func TestTransformLendsBodies(t *testing.T) {
 			if &(*buf)[:1][0] != &out[:1][0] {
 				t.Fatal("the lent buffer does not back the returned body")
 			}
-			p := &processor{s: e.srv}
+			p = &processor{s: e.srv}
 			p.lend(buf)
 			p.release()
 			if p.lent != nil || len(*buf) != 0 {
@@ -174,8 +174,8 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	}
 	b.WriteString(`]}`)
 	body := []byte(b.String())
-	var scratch []byte
-	sealed, buf, n, err := e.srv.transform(t.Context(), phaseRequest, pol, pol.Request(), nil, "tenant-t1", "", "", body, &scratch)
+	p := &processor{s: e.srv, pol: pol, keyID: "tenant-t1"}
+	sealed, buf, n, err := p.transform(t.Context(), phaseRequest, pol.Request(), nil, body)
 	if err != nil || n != 200 {
 		t.Fatalf("seal: %d values, %v", n, err)
 	}
@@ -184,7 +184,7 @@ func TestTransformBodyOutgrowsBuffer(t *testing.T) {
 	}
 	sealed = bytes.Clone(sealed)
 	e.srv.bodies.put(buf)
-	opened, buf, n, err := e.srv.transform(t.Context(), phaseResponse, pol, pol.Response(), nil, "tenant-t1", "", "", sealed, &scratch)
+	opened, buf, n, err := p.transform(t.Context(), phaseResponse, pol.Response(), nil, sealed)
 	if err != nil || n != 200 || string(opened) != string(body) {
 		t.Fatalf("open: %d values, %v, body equal %v", n, err, string(opened) == string(body))
 	}

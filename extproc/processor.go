@@ -332,7 +332,7 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 		}
 		return nil, 0, nil
 	}
-	out, buf, n, err := p.s.transform(ctx, ph, p.pol, fs, check, p.keyID, p.context, p.requestID(), body, &p.scratch)
+	out, buf, n, err := p.transform(ctx, ph, fs, check, body)
 	if err != nil {
 		return nil, 0, err
 	}

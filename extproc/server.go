@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,6 +36,11 @@ const (
 	// DefaultMemoryBudget is the budget for body bytes held across all streams when
 	// Options.MemoryBudget is 0 (the app sizes it from the container's memory limit first).
 	DefaultMemoryBudget = memlimit.DefaultBudget
+	// MaxBodyBytesLimit, MaxFieldsLimit and MaxConcurrentStreamsLimit are the largest values
+	// of those Options ([CheckMaxBodyBytes], [CheckMaxFields], [CheckMaxConcurrentStreams]).
+	MaxBodyBytesLimit         = 64 << 20
+	MaxFieldsLimit            = 1000000
+	MaxConcurrentStreamsLimit = 1000000
 	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
 	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
 	streamWindow = 64 << 10
@@ -124,6 +130,19 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 // NewServer compiles policies (every problem is reported, naming the policy and field) and
 // returns a server that seals and opens fields with keys.
 func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, error) {
+	compiled, err := policy.Compile(policies)
+	if err != nil {
+		return nil, fmt.Errorf("new ext_proc server: %w", err)
+	}
+	return NewServerFromSet(compiled, keys, opts)
+}
+
+// NewServerFromSet is [NewServer] for policies already compiled (by the config loader, which
+// compiled them while checking the file).
+func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, error) {
+	if compiled == nil {
+		return nil, fmt.Errorf("new ext_proc server: policies are required")
+	}
 	if keys == nil {
 		return nil, fmt.Errorf("new ext_proc server: keys are required")
 	}
@@ -134,10 +153,6 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	compiled, err := policy.Compile(policies)
-	if err != nil {
-		return nil, fmt.Errorf("new ext_proc server: %w", err)
-	}
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
 		clients: newShares(opts.MaxStreamsPerClient), openers: newSilent(), tenants: newShares(opts.MaxStreamsPerTenant)}
 	s.budget.size = opts.MemoryBudget
@@ -145,43 +160,84 @@ func NewServer(policies []policy.Config, keys Keys, opts Options) (*Server, erro
 	return s, nil
 }
 
+// The checks below are the one rule for each bounded option: [NewServer] applies them once
+// zero values have taken their defaults, and the config loader applies them to its keys.
+
+// CheckMaxBodyBytes reports whether n is a valid Options.MaxBodyBytes: 1..MaxBodyBytesLimit.
+func CheckMaxBodyBytes(n int64) error { return between(n, 1, MaxBodyBytesLimit) }
+
+// CheckMaxFields reports whether n is a valid Options.MaxFields: 1..MaxFieldsLimit.
+func CheckMaxFields(n int) error { return between(int64(n), 1, MaxFieldsLimit) }
+
+// CheckMaxConcurrentStreams reports whether n is a valid Options.MaxConcurrentStreams:
+// 1..MaxConcurrentStreamsLimit.
+func CheckMaxConcurrentStreams(n int) error { return between(int64(n), 1, MaxConcurrentStreamsLimit) }
+
+// CheckStreamShare reports whether share is a valid Options.MaxStreamsPerClient or
+// MaxStreamsPerTenant under maxStreams (Options.MaxConcurrentStreams): 0 (a quarter of
+// maxStreams) up to maxStreams.
+func CheckStreamShare(share, maxStreams int) error {
+	if share < 0 || share > maxStreams {
+		return fmt.Errorf("must be between 0 (a quarter of the stream limit) and the stream limit %d (got %d)", maxStreams, share)
+	}
+	return nil
+}
+
+// CheckMemoryBudget reports whether b is a valid Options.MemoryBudget for bodies of up to
+// maxBodyBytes: 0, or enough for one such body (the rule of [memlimit.CheckBudget]).
+func CheckMemoryBudget(b int64, maxBodyBytes int) error { return memlimit.CheckBudget(b, maxBodyBytes) }
+
+func between(n, lo, hi int64) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d (got %d)", lo, hi, n)
+	}
+	return nil
+}
+
 // withDefaults checks o and replaces its zero values by the defaults.
 func (o *Options) withDefaults() error {
-	if o.MaxBodyBytes < 0 || o.KeyTimeout < 0 || o.MaxFields < 0 || o.MaxConcurrentStreams < 0 ||
-		o.MaxStreamsPerClient < 0 || o.MaxStreamsPerTenant < 0 || o.MemoryBudget < 0 ||
-		o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
-		return fmt.Errorf("limits and timeouts must not be negative")
+	if o.KeyTimeout < 0 || o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
+		return fmt.Errorf("timeouts must not be negative")
 	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
+	orDefault(&o.MaxFields, DefaultMaxFields)
+	orDefault(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	orDefault(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	if err := errors.Join(
+		optionErr("MaxBodyBytes", CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
+		optionErr("MaxFields", CheckMaxFields(o.MaxFields)),
+		optionErr("MaxConcurrentStreams", CheckMaxConcurrentStreams(o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerClient", CheckStreamShare(o.MaxStreamsPerClient, o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerTenant", CheckStreamShare(o.MaxStreamsPerTenant, o.MaxConcurrentStreams)),
+		optionErr("MemoryBudget", CheckMemoryBudget(o.MemoryBudget, o.MaxBodyBytes)),
+	); err != nil {
+		return err
 	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxFields, DefaultMaxFields)
-	def(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
-	def(&o.MaxBodyBytes, DefaultMaxBodyBytes)
-	def(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
-	def(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
-	defDur(&o.KeyTimeout, DefaultKeyTimeout)
-	defDur(&o.StreamTimeout, DefaultStreamTimeout)
-	defDur(&o.IdleTimeout, DefaultIdleTimeout)
-	defDur(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
+	orDefault(&o.MaxStreamsPerClient, max(1, o.MaxConcurrentStreams/4))
+	orDefault(&o.MaxStreamsPerTenant, max(1, o.MaxConcurrentStreams/4))
+	orDefault(&o.KeyTimeout, DefaultKeyTimeout)
+	orDefault(&o.StreamTimeout, DefaultStreamTimeout)
+	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
 	}
-	if o.MaxStreamsPerClient > o.MaxConcurrentStreams || o.MaxStreamsPerTenant > o.MaxConcurrentStreams {
-		return fmt.Errorf("MaxStreamsPerClient (%d) and MaxStreamsPerTenant (%d) must not exceed MaxConcurrentStreams (%d)",
-			o.MaxStreamsPerClient, o.MaxStreamsPerTenant, o.MaxConcurrentStreams)
-	}
-	if minB := memlimit.MinBudget(o.MaxBodyBytes); o.MemoryBudget < minB {
-		return fmt.Errorf("MemoryBudget %d cannot hold one body of MaxBodyBytes (%d = %d x %d)", o.MemoryBudget, minB, BodyCostFactor, o.MaxBodyBytes)
-	}
 	return nil
+}
+
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// optionErr names the option a check failed for (nil stays nil).
+func optionErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // Register adds the ExternalProcessor service to g. Create g with [Server.GRPCServerOptions].

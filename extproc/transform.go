@@ -32,24 +32,26 @@ type transformer struct {
 	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
 }
 
-// transform rewrites body with jsonfield's RewriteChecked, running the tripwire check first
-// when check is not nil. It returns the new body, the pooled buffer that
+// transform rewrites body, in direction fs of the stream's policy, with jsonfield's
+// RewriteChecked, running the tripwire check first when check is not nil. The key id, record
+// binding and request id are the stream's. It returns the new body, the pooled buffer that
 // backs it (to be given back with bodies.put once the body has been sent) and how many values were
 // sealed or opened. When that is 0 the body is unchanged, and out and buf are nil. Key lookups are
 // bounded by KeyTimeout.
 //
-// scratch is the caller's buffer for one field's replacement, grown as needed; it may hold a
-// field's plaintext, and is cleared before transform returns.
-func (s *Server) transform(ctx context.Context, ph phase, pol *policy.Policy, fs *policy.Fields, check func(*jsonfield.Outside) error, keyID, binding, reqID string, body []byte, scratch *[]byte) (out []byte, buf *[]byte, n int, err error) {
+// p.scratch holds one field's replacement, grown as needed; it may hold a field's plaintext, and
+// is cleared before transform returns.
+func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, check func(*jsonfield.Outside) error, body []byte) (out []byte, buf *[]byte, n int, err error) {
+	s, pol := p.s, p.pol
 	kctx := withKeyTimeout(ctx, s.opts.KeyTimeout)
 	defer kctx.stop()
-	kctx.reqID = reqID
+	kctx.reqID = p.requestID()
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs, legacy: pol.LegacyPlaintextPasses(),
-		lookup: pol.Create() == policy.CreateAdminOnly, scratch: (*scratch)[:0]}
+	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: p.keyID, binding: p.context, fields: fs, legacy: pol.LegacyPlaintextPasses(),
+		lookup: pol.Create() == policy.CreateAdminOnly, scratch: p.scratch[:0]}
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
-		*scratch = t.scratch[:0]
+		p.scratch = t.scratch[:0]
 	}()
 	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)

@@ -42,7 +42,8 @@ const maxCASAttempts = 8
 // Options tune a [Keyring]. Zero values take the defaults.
 type Options struct {
 	// MinRegions is how many wrapped copies a new key (or version) needs before it is stored.
-	// Default: a majority of the configured regions (n/2+1). Must be 1..n.
+	// Default: a majority of the configured regions ([DefaultMinRegions]). Must be 1..n
+	// ([CheckMinRegions]).
 	MinRegions int
 	// CacheTTL bounds how long a plaintext data key stays cached, counted from when it was
 	// fetched (hits do not extend it). Default 5m; negative disables the cache.
@@ -189,46 +190,42 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 	return k, nil
 }
 
+// DefaultMinRegions is the MinRegions of n regions when Options.MinRegions is 0: a majority.
+func DefaultMinRegions(n int) int { return n/2 + 1 }
+
+// CheckMinRegions reports whether m is a valid Options.MinRegions for n regions: 1..n, or 0 for
+// [DefaultMinRegions]. [New] and the config loader both use it.
+func CheckMinRegions(m, n int) error {
+	if m < 0 || m > n {
+		return fmt.Errorf("must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", n, m)
+	}
+	return nil
+}
+
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 func withDefaults(o Options, n int) (Options, error) {
-	if o.MinRegions == 0 {
-		o.MinRegions = n/2 + 1
+	if err := CheckMinRegions(o.MinRegions, n); err != nil {
+		return o, fmt.Errorf("min regions: %w", err)
 	}
-	if o.MinRegions < 1 || o.MinRegions > n {
-		return o, fmt.Errorf("min regions %d out of range 1..%d", o.MinRegions, n)
-	}
-	if o.CacheTTL == 0 {
-		o.CacheTTL = DefaultCacheTTL
-	}
-	if o.CacheMaxKeys == 0 {
-		o.CacheMaxKeys = DefaultCacheMaxKeys
-	}
-	if o.CacheMaxDerived == 0 {
-		o.CacheMaxDerived = DefaultCacheMaxDerived
-	}
-	if o.BreakerThreshold == 0 {
-		o.BreakerThreshold = DefaultBreakerThreshold
-	}
-	if o.BreakerCooldown == 0 {
-		o.BreakerCooldown = DefaultBreakerCooldown
-	}
-	if o.RepairInterval == 0 {
-		o.RepairInterval = DefaultRepairInterval
-	}
-	if o.CallTimeout == 0 {
-		o.CallTimeout = DefaultCallTimeout
-	}
-	if o.CreateRate == 0 {
-		o.CreateRate = DefaultCreateRate
-	}
-	if o.CreateBurst == 0 {
-		o.CreateBurst = DefaultCreateBurst
-	}
-	if o.NegativeTTL == 0 {
-		o.NegativeTTL = DefaultNegativeTTL
-	}
-	if o.NegativeMaxKeys == 0 {
-		o.NegativeMaxKeys = DefaultNegativeMaxKeys
-	}
+	orDefault(&o.MinRegions, DefaultMinRegions(n))
+	orDefault(&o.CacheTTL, DefaultCacheTTL)
+	orDefault(&o.CacheMaxKeys, DefaultCacheMaxKeys)
+	orDefault(&o.CacheMaxDerived, DefaultCacheMaxDerived)
+	orDefault(&o.BreakerThreshold, DefaultBreakerThreshold)
+	orDefault(&o.BreakerCooldown, DefaultBreakerCooldown)
+	orDefault(&o.RepairInterval, DefaultRepairInterval)
+	orDefault(&o.CallTimeout, DefaultCallTimeout)
+	orDefault(&o.CreateRate, DefaultCreateRate)
+	orDefault(&o.CreateBurst, DefaultCreateBurst)
+	orDefault(&o.NegativeTTL, DefaultNegativeTTL)
+	orDefault(&o.NegativeMaxKeys, DefaultNegativeMaxKeys)
 	if o.CreateBurst < 0 {
 		return o, errors.New("create burst must not be negative")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/awskms"
@@ -98,13 +99,32 @@ func buildStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
-	minRegions := cfg.KMS.MinRegions
-	if minRegions == 0 {
-		minRegions = config.DefaultMinRegions(len(cfg.KMS.Regions))
-	}
-	return keyring.Options{MinRegions: minRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
+	// MinRegions 0 is the keyring's majority (keyring.DefaultMinRegions).
+	return keyring.Options{MinRegions: cfg.KMS.MinRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
 		CacheMaxDerived: cfg.Cache.MaxDerived,
 		MaxStale:        cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
 		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,
 		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log}
+}
+
+// extprocOptions maps the extproc section of cfg to the server's options; budget is the body
+// memory budget sized by sizeMemory.
+func extprocOptions(cfg *config.Config, log *slog.Logger, obs extproc.Observer, budget int64) extproc.Options {
+	e := cfg.ExtProc
+	return extproc.Options{
+		Logger:       log,
+		MaxBodyBytes: int(e.MaxBodyBytes),
+		KeyTimeout:   e.KeyTimeout,
+		Observer:     obs,
+
+		MaxFields:            e.MaxFields,
+		MaxConcurrentStreams: e.MaxConcurrentStreams,
+		MaxStreamsPerClient:  e.MaxStreamsPerClient,
+		MaxStreamsPerTenant:  e.MaxStreamsPerTenant,
+		StreamTimeout:        e.StreamTimeout,
+		IdleTimeout:          e.IdleTimeout,
+		FirstMessageTimeout:  e.FirstMessageTimeout,
+		MemoryBudget:         budget,
+		TrustRequestID:       e.TrustRequestID,
+	}
 }

@@ -100,7 +100,7 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", *cfgPath, err)
 		return 1
 	}
-	set, err := policy.Compile(cfg.Policies)
+	set, err := cfg.PolicySet() // compiled by config.Load
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *cfgPath, err)
 		return 1

@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
@@ -27,6 +23,7 @@ import (
 	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/metrics"
 	"github.com/rkms/rkms/keyring"
+	"github.com/rkms/rkms/store"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish after a stop signal.
@@ -34,184 +31,204 @@ const shutdownGrace = 10 * time.Second
 
 // Serve runs rkms with cfg until ctx ends. defaults says cfg is the embedded default (it changes
 // only what is printed at start).
+//
+// The steps, each a function below: the admin token, the key service (KMS regions, store,
+// keyring), the ext_proc server, the admin and key APIs, the listeners, the servers on them and
+// the cache warm-up; then it waits for ctx or a failing server and shuts down within
+// shutdownGrace.
 func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
-	token, generated, err := adminToken(cfg.Admin.TokenFile)
+	token, err := loadAdminToken(cfg, stdout)
 	if err != nil {
 		return err
+	}
+	// Metrics decorate the regions and the store; the keyring itself is read at scrape time.
+	m := metrics.New()
+	keys, err := openKeys(ctx, cfg, log, m)
+	if err != nil {
+		return err
+	}
+	defer keys.close()
+	ext, err := buildExtProc(cfg, keys.kr, log, m)
+	if err != nil {
+		return err
+	}
+	// /readyz and the gRPC health check report ready once the cache warm-up is done.
+	warm := newWarmup(cfg, keys.kr, log)
+	apis, err := buildAPIs(keys, warm, token, log, m)
+	if err != nil {
+		return err
+	}
+	sec, err := buildSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	srv := newServers(ext, apis, sec, log)
+	errc := srv.start(lis)
+	stopWarm := startWarmup(ctx, warm, srv.ready)
+	printStarted(stdout, log, cfg, defaults, sec, lis, keys.regions)
+
+	serveErr := waitStop(ctx, errc)
+	log.Info("rkms stopping")
+	srv.shutdown()
+	stopWarm()
+	warm.save()
+	return serveResult(serveErr)
+}
+
+// loadAdminToken reads (or generates, saying so on stdout) the token of the admin and key APIs.
+func loadAdminToken(cfg *config.Config, stdout io.Writer) (string, error) {
+	token, generated, err := adminToken(cfg.Admin.TokenFile)
+	if err != nil {
+		return "", err
 	}
 	if generated {
 		fmt.Fprintf(stdout, "rkms: generated admin token in %s\n", cfg.Admin.TokenFile)
 	}
+	return token, nil
+}
 
-	// Metrics decorate the regions and the store; the keyring itself is read at scrape time.
-	m := metrics.New()
+// keyService is the key side of rkms: the store and the keyring over the KMS regions.
+type keyService struct {
+	st      store.Store
+	kr      *keyring.Keyring
+	audit   *audit.Logger
+	regions int
+}
+
+// openKeys opens the KMS regions and the store, both measured by m, and the keyring over them.
+func openKeys(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*keyService, error) {
 	regions, err := buildRegions(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range regions {
 		regions[i] = m.WrapRegion(regions[i])
 	}
 	st, err := buildStore(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
 	// Key creation is audited where the record is first written, whichever API caused it.
 	auditLog := audit.New(log, extprocCaller)
 	kr, err := keyring.New(auditLog.WrapStore(m.WrapStore(st)), regions, keyringOptions(cfg, log))
 	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
+		st.Close()
+		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	defer kr.Close()
+	k := &keyService{st: st, kr: kr, audit: auditLog, regions: len(regions)}
 	if err := m.WatchKeyring(kr); err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		k.close()
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	return k, nil
+}
 
+// close stops the keyring, then closes the store under it.
+func (k *keyService) close() {
+	k.kr.Close()
+	k.st.Close()
+}
+
+// buildExtProc sizes the memory budget and makes the ext_proc server with the policies compiled
+// by the config loader.
+func buildExtProc(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger, m *metrics.Metrics) (*extproc.Server, error) {
 	// The body budget and the Go soft limit follow the container's memory limit.
 	gomemlimit := os.Getenv("GOMEMLIMIT")
 	mem := sizeMemory(cfg.ExtProc, memlimit.CgroupRoot, gomemlimit)
 	mem.apply(log, gomemlimit)
-	ext, err := extproc.NewServer(cfg.Policies, keysource.Keyring{K: kr}, extproc.Options{
-		Logger:       log,
-		MaxBodyBytes: int(cfg.ExtProc.MaxBodyBytes),
-		KeyTimeout:   cfg.ExtProc.KeyTimeout,
-		Observer:     m,
-
-		MaxFields:            cfg.ExtProc.MaxFields,
-		MaxConcurrentStreams: cfg.ExtProc.MaxConcurrentStreams,
-		MaxStreamsPerClient:  cfg.ExtProc.MaxStreamsPerClient,
-		MaxStreamsPerTenant:  cfg.ExtProc.MaxStreamsPerTenant,
-		StreamTimeout:        cfg.ExtProc.StreamTimeout,
-		IdleTimeout:          cfg.ExtProc.IdleTimeout,
-		FirstMessageTimeout:  cfg.ExtProc.FirstMessageTimeout,
-		MemoryBudget:         mem.budget,
-		TrustRequestID:       cfg.ExtProc.TrustRequestID,
-	})
+	policies, err := cfg.PolicySet()
 	if err != nil {
-		return fmt.Errorf("ext_proc: %w", err)
+		return nil, fmt.Errorf("ext_proc: %w", err)
+	}
+	ext, err := extproc.NewServerFromSet(policies, keysource.Keyring{K: kr}, extprocOptions(cfg, log, m, mem.budget))
+	if err != nil {
+		return nil, fmt.Errorf("ext_proc: %w", err)
 	}
 	if err := m.WatchExtProc(ext); err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	for _, w := range policy.Warnings(cfg.Policies) {
 		log.Warn("policy", "warning", w)
 	}
+	return ext, nil
+}
+
+// apis are the admin HTTP API (with /metrics) and the gRPC key API.
+type apis struct {
+	admin  http.Handler
+	keySvc *keyapi.Service
+}
+
+// buildAPIs makes the admin HTTP API and the gRPC key API over the keyring.
+func buildAPIs(keys *keyService, warm *warmup, token string, log *slog.Logger, m *metrics.Metrics) (*apis, error) {
 	// One failed-login throttle for both APIs: a token guessed through one is guessed for both.
 	logins := authlimit.New(nil)
-	// /readyz and the gRPC health check report ready once the cache warm-up is done.
-	warm := newWarmup(cfg, kr, log)
-	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog,
+	adminHandler, err := admin.New(readyKeyring{keys.kr, warm}, admin.Options{Token: token, Logger: log, Audit: keys.audit,
 		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log, Audit: auditLog,
+	keySvc, err := keyapi.New(keys.kr, keyapi.Options{Token: token, Logger: log, Audit: keys.audit,
 		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// /metrics needs no token: it carries no key material and no key ids.
 	adminMux := http.NewServeMux()
 	adminMux.Handle("/metrics", m.Handler())
 	adminMux.Handle("/", adminHandler)
+	return &apis{admin: adminMux, keySvc: keySvc}, nil
+}
 
-	sec, err := buildSecurity(cfg, log)
-	if err != nil {
-		return err
-	}
-	grpcLis, err := net.Listen("tcp", cfg.ExtProc.Listen)
-	if err != nil {
-		return fmt.Errorf("ext_proc listener: %w", err)
-	}
-	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	var keyLis net.Listener
-	if cfg.Admin.GRPCListen != "" {
-		if keyLis, err = net.Listen("tcp", cfg.Admin.GRPCListen); err != nil {
-			grpcLis.Close()
-			adminLis.Close()
-			return fmt.Errorf("admin grpc listener: %w", err)
-		}
-	}
-
-	// Envoy sends a buffered body as one message: the server sizes gRPC's limits to the body limit.
-	gs := grpc.NewServer(append(ext.GRPCServerOptions(), sec.extproc...)...)
-	ext.Register(gs)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-
-	hsrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: adminMaxHeaderBytes, TLSConfig: sec.adminHTTP,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-
-	// The key API has its own gRPC server: its listener may be exposed where ext_proc's is not.
-	ks := grpc.NewServer(sec.keyAPI...)
-	keySvc.Register(ks)
-	reflection.Register(ks)
-
-	errc := make(chan error, 3)
-	go func() { errc <- gs.Serve(grpcLis) }()
-	go func() {
-		if hsrv.TLSConfig != nil {
-			errc <- hsrv.ServeTLS(adminLis, "", "")
-			return
-		}
-		errc <- hsrv.Serve(adminLis)
-	}()
-	keyAddr := "disabled"
-	if keyLis != nil {
-		keyAddr = keyLis.Addr().String()
-		go func() { errc <- ks.Serve(keyLis) }()
-	}
-
+// startWarmup warms the cache in the background (then calls ready) and saves the recent key
+// ids periodically. The function it returns stops both and waits for the warm-up to end.
+func startWarmup(ctx context.Context, warm *warmup, ready func()) (stop func()) {
 	warmDone := make(chan struct{})
-	wctx, stopWarm := context.WithCancel(ctx)
-	defer stopWarm()
+	wctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(warmDone)
-		warm.run(wctx, func() { hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING) })
+		warm.run(wctx, ready)
 	}()
 	go warm.saveLoop(wctx)
+	return func() {
+		cancel()
+		<-warmDone
+	}
+}
 
+// printStarted tells the operator where everything listens (stdout) and logs the start.
+func printStarted(stdout io.Writer, log *slog.Logger, cfg *config.Config, defaults bool, sec *listenerSecurity, lis *listeners, regions int) {
 	mode := "configured"
 	if defaults {
 		mode = "embedded defaults (local software KMS: NOT FOR PRODUCTION)"
 	}
+	keyAddr := lis.keyAPIAddr()
 	fmt.Fprintf(stdout, "rkms %s serving (%s)\n  admin API: %s://%s (token in %s; metrics at /metrics)\n  key API:   %s (gRPC%s)\n  ext_proc:  %s (gRPC%s)\n",
-		Version, mode, sec.scheme(), adminLis.Addr(), tokenSource(cfg), keyAddr, tlsNote(cfg.Admin.TLS), grpcLis.Addr(), tlsNote(cfg.ExtProc.TLS))
-	log.Info("rkms started", "admin", adminLis.Addr().String(), "key_api", keyAddr, "extproc", grpcLis.Addr().String(),
-		"kms_provider", cfg.KMS.Provider, "regions", len(regions), "store", cfg.Store.Type, "policies", len(cfg.Policies))
+		Version, mode, sec.scheme(), lis.admin.Addr(), tokenSource(cfg), keyAddr, tlsNote(cfg.Admin.TLS), lis.extproc.Addr(), tlsNote(cfg.ExtProc.TLS))
+	log.Info("rkms started", "admin", lis.admin.Addr().String(), "key_api", keyAddr, "extproc", lis.extproc.Addr().String(),
+		"kms_provider", cfg.KMS.Provider, "regions", regions, "store", cfg.Store.Type, "policies", len(cfg.Policies))
+}
 
-	var serveErr error
+// waitStop waits until ctx ends (nil) or a server fails (its error).
+func waitStop(ctx context.Context, errc <-chan error) error {
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+		return nil
+	case err := <-errc:
+		return err
 	}
-	log.Info("rkms stopping")
-	hs.Shutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	_ = hsrv.Shutdown(sctx)
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); ks.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-sctx.Done():
-		gs.Stop()
-		ks.Stop()
-	}
-	stopWarm()
-	<-warmDone
-	warm.save()
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
-		return serveErr
+}
+
+// serveResult is what Serve returns for the error that ended serving: nil for a server closed
+// by the shutdown.
+func serveResult(err error) error {
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
 	}
 	return nil
 }

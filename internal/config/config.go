@@ -15,8 +15,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/memlimit"
+	"github.com/rkms/rkms/keyring"
 )
 
 // Config is the whole rkms configuration. Field docs name the YAML keys.
@@ -31,6 +32,21 @@ type Config struct {
 	Store    Store           `yaml:"store"`
 	Cache    Cache           `yaml:"cache"`
 	Policies []policy.Config `yaml:"policies"`
+
+	// compiled is Policies as compiled by the check in Parse; nil for a Config that did not come
+	// from Parse (see PolicySet).
+	compiled *policy.Set
+}
+
+// PolicySet returns the compiled policies. For a Config from [Load] or [Parse] it is the set
+// compiled while checking the file, so a process compiles its policies once; otherwise (the
+// [Default] config, or one built in code) Policies are compiled now. Change Policies only before
+// Parse: the set is not compiled again.
+func (c *Config) PolicySet() (*policy.Set, error) {
+	if c.compiled != nil {
+		return c.compiled, nil
+	}
+	return policy.Compile(c.Policies)
 }
 
 // Log configures logging (log/slog).
@@ -185,35 +201,81 @@ type Warmup struct {
 	File string `yaml:"file"`
 }
 
-// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy.
+// Defaults that belong to the service rather than to a library: where it keeps its data and
+// listens, what it runs on without a file, and the values it deliberately sets apart from the
+// defaults of the packages it configures. Every other default is the owning package's
+// Default* constant (see [Default]).
+const (
+	DefaultDataDir        = "rkms-data"
+	DefaultAdminListen    = "127.0.0.1:8080"
+	DefaultKeyAPIListen   = "127.0.0.1:8081"
+	DefaultExtProcListen  = "127.0.0.1:50051"
+	DefaultDynamoDBTable  = "rkms_keys"
+	DefaultLocalRegions   = 3 // local-1, local-2, local-3: a majority survives one lost region
+	defaultAdminTokenFile = DefaultDataDir + "/admin.token"
+	defaultEmbeddedPath   = DefaultDataDir + "/keys.db"
+
+	// DefaultKMSTimeout bounds one KMS call, shorter than awskms.DefaultTimeout: a key fetch
+	// that falls back across regions must fit in extproc.key_timeout.
+	DefaultKMSTimeout = 500 * time.Millisecond
+	// DefaultDynamoDBTimeout bounds one store call, shorter than dynamodb.DefaultTimeout for
+	// the same reason.
+	DefaultDynamoDBTimeout = time.Second
+	// DefaultMaxStale turns stale-if-error on (keyring.Options.MaxStale is off by default):
+	// cached keys keep serving for an hour while every region or the store is down.
+	DefaultMaxStale = time.Hour
+
+	// The cache warm-up is a feature of the server (internal/app) configured only here.
+	DefaultWarmupMaxKeys      = 10000
+	DefaultWarmupTimeout      = 30 * time.Second
+	DefaultWarmupSaveInterval = time.Minute
+)
+
+// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy. Each
+// value is read from the package that owns it (keyring, extproc) or from the constants above.
 func Default() *Config {
+	regions := make([]Region, DefaultLocalRegions)
+	for i := range regions {
+		regions[i].Name = fmt.Sprintf("local-%d", i+1)
+	}
 	return &Config{
-		DataDir: "rkms-data",
+		DataDir: DefaultDataDir,
 		Log:     Log{Level: "info", Format: "json"},
-		Admin:   Admin{Listen: "127.0.0.1:8080", GRPCListen: "127.0.0.1:8081", TokenFile: "rkms-data/admin.token"},
-		ExtProc: ExtProc{Listen: "127.0.0.1:50051", MaxBodyBytes: 1 << 20, KeyTimeout: 1500 * time.Millisecond,
-			MaxFields: 10000, MaxConcurrentStreams: 1024,
-			StreamTimeout: 60 * time.Second, IdleTimeout: 30 * time.Second, FirstMessageTimeout: 5 * time.Second},
+		Admin:   Admin{Listen: DefaultAdminListen, GRPCListen: DefaultKeyAPIListen, TokenFile: defaultAdminTokenFile},
+		ExtProc: ExtProc{
+			Listen:               DefaultExtProcListen,
+			MaxBodyBytes:         extproc.DefaultMaxBodyBytes,
+			KeyTimeout:           extproc.DefaultKeyTimeout,
+			MaxFields:            extproc.DefaultMaxFields,
+			MaxConcurrentStreams: extproc.DefaultMaxConcurrentStreams,
+			StreamTimeout:        extproc.DefaultStreamTimeout,
+			IdleTimeout:          extproc.DefaultIdleTimeout,
+			FirstMessageTimeout:  extproc.DefaultFirstMessageTimeout,
+		},
 		KMS: KMS{
-			Provider: "local",
-			Timeout:  500 * time.Millisecond,
-			Regions:  []Region{{Name: "local-1"}, {Name: "local-2"}, {Name: "local-3"}},
-
-			BreakerThreshold: 3,
-			BreakerCooldown:  10 * time.Second,
-			RepairInterval:   time.Minute,
-
-			CreateRate:  10,
-			CreateBurst: 20,
+			Provider:         "local",
+			Timeout:          DefaultKMSTimeout,
+			Regions:          regions,
+			BreakerThreshold: keyring.DefaultBreakerThreshold,
+			BreakerCooldown:  keyring.DefaultBreakerCooldown,
+			RepairInterval:   keyring.DefaultRepairInterval,
+			CreateRate:       keyring.DefaultCreateRate,
+			CreateBurst:      keyring.DefaultCreateBurst,
 		},
 		Store: Store{
 			Type:     "embedded",
-			Embedded: Embedded{Path: "rkms-data/keys.db"},
-			DynamoDB: DynamoDB{Table: "rkms_keys", Timeout: time.Second},
+			Embedded: Embedded{Path: defaultEmbeddedPath},
+			DynamoDB: DynamoDB{Table: DefaultDynamoDBTable, Timeout: DefaultDynamoDBTimeout},
 		},
-		Cache: Cache{TTL: 5 * time.Minute, MaxKeys: 100000, MaxDerived: 10000, MaxStale: time.Hour,
-			NegativeTTL: 5 * time.Second, NegativeMaxKeys: 10000,
-			Warmup: Warmup{MaxKeys: 10000, Timeout: 30 * time.Second, SaveInterval: time.Minute}},
+		Cache: Cache{
+			TTL:             keyring.DefaultCacheTTL,
+			MaxKeys:         keyring.DefaultCacheMaxKeys,
+			MaxDerived:      keyring.DefaultCacheMaxDerived,
+			MaxStale:        DefaultMaxStale,
+			NegativeTTL:     keyring.DefaultNegativeTTL,
+			NegativeMaxKeys: keyring.DefaultNegativeMaxKeys,
+			Warmup:          Warmup{MaxKeys: DefaultWarmupMaxKeys, Timeout: DefaultWarmupTimeout, SaveInterval: DefaultWarmupSaveInterval},
+		},
 	}
 }
 
@@ -281,9 +343,11 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, Problems{yamlProblem(err)}
 	}
-	if ps := Check(cfg, &root); len(ps) > 0 {
+	set, ps := check(cfg, &root)
+	if len(ps) > 0 {
 		return nil, ps
 	}
+	cfg.compiled = set
 	return cfg, nil
 }
 
@@ -300,14 +364,21 @@ func yamlProblem(err error) Problem {
 // Check validates cfg and returns every problem. root, the parsed file, is used to give each
 // problem its line; it may be nil (for the defaults).
 func Check(cfg *Config, root *yaml.Node) Problems {
+	_, ps := check(cfg, root)
+	return ps
+}
+
+// check is [Check] that also returns the compiled policies when there is no problem.
+func check(cfg *Config, root *yaml.Node) (*policy.Set, Problems) {
 	c := checker{root: root}
 	c.check(cfg)
-	return c.ps
+	return c.policySet, c.ps
 }
 
 type checker struct {
-	root *yaml.Node
-	ps   Problems
+	root      *yaml.Node
+	ps        Problems
+	policySet *policy.Set // the compiled policies, when they have no problem
 }
 
 func (c *checker) add(path, format string, args ...any) {
@@ -337,16 +408,6 @@ func (c *checker) check(cfg *Config) {
 	}
 	c.tls("admin.tls", cfg.Admin.TLS)
 	c.listen("extproc.listen", cfg.ExtProc.Listen)
-	if cfg.ExtProc.MaxBodyBytes <= 0 || cfg.ExtProc.MaxBodyBytes > 64<<20 {
-		c.add("extproc.max_body_bytes", "must be between 1 and 67108864 (got %d)", cfg.ExtProc.MaxBodyBytes)
-	}
-	c.positive("extproc.key_timeout", cfg.ExtProc.KeyTimeout)
-	if cfg.ExtProc.MaxFields <= 0 || cfg.ExtProc.MaxFields > 1000000 {
-		c.add("extproc.max_fields", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxFields)
-	}
-	if cfg.ExtProc.MaxConcurrentStreams <= 0 || cfg.ExtProc.MaxConcurrentStreams > 1000000 {
-		c.add("extproc.max_concurrent_streams", "must be between 1 and 1000000 (got %d)", cfg.ExtProc.MaxConcurrentStreams)
-	}
 	c.extprocLimits(&cfg.ExtProc)
 	c.tls("extproc.tls", cfg.ExtProc.TLS)
 	if host, _, err := net.SplitHostPort(cfg.ExtProc.Listen); err == nil && !isLoopback(host) && !cfg.ExtProc.Insecure &&
@@ -401,23 +462,26 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// extprocLimits checks the stream shares, deadlines and memory budget of ext_proc.
+// extprocLimits checks the limits, stream shares, deadlines and memory budget of ext_proc with
+// the extproc package's own rules (extproc.Check*), which NewServer applies too.
 func (c *checker) extprocLimits(e *ExtProc) {
-	for _, s := range []struct {
-		path string
-		n    int
-	}{{"extproc.max_streams_per_client", e.MaxStreamsPerClient}, {"extproc.max_streams_per_tenant", e.MaxStreamsPerTenant}} {
-		if s.n < 0 || s.n > e.MaxConcurrentStreams {
-			c.add(s.path, "must be between 0 (max_concurrent_streams/4) and max_concurrent_streams %d (got %d)", e.MaxConcurrentStreams, s.n)
-		}
-	}
+	c.owner("extproc.max_body_bytes", extproc.CheckMaxBodyBytes(e.MaxBodyBytes))
+	c.positive("extproc.key_timeout", e.KeyTimeout)
+	c.owner("extproc.max_fields", extproc.CheckMaxFields(e.MaxFields))
+	c.owner("extproc.max_concurrent_streams", extproc.CheckMaxConcurrentStreams(e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_client", extproc.CheckStreamShare(e.MaxStreamsPerClient, e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_tenant", extproc.CheckStreamShare(e.MaxStreamsPerTenant, e.MaxConcurrentStreams))
 	c.positive("extproc.stream_timeout", e.StreamTimeout)
 	c.positive("extproc.idle_timeout", e.IdleTimeout)
 	c.positive("extproc.first_message_timeout", e.FirstMessageTimeout)
-	minBudget := memlimit.MinBudget(int(min(e.MaxBodyBytes, 64<<20)))
-	if b := e.MemoryBudgetBytes; b < 0 || (b > 0 && b < minBudget) {
-		c.add("extproc.memory_budget_bytes", "must be 0 (from the container memory limit) or hold one largest body: at least %d "+
-			"(%d x max_body_bytes) (got %d)", minBudget, memlimit.BodyCostFactor, b)
+	maxBody := int(min(e.MaxBodyBytes, extproc.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
+	c.owner("extproc.memory_budget_bytes", extproc.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
+}
+
+// owner records err, the verdict of the package that owns the rule for the value at path.
+func (c *checker) owner(path string, err error) {
+	if err != nil {
+		c.add(path, "%v", err)
 	}
 }
 
@@ -473,9 +537,7 @@ func (c *checker) kms(k *KMS) {
 	if k.CreateBurst <= 0 {
 		c.add("kms.create_burst", "must be positive (got %d)", k.CreateBurst)
 	}
-	if k.MinRegions < 0 || k.MinRegions > len(k.Regions) {
-		c.add("kms.min_regions", "must be between 1 and the number of regions (%d), or 0 for a majority (got %d)", len(k.Regions), k.MinRegions)
-	}
+	c.owner("kms.min_regions", keyring.CheckMinRegions(k.MinRegions, len(k.Regions)))
 }
 
 var regionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
@@ -504,9 +566,15 @@ func (c *checker) store(s *Store) {
 	}
 }
 
-// policies checks each policy on its own, so that every problem gets the line of its entry
-// (the policy package names the policy and the field in the message), then the names across policies.
+// policies compiles the policies once, keeping the set for the server. Only when that fails
+// does it check each policy on its own, so that every problem gets the line of its entry (the
+// policy package names the policy and the field in the message), and the names across policies.
 func (c *checker) policies(ps []policy.Config) {
+	set, err := policy.Compile(ps)
+	if err == nil {
+		c.policySet = set
+		return
+	}
 	seen := map[string]int{}
 	for i := range ps {
 		path := fmt.Sprintf("policies[%d]", i)
@@ -533,9 +601,6 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
-
-// DefaultMinRegions is the majority of n regions.
-func DefaultMinRegions(n int) int { return n/2 + 1 }
 
 // lineOf finds the line of a dotted path (with [i] indices) in the parsed file, falling back to the
 // nearest ancestor that exists there; 0 if nothing matches (e.g. a default value).

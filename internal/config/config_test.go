@@ -216,3 +216,22 @@ func TestExtProcListenNeedsMTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestParseKeepsCompiledPolicies: the policies compiled while checking the file are the ones the
+// server gets, so a process compiles them once.
+func TestParseKeepsCompiledPolicies(t *testing.T) {
+	cfg, err := Parse([]byte("policies:\n  - name: p\n    key_id: \"t-{header:x-tenant}\"\n    request: {encrypt: [\"$.ssn\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := cfg.PolicySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cfg.PolicySet(); a != b || cfg.compiled != a || len(a.Policies()) != 1 {
+		t.Fatalf("PolicySet compiled again or lost the policy: %p %p", a, b)
+	}
+	if set, err := Default().PolicySet(); err != nil || len(set.Policies()) != 0 {
+		t.Fatalf("defaults: %v, %v", set, err)
+	}
+}

@@ -31,4 +31,14 @@
 //
 // [Load] and [Check] report every problem at once, each with the line of the file it concerns
 // (unknown keys, wrong types, bad values, inconsistent settings), as a [Problems] error.
+//
+// # Owners
+//
+// A default or a limit that a library package also applies is read from that package, never
+// retyped: [Default] takes keyring.Default* and extproc.Default*, and the check calls
+// keyring.CheckMinRegions and extproc.Check* (which NewServer applies too), putting the line and
+// key in front of the owner's message. What is the service's own choice (addresses, data dir,
+// the shorter KMS and DynamoDB call timeouts, max_stale on, the warm-up) is a Default* constant
+// here. The check compiles the policies once and keeps the set ([Config.PolicySet]) for the
+// server.
 package config

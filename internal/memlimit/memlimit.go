@@ -15,6 +15,7 @@
 package memlimit
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,17 @@ func Limit(root string) (limit int64, ok bool) {
 
 // MinBudget is the smallest body memory budget that holds one body of maxBodyBytes.
 func MinBudget(maxBodyBytes int) int64 { return BodyCostFactor * int64(maxBodyBytes) }
+
+// CheckBudget reports whether budget is a valid body memory budget for bodies of up to
+// maxBodyBytes: 0 (sized from the container's limit, [Budget]) or at least [MinBudget]. The
+// ext_proc server and the config loader both use it.
+func CheckBudget(budget int64, maxBodyBytes int) error {
+	if minB := MinBudget(maxBodyBytes); budget < 0 || (budget > 0 && budget < minB) {
+		return fmt.Errorf("must be 0 (from the container memory limit) or hold one largest body: at least %d "+
+			"(%d x max_body_bytes) (got %d)", minB, BodyCostFactor, budget)
+	}
+	return nil
+}
 
 // Budget is the default body memory budget: half of a known container limit, else
 // DefaultBudget; at least MinBudget(maxBodyBytes).

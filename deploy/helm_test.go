@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/rkms/rkms/extproc/limits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/config"
-	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
@@ -290,7 +290,7 @@ func TestHelmChart(t *testing.T) {
 			limit := rk.Resources.Limits.Memory()
 			if limit.IsZero() {
 				t.Error("rkms container without a memory limit: the body budget would not follow the pod's size")
-			} else if budget := memlimit.Budget(limit.Value(), true, int(cfg.ExtProc.MaxBodyBytes)); cfg.ExtProc.MemoryBudgetBytes != 0 {
+			} else if budget := limits.Budget(limit.Value(), true, int(cfg.ExtProc.MaxBodyBytes)); cfg.ExtProc.MemoryBudgetBytes != 0 {
 				t.Errorf("values set extproc.memory_budget_bytes %d; the chart relies on the cgroup limit (budget %d)", cfg.ExtProc.MemoryBudgetBytes, budget)
 			} else if 2*budget > limit.Value() {
 				t.Errorf("body budget %d is over half the memory limit %d", budget, limit.Value())

@@ -11,7 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/peer"
 
-	"github.com/rkms/rkms/internal/memlimit"
+	"github.com/rkms/rkms/extproc/limits"
 )
 
 // Reasons a stream or a message is refused by a limit, as passed to
@@ -32,8 +32,8 @@ const (
 // a copy each while the message is decoded), the rewritten body (a pooled buffer sized 1.5 times
 // the body) and the encoded answer. TestBodyCostFactor measures it (4.64 for a 1 MiB body). A
 // body reservation is this factor times the body's declared (or largest) size. The rule is
-// owned by internal/memlimit, which also sizes the budget from the container's limit.
-const BodyCostFactor = memlimit.BodyCostFactor
+// owned by package limits.
+const BodyCostFactor = limits.BodyCostFactor
 
 // Stats is a snapshot of the server's limits, for metrics.
 type Stats struct {

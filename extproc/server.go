@@ -11,36 +11,21 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
+	"github.com/rkms/rkms/extproc/limits"
 	"github.com/rkms/rkms/extproc/policy"
-	"github.com/rkms/rkms/internal/memlimit"
 )
 
-// Defaults for [Options].
+// Defaults for [Options]: the rules live in package limits (which the config loader reads
+// without importing this server); these names are the same values.
 const (
-	DefaultMaxBodyBytes = 1 << 20                 // Envoy's default per-connection buffer limit
-	DefaultKeyTimeout   = 1500 * time.Millisecond // below the 2 s message_timeout of the shipped configs
-	// DefaultMaxFields bounds the values one body may have selected (each costs a seal or open).
-	DefaultMaxFields = 10000
-	// DefaultMaxConcurrentStreams bounds the streams in flight, per connection and in the server.
-	DefaultMaxConcurrentStreams = 1024
-	// DefaultStreamTimeout bounds a stream's whole life. Through the shipped Envoy (route timeout
-	// 15 s, message_timeout 2 s) a stream ends long before it: it bounds direct peers and stuck
-	// streams.
-	DefaultStreamTimeout = 60 * time.Second
-	// DefaultIdleTimeout bounds the wait for the next message after an answer; above the shipped
-	// route timeout (15 s), which bounds the wait for the upstream's response headers.
-	DefaultIdleTimeout = 30 * time.Second
-	// DefaultFirstMessageTimeout bounds the wait for a new stream's first message; Envoy opens a
-	// stream when it has request_headers to send, so it comes at once.
-	DefaultFirstMessageTimeout = 5 * time.Second
-	// DefaultMemoryBudget is the budget for body bytes held across all streams when
-	// Options.MemoryBudget is 0 (the app sizes it from the container's memory limit first).
-	DefaultMemoryBudget = memlimit.DefaultBudget
-	// MaxBodyBytesLimit, MaxFieldsLimit and MaxConcurrentStreamsLimit are the largest values
-	// of those Options ([CheckMaxBodyBytes], [CheckMaxFields], [CheckMaxConcurrentStreams]).
-	MaxBodyBytesLimit         = 64 << 20
-	MaxFieldsLimit            = 1000000
-	MaxConcurrentStreamsLimit = 1000000
+	DefaultMaxBodyBytes         = limits.DefaultMaxBodyBytes
+	DefaultKeyTimeout           = limits.DefaultKeyTimeout
+	DefaultMaxFields            = limits.DefaultMaxFields
+	DefaultMaxConcurrentStreams = limits.DefaultMaxConcurrentStreams
+	DefaultStreamTimeout        = limits.DefaultStreamTimeout
+	DefaultIdleTimeout          = limits.DefaultIdleTimeout
+	DefaultFirstMessageTimeout  = limits.DefaultFirstMessageTimeout
+	DefaultMemoryBudget         = limits.DefaultMemoryBudget
 	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
 	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
 	streamWindow = 64 << 10
@@ -160,40 +145,6 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	return s, nil
 }
 
-// The checks below are the one rule for each bounded option: [NewServer] applies them once
-// zero values have taken their defaults, and the config loader applies them to its keys.
-
-// CheckMaxBodyBytes reports whether n is a valid Options.MaxBodyBytes: 1..MaxBodyBytesLimit.
-func CheckMaxBodyBytes(n int64) error { return between(n, 1, MaxBodyBytesLimit) }
-
-// CheckMaxFields reports whether n is a valid Options.MaxFields: 1..MaxFieldsLimit.
-func CheckMaxFields(n int) error { return between(int64(n), 1, MaxFieldsLimit) }
-
-// CheckMaxConcurrentStreams reports whether n is a valid Options.MaxConcurrentStreams:
-// 1..MaxConcurrentStreamsLimit.
-func CheckMaxConcurrentStreams(n int) error { return between(int64(n), 1, MaxConcurrentStreamsLimit) }
-
-// CheckStreamShare reports whether share is a valid Options.MaxStreamsPerClient or
-// MaxStreamsPerTenant under maxStreams (Options.MaxConcurrentStreams): 0 (a quarter of
-// maxStreams) up to maxStreams.
-func CheckStreamShare(share, maxStreams int) error {
-	if share < 0 || share > maxStreams {
-		return fmt.Errorf("must be between 0 (a quarter of the stream limit) and the stream limit %d (got %d)", maxStreams, share)
-	}
-	return nil
-}
-
-// CheckMemoryBudget reports whether b is a valid Options.MemoryBudget for bodies of up to
-// maxBodyBytes: 0, or enough for one such body (the rule of [memlimit.CheckBudget]).
-func CheckMemoryBudget(b int64, maxBodyBytes int) error { return memlimit.CheckBudget(b, maxBodyBytes) }
-
-func between(n, lo, hi int64) error {
-	if n < lo || n > hi {
-		return fmt.Errorf("must be between %d and %d (got %d)", lo, hi, n)
-	}
-	return nil
-}
-
 // withDefaults checks o and replaces its zero values by the defaults.
 func (o *Options) withDefaults() error {
 	if o.KeyTimeout < 0 || o.StreamTimeout < 0 || o.IdleTimeout < 0 || o.FirstMessageTimeout < 0 {
@@ -203,12 +154,12 @@ func (o *Options) withDefaults() error {
 	orDefault(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 	orDefault(&o.MaxBodyBytes, DefaultMaxBodyBytes)
 	if err := errors.Join(
-		optionErr("MaxBodyBytes", CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
-		optionErr("MaxFields", CheckMaxFields(o.MaxFields)),
-		optionErr("MaxConcurrentStreams", CheckMaxConcurrentStreams(o.MaxConcurrentStreams)),
-		optionErr("MaxStreamsPerClient", CheckStreamShare(o.MaxStreamsPerClient, o.MaxConcurrentStreams)),
-		optionErr("MaxStreamsPerTenant", CheckStreamShare(o.MaxStreamsPerTenant, o.MaxConcurrentStreams)),
-		optionErr("MemoryBudget", CheckMemoryBudget(o.MemoryBudget, o.MaxBodyBytes)),
+		optionErr("MaxBodyBytes", limits.CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
+		optionErr("MaxFields", limits.CheckMaxFields(o.MaxFields)),
+		optionErr("MaxConcurrentStreams", limits.CheckMaxConcurrentStreams(o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerClient", limits.CheckStreamShare(o.MaxStreamsPerClient, o.MaxConcurrentStreams)),
+		optionErr("MaxStreamsPerTenant", limits.CheckStreamShare(o.MaxStreamsPerTenant, o.MaxConcurrentStreams)),
+		optionErr("MemoryBudget", limits.CheckMemoryBudget(o.MemoryBudget, o.MaxBodyBytes)),
 	); err != nil {
 		return err
 	}
@@ -219,7 +170,7 @@ func (o *Options) withDefaults() error {
 	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
 	orDefault(&o.FirstMessageTimeout, DefaultFirstMessageTimeout)
 	if o.MemoryBudget == 0 {
-		o.MemoryBudget = memlimit.Budget(0, false, o.MaxBodyBytes)
+		o.MemoryBudget = limits.Budget(0, false, o.MaxBodyBytes)
 	}
 	return nil
 }

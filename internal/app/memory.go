@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/rkms/rkms/extproc/limits"
 	"log/slog"
 	"runtime/debug"
 
@@ -23,11 +24,11 @@ func sizeMemory(e config.ExtProc, cgroupRoot, gomemlimit string) memorySettings 
 	if known {
 		ms.containerLimit = limit
 		if gomemlimit == "" {
-			ms.goLimit = memlimit.GoLimit(limit)
+			ms.goLimit = limits.GoLimit(limit)
 		}
 	}
 	if ms.budget == 0 {
-		ms.budget = memlimit.Budget(limit, known, int(e.MaxBodyBytes))
+		ms.budget = limits.Budget(limit, known, int(e.MaxBodyBytes))
 	}
 	return ms
 }

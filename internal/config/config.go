@@ -15,7 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/extproc/limits"
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/keyring"
 )
@@ -244,13 +244,13 @@ func Default() *Config {
 		Admin:   Admin{Listen: DefaultAdminListen, GRPCListen: DefaultKeyAPIListen, TokenFile: defaultAdminTokenFile},
 		ExtProc: ExtProc{
 			Listen:               DefaultExtProcListen,
-			MaxBodyBytes:         extproc.DefaultMaxBodyBytes,
-			KeyTimeout:           extproc.DefaultKeyTimeout,
-			MaxFields:            extproc.DefaultMaxFields,
-			MaxConcurrentStreams: extproc.DefaultMaxConcurrentStreams,
-			StreamTimeout:        extproc.DefaultStreamTimeout,
-			IdleTimeout:          extproc.DefaultIdleTimeout,
-			FirstMessageTimeout:  extproc.DefaultFirstMessageTimeout,
+			MaxBodyBytes:         limits.DefaultMaxBodyBytes,
+			KeyTimeout:           limits.DefaultKeyTimeout,
+			MaxFields:            limits.DefaultMaxFields,
+			MaxConcurrentStreams: limits.DefaultMaxConcurrentStreams,
+			StreamTimeout:        limits.DefaultStreamTimeout,
+			IdleTimeout:          limits.DefaultIdleTimeout,
+			FirstMessageTimeout:  limits.DefaultFirstMessageTimeout,
 		},
 		KMS: KMS{
 			Provider:         "local",
@@ -463,19 +463,19 @@ func isLoopback(host string) bool {
 }
 
 // extprocLimits checks the limits, stream shares, deadlines and memory budget of ext_proc with
-// the extproc package's own rules (extproc.Check*), which NewServer applies too.
+// the extproc package's own rules (limits.Check*), which NewServer applies too.
 func (c *checker) extprocLimits(e *ExtProc) {
-	c.owner("extproc.max_body_bytes", extproc.CheckMaxBodyBytes(e.MaxBodyBytes))
+	c.owner("extproc.max_body_bytes", limits.CheckMaxBodyBytes(e.MaxBodyBytes))
 	c.positive("extproc.key_timeout", e.KeyTimeout)
-	c.owner("extproc.max_fields", extproc.CheckMaxFields(e.MaxFields))
-	c.owner("extproc.max_concurrent_streams", extproc.CheckMaxConcurrentStreams(e.MaxConcurrentStreams))
-	c.owner("extproc.max_streams_per_client", extproc.CheckStreamShare(e.MaxStreamsPerClient, e.MaxConcurrentStreams))
-	c.owner("extproc.max_streams_per_tenant", extproc.CheckStreamShare(e.MaxStreamsPerTenant, e.MaxConcurrentStreams))
+	c.owner("extproc.max_fields", limits.CheckMaxFields(e.MaxFields))
+	c.owner("extproc.max_concurrent_streams", limits.CheckMaxConcurrentStreams(e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_client", limits.CheckStreamShare(e.MaxStreamsPerClient, e.MaxConcurrentStreams))
+	c.owner("extproc.max_streams_per_tenant", limits.CheckStreamShare(e.MaxStreamsPerTenant, e.MaxConcurrentStreams))
 	c.positive("extproc.stream_timeout", e.StreamTimeout)
 	c.positive("extproc.idle_timeout", e.IdleTimeout)
 	c.positive("extproc.first_message_timeout", e.FirstMessageTimeout)
-	maxBody := int(min(e.MaxBodyBytes, extproc.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
-	c.owner("extproc.memory_budget_bytes", extproc.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
+	maxBody := int(min(e.MaxBodyBytes, limits.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
+	c.owner("extproc.memory_budget_bytes", limits.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
 }
 
 // owner records err, the verdict of the package that owns the rule for the value at path.

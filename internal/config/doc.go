@@ -35,8 +35,8 @@
 // # Owners
 //
 // A default or a limit that a library package also applies is read from that package, never
-// retyped: [Default] takes keyring.Default* and extproc.Default*, and the check calls
-// keyring.CheckMinRegions and extproc.Check* (which NewServer applies too), putting the line and
+// retyped: [Default] takes keyring.Default* and limits.Default*, and the check calls
+// keyring.CheckMinRegions and limits.Check* (which NewServer applies too), putting the line and
 // key in front of the owner's message. What is the service's own choice (addresses, data dir,
 // the shorter KMS and DynamoDB call timeouts, max_stale on, the warm-up) is a Default* constant
 // here. The check compiles the policies once and keeps the set ([Config.PolicySet]) for the

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/examples/app/recorder"
-	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 var (

@@ -21,9 +21,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 	loadrig "github.com/rkms/rkms/internal/testing/load"
-	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/store"
 	"github.com/rkms/rkms/store/dynamodb"
 )

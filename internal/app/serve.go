@@ -20,9 +20,9 @@ import (
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/admin"
 	"github.com/rkms/rkms/internal/audit"
-	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/internal/keysource"
 	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/metrics"
@@ -98,17 +98,20 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	for _, w := range policy.Warnings(cfg.Policies) {
 		log.Warn("policy", "warning", w)
 	}
-	// One failed-login throttle for both APIs: a token guessed through one is guessed for both.
-	logins := authlimit.New(nil)
-	// /readyz and the gRPC health check report ready once the cache warm-up is done.
+	// One key service behind both APIs (one failed-login throttle: a token guessed through one
+	// is guessed for both). /readyz and the gRPC health check report ready once the cache
+	// warm-up is done.
 	warm := newWarmup(cfg, kr, log)
-	adminHandler, err := admin.New(readyKeyring{kr, warm}, admin.Options{Token: token, Logger: log, Audit: auditLog,
-		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
+	keys, err := keyservice.New(readyKeyring{kr, warm}, keyservice.Options{Token: token, Logger: log, Audit: auditLog,
+		OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
 		return err
 	}
-	keySvc, err := keyapi.New(kr, keyapi.Options{Token: token, Logger: log, Audit: auditLog,
-		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
+	adminHandler, err := admin.New(keys, admin.Options{})
+	if err != nil {
+		return err
+	}
+	keySvc, err := keyapi.New(keys)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,9 @@ func TestAuthenticate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	caller := func(remote, auth string) Caller { return Caller{API: audit.APIHTTP, Remote: remote, Authorization: auth} }
+	caller := func(remote, auth string) Caller {
+		return Caller{API: audit.APIHTTP, Remote: remote, Authorization: auth}
+	}
 	for _, auth := range []string{"Bearer " + token, "bearer " + token, "BEARER  " + token + " "} {
 		if _, err := s.Authenticate(ctx, caller("192.0.2.1:1", auth), audit.OpRead, "a"); err != nil {
 			t.Errorf("%q: %v", auth, err)

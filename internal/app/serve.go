@@ -220,8 +220,8 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 }
 
 func tokenSource(cfg *config.Config) string {
-	if os.Getenv("RKMS_ADMIN_TOKEN") != "" {
-		return "$RKMS_ADMIN_TOKEN"
+	if config.EnvAdminToken() != "" {
+		return "$" + config.AdminTokenEnv
 	}
 	return cfg.Admin.TokenFile
 }

@@ -170,3 +170,12 @@ func TestClientGone(t *testing.T) {
 		t.Fatalf("status %d %s, want 499", rec.Code, rec.Body)
 	}
 }
+
+// TestEveryClassHasAStatus: the status table covers the key service's closed set of classes.
+func TestEveryClassHasAStatus(t *testing.T) {
+	for c := keyservice.Internal; c <= keyservice.Throttled; c++ {
+		if _, ok := statuses[c]; !ok {
+			t.Errorf("class %v has no status", c)
+		}
+	}
+}

@@ -248,3 +248,12 @@ func TestFailedAuthThrottled(t *testing.T) {
 		t.Fatalf("right token after %d failures: %v, want ResourceExhausted", authlimit.Failures, c)
 	}
 }
+
+// TestEveryClassHasACode: the code table covers the key service's closed set of classes.
+func TestEveryClassHasACode(t *testing.T) {
+	for c := keyservice.Internal; c <= keyservice.Throttled; c++ {
+		if code, ok := classCodes[c]; !ok || code == codes.OK {
+			t.Errorf("class %v has no code", c)
+		}
+	}
+}

@@ -17,8 +17,8 @@ import (
 	downconnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 
 	"github.com/rkms/rkms/extproc"
-	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // The limits that keep one client from exhausting rkms through Envoy (README.md, "Resource limits").

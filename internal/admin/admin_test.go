@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
@@ -89,7 +91,7 @@ func TestAdminAPI(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			h, err := New(f, Options{Token: token})
+			h, err := newHandler(f, keyservice.Options{Token: token}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,8 +130,52 @@ func TestAdminAPI(t *testing.T) {
 	}
 }
 
+// newHandler is the admin API over a key service on keys: the construction every test shares.
+func newHandler(keys keyservice.Keys, svcOpts keyservice.Options, opts Options) (*Handler, error) {
+	svc, err := keyservice.New(keys, svcOpts)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, opts)
+}
+
 func TestNewRejectsEmptyToken(t *testing.T) {
-	if _, err := New(keyringtest.NewFake(), Options{}); err == nil {
+	if _, err := newHandler(keyringtest.NewFake(), keyservice.Options{}, Options{}); err == nil {
 		t.Fatal("New accepted an empty token")
+	}
+}
+
+func TestNewRejectsNilService(t *testing.T) {
+	if _, err := New(nil, Options{}); err == nil {
+		t.Fatal("New accepted a nil key service")
+	}
+}
+
+// TestClientGone: a call whose client went away is 499 (like gRPC's CANCELLED), not a 500 that
+// would be logged as an internal error.
+func TestClientGone(t *testing.T) {
+	f := keyringtest.NewFake()
+	f.Delay = time.Second
+	h, err := newHandler(f, keyservice.Options{Token: token}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("GET", "/key?id=alice", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != StatusClientClosedRequest || !strings.Contains(rec.Body.String(), "request cancelled") {
+		t.Fatalf("status %d %s, want 499", rec.Code, rec.Body)
+	}
+}
+
+// TestEveryClassHasAStatus: the status table covers the key service's closed set of classes.
+func TestEveryClassHasAStatus(t *testing.T) {
+	for c := keyservice.Internal; c <= keyservice.Throttled; c++ {
+		if _, ok := statuses[c]; !ok {
+			t.Errorf("class %v has no status", c)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/internal/testing/tlstest"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
@@ -19,7 +20,7 @@ import (
 // operation, the key id (when valid), the version, the result and the caller.
 func TestAuditRecords(t *testing.T) {
 	var buf bytes.Buffer
-	h, err := New(keyringtest.NewFake(), Options{Token: token, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token, Logger: slog.New(slog.NewJSONHandler(&buf, nil))}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestAuditRecords(t *testing.T) {
 
 // TestBodyLimit: no endpoint reads a body, and one over the limit is refused before any handler.
 func TestBodyLimit(t *testing.T) {
-	h, err := New(keyringtest.NewFake(), Options{Token: token, MaxBodyBytes: 1024})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token}, Options{MaxBodyBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
@@ -59,7 +60,7 @@ func TestOptionDefaults(t *testing.T) {
 		timeout, want time.Duration
 	}{{0, 5 * time.Second}, {-time.Second, 5 * time.Second}, {3 * time.Second, 3 * time.Second}} {
 		k := &deadlineKeys{Fake: keyringtest.NewFake()}
-		h, err := New(k, Options{Token: token, Timeout: tc.timeout})
+		h, err := newHandler(k, keyservice.Options{Token: token, Timeout: tc.timeout}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +80,7 @@ func TestOptionDefaults(t *testing.T) {
 		}
 	}
 
-	h, err := New(keyringtest.NewFake(), Options{Token: token})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,21 +9,29 @@
 //	GET    /healthz            200 while the process runs
 //	GET    /readyz             200 when the store answers and enough KMS regions are healthy, else 503
 //
+// It is a thin transport over package internal/keyservice, which owns the token check, the
+// failed-login throttle, id validation, the per-call timeout, audit records and error classes;
+// this package reads the request, calls the service and maps each class to a status in one
+// table (statuses).
+//
 // Every /key call (and its /api/v1 twin) needs `Authorization: Bearer <token>`, compared in
-// constant time; otherwise 401. Ids are validated (keyring.ValidateID): 400.
+// constant time; otherwise 401 with WWW-Authenticate. The token is checked before the method
+// and the id. Ids are validated (keyring.ValidateID): 400.
 //
 // # Errors
 //
-// Every error is JSON {"error": "..."} with a status chosen here from the keyring's error class:
-// 400 bad id, 401 no or wrong token, 404 absent, 405 wrong method, 503 too few regions or store
-// down, 413 a request body over [Options.MaxBodyBytes] (no endpoint reads one), 500 anything
-// else. Messages never carry internals or key material; the cause is logged (without key
-// material) instead.
+// Every error is JSON {"error": "..."} with a status chosen here from the key service's class:
+// 400 bad id, 401 no or wrong token, 404 absent, 405 wrong method, 413 a request body over
+// [Options.MaxBodyBytes] (no endpoint reads one), 429 with Retry-After (key creation rate limit,
+// or an address that failed authentication too often), 499 the client went away before the call
+// finished ([StatusClientClosedRequest]), 503 too few regions, store down or the call timed out,
+// 500 anything else. Messages never carry internals or key material; the cause is logged
+// (without key material) instead.
 //
 // # Audit
 //
 // Every /key and /key/rotate call (GET, DELETE, POST), including those refused for a missing
-// token or a bad id, writes one audit record through package internal/audit: api=http, the
-// operation, the key id, the version, the result and the caller (remote address, and the client
-// certificate's subject when the listener uses mutual TLS).
+// token, a throttled address or a bad id, writes one audit record through package
+// internal/audit: api=http, the operation, the key id, the version, the result and the caller
+// (remote address, and the client certificate's subject when the listener uses mutual TLS).
 package admin

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/internal/authlimit"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
@@ -17,7 +18,7 @@ import (
 // sent over HTTP/1.1 pass, one byte more is 431. The size is counted here from the framing
 // itself: "METHOD SP URI SP PROTO CRLF", "Host: HOST CRLF", "Name: value CRLF" per header.
 func TestHeaderLimitIsExact(t *testing.T) {
-	h, err := New(keyringtest.NewFake(), Options{Token: token})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestHeaderLimitIsExact(t *testing.T) {
 // TestChunkedBodyLimit: a body of undeclared length (chunked) is held to the same limit as a
 // declared one.
 func TestChunkedBodyLimit(t *testing.T) {
-	h, err := New(keyringtest.NewFake(), Options{Token: token, MaxBodyBytes: 100})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token}, Options{MaxBodyBytes: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +65,8 @@ func TestChunkedBodyLimit(t *testing.T) {
 func TestRetryAfterCoversTheWindow(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
-	h, err := New(keyringtest.NewFake(), Options{Token: token,
-		Throttle: authlimit.New(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token,
+		Throttle: authlimit.New(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rkms/rkms/internal/authlimit"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
@@ -19,9 +20,9 @@ func TestFailedAuthThrottle(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
 	counts := map[bool]int{}
-	h, err := New(keyringtest.NewFake(), Options{Token: token,
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: token,
 		Throttle:      authlimit.New(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }),
-		OnAuthFailure: func(throttled bool) { mu.Lock(); counts[throttled]++; mu.Unlock() }})
+		OnAuthFailure: func(throttled bool) { mu.Lock(); counts[throttled]++; mu.Unlock() }}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
@@ -42,7 +43,7 @@ func tokenVariants(tok string) map[string]string {
 // TestTokenComparedExactly: the admin token is compared byte for byte (only the "Bearer"
 // scheme is case-insensitive, as HTTP defines it).
 func TestTokenComparedExactly(t *testing.T) {
-	h, err := New(keyringtest.NewFake(), Options{Token: mixedToken})
+	h, err := newHandler(keyringtest.NewFake(), keyservice.Options{Token: mixedToken}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/admin"
 	"github.com/rkms/rkms/internal/audit"
-	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/keyapi"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/internal/keysource"
 	"github.com/rkms/rkms/internal/memlimit"
 	"github.com/rkms/rkms/internal/metrics"
@@ -161,20 +161,22 @@ func buildExtProc(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger, m *
 // apis are the admin HTTP API (with /metrics) and the gRPC key API.
 type apis struct {
 	admin  http.Handler
-	keySvc *keyapi.Service
+	keySvc *keyapi.Server
 }
 
-// buildAPIs makes the admin HTTP API and the gRPC key API over the keyring.
+// buildAPIs makes the admin HTTP API and the gRPC key API: thin transports over one key service
+// (one failed-login throttle: a token guessed through one is guessed for both).
 func buildAPIs(keys *keyService, warm *warmup, token string, log *slog.Logger, m *metrics.Metrics) (*apis, error) {
-	// One failed-login throttle for both APIs: a token guessed through one is guessed for both.
-	logins := authlimit.New(nil)
-	adminHandler, err := admin.New(readyKeyring{keys.kr, warm}, admin.Options{Token: token, Logger: log, Audit: keys.audit,
-		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
+	svc, err := keyservice.New(readyKeyring{keys.kr, warm}, keyservice.Options{Token: token, Logger: log, Audit: keys.audit,
+		OnAuthFailure: m.AdminAuthFailure})
 	if err != nil {
 		return nil, err
 	}
-	keySvc, err := keyapi.New(keys.kr, keyapi.Options{Token: token, Logger: log, Audit: keys.audit,
-		Throttle: logins, OnAuthFailure: m.AdminAuthFailure})
+	adminHandler, err := admin.New(svc, admin.Options{})
+	if err != nil {
+		return nil, err
+	}
+	keySvc, err := keyapi.New(svc)
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +236,8 @@ func serveResult(err error) error {
 }
 
 func tokenSource(cfg *config.Config) string {
-	if os.Getenv("RKMS_ADMIN_TOKEN") != "" {
-		return "$RKMS_ADMIN_TOKEN"
+	if config.EnvAdminToken() != "" {
+		return "$" + config.AdminTokenEnv
 	}
 	return cfg.Admin.TokenFile
 }

@@ -9,19 +9,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rkms/rkms/internal/config"
 )
 
 // minTokenLen is the shortest admin token accepted, from any source.
 const minTokenLen = 16
 
-// adminToken returns the admin bearer token: RKMS_ADMIN_TOKEN if set, else the content of path,
+// adminToken returns the admin bearer token: RKMS_ADMIN_TOKEN if set (config.EnvAdminToken), else the content of path,
 // else a new random token written to path (0600). generated reports the last case, so that the
 // caller can print where the token is. A token shorter than 16 characters is refused whatever
 // its source, and so is a token file that group or others may read or write.
 func adminToken(path string) (token string, generated bool, err error) {
-	if t := strings.TrimSpace(os.Getenv("RKMS_ADMIN_TOKEN")); t != "" {
+	if t := config.EnvAdminToken(); t != "" {
 		if len(t) < minTokenLen {
-			return "", false, fmt.Errorf("RKMS_ADMIN_TOKEN: token shorter than %d characters", minTokenLen)
+			return "", false, fmt.Errorf("%s: token shorter than %d characters", config.AdminTokenEnv, minTokenLen)
 		}
 		return t, false, nil
 	}

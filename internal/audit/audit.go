@@ -143,19 +143,20 @@ func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, e
 	a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }
 
-// Result classifies err for the result attribute.
+// Result classifies err for the result attribute: a table over [keyring.ClassOf], plus the
+// store's own errors (records written through [Logger.WrapStore]) and [ErrDenied].
 func Result(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return ResultOK
+	}
+	switch c := keyring.ClassOf(err); {
 	case errors.Is(err, ErrDenied):
 		return ResultDenied
-	case errors.Is(err, keyring.ErrInvalidID):
+	case c == keyring.ClassInvalid:
 		return ResultInvalid
-	case errors.Is(err, keyring.ErrNotFound), errors.Is(err, store.ErrNotFound):
+	case c == keyring.ClassNotFound, errors.Is(err, store.ErrNotFound):
 		return ResultNotFound
-	case errors.Is(err, keyring.ErrUnavailable), errors.Is(err, store.ErrUnavailable),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case c == keyring.ClassUnavailable, c == keyring.ClassCanceled, errors.Is(err, store.ErrUnavailable):
 		return ResultUnavailable
 	default:
 		return ResultError

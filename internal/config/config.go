@@ -403,7 +403,7 @@ func (c *checker) check(cfg *Config) {
 	if cfg.Admin.GRPCListen != "" {
 		c.listen("admin.grpc_listen", cfg.Admin.GRPCListen)
 	}
-	if cfg.Admin.TokenFile == "" && os.Getenv("RKMS_ADMIN_TOKEN") == "" {
+	if cfg.Admin.TokenFile == "" && EnvAdminToken() == "" {
 		c.add("admin.token_file", "must be set (or RKMS_ADMIN_TOKEN)")
 	}
 	c.tls("admin.tls", cfg.Admin.TLS)

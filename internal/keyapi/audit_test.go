@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/internal/testing/tlstest"
 	"github.com/rkms/rkms/internal/tlsconf"
 	"github.com/rkms/rkms/keyring/keyringtest"
@@ -37,7 +38,7 @@ func TestAuditRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(keyringtest.NewFake(), Options{Token: token, Logger: log})
+	svc, err := newServer(keyringtest.NewFake(), keyservice.Options{Token: token, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

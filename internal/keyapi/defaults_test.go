@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
@@ -37,7 +38,7 @@ func TestTimeoutDefault(t *testing.T) {
 		{0, 5 * time.Second}, {-time.Second, 5 * time.Second}, {3 * time.Second, 3 * time.Second},
 	} {
 		k := &deadlineKeys{Fake: keyringtest.NewFake()}
-		c := serve(t, k, Options{Token: token, Timeout: tc.timeout})
+		c := serve(t, k, keyservice.Options{Token: token, Timeout: tc.timeout})
 		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
 		if _, err := get("alice")(ctx, c); err != nil {
 			t.Fatalf("Timeout %v: %v", tc.timeout, err)

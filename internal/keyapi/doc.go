@@ -4,16 +4,17 @@
 // # Behaviour
 //
 // It mirrors the admin HTTP API (package admin) call for call: GetKey is GET /key (get or
-// create), DeleteKey is DELETE /key, RotateKey is POST /key/rotate. Every call needs the
-// metadata `authorization: Bearer <token>`; the token is compared in constant time (both sides
-// hashed to a fixed length first). Each call, refused ones included, writes one audit record
-// through package internal/audit (api=grpc, operation, key id, version, result, peer address and,
-// over mutual TLS, the client certificate's subject), never with key material.
+// create), DeleteKey is DELETE /key, RotateKey is POST /key/rotate. Both are thin transports
+// over package internal/keyservice, which owns the token check, the failed-login throttle, id
+// validation, the per-call timeout, audit records (api=grpc here) and error classes. Every call
+// needs the metadata `authorization: Bearer <token>` (exactly one value), checked before the id.
 //
 // # Errors
 //
-// Status codes are chosen here, from the keyring's error classes: InvalidArgument (bad id),
-// Unauthenticated (no or wrong token), NotFound, Unavailable (too few KMS regions, store
-// unreachable, deadline exceeded), Internal (anything else). Messages are fixed per class and
-// never carry internals or key material.
+// Status codes are chosen here, in one table (classCodes), from the key service's classes:
+// InvalidArgument (bad id), Unauthenticated (no or wrong token), NotFound, ResourceExhausted
+// (key creation rate limit, with "retry after" in the message; or an address that failed
+// authentication too often), Unavailable (too few KMS regions, store unreachable, deadline
+// exceeded), Canceled (the client went away), Internal (anything else). Messages are fixed per
+// class and never carry internals or key material.
 package keyapi

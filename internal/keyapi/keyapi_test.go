@@ -22,6 +22,7 @@ import (
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/authlimit"
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring"
 	"github.com/rkms/rkms/keyring/keyringtest"
 	"github.com/rkms/rkms/secret"
@@ -29,10 +30,19 @@ import (
 
 const token = "s3cret-token"
 
+// newServer is the key API over a key service on keys: the construction every test shares.
+func newServer(keys keyservice.Keys, opts keyservice.Options) (*Server, error) {
+	svc, err := keyservice.New(keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc)
+}
+
 // serve runs the service on a loopback TCP listener and returns a real client.
-func serve(t *testing.T, keys Keys, opts Options) rkmsv1.KeyServiceClient {
+func serve(t *testing.T, keys keyservice.Keys, opts keyservice.Options) rkmsv1.KeyServiceClient {
 	t.Helper()
-	svc, err := New(keys, opts)
+	svc, err := newServer(keys, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +91,7 @@ func TestKeyService(t *testing.T) {
 		call    call
 		md      []string // outgoing metadata pairs
 		setup   func(*keyringtest.Fake)
-		opts    Options
+		opts    keyservice.Options
 		want    codes.Code
 		wantMsg string // substring of the status message
 		check   func(t *testing.T, resp any)
@@ -121,7 +131,7 @@ func TestKeyService(t *testing.T) {
 		{name: "unavailable", call: get("alice"), md: bearer, want: codes.Unavailable, wantMsg: "unavailable",
 			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("create: %w: %w", keyring.ErrUnavailable, internal) }},
 		{name: "deadline is unavailable", call: get("alice"), md: bearer, want: codes.Unavailable,
-			opts:  Options{Timeout: 20 * time.Millisecond},
+			opts:  keyservice.Options{Timeout: 20 * time.Millisecond},
 			setup: func(f *keyringtest.Fake) { f.Delay = time.Second }},
 		{name: "invalid id from the keyring", call: rotate("alice"), md: bearer, want: codes.InvalidArgument,
 			setup: func(f *keyringtest.Fake) { f.Fail = fmt.Errorf("%w: reserved", keyring.ErrInvalidID) }},
@@ -175,7 +185,7 @@ func TestAuditLog(t *testing.T) {
 		defer mu.Unlock()
 		return buf.Write(p)
 	}), nil))
-	c := serve(t, keyringtest.NewFake(), Options{Token: token, Logger: log})
+	c := serve(t, keyringtest.NewFake(), keyservice.Options{Token: token, Logger: log})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 	resp, err := c.GetKey(ctx, &rkmsv1.GetKeyRequest{Id: "alice"})
 	if err != nil {
@@ -204,11 +214,14 @@ type writerFunc func([]byte) (int, error)
 func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := New(keyringtest.NewFake(), Options{}); err == nil {
+	if _, err := newServer(keyringtest.NewFake(), keyservice.Options{}); err == nil {
 		t.Error("New accepted an empty token")
 	}
-	if _, err := New(nil, Options{Token: token}); err == nil {
+	if _, err := newServer(nil, keyservice.Options{Token: token}); err == nil {
 		t.Error("New accepted nil keys")
+	}
+	if _, err := New(nil); err == nil {
+		t.Error("New accepted a nil key service")
 	}
 }
 
@@ -216,7 +229,7 @@ func TestNewRejects(t *testing.T) {
 // right token is refused with RESOURCE_EXHAUSTED until the window ends.
 func TestFailedAuthThrottled(t *testing.T) {
 	th := authlimit.New(nil)
-	s, err := New(keyringtest.NewFake(), Options{Token: "throttle-token-0123456789", Throttle: th})
+	s, err := newServer(keyringtest.NewFake(), keyservice.Options{Token: "throttle-token-0123456789", Throttle: th})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +246,14 @@ func TestFailedAuthThrottled(t *testing.T) {
 	}
 	if c := call("throttle-token-0123456789"); c != codes.ResourceExhausted {
 		t.Fatalf("right token after %d failures: %v, want ResourceExhausted", authlimit.Failures, c)
+	}
+}
+
+// TestEveryClassHasACode: the code table covers the key service's closed set of classes.
+func TestEveryClassHasACode(t *testing.T) {
+	for c := keyservice.Internal; c <= keyservice.Throttled; c++ {
+		if code, ok := classCodes[c]; !ok || code == codes.OK {
+			t.Errorf("class %v has no code", c)
+		}
 	}
 }

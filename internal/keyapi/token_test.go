@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/rkms/rkms/internal/keyservice"
 	"github.com/rkms/rkms/keyring/keyringtest"
 )
 
@@ -15,7 +16,7 @@ import (
 // HTTP API (internal/admin TestTokenComparedExactly); only the scheme is case-insensitive.
 func TestTokenComparedExactly(t *testing.T) {
 	const tok = "Xy7-kQ2m-PLAIN-token-Zz"
-	c := serve(t, keyringtest.NewFake(), Options{Token: tok})
+	c := serve(t, keyringtest.NewFake(), keyservice.Options{Token: tok})
 	do := func(auth string) codes.Code {
 		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", auth)
 		_, err := get("alice")(ctx, c)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc"
@@ -51,19 +50,16 @@ func (a Keyring) Version(ctx context.Context, id string, v uint32) (envelope.Key
 }
 
 // Classify wraps a keyring error in the extproc error class it belongs to (the cause stays in
-// the chain for logs; extproc never shows it to clients).
+// the chain for logs; extproc never shows it to clients). It maps [keyring.ClassOf]: the
+// unavailable, canceled and internal classes all mean here that the key cannot be had now.
 func Classify(err error) error {
-	switch {
-	case errors.Is(err, keyring.ErrInvalidID):
+	switch keyring.ClassOf(err) {
+	case keyring.ClassInvalid:
 		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
-	case errors.Is(err, keyring.ErrNotFound):
+	case keyring.ClassNotFound:
 		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
-	case errors.Is(err, keyring.ErrCreateLimited):
-		cle := &extproc.CreateLimitedError{RetryAfter: time.Second, Err: err}
-		if kle := (*keyring.CreateLimitedError)(nil); errors.As(err, &kle) {
-			cle.RetryAfter = kle.RetryAfter
-		}
-		return cle
+	case keyring.ClassLimited:
+		return &extproc.CreateLimitedError{RetryAfter: keyring.RetryAfter(err), Err: err}
 	default:
 		// Unavailable regions or store, or every region refusing: the key cannot be had now.
 		return fmt.Errorf("%w: %w", extproc.ErrKeyUnavailable, err)

@@ -77,8 +77,8 @@ const (
 
 var (
 	directPeriod = flag.Duration("abuse.direct-period", time.Second, "one wave of the direct memory flood every this long")
-	envoyPeriod  = flag.Duration("abuse.envoy-period", 2*time.Second, "one wave of the memory flood through Envoy every this long")
-	envoySpread  = flag.Duration("abuse.envoy-spread", time.Second, "how long each body of the memory flood through Envoy takes to send")
+	envoyPeriod  = flag.Duration("abuse.envoy-period", 3*time.Second, "one wave of the memory flood through Envoy every this long")
+	envoySpread  = flag.Duration("abuse.envoy-spread", 2*time.Second, "how long each body of the memory flood through Envoy takes to send")
 )
 
 // hold is how long each attack lasts.
@@ -257,6 +257,24 @@ func withBaselineRoute(t *testing.T, cfg string) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// envoyErrorStats lists Envoy's non-zero counters about ext_proc failures and the rkms
+// cluster's overflows and resets, to tell why a good request failed.
+func envoyErrorStats(adminURL string) string {
+	resp, err := http.Get(adminURL + "/stats?filter=(ext_proc|cluster\\.rkms\\.(upstream_rq_pending_overflow|upstream_cx_overflow|upstream_rq_pending_failure|upstream_rq_rx_reset|upstream_rq_tx_reset|upstream_rq_timeout|upstream_rq_maintenance|upstream_rq_retry_overflow|upstream_cx_destroy))")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != "" && !strings.HasSuffix(line, ": 0") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // procCPU is a process's user + system CPU time so far (/proc/PID/stat, clock ticks of 10 ms).
@@ -506,6 +524,9 @@ func underAttack(t *testing.T, s *abuseStack, good *goodClient, o *outcome, spec
 		o.attack, o.rate, n, 100*ok, good.failures.String(), good.firstErr, p99.Round(time.Millisecond), o.rss>>20, o.refused.String(), o.notes, o.cpu)
 	if o.baseline {
 		return res
+	}
+	if ok < goodMinSuccess || p99 >= goodMaxP99 {
+		t.Logf("envoy counters: %s", envoyErrorStats(s.envoy.AdminURL))
 	}
 	if ok < goodMinSuccess {
 		t.Errorf("good client success %.2f%% < %.0f%% (first failure: %v)", 100*ok, 100*goodMinSuccess, good.firstErr)

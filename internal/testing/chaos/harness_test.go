@@ -37,6 +37,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(attackEnv); spec != "" { // an attacker child of TestAbuse (attacker_test.go)
+		os.Exit(attackerMain(spec))
+	}
+	if os.Getenv(abuseAppEnv) != "" { // the app of an abuse stack (abuse_test.go)
+		os.Exit(abuseAppMain())
+	}
 	flag.Parse()
 	code := m.Run()
 	if buildDir != "" {
@@ -87,9 +93,10 @@ func startBackend(t *testing.T) *backend {
 type replicaOptions struct {
 	cacheTTL time.Duration
 	warmup   bool
-	policies string // YAML of the policies: list, indented by two spaces
-	extproc  string // more extproc settings, as flow-map entries ("k: v, k2: v2")
-	kms      string // more kms settings: YAML lines, each indented by two spaces
+	policies string   // YAML of the policies: list, indented by two spaces
+	extproc  string   // more extproc settings, as flow-map entries ("k: v, k2: v2")
+	kms      string   // more kms settings: YAML lines, each indented by two spaces
+	env      []string // more environment variables of the process (KEY=value)
 }
 
 // replica is one `rkms serve` process, killed and restarted by the tests.
@@ -105,6 +112,7 @@ type replica struct {
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	logs     *testenv.LockedBuffer
+	env      []string // beyond processEnv
 	runs     int
 	logsPast []string // output of earlier runs
 }
@@ -112,7 +120,7 @@ type replica struct {
 func (b *backend) newReplica(t *testing.T, name string, o replicaOptions) *replica {
 	t.Helper()
 	dir := t.TempDir()
-	r := &replica{t: t, name: name, bin: rkmsBinary(t), dir: dir, extproc: testenv.FreePort(t)}
+	r := &replica{t: t, name: name, bin: rkmsBinary(t), dir: dir, extproc: testenv.FreePort(t), env: o.env}
 	r.admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	var regions strings.Builder
 	for _, k := range b.kms {
@@ -174,7 +182,7 @@ func (r *replica) start() {
 	r.logs = &testenv.LockedBuffer{Limit: 8 << 20} // the last 8 MiB of output
 	cmd := exec.Command(r.bin, "serve", "--config", r.cfg)
 	cmd.Dir = r.dir
-	cmd.Env = processEnv()
+	cmd.Env = append(processEnv(), r.env...)
 	cmd.Stdout, cmd.Stderr = r.logs, r.logs
 	if err := cmd.Start(); err != nil {
 		r.mu.Unlock()

@@ -98,6 +98,10 @@ func LaunchEnvoy(ctx context.Context, bin, dir, bootstrapYAML string, logs io.Wr
 // Stop kills Envoy. Idempotent.
 func (e *Envoy) Stop() { e.proc.stop() }
 
+// Pid is the Envoy process's id (0 when it is not running), to read its CPU time and memory
+// from /proc.
+func (e *Envoy) Pid() int { return e.proc.pid() }
+
 // Output returns Envoy's recent log output, for failure messages.
 func (e *Envoy) Output() string { return e.proc.Output() }
 

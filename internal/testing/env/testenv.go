@@ -269,6 +269,15 @@ func (p *process) stop() {
 	p.cmd, p.done = nil, nil
 }
 
+func (p *process) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 func (p *process) stall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

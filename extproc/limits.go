@@ -151,15 +151,15 @@ func (o *silent) remove(peer string, e *list.Element) {
 	}
 }
 
-// evict takes the oldest silent stream of the peer with the most of them, if it has at least
-// min, and returns it; nil otherwise.
-func (o *silent) evict(min int) *run {
+// evict takes the oldest silent stream of the peer other than except with the most of them, if
+// it has at least min, and returns it; nil otherwise.
+func (o *silent) evict(except string, min int) *run {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var peer string
 	var most *list.List
 	for p, l := range o.byPeer {
-		if most == nil || l.Len() > most.Len() {
+		if p != except && (most == nil || l.Len() > most.Len()) {
 			peer, most = p, l
 		}
 	}

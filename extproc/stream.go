@@ -24,7 +24,7 @@ import (
 // handler waits for its end or for its watchdog timer.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	opener := peerIP(stream.Context())
-	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) && !s.evictSilent() {
+	if n := s.streams.Add(1); n > int64(s.opts.MaxConcurrentStreams) && !s.evictSilent(opener) {
 		s.streams.Add(-1)
 		s.refused(RefusedStreamLimit)
 		s.log.Warn("ext_proc stream refused: too many concurrent streams", "limit", s.opts.MaxConcurrentStreams)
@@ -47,9 +47,11 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	return status.Errorf(codes.DeadlineExceeded, "ext_proc stream ended: %s (%s)", reason, limit)
 }
 
-// evictSilent makes room for one stream when every slot is taken: it ends the oldest stream still
-// waiting for its first message of the peer that has the most such streams, if that peer holds at
-// least MaxStreamsPerClient of them, and reports whether it did. The new stream takes the slot
+// evictSilent makes room for a stream from peer when every slot is taken: it ends the oldest
+// stream still waiting for its first message of the other peer that has the most such streams,
+// if that peer holds at least MaxStreamsPerClient of them, and reports whether it did. A peer's
+// own new streams never evict its silent ones: they are refused at once, the cheapest answer
+// to a peer that keeps opening streams it does not use. The new stream takes the slot
 // at once; the evicted stream gives its own back when its goroutine ends (microseconds later),
 // so streams in flight may exceed MaxConcurrentStreams by the evictions in progress.
 //
@@ -58,8 +60,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 // in microseconds (a burst of hundreds can still be there at once, which is why the peer share is
 // not applied to them until the slots run out); a peer that opens streams and stays silent is
 // the one whose streams give way.
-func (s *Server) evictSilent() bool {
-	victim := s.openers.evict(s.opts.MaxStreamsPerClient)
+func (s *Server) evictSilent(peer string) bool {
+	victim := s.openers.evict(peer, s.opts.MaxStreamsPerClient)
 	if victim == nil {
 		return false
 	}

@@ -481,12 +481,16 @@ type outcome struct {
 	attack   string
 	rate     string // what the attacker sent
 	baseline bool   // Envoy alone: reported, not asserted
-	good     *goodClient
-	rss      int64 // rkms's peak resident memory
-	refused  *tally
-	notes    string
-	cpu      string // CPU of each process during the attack, in % of one core
-	res      attackResult
+	// baselineP99 is the good client's p99 through Envoy alone under the same attack, in the
+	// same run (0: the attack has no baseline run). When Envoy alone already misses goodMaxP99,
+	// rkms is held to adding at most goodMaxP99 to it, and the test says so in its log.
+	baselineP99 time.Duration
+	good        *goodClient
+	rss         int64 // rkms's peak resident memory
+	refused     *tally
+	notes       string
+	cpu         string // CPU of each process during the attack, in % of one core
+	res         attackResult
 }
 
 // underAttack runs the attack of spec in a child process (runAttacker) for hold(), with the good
@@ -529,14 +533,20 @@ func underAttack(t *testing.T, s *abuseStack, good *goodClient, o *outcome, spec
 	if o.baseline {
 		return res
 	}
-	if ok < goodMinSuccess || p99 >= goodMaxP99 {
+	limit := goodMaxP99
+	if o.baselineP99 >= goodMaxP99 {
+		limit = o.baselineP99 + goodMaxP99
+		t.Logf("NOTE: Envoy alone misses the %v p99 target under this attack (p99 %v in the same run): rkms is held to %v (Envoy alone + %v)",
+			goodMaxP99, o.baselineP99.Round(time.Millisecond), limit.Round(time.Millisecond), goodMaxP99)
+	}
+	if ok < goodMinSuccess || p99 >= limit {
 		t.Logf("envoy counters: %s", envoyErrorStats(s.envoy.AdminURL))
 	}
 	if ok < goodMinSuccess {
 		t.Errorf("good client success %.2f%% < %.0f%% (first failure: %v)", 100*ok, 100*goodMinSuccess, good.firstErr)
 	}
-	if p99 >= goodMaxP99 {
-		t.Errorf("good client p99 %v >= %v", p99, goodMaxP99)
+	if p99 >= limit {
+		t.Errorf("good client p99 %v >= %v", p99, limit)
 	}
 	return res
 }

@@ -37,7 +37,7 @@ const attackEnv = "RKMS_ABUSE_ATTACK"
 // The attacks a child can run (attackSpec.Kind).
 const (
 	kindSlow      = "slow-bodies"   // N connections, each a POST whose body comes at 1 byte/s
-	kindIdle      = "idle-streams"  // N gRPC streams that never send, on 4 connections; reopened 1 s after rkms ends one
+	kindIdle      = "idle-streams"  // N gRPC streams that never send, opened over 1 s on 4 connections; reopened 1 s after rkms ends one
 	kindMemDirect = "memory-direct" // waves of N concurrent ext_proc streams of 1 MiB bodies, one wave every Period
 	kindMemEnvoy  = "memory-envoy"  // waves of N concurrent POSTs of 700 KB through Envoy, one wave every Period
 	kindTenants   = "tenant-flood"  // N new tenants through Envoy at Rate per second, open loop
@@ -293,6 +293,9 @@ func (a *attacker) idleStreams(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := range a.spec.N {
 		wg.Go(func() {
+			// Opened over the first second, as the slow bodies: 2,000 streams a second, each
+			// reopened a second after rkms ends it.
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(a.spec.N))
 			for ctx.Err() == nil {
 				a.idleStream(ctx, clients[i%len(clients)])
 				select {

@@ -4,9 +4,11 @@ import (
 	"container/list"
 	"context"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/peer"
@@ -25,6 +27,7 @@ const (
 	RefusedIdleTimeout         = "idle_timeout"          // IdleTimeout: gRPC DEADLINE_EXCEEDED
 	RefusedStreamTimeout       = "stream_timeout"        // StreamTimeout: gRPC DEADLINE_EXCEEDED
 	RefusedProtocol            = "protocol"              // a message that breaks the protocol: gRPC FAILED_PRECONDITION
+	RefusedLargeBody           = "large_body"            // no turn to transform a large body within KeyTimeout: 503
 )
 
 // BodyCostFactor is how many bytes rkms holds, at the peak of one body's transform, per byte of
@@ -181,6 +184,37 @@ func (o *silent) len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.byPeer)
+}
+
+// largeBody is the size from which a body's transform counts as large: it holds a CPU for
+// milliseconds (about 10 ms for 700 KB), where a small body's takes microseconds.
+const largeBody = 64 << 10
+
+// largeBodies is how many large bodies are transformed at once: one CPU fewer than Go runs on
+// (at least one), so that however many large bodies arrive, small requests always find a CPU
+// free and are not queued behind them.
+func largeBodies() int { return max(1, runtime.GOMAXPROCS(0)-1) }
+
+// takeLarge waits for a turn to transform a large body, at most KeyTimeout (the bound of one
+// message's work), and returns the function that gives it back. Past the wait the body is
+// refused as overloaded (503, retry-after), as when the memory budget cannot hold it.
+func (s *Server) takeLarge(ctx context.Context, ph phase) (func(), error) {
+	release := func() { <-s.large }
+	select {
+	case s.large <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.opts.KeyTimeout)
+	defer t.Stop()
+	select {
+	case s.large <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, limitError(kindOverloaded, ph, RefusedLargeBody, "rkms is busy, try again")
+	case <-ctx.Done():
+		return nil, limitError(kindOverloaded, ph, RefusedLargeBody, "rkms is busy, try again")
+	}
 }
 
 // hostOnly strips the port of an address ("10.0.0.1:5000", "[::1]:5000"); an address without

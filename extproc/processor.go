@@ -332,6 +332,13 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 		}
 		return nil, 0, nil
 	}
+	if len(body) >= largeBody {
+		release, err := p.s.takeLarge(ctx, ph)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer release()
+	}
 	out, buf, n, err := p.transform(ctx, ph, fs, check, body)
 	if err != nil {
 		return nil, 0, err

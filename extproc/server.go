@@ -102,11 +102,12 @@ type Server struct {
 	procs    sync.Pool // *processor, one per stream in flight
 	modes    modes
 	obs      Observer
-	streams  atomic.Int64 // streams in flight, bounded by MaxConcurrentStreams
-	clients  *shares      // streams per client, bounded by MaxStreamsPerClient
-	openers  *silent      // streams still waiting for their first message, per ext_proc peer (evictSilent)
-	tenants  *shares      // streams per tenant, bounded by MaxStreamsPerTenant
-	budget   budget       // body bytes reserved, bounded by MemoryBudget
+	streams  atomic.Int64  // streams in flight, bounded by MaxConcurrentStreams
+	clients  *shares       // streams per client, bounded by MaxStreamsPerClient
+	openers  *silent       // streams still waiting for their first message, per ext_proc peer (evictSilent)
+	tenants  *shares       // streams per tenant, bounded by MaxStreamsPerTenant
+	budget   budget        // body bytes reserved, bounded by MemoryBudget
+	large    chan struct{} // one token per large body being transformed (largeBodies)
 	lim      LimitObserver
 }
 
@@ -141,6 +142,7 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
 		clients: newShares(opts.MaxStreamsPerClient), openers: newSilent(), tenants: newShares(opts.MaxStreamsPerTenant)}
 	s.budget.size = opts.MemoryBudget
+	s.large = make(chan struct{}, largeBodies())
 	s.lim, _ = opts.Observer.(LimitObserver)
 	return s, nil
 }

@@ -12,7 +12,7 @@ var _ extproc.LimitObserver = (*Metrics)(nil)
 // the start so that a rate over them never misses its first increase.
 var refusedReasons = []string{
 	extproc.RefusedStreamLimit, extproc.RefusedClientShare, extproc.RefusedTenantShare, extproc.RefusedMemory,
-	extproc.RefusedFirstMessageTimeout, extproc.RefusedIdleTimeout, extproc.RefusedStreamTimeout, extproc.RefusedProtocol,
+	extproc.RefusedFirstMessageTimeout, extproc.RefusedIdleTimeout, extproc.RefusedStreamTimeout, extproc.RefusedProtocol, extproc.RefusedLargeBody,
 }
 
 func newRefused() *prometheus.CounterVec {

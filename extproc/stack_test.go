@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -177,30 +176,8 @@ type reply struct {
 // do sends one request through Envoy. headers are name, value pairs.
 func (s *stack) do(t testing.TB, method, path, body string, headers ...string) reply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+	r := envoytest.Send(t, s.client, envoytest.NewRequest(t, s.base, method, path, body, headers...))
+	return reply{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // streamLog records, per ext_proc stream, the kinds of messages Envoy sent and rkms answered,

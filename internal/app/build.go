@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -36,7 +35,7 @@ func buildRegions(ctx context.Context, cfg *config.Config, log *slog.Logger) ([]
 	for _, rc := range cfg.KMS.Regions {
 		switch cfg.KMS.Provider {
 		case "local":
-			r, err := localkms.Open(filepath.Join(cfg.DataDir, "local-kms"), rc.Name, log)
+			r, err := localkms.Open(cfg.LocalKMSDir(), rc.Name, log)
 			if err != nil {
 				return nil, fmt.Errorf("local kms region %s: %w", rc.Name, err)
 			}

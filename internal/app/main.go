@@ -3,12 +3,10 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime/debug"
 
-	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/config"
 )
 
@@ -20,40 +18,55 @@ const usage = `rkms: transparent field encryption for Envoy, keys from a multi-r
 Usage:
   rkms serve [--config FILE]   run the ext_proc server and the admin API
                                (without --config: embedded defaults, data in ./rkms-data)
-  rkms config check FILE       check a configuration file and report every problem with its line
+  rkms config check FILE       check a configuration file: every problem at once, with its line
+  rkms config init [--profile local|aws|kubernetes] [--out FILE]
+                               write a commented starter configuration
+  rkms config print-defaults   print the defaults, every key, as YAML
   rkms policy test --config FILE --policy NAME [--response] < body.json
                                show what a policy does with each field of a body (no keys needed)
   rkms version                 print the version
+
+Run 'rkms COMMAND --help' for the flags of each command.
 `
+
+// mainCommand is the usage of rkms itself, for usage errors.
+var mainCommand = command{name: "", help: "usage: rkms COMMAND [FLAGS] [ARGS]\n"}
 
 // Main runs the rkms command with args (without the program name) and returns the exit code.
 // stdin is read by `rkms policy test`.
 // ctx ends the server (signals are wired by the caller).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+		return mainCommand.usageError(stderr, "")
 	}
 	switch args[0] {
 	case "serve":
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "config":
-		if len(args) != 3 || args[1] != "check" {
-			fmt.Fprint(stderr, "usage: rkms config check FILE\n")
-			return 2
-		}
-		return checkCmd(args[2], stdout, stderr)
+		return configCmd(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "rkms", versionString())
-		return 0
+		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "rkms: unknown command %q\n\n%s", args[0], usage)
-	return 2
+	return mainCommand.usageError(stderr, fmt.Sprintf("unknown command %q", args[0]))
+}
+
+var versionCommand = command{name: "version", help: "usage: rkms version\n\nPrints the version of rkms and of the Go toolchain that built it.\n"}
+
+func versionCmd(args []string, stdout, stderr io.Writer) int {
+	fs := versionCommand.flags(stderr)
+	if code, ok := versionCommand.parse(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return versionCommand.usageError(stderr, fmt.Sprintf("unexpected arguments %v", fs.Args()))
+	}
+	fmt.Fprintln(stdout, "rkms", versionString())
+	return 0
 }
 
 func versionString() string {
@@ -64,31 +77,24 @@ func versionString() string {
 	return v
 }
 
-func checkCmd(path string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return 1
-	}
-	for _, w := range policy.Warnings(cfg.Policies) {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", path)
-	return 0
-}
+var serveCommand = command{name: "serve", help: `usage: rkms serve [--config FILE]
+
+Runs the ext_proc server (Envoy's external processor), the admin HTTP API and the gRPC key API
+until SIGINT or SIGTERM. Without --config it runs on the embedded defaults: data in ./rkms-data,
+an embedded key store, three local software KMS regions (NOT FOR PRODUCTION), text logs.
+'rkms config init' writes a starter file; 'rkms config check FILE' checks one.
+`}
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := serveCommand.flags(stderr)
 	path := fs.String("config", "", "configuration file (YAML); embedded defaults when empty")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := serveCommand.parse(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "rkms serve: unexpected arguments %v\n", fs.Args())
-		return 2
+		return serveCommand.usageError(stderr, fmt.Sprintf("unexpected arguments %v", fs.Args()))
 	}
-	cfg := config.Default()
+	cfg := config.Dev()
 	if *path != "" {
 		var err error
 		if cfg, err = config.Load(*path); err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,7 @@ import (
 	"github.com/rkms/rkms/internal/config"
 )
 
-const policyUsage = `usage: rkms policy test --config FILE --policy NAME [--response] [--path PATH] [--header NAME=VALUE]...
+var policyCommand = command{name: "policy test", help: `usage: rkms policy test --config FILE --policy NAME [--response] [--path PATH] [--header NAME=VALUE]...
                         [--claim NAME=VALUE]... [--peer-uri-san URI] [--peer-dns-san NAME] < body.json
 
 Prints what the policy does with each field of the JSON body on standard input: encrypt,
@@ -21,7 +20,7 @@ whether a request may create that key (create: on_demand | admin_only).
 --response reads the body as a response (the key id still comes from --path and --header;
 a {json:...} key id needs the request body, so give it with --request-body FILE).
 Exit status: 0 when the message would pass, 1 when rkms would refuse it, 2 on usage errors.
-`
+`}
 
 // headerFlags collects repeated --header NAME=VALUE flags; it is a policy.Headers.
 type headerFlags [][2]string
@@ -70,13 +69,15 @@ func createHelp(m policy.CreateMode) string {
 }
 
 func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "test" {
-		fmt.Fprint(stderr, policyUsage)
-		return 2
+	switch {
+	case len(args) == 0:
+		return policyCommand.usageError(stderr, "")
+	case isHelp(args[0]):
+		return policyCommand.printHelp(nil, stdout)
+	case args[0] != "test":
+		return policyCommand.usageError(stderr, fmt.Sprintf("unknown subcommand %q", args[0]))
 	}
-	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	fs := policyCommand.flags(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML) holding the policy")
 	name := fs.String("policy", "", "policy name")
 	response := fs.Bool("response", false, "the body is a response body")
@@ -88,12 +89,14 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(claims, "claim", "verified JWT claim NAME=VALUE, for {jwt:CLAIM} key ids (repeatable)")
 	peerURI := fs.String("peer-uri-san", "", "verified client certificate URI SAN, for {peer:uri_san}")
 	peerDNS := fs.String("peer-dns-san", "", "verified client certificate DNS SAN, for {peer:dns_san}")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, ok := policyCommand.parse(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
-	if *cfgPath == "" || *name == "" || fs.NArg() != 0 {
-		fmt.Fprint(stderr, policyUsage)
-		return 2
+	switch {
+	case *cfgPath == "" || *name == "":
+		return policyCommand.usageError(stderr, "--config and --policy are required")
+	case fs.NArg() != 0:
+		return policyCommand.usageError(stderr, fmt.Sprintf("unexpected arguments %v", fs.Args()))
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {

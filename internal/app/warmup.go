@@ -37,10 +37,8 @@ type warmup struct {
 }
 
 func newWarmup(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger) *warmup {
+	// cache.warmup.file defaults to DATA_DIR/recent-key-ids (config fills it in).
 	w := &warmup{cfg: cfg.Cache.Warmup, path: cfg.Cache.Warmup.File, kr: kr, log: log}
-	if w.path == "" {
-		w.path = filepath.Join(cfg.DataDir, "recent-key-ids")
-	}
 	if !w.cfg.Enabled {
 		w.ready.Store(true)
 	}

@@ -46,9 +46,15 @@ func TestDockerfileBuildsLikeMake(t *testing.T) {
 	df := readRepoFile(t, "Dockerfile")
 	mk := readRepoFile(t, "Makefile")
 
-	build := makeRecipe(t, mk, "build")
+	var build []string // the go build lines, with the Makefile's one LDFLAGS expanded
+	ldflags := regexp.MustCompile(`(?m)^LDFLAGS\s*:=\s*(.*)$`).FindStringSubmatch(mk)
+	for _, line := range makeRecipe(t, mk, "build") {
+		if !strings.HasPrefix(line, "@echo ") && ldflags != nil {
+			build = append(build, strings.ReplaceAll(line, "$(LDFLAGS)", ldflags[1]))
+		}
+	}
 	if len(build) != 1 {
-		t.Fatalf("make build recipe %q: want one go build line", build)
+		t.Fatalf("make build recipe %q: want one go build line (and LDFLAGS defined)", build)
 	}
 	for _, want := range []string{"CGO_ENABLED=0", "$(GO) build", "-trimpath", "-ldflags", "internal/app.Version=$(VERSION)", "-o $(BIN)", "./cmd/rkms"} {
 		if !strings.Contains(build[0], want) {

@@ -6,7 +6,11 @@
 // defaults: data in ./rkms-data, an embedded single-file store, three local software KMS regions,
 // the admin API on 127.0.0.1:8080 (with /metrics), the gRPC key API on 127.0.0.1:8081 and
 // ext_proc on 127.0.0.1:50051. A file is laid over those defaults, so it only needs the keys it
-// changes. Secrets may come from the environment:
+// changes; [Dev] is [Default] with text logs, for `rkms serve` without a file. Every path that
+// defaults under data_dir (admin.token_file, store.embedded.path, cache.warmup.file, the local KMS
+// keys of [Config.LocalKMSDir]) follows a data_dir set in the file unless the file names it.
+// [Starter] gives the commented starter files of `rkms config init`, [DefaultsYAML] the defaults as
+// a file. Secrets may come from the environment:
 // RKMS_ADMIN_TOKEN overrides admin.token_file. AWS credentials come from the SDK's standard chain
 // and are never part of this file.
 //
@@ -30,7 +34,12 @@
 // # Checking
 //
 // [Load] and [Check] report every problem at once, each with the line of the file it concerns
-// (unknown keys, wrong types, bad values, inconsistent settings), as a [Problems] error.
+// (unknown keys, wrong types, bad values, inconsistent settings), as a [Problems] error. The file
+// is walked as a yaml.Node against the Config type rather than decoded strictly, so that the
+// decoder's first error hides nothing: an unknown key is reported with its key path and the
+// nearest known key at its level (edit distance), a value of the wrong type in words, and both
+// are removed before the rest is decoded and checked (the value keeps its default, and no second
+// problem is reported for it). A policy problem points at the line of the key it is about.
 //
 // # Owners
 //

@@ -53,6 +53,7 @@ func TestProblemsAllAtOnce(t *testing.T) {
 			[]string{"line 4: kms.regions[0].keyid: unknown key (did you mean key_id?)"}},
 		{"duration", "kms:\n  timeout: soon\n", []string{"line 2: kms.timeout: must be a duration such as 500ms, 30s or 1m (got \"soon\")"}},
 		{"mapping for a scalar", "data_dir: {a: b}\n", []string{"line 1: data_dir: must be a string (got a mapping)"}},
+		{"not a mapping at all", "hello\n", []string{"line 1: must be a mapping of keys (got \"hello\")"}},
 		{"scalar for a mapping", "admin: yes\n", []string{"line 1: admin: must be a mapping of keys (got \"yes\")"}},
 		{"policy error at its key", "policies:\n  - name: p\n    key_id: k\n    mode: sometimes\n    request:\n      encrypt: [\"$.a\"]\n",
 			[]string{`line 4: policies[0].mode: "sometimes" is not "randomized" or "deterministic"`}},

@@ -18,7 +18,9 @@ import (
 // values still run on everything that could be read.
 func decode(doc *yaml.Node, cfg *Config) Problems {
 	var ps Problems
-	walk(doc, reflect.TypeOf(cfg).Elem(), "", &ps)
+	if !walk(doc, reflect.TypeOf(cfg).Elem(), "", &ps) {
+		return ps // not a mapping of keys: nothing to decode
+	}
 	if err := doc.Decode(cfg); err != nil {
 		// Not expected after the walk (it tries each leaf the way Decode will); reported rather
 		// than lost.

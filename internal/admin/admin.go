@@ -125,7 +125,8 @@ func rotateOp(r *http.Request) string {
 func (h *Handler) auth(op func(*http.Request) string, next func(http.ResponseWriter, *http.Request, *keyservice.Session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		remote, subject := audit.PeerFromHTTP(r)
-		c := keyservice.Caller{API: audit.APIHTTP, Remote: remote, Subject: subject, Authorization: r.Header.Get("Authorization")}
+		c := keyservice.Caller{API: audit.APIHTTP, Remote: remote, Subject: subject, Identities: keyservice.TLSIdentities(r.TLS),
+			Authorization: r.Header.Get("Authorization")}
 		sess, err := h.svc.Authenticate(r.Context(), c, op(r), r.URL.Query().Get("id"))
 		if err != nil {
 			fail(w, err)
@@ -223,6 +224,7 @@ const StatusClientClosedRequest = 499
 var statuses = map[keyservice.Class]int{
 	keyservice.InvalidArgument: http.StatusBadRequest,
 	keyservice.Unauthenticated: http.StatusUnauthorized,
+	keyservice.Forbidden:       http.StatusForbidden,
 	keyservice.NotFound:        http.StatusNotFound,
 	keyservice.Limited:         http.StatusTooManyRequests,
 	keyservice.Throttled:       http.StatusTooManyRequests,

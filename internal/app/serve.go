@@ -38,7 +38,7 @@ const shutdownGrace = 10 * time.Second
 // shutdownGrace.
 func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
-	token, err := loadAdminToken(cfg, stdout)
+	auth, err := loadAdminAuth(cfg, stdout)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	}
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, keys.kr, log)
-	apis, err := buildAPIs(keys, warm, token, log, m)
+	apis, err := buildAPIs(keys, warm, auth, log, m)
 	if err != nil {
 		return err
 	}
@@ -80,16 +80,20 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	return serveResult(serveErr)
 }
 
-// loadAdminToken reads (or generates, saying so on stdout) the token of the admin and key APIs.
-func loadAdminToken(cfg *config.Config, stdout io.Writer) (string, error) {
+// loadAdminAuth returns the credentials of the admin and key APIs: admin.credentials with their
+// tokens read, or, without any, the single admin token (read, or generated saying so on stdout).
+func loadAdminAuth(cfg *config.Config, stdout io.Writer) (keyservice.Options, error) {
+	if creds := cfg.Admin.Credentials; len(creds) > 0 {
+		return adminCredentials(creds)
+	}
 	token, generated, err := adminToken(cfg.Admin.TokenFile)
 	if err != nil {
-		return "", err
+		return keyservice.Options{}, err
 	}
 	if generated {
 		fmt.Fprintf(stdout, "rkms: generated admin token in %s\n", cfg.Admin.TokenFile)
 	}
-	return token, nil
+	return keyservice.Options{Token: token}, nil
 }
 
 // keyService is the key side of rkms: the store and the keyring over the KMS regions.
@@ -166,9 +170,9 @@ type apis struct {
 
 // buildAPIs makes the admin HTTP API and the gRPC key API: thin transports over one key service
 // (one failed-login throttle: a token guessed through one is guessed for both).
-func buildAPIs(keys *keyService, warm *warmup, token string, log *slog.Logger, m *metrics.Metrics) (*apis, error) {
-	svc, err := keyservice.New(readyKeyring{keys.kr, warm}, keyservice.Options{Token: token, Logger: log, Audit: keys.audit,
-		OnAuthFailure: m.AdminAuthFailure})
+func buildAPIs(keys *keyService, warm *warmup, auth keyservice.Options, log *slog.Logger, m *metrics.Metrics) (*apis, error) {
+	svc, err := keyservice.New(readyKeyring{keys.kr, warm}, keyservice.Options{Token: auth.Token, Credentials: auth.Credentials,
+		Logger: log, Audit: keys.audit, OnAuthFailure: m.AdminAuthFailure, OnForbidden: m.AdminForbidden})
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +240,9 @@ func serveResult(err error) error {
 }
 
 func tokenSource(cfg *config.Config) string {
+	if len(cfg.Admin.Credentials) > 0 {
+		return credentialNames(cfg.Admin.Credentials)
+	}
 	if config.EnvAdminToken() != "" {
 		return "$" + config.AdminTokenEnv
 	}

@@ -8,44 +8,31 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/rkms/rkms/internal/config"
 )
 
-// minTokenLen is the shortest admin token accepted, from any source.
-const minTokenLen = 16
-
 // adminToken returns the admin bearer token: RKMS_ADMIN_TOKEN if set (config.EnvAdminToken), else the content of path,
 // else a new random token written to path (0600). generated reports the last case, so that the
 // caller can print where the token is. A token shorter than 16 characters is refused whatever
-// its source, and so is a token file that group or others may read or write.
+// its source, and so is a token file that group or others may read or write (the rules of
+// config.CheckToken and config.ReadTokenFile, which admin.credentials follow too).
 func adminToken(path string) (token string, generated bool, err error) {
 	if t := config.EnvAdminToken(); t != "" {
-		if len(t) < minTokenLen {
-			return "", false, fmt.Errorf("%s: token shorter than %d characters", config.AdminTokenEnv, minTokenLen)
-		}
-		return t, false, nil
+		return t, false, config.CheckToken(config.AdminTokenEnv, t)
 	}
-	b, err := os.ReadFile(path)
+	t, err := config.ReadTokenFile(path)
 	switch {
 	case err == nil:
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return "", false, fmt.Errorf("admin token file %s: mode %04o lets group or others read it: chmod 600 %s", path, fi.Mode().Perm(), path)
-		}
-		t := strings.TrimSpace(string(b))
-		if len(t) < minTokenLen {
-			return "", false, fmt.Errorf("admin token file %s: token shorter than %d characters", path, minTokenLen)
-		}
 		return t, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", false, fmt.Errorf("read admin token: %w", err)
+		return "", false, fmt.Errorf("admin %w", err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", false, fmt.Errorf("generate admin token: %w", err)
 	}
-	t := base64.RawURLEncoding.EncodeToString(raw)
+	t = base64.RawURLEncoding.EncodeToString(raw)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", false, fmt.Errorf("create admin token dir: %w", err)
 	}

@@ -41,12 +41,19 @@ const (
 // ErrDenied marks a call refused for lack of a valid token; [Result] maps it to "denied".
 var ErrDenied = errors.New("missing or invalid bearer token")
 
+// ErrForbidden marks a call by an authenticated caller whose credential does not allow the
+// operation on that key id; [Result] maps it to "denied" (the principal attribute says who).
+var ErrForbidden = errors.New("operation not allowed for this credential")
+
 // Who is the caller of a key operation.
 type Who struct {
 	API       string // APIHTTP, APIGRPC or APIExtProc
 	Remote    string // peer address
 	Subject   string // verified client certificate subject (mutual TLS), else empty
 	RequestID string // ext_proc: the HTTP request id
+	// Principal is the name of the credential the caller authenticated with (admin and key
+	// APIs); empty when it did not authenticate.
+	Principal string
 }
 
 type whoKey struct{}
@@ -131,6 +138,9 @@ func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, e
 		attrs = append(attrs, slog.Uint64("version", uint64(version)))
 	}
 	attrs = append(attrs, slog.String("result", Result(err)), slog.String("remote", who.Remote))
+	if who.Principal != "" {
+		attrs = append(attrs, slog.String("principal", who.Principal))
+	}
 	if who.Subject != "" {
 		attrs = append(attrs, slog.String("subject", who.Subject))
 	}
@@ -150,7 +160,7 @@ func Result(err error) string {
 		return ResultOK
 	}
 	switch c := keyring.ClassOf(err); {
-	case errors.Is(err, ErrDenied):
+	case errors.Is(err, ErrDenied), errors.Is(err, ErrForbidden):
 		return ResultDenied
 	case c == keyring.ClassInvalid:
 		return ResultInvalid

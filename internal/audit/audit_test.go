@@ -54,6 +54,10 @@ func TestRecord(t *testing.T) {
 			map[string]any{"api": "http", "op": "read", "result": "invalid", "remote": "", "error": "x: " + keyring.ErrInvalidID.Error()}},
 		{"extproc create", &Who{API: APIExtProc, Remote: "127.0.0.1:3", RequestID: "req-1"}, OpCreate, "t", 1, nil,
 			map[string]any{"api": "extproc", "op": "create", "key_id": "t", "version": 1.0, "result": "ok", "remote": "127.0.0.1:3", "request_id": "req-1"}},
+		{"principal named", &Who{API: APIHTTP, Remote: "127.0.0.1:4", Principal: "billing-svc"}, OpRead, "tenant-a", 2, nil,
+			map[string]any{"api": "http", "op": "read", "key_id": "tenant-a", "version": 2.0, "result": "ok", "remote": "127.0.0.1:4", "principal": "billing-svc"}},
+		{"forbidden", &Who{API: APIGRPC, Remote: "127.0.0.1:5", Principal: "billing-svc"}, OpRotate, "tenant-a", 0, ErrForbidden,
+			map[string]any{"api": "grpc", "op": "rotate", "key_id": "tenant-a", "result": "denied", "remote": "127.0.0.1:5", "principal": "billing-svc", "error": ErrForbidden.Error()}},
 		{"no caller", nil, OpRotate, "t", 0, fmt.Errorf("w: %w", keyring.ErrNotFound),
 			map[string]any{"api": "internal", "op": "rotate", "key_id": "t", "result": "not_found", "remote": "", "error": "w: " + keyring.ErrNotFound.Error()}},
 	}

@@ -13,9 +13,12 @@
 //	op           read, create, rotate, delete
 //	key_id       the key id (omitted when the caller sent an invalid one)
 //	version      the key version read, created or made current (omitted when none)
-//	result       ok, denied (no or wrong token), invalid (bad key id), not_found,
+//	result       ok, denied (no or wrong token, or the credential does not allow the
+//	             operation on that id), invalid (bad key id), not_found,
 //	             unavailable (too few KMS regions, store down, deadline), error
 //	remote       the peer's address (for extproc: Envoy's address)
+//	principal    the name of the admin credential the caller authenticated with (admin.credentials,
+//	             or "admin" for the single admin token); omitted when it did not authenticate
 //	subject      the verified client certificate's subject, when the listener uses mutual TLS
 //	request_id   extproc only: the HTTP request's x-request-id (Envoy sets one)
 //	error        the failure's cause, when result is not ok (never key material)
@@ -24,7 +27,7 @@
 //
 //	{"time":"...","level":"INFO","msg":"audit","logger":"audit","api":"http","op":"rotate",
 //	 "key_id":"tenant-a","version":2,"result":"ok","remote":"127.0.0.1:50412",
-//	 "subject":"CN=ops,O=example"}
+//	 "principal":"ops","subject":"CN=ops,O=example"}
 //
 // A read through the admin or gRPC API creates the key when it is absent: that shows as a create
 // record followed by a read record. A creation is recorded where the key record is first written

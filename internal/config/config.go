@@ -67,6 +67,10 @@ type Admin struct {
 	// TLS, when set, serves the admin HTTP API and the gRPC key API over TLS (mutual TLS with
 	// client_ca_file).
 	TLS TLS `yaml:"tls"`
+	// Credentials, when set, replace the single token: named credentials, each with its own
+	// token (or client certificate subject), allowed operations and optional key id prefixes
+	// (see credentials.go).
+	Credentials []Credential `yaml:"credentials"`
 }
 
 // ExtProc configures the Envoy external processor (gRPC).
@@ -452,9 +456,7 @@ func (c *checker) check(cfg *Config) {
 	if cfg.Admin.GRPCListen != "" {
 		c.listen("admin.grpc_listen", cfg.Admin.GRPCListen)
 	}
-	if cfg.Admin.TokenFile == "" && EnvAdminToken() == "" {
-		c.add("admin.token_file", "must be set (or RKMS_ADMIN_TOKEN)")
-	}
+	c.adminCredentials(&cfg.Admin)
 	c.tls("admin.tls", cfg.Admin.TLS)
 	c.listen("extproc.listen", cfg.ExtProc.Listen)
 	c.extprocLimits(&cfg.ExtProc)

@@ -63,13 +63,13 @@ func TestAuditRecords(t *testing.T) {
 		call call
 		want map[string]any
 	}{
-		{authed, get("alice"), map[string]any{"op": "read", "key_id": "alice", "version": 1.0, "result": "ok"}},
-		{authed, rotate("alice"), map[string]any{"op": "rotate", "key_id": "alice", "version": 2.0, "result": "ok"}},
+		{authed, get("alice"), map[string]any{"op": "read", "key_id": "alice", "version": 1.0, "result": "ok", "principal": "admin"}},
+		{authed, rotate("alice"), map[string]any{"op": "rotate", "key_id": "alice", "version": 2.0, "result": "ok", "principal": "admin"}},
 		{anon, get("alice"), map[string]any{"op": "read", "key_id": "alice", "result": "denied"}},
 		{anon, del("alice"), map[string]any{"op": "delete", "key_id": "alice", "result": "denied"}},
-		{authed, get("bad id"), map[string]any{"op": "read", "result": "invalid"}},
-		{authed, rotate("nobody"), map[string]any{"op": "rotate", "key_id": "nobody", "result": "not_found"}},
-		{authed, del("alice"), map[string]any{"op": "delete", "key_id": "alice", "result": "ok"}},
+		{authed, get("bad id"), map[string]any{"op": "read", "result": "invalid", "principal": "admin"}},
+		{authed, rotate("nobody"), map[string]any{"op": "rotate", "key_id": "nobody", "result": "not_found", "principal": "admin"}},
+		{authed, del("alice"), map[string]any{"op": "delete", "key_id": "alice", "result": "ok", "principal": "admin"}},
 	}
 	for _, cl := range calls {
 		_, _ = cl.call(cl.ctx, c)
@@ -93,6 +93,9 @@ func TestAuditRecords(t *testing.T) {
 			if rec[k] != v {
 				t.Errorf("record %d: %s = %v, want %v (%s)", i, k, rec[k], v, line)
 			}
+		}
+		if _, has := rec["principal"]; has != (calls[i].want["principal"] != nil) {
+			t.Errorf("record %d: principal presence wrong: %s", i, line)
 		}
 		if _, has := rec["key_id"]; has != (calls[i].want["key_id"] != nil) {
 			t.Errorf("record %d: key_id presence wrong: %s", i, line)

@@ -6,7 +6,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
@@ -78,7 +80,7 @@ func (s *Server) RotateKey(ctx context.Context, req *rkmsv1.RotateKeyRequest) (*
 // status. Exactly one authorization value is accepted: with several, none is.
 func (s *Server) session(ctx context.Context, op, id string) (*keyservice.Session, error) {
 	remote, subject := audit.PeerFromGRPC(ctx)
-	c := keyservice.Caller{API: audit.APIGRPC, Remote: remote, Subject: subject}
+	c := keyservice.Caller{API: audit.APIGRPC, Remote: remote, Subject: subject, Identities: peerIdentities(ctx)}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if vs := md.Get("authorization"); len(vs) == 1 {
 		c.Authorization = vs[0]
@@ -90,10 +92,25 @@ func (s *Server) session(ctx context.Context, op, id string) (*keyservice.Sessio
 	return sess, nil
 }
 
+// peerIdentities returns the verified client certificate identities of the gRPC peer of ctx
+// (mutual TLS), for credentials with an mtls_subject.
+func peerIdentities(ctx context.Context) []string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
+	}
+	return keyservice.TLSIdentities(&ti.State)
+}
+
 // classCodes maps each key service class to its code: the only place that does.
 var classCodes = map[keyservice.Class]codes.Code{
 	keyservice.InvalidArgument: codes.InvalidArgument,
 	keyservice.Unauthenticated: codes.Unauthenticated,
+	keyservice.Forbidden:       codes.PermissionDenied,
 	keyservice.NotFound:        codes.NotFound,
 	keyservice.Limited:         codes.ResourceExhausted,
 	keyservice.Throttled:       codes.ResourceExhausted,

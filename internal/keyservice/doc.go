@@ -4,14 +4,22 @@
 //
 // # Operations
 //
-// [Service.Authenticate] turns a [Caller] (address, client certificate subject, authorization
-// value) into a [Session]; only a Session reaches the key operations [Session.Get] (get or
-// create), [Session.Rotate] and [Session.Delete]. [Service.Ready] needs no session.
+// [Service.Authenticate] turns a [Caller] (address, client certificate identities, authorization
+// value) into a [Session] carrying the caller's principal (package internal/access: a name, the
+// operations it may do, the key id prefixes it may do them on); only a Session reaches the key
+// operations [Session.Get] (get, or create when absent), [Session.Rotate] and [Session.Delete].
+// [Service.Ready] needs no session.
 //
 // # Rules it owns
 //
-//   - The bearer token: `Bearer <token>` (scheme case-insensitive), compared in constant time on
-//     SHA-256 digests.
+//   - The credentials ([Options.Credentials], plus [Options.Token], the single admin token, as
+//     the credential "admin" with every operation): a bearer token `Bearer <token>` (scheme
+//     case-insensitive), compared in constant time on SHA-256 digests with every credential's
+//     token, without an early exit; or, when no authorization value is presented, a URI or DNS
+//     SAN of the client certificate that a mutual-TLS listener verified ([TLSIdentities]).
+//   - Permissions: every key operation checks that the principal allows it on that id; a
+//     refusal is Forbidden and audited as denied under the principal's name. A get of an absent
+//     key needs create as well as read; without create the key is only looked up.
 //   - Failed-login throttling per address (package internal/authlimit, one throttle for both
 //     transports): a throttled address is refused whatever token it carries.
 //   - Key id validation ([keyring.ValidateID]) and the per-call timeout ([Options.Timeout]).

@@ -32,10 +32,22 @@ const (
 	// Throttled: the caller's address failed authentication too often (internal/authlimit);
 	// [Error.RetryAfter] says when its window ends.
 	Throttled
+	// Forbidden: the caller authenticated, but its credential does not allow the operation on
+	// that key id (admin.credentials: allow, id_prefixes).
+	Forbidden
 )
 
 var classNames = [...]string{"internal", "invalid_argument", "not_found", "limited", "unavailable",
-	"canceled", "unauthenticated", "throttled"}
+	"canceled", "unauthenticated", "throttled", "forbidden"}
+
+// Classes returns every Class, for tables that must cover them all.
+func Classes() []Class {
+	cs := make([]Class, len(classNames))
+	for i := range cs {
+		cs[i] = Class(i)
+	}
+	return cs
+}
 
 func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
@@ -56,6 +68,12 @@ const (
 	msgUnauthenticated = "missing or invalid bearer token"
 	msgThrottled       = "too many failed authentications from this address"
 )
+
+// forbiddenMsg is the message of a Forbidden refusal of op: it names the operation (a fixed
+// name), never the key id or the credential.
+func forbiddenMsg(op string) string {
+	return "not allowed: this credential lacks the " + op + " permission for this key id"
+}
 
 // Error is every error the service returns.
 type Error struct {

@@ -2,13 +2,11 @@ package keyservice
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/rkms/rkms/internal/access"
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/authlimit"
 	"github.com/rkms/rkms/keyring"
@@ -25,6 +23,8 @@ type Keys interface {
 	// Get returns the current version of id, creating the key if absent (within the keyring's
 	// creation rate limit: keyring.ErrCreateLimited).
 	Get(ctx context.Context, id string) (keyring.DataKey, error)
+	// Lookup is Get that never creates (keyring.ErrNotFound when absent).
+	Lookup(ctx context.Context, id string) (keyring.DataKey, error)
 	// Rotate adds a version and returns its number (keyring.ErrNotFound when absent).
 	Rotate(ctx context.Context, id string) (uint32, error)
 	// Delete removes every version of id (keyring.ErrNotFound when absent).
@@ -38,8 +38,12 @@ var _ Keys = (*keyring.Keyring)(nil)
 
 // Options configures the service.
 type Options struct {
-	// Token is the bearer token every key operation must present. It must not be empty.
+	// Token, when not empty, is the single admin token: a credential named access.LegacyName
+	// that may do every operation on every id.
 	Token string
+	// Credentials are the named credentials (admin.credentials). At least one credential, from
+	// Token or here, is required.
+	Credentials []Credential
 	// Logger receives operational events; audit records go to Audit. Nil: discard.
 	Logger *slog.Logger
 	// Audit receives one record per key operation, refused ones included (never key material).
@@ -52,18 +56,23 @@ type Options struct {
 	// OnAuthFailure, if not nil, is told of each failed authentication (throttled: refused
 	// because the address failed too often), for metrics.
 	OnAuthFailure func(throttled bool)
+	// OnForbidden, if not nil, is told of each operation refused because the caller's
+	// credential does not allow it (principal names come from the configuration: a bounded set).
+	OnForbidden func(principal, op string)
 }
 
 // Service is the key service behind the admin HTTP API and the gRPC key API. It is safe for
 // concurrent use.
 type Service struct {
 	keys    Keys
-	token   [sha256.Size]byte
+	creds   *credentials
 	log     *slog.Logger
 	audit   *audit.Logger
 	timeout time.Duration
 	limiter *authlimit.Throttle
 	onFail  func(throttled bool)
+
+	onForbidden func(principal, op string)
 }
 
 // New returns the service over keys.
@@ -71,11 +80,16 @@ func New(keys Keys, opts Options) (*Service, error) {
 	if keys == nil {
 		return nil, errors.New("keyservice: keys are required")
 	}
-	if opts.Token == "" {
-		return nil, errors.New("keyservice: empty token")
+	all := opts.Credentials
+	if opts.Token != "" {
+		all = append([]Credential{{Principal: access.All(access.LegacyName), Token: opts.Token}}, all...)
 	}
-	s := &Service{keys: keys, token: sha256.Sum256([]byte(opts.Token)), log: opts.Logger, audit: opts.Audit,
-		timeout: opts.Timeout, limiter: opts.Throttle, onFail: opts.OnAuthFailure}
+	creds, err := newCredentials(all)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{keys: keys, creds: creds, log: opts.Logger, audit: opts.Audit,
+		timeout: opts.Timeout, limiter: opts.Throttle, onFail: opts.OnAuthFailure, onForbidden: opts.OnForbidden}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,59 +105,10 @@ func New(keys Keys, opts Options) (*Service, error) {
 	if s.onFail == nil {
 		s.onFail = func(bool) {}
 	}
+	if s.onForbidden == nil {
+		s.onForbidden = func(string, string) {}
+	}
 	return s, nil
-}
-
-// Caller is who makes a call, as its transport saw it.
-type Caller struct {
-	API     string // audit.APIHTTP or audit.APIGRPC
-	Remote  string // peer address; failed authentications are counted per host
-	Subject string // verified client certificate subject (mutual TLS), else empty
-	// Authorization is the one authorization value presented ("Bearer <token>"; the scheme is
-	// case-insensitive, the token is not). Empty: none.
-	Authorization string
-}
-
-// Session is an authenticated caller: key operations are only reachable through one.
-type Session struct {
-	s   *Service
-	who audit.Who
-}
-
-// Authenticate checks c's bearer token in constant time (both sides are hashed to a fixed
-// length first, so neither the length nor the content of the token leaks through timing) unless
-// c's address failed too often. A refusal is an *Error of class Throttled or Unauthenticated,
-// counted for OnAuthFailure and audited as denied for op on id (op empty: the request is no key
-// operation, nothing is audited).
-func (s *Service) Authenticate(ctx context.Context, c Caller, op, id string) (*Session, error) {
-	who := audit.Who{API: c.API, Remote: c.Remote, Subject: c.Subject}
-	if blocked, left := s.limiter.Blocked(c.Remote); blocked {
-		s.onFail(true)
-		s.deny(ctx, who, op, id)
-		// Whole seconds, rounded past the end of the window: never sooner than it ends.
-		return nil, &Error{Class: Throttled, Msg: msgThrottled, RetryAfter: time.Duration(int(left.Seconds())+1) * time.Second}
-	}
-	if !s.tokenOK(c.Authorization) {
-		s.limiter.Fail(c.Remote)
-		s.onFail(false)
-		s.deny(ctx, who, op, id)
-		return nil, &Error{Class: Unauthenticated, Msg: msgUnauthenticated}
-	}
-	return &Session{s: s, who: who}, nil
-}
-
-func (s *Service) deny(ctx context.Context, who audit.Who, op, id string) {
-	if op != "" {
-		s.audit.Record(audit.WithWho(ctx, who), op, id, 0, audit.ErrDenied)
-	}
-}
-
-func (s *Service) tokenOK(authorization string) bool {
-	const scheme = "bearer "
-	a := authorization
-	ok := len(a) > len(scheme) && strings.EqualFold(a[:len(scheme)], scheme)
-	got := sha256.Sum256([]byte(strings.TrimSpace(a[min(len(a), len(scheme)):])))
-	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1 && ok
 }
 
 // Ready reports whether keys can be served now, within ReadyTimeout. It needs no session.
@@ -158,14 +123,21 @@ func (s *Service) Ready(ctx context.Context) error {
 }
 
 // Get gets the current version of id, creating the key if absent, and lends its bytes to read
-// (which must not keep them). Errors are *Error.
+// (which must not keep them). It needs the read permission, and the create permission when the
+// key is absent: without it the key is only looked up, and an absent one is refused as
+// Forbidden (audited as a denied create). Errors are *Error.
 func (ss *Session) Get(ctx context.Context, id string, read func(id string, version uint32, key []byte)) error {
 	ctx, cancel, err := ss.begin(ctx, audit.OpRead, id)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	dk, err := ss.s.keys.Get(ctx, id)
+	var dk keyring.DataKey
+	if ss.p.Allows(access.Create, id) {
+		dk, err = ss.s.keys.Get(ctx, id)
+	} else if dk, err = ss.s.keys.Lookup(ctx, id); errors.Is(err, keyring.ErrNotFound) {
+		return ss.permit(ctx, access.Create, id)
+	}
 	ss.s.audit.Record(ctx, audit.OpRead, id, dk.Version, err)
 	if err == nil {
 		// Fails only if the key was evicted and wiped between Get and here.
@@ -209,13 +181,16 @@ func (ss *Session) Malformed(ctx context.Context, op, msg string, cause error) e
 	return &Error{Class: InvalidArgument, Msg: msg, Err: cause}
 }
 
-// begin puts the caller into ctx for audit records, validates id (a refusal is audited) and
-// bounds the operation with the timeout.
+// begin puts the caller into ctx for audit records, validates id, checks that the principal
+// may do op on id (a refusal of either is audited) and bounds the operation with the timeout.
 func (ss *Session) begin(ctx context.Context, op, id string) (context.Context, context.CancelFunc, error) {
 	ctx = audit.WithWho(ctx, ss.who)
 	if err := keyring.ValidateID(id); err != nil {
 		ss.s.audit.Record(ctx, op, id, 0, err)
 		return nil, nil, &Error{Class: InvalidArgument, Msg: msgIDRule, Err: err}
+	}
+	if err := ss.permit(ctx, op, id); err != nil {
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, ss.s.timeout)
 	return ctx, cancel, nil

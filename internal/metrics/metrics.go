@@ -25,6 +25,7 @@ type Metrics struct {
 	extFields    *prometheus.CounterVec
 	extRefused   *prometheus.CounterVec
 	adminAuth    *prometheus.CounterVec
+	adminDenied  *prometheus.CounterVec
 }
 
 var _ extproc.Observer = (*Metrics)(nil)
@@ -67,9 +68,12 @@ func New() *Metrics {
 		adminAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rkms_admin_auth_failures_total", Help: "Admin API requests refused for their credentials, by result (refused: 401; throttled: 429, the address failed too often).",
 		}, []string{"result"}),
+		adminDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rkms_admin_forbidden_total", Help: "Admin and key API operations refused because the caller's credential does not allow them (403 / PERMISSION_DENIED), by credential name and operation.",
+		}, []string{"principal", "op"}),
 		extRefused: newRefused(),
 	}
-	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth,
+	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth, m.adminDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +94,13 @@ func (m *Metrics) AdminAuthFailure(throttled bool) {
 		r = "throttled"
 	}
 	m.adminAuth.WithLabelValues(r).Inc()
+}
+
+// AdminForbidden counts an operation refused for the caller's permissions
+// (keyservice.Options.OnForbidden). Principal names come from admin.credentials and operation
+// names from a closed set, so the label values are bounded by the configuration.
+func (m *Metrics) AdminForbidden(principal, op string) {
+	m.adminDenied.WithLabelValues(principal, op).Inc()
 }
 
 // ObserveRequest implements extproc.Observer.

@@ -326,3 +326,18 @@ func TestExtProcLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminAuth: failed logins by result (no principal: the caller is unknown), refused
+// operations by credential name and operation.
+func TestAdminAuth(t *testing.T) {
+	m := New()
+	m.AdminAuthFailure(false)
+	m.AdminAuthFailure(true)
+	m.AdminForbidden("billing-svc", "rotate")
+	m.AdminForbidden("billing-svc", "rotate")
+	m.AdminForbidden("gitops", "read")
+	expect(t, m, "rkms_admin_auth_failures_total", map[string]string{"result": "refused"}, 1)
+	expect(t, m, "rkms_admin_auth_failures_total", map[string]string{"result": "throttled"}, 1)
+	expect(t, m, "rkms_admin_forbidden_total", map[string]string{"principal": "billing-svc", "op": "rotate"}, 2)
+	expect(t, m, "rkms_admin_forbidden_total", map[string]string{"principal": "gitops", "op": "read"}, 1)
+}

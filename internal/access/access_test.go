@@ -1,0 +1,49 @@
+package access
+
+import "testing"
+
+func TestAllows(t *testing.T) {
+	ops := Principal{Name: "ops", Allow: Operations}
+	billing := Principal{Name: "billing", Allow: []string{Read, List}, IDPrefixes: []string{"tenant-", "shared/"}}
+	none := Principal{Name: "none"}
+	for _, tc := range []struct {
+		p      Principal
+		op, id string
+		want   bool
+	}{
+		{ops, Read, "anything", true},
+		{ops, Delete, "x", true},
+		{ops, List, "", true},
+		{billing, Read, "tenant-acme", true},
+		{billing, Read, "shared/a", true},
+		{billing, Read, "other", false},
+		{billing, Read, "Tenant-acme", false}, // prefixes are case-sensitive
+		{billing, Read, "", false},
+		{billing, Rotate, "tenant-acme", false},
+		{billing, Create, "tenant-acme", false},
+		{billing, List, "", true},
+		{billing, List, "other", false},
+		{none, Read, "x", false},
+		{All("admin"), Create, "x", true},
+		{ops, "purge", "x", false},
+	} {
+		if got := tc.p.Allows(tc.op, tc.id); got != tc.want {
+			t.Errorf("%s may %s %q: %v, want %v", tc.p.Name, tc.op, tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"ops", true}, {"billing-svc", true}, {"a.b_c-1", true}, {"", false}, {"-x", false}, {"has space", false},
+		{"ä", false}, {string(make([]byte, 65)), false}} {
+		if err := CheckName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("CheckName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+	if !Known(List) || Known("admin") {
+		t.Error("Known")
+	}
+}

@@ -47,7 +47,7 @@ func TestProblemsAllAtOnce(t *testing.T) {
 		{"unknown key with suggestion", "admin:\n  listen: 127.0.0.1:8080\n  tokn: x\n",
 			[]string{"line 3: admin.tokn: unknown key (did you mean token_file?)"}},
 		{"unknown key without suggestion", "admin:\n  zzzzzz: x\n",
-			[]string{"line 2: admin.zzzzzz: unknown key (known: listen, grpc_listen, token_file, tls)"}},
+			[]string{"line 2: admin.zzzzzz: unknown key (known: listen, grpc_listen, token_file, tls, credentials)"}},
 		{"unknown top-level key", "polices: []\n", []string{"line 1: polices: unknown key (did you mean policies?)"}},
 		{"unknown key in a list entry", "kms:\n  regions:\n    - name: a\n      keyid: b\n",
 			[]string{"line 4: kms.regions[0].keyid: unknown key (did you mean key_id?)"}},

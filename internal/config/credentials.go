@@ -191,7 +191,7 @@ func present(root *yaml.Node, path string) bool {
 	}
 	n := root.Content[0]
 	for _, part := range splitPath(path) {
-		if n = child(n, part); n == nil {
+		if n, _ = child(n, part); n == nil {
 			return false
 		}
 	}

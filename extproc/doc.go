@@ -50,6 +50,7 @@
 //
 //	problem                                            request  response
 //	body not valid JSON                                400      502
+//	body nested deeper than 1000 levels (JSON limit)   400      502
 //	content-type not JSON                              415      502 if it encrypts, else passed
 //	charset other than UTF-8 (body to the application) 415      502 if it encrypts
 //	content-encoding not identity                      415      502

@@ -140,6 +140,16 @@ func (e *procError) retryAfter() time.Duration {
 // authFailed is the one message for every ciphertext that cannot be opened or used here.
 const authFailed = "authentication failed"
 
+// tooDeepMsg says that the body of phase ph is nested deeper than the limit that err, wrapping
+// jsonfield.ErrTooDeep, reports.
+func tooDeepMsg(ph phase, err error) string {
+	limit := jsonfield.DefaultMaxDepth
+	if se := (*jsonfield.SyntaxError)(nil); errors.As(err, &se) && se.MaxDepth > 0 {
+		limit = se.MaxDepth
+	}
+	return fmt.Sprintf("%s body is nested deeper than the JSON nesting limit (%d levels)", ph, limit)
+}
+
 // httpStatus is the single place where error classes become HTTP status codes.
 func httpStatus(e *procError) int {
 	switch e.kind {
@@ -237,6 +247,8 @@ func classify(ph phase, err error) *procError {
 		return newError(kindAuth, ph, authFailed, err)
 	case errors.Is(err, ErrInvalidKeyID):
 		return newError(kindBadInput, ph, "computed key id is invalid", err)
+	case errors.Is(err, jsonfield.ErrTooDeep):
+		return newError(kindBadInput, ph, tooDeepMsg(ph, err), err)
 	case errors.Is(err, jsonfield.ErrInvalidJSON):
 		return newError(kindBadInput, ph, ph.String()+" body is not valid JSON", err)
 	case errors.Is(err, context.Canceled):

@@ -126,6 +126,12 @@ func TestFailures(t *testing.T) {
 		atApp   bool // refused in the response phase: the app saw the request
 	}{
 		{name: "invalid json", req: jsonReq("POST", "/patients", "t1", `{"ssn":"123-45-6789",`), want: 400, wantMsg: "not valid JSON"},
+		{name: "request nested deeper than the limit", req: jsonReq("POST", "/patients", "t1", deepJSON(1001)),
+			want: 400, wantMsg: "request body is nested deeper than the JSON nesting limit (1000 levels)"},
+		{name: "response nested deeper than the limit", setup: func(t *testing.T, e *testEnv) {
+			e.app.Put("patients", "1", []byte(deepJSON(1001)))
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502,
+			wantMsg: "response body is nested deeper than the JSON nesting limit (1000 levels)", atApp: true},
 		{name: "json with trailing garbage", req: jsonReq("POST", "/patients", "t1", `{"ssn":"123-45-6789"} x`), want: 400},
 		{name: "not json content-type", req: func() httpReq {
 			r := jsonReq("POST", "/patients", "t1", patient)
@@ -229,6 +235,12 @@ func TestFailures(t *testing.T) {
 			e.noPlaintextReached(patientSecrets...)
 		})
 	}
+}
+
+// deepJSON is a document nested n levels deep: n-1 arrays around a patient record (the record
+// itself is one level).
+func deepJSON(n int) string {
+	return strings.Repeat("[", n-1) + patient + strings.Repeat("]", n-1)
 }
 
 func boolInt(b bool) int {

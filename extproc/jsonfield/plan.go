@@ -22,7 +22,8 @@ type Field struct {
 // Options tune a [Plan]. The zero value is the default.
 type Options struct {
 	// MaxDepth is the deepest nesting of objects and arrays accepted (the top-level value being
-	// inside none). Deeper documents are rejected with a [*SyntaxError]. 0 means DefaultMaxDepth.
+	// inside none). Deeper documents are rejected with a [*SyntaxError] that also wraps
+	// [ErrTooDeep]. 0 means DefaultMaxDepth.
 	MaxDepth int
 
 	// FoldCase makes member names match under Unicode simple case folding, the way Go's
@@ -280,7 +281,7 @@ func foldRune(r rune) rune {
 }
 
 func depthErr(i, maxDepth int) error {
-	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(maxDepth))
+	return &SyntaxError{Offset: i, Msg: "nesting depth exceeds " + strconv.Itoa(maxDepth), MaxDepth: maxDepth}
 }
 
 // discard clears out when Rewrite is about to drop it: when it outgrew dst, it is an array of

@@ -115,8 +115,8 @@ func TestEnvoyIngress(t *testing.T) {
 			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: envoytest.Bearer(t, "t-new"),
 				setup: func() { s.store.SetUnavailable(true) }, undo: func() { s.store.SetUnavailable(false) }, want: 503},
 			{name: "tampered ciphertext", method: "GET", path: "/patients/99", headers: tenant, want: 502,
-				wantRecv: []string{"request_headers(eos)", "response_headers", "response_body(eos=true)"}},
-			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: envoytest.Bearer(t, "t2"), want: 502},
+				wantRecv: []string{"request_headers(eos)", "response_headers", "response_body(eos=true)"}, wantMsg: authFailed},
+			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: envoytest.Bearer(t, "t2"), want: 502, wantMsg: authFailed},
 			// The client's x-tenant-id is removed before rkms: the token's tenant decides.
 			{name: "cross-tenant read claiming the tenant", method: "GET", path: "/patients/1",
 				headers: append(envoytest.Bearer(t, "t2"), "x-tenant-id", "t1"), want: 502},

@@ -170,19 +170,19 @@ func TestFailures(t *testing.T) {
 			i := len(ssn) / 2
 			flipped := ssn[:i] + string("AB"[boolInt(ssn[i] == 'A')]) + ssn[i+1:]
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(ssn), []byte(flipped), 1))
-		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "truncated ciphertext", setup: func(t *testing.T, e *testEnv) {
 			rec, ssn, _ := storedPatient(t, e)
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(ssn), []byte(ssn[:20]), 1))
-		}, req: jsonReq("GET", "/patients", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "cross-tenant read", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
-			req: jsonReq("GET", "/patients/1", "t2", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+			req: jsonReq("GET", "/patients/1", "t2", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "cross-tenant list", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
 			req: jsonReq("GET", "/patients", "t2", ""), want: 502, atApp: true},
 		{name: "value moved to another label", setup: func(t *testing.T, e *testEnv) {
 			rec, ssn, email := storedPatient(t, e)
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(email), []byte(ssn), 1))
-		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "key deleted", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e); e.keys.remove("tenant-t1") },
 			req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, atApp: true},
 		{name: "compressed response", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },

@@ -57,3 +57,21 @@ func (e *SelectorError) Error() string {
 
 // Unwrap returns [ErrInvalidSelector].
 func (e *SelectorError) Unwrap() error { return ErrInvalidSelector }
+
+// ValueError is how [Plan.Rewrite], [Plan.RewriteChecked] and [Plan.Visit] return an error of their
+// function for one value: it names the selector that matched the value and the value's offset in
+// the document ([SelectorAt] turns the offset into the value's own path, $.items[3].ssn, for a
+// log). It unwraps to Err.
+type ValueError struct {
+	Op       string    // "transform" or "visit"
+	Selector *Selector // the selector that matched the value
+	Offset   int       // byte offset in the document at which the value starts
+	Err      error     // the function's error
+}
+
+func (e *ValueError) Error() string {
+	return e.Op + " value selected by " + e.Selector.String() + " at offset " + strconv.Itoa(e.Offset) + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *ValueError) Unwrap() error { return e.Err }

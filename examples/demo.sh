@@ -217,6 +217,8 @@ CMD_BAD_JSON="$W $ACME $JSON -d '{\"name\": \"Ada\", \"ssn\": ' $ENVOY_URL/patie
 CMD_APP_LIST="$W $APP_URL/patients"
 CMD_KEY="$W -H \"Authorization: Bearer \$ADMIN_TOKEN\" 'http://127.0.0.1:$RKMS_ADMIN_PORT/key?id=tenant-acme'"
 CMD_KEY_NO_TOKEN="$W 'http://127.0.0.1:$RKMS_ADMIN_PORT/key?id=tenant-acme'"
+CMD_ROTATE="$W -X POST -H \"Authorization: Bearer \$ADMIN_TOKEN\" 'http://127.0.0.1:$RKMS_ADMIN_PORT/key/rotate?id=tenant-acme'"
+CMD_APP_GET2="$W $APP_URL/patients/2"
 # shellcheck disable=SC2016 # $EVE is expanded when the commands run
 EVE_CMD='EVE='\''{"name":"Eve","ssn":"987-65-4321","contact":[{"email":"eve@example.com"}]}'\'
 CMD_EVASION="$W $ACME $JSON -d \"\$EVE\" $ENVOY_URL/patients"
@@ -247,6 +249,10 @@ Try (examples/README.md explains each step and what it prints):
   $EVE_CMD
   $CMD_EVASION
   $CMD_POLICY_TEST
+  $CMD_ROTATE
+  $CMD_POST
+  $CMD_APP_GET2
+  $CMD_LIST
 
 Press Ctrl-C to stop.
 EOF
@@ -295,6 +301,32 @@ json_error() {
 	no_plaintext "$1" "$BODY"
 }
 
+# header_version CT: the key version in the header of the ciphertext CT, which must be an rkms
+# ciphertext of format 1, randomized, under the key id tenant-acme (whose header is exactly its
+# first 24 base64url characters: envelope/FORMAT.md). Fails otherwise.
+ACME_HEADER=01010a$(printf '%s' tenant-acme | od -An -v -tx1 | tr -d ' \n')
+header_version() {
+	local h
+	h=$(printf '%s' "${1:5:24}" | tr '_-' '/+' | base64 -d 2>/dev/null | od -An -v -tx1 | tr -d ' \n')
+	[[ ${1:0:5} == rkms: && $h =~ ^${ACME_HEADER}([0-9a-f]{8})$ ]] || return 1
+	echo $((16#${BASH_REMATCH[1]}))
+}
+
+# versions TITLE TEXT: sets VERSION to the key version of every ciphertext in TEXT, which must be
+# the same for all and at least 1 (the demo's data directory keeps its keys across runs, so it
+# is 1 only on the first run and before any rotation).
+versions() {
+	local ct v
+	VERSION=
+	for ct in $(printf '%s' "$2" | grep -oE '"rkms:[A-Za-z0-9_-]+"' | tr -d '"'); do
+		v=$(header_version "$ct") || fail "$1: not a tenant-acme ciphertext (format 1, randomized): $ct"
+		((v >= 1)) || fail "$1: key version $v in $ct"
+		[[ -z $VERSION || $VERSION == "$v" ]] || fail "$1: ciphertexts under versions $VERSION and $v"
+		VERSION=$v
+	done
+	[[ -n $VERSION ]] || fail "$1: no ciphertext in: $2"
+}
+
 # The walkthrough runs rkms and rkms-demo-token as a reader would, from the PATH.
 PATH="$(cd "$BIN" && pwd):$PATH"
 
@@ -319,7 +351,9 @@ no_plaintext 2 "$STORED"
 MASKED=$(printf '%s' "$STORED" | sed -E 's/"rkms:[A-Za-z0-9_-]+"/"CIPHERTEXT"/g')
 WANT_MASKED='{"id":"1","name":"Ada Lovelace","ssn":"CIPHERTEXT","contact":{"email":"CIPHERTEXT","phone":"555-0100"},"cards":[{"number":"CIPHERTEXT","exp":"12/30"}]}'
 [[ $MASKED == "$WANT_MASKED" ]] || fail "2: want rkms: ciphertexts for exactly ssn, contact.email and cards[].number, got: $STORED"
-ok "the app stores ciphertexts for ssn, contact.email and cards[].number; everything else as sent"
+versions 2 "$STORED"
+V1=$VERSION
+ok "the app stores ciphertexts for ssn, contact.email and cards[].number (tenant-acme, key version $V1); everything else as sent"
 
 run "3. read it back through Envoy as acme" 200 "$CMD_GET"
 [[ $BODY == "$RECORD" ]] || fail "3: want $RECORD, got: $BODY"
@@ -363,9 +397,9 @@ printf '\n== the admin token\n$ %s\n' "$TOKEN_CMD"
 eval "$TOKEN_CMD"
 
 run "11. the admin API: tenant acme's data key" 200 "$CMD_KEY"
-[[ $BODY =~ ^\{\"id\":\"tenant-acme\",\"key\":\"[A-Za-z0-9+/]{43}=\",\"version\":1\}$'\n'?$ ]] ||
-	fail "11: want {\"id\":\"tenant-acme\",\"key\":\"<base64 of 32 bytes>\",\"version\":1}, got: $BODY"
-ok "the data key that encrypted acme's fields"
+[[ $BODY =~ ^\{\"id\":\"tenant-acme\",\"key\":\"[A-Za-z0-9+/]{43}=\",\"version\":$V1\}$'\n'?$ ]] ||
+	fail "11: want {\"id\":\"tenant-acme\",\"key\":\"<base64 of 32 bytes>\",\"version\":$V1} (the version in the ciphertexts of step 2), got: $BODY"
+ok "the data key that encrypted acme's fields (version $V1)"
 
 run "12. the admin API without the token" 401 "$CMD_KEY_NO_TOKEN"
 [[ $BODY != *'"key"'* ]] || fail "12: a key was returned without the token: $BODY"
@@ -386,5 +420,25 @@ printf '%s\n' "$OUT"
 [[ $OUT == *'refuse     $.contact[0].email'* && $OUT == *'result: refused'* ]] || fail "14: want the email refused, got: $OUT"
 [[ $OUT != *eve@example.com* && $OUT != *987-65-4321* ]] || fail "14: rkms policy test printed a value: $OUT"
 ok "rkms policy test shows why, without values"
+
+run "15. rotate tenant acme's key" 200 "$CMD_ROTATE"
+V2=$((V1 + 1))
+[[ $BODY =~ ^\{\"id\":\"tenant-acme\",\"version\":$V2\}$'\n'?$ ]] || fail "15: want {\"id\":\"tenant-acme\",\"version\":$V2}, got: $BODY"
+ok "version $V2 is current: new values are sealed with it"
+
+run "16. create a second patient" 201 "$CMD_POST"
+RECORD2="{\"id\":\"2\",${PATIENT#\{}"
+[[ $BODY == "$RECORD2" ]] || fail "16: want $RECORD2, got: $BODY"
+ok "plaintext back, as before the rotation"
+
+run "17. the second record, straight from the app" 200 "$CMD_APP_GET2"
+no_plaintext 17 "$BODY"
+versions 17 "$BODY"
+((VERSION == V2)) || fail "17: want ciphertexts under the new version $V2, got version $VERSION: $BODY"
+ok "sealed under version $V2"
+
+run "18. list both through Envoy as acme" 200 "$CMD_LIST"
+[[ $BODY == "{\"items\":[$RECORD,$RECORD2]}" ]] || fail "18: want {\"items\":[$RECORD,$RECORD2]}, got: $BODY"
+ok "both decrypt: the first record under version $V1, the second under $V2"
 
 printf '\ndemo check: all steps passed\n'

@@ -46,10 +46,21 @@
 //
 // Everything fails closed. A refused request gets an ImmediateResponse with content-type
 // application/json and body {"error": "..."}; the message never holds plaintext, ciphertext or
-// key material, and a ciphertext that cannot be used says only "authentication failed".
+// key material, and every ciphertext that cannot be used (tampered, truncated, another tenant's
+// key id, another field's label or record's context, a key version that is gone) gets the same
+// message, "a stored field could not be decrypted (ciphertext authentication failed)", so that
+// a client cannot tell the causes apart. The log record of a refusal ("request refused") names
+// the path of the value that failed (field, e.g. $.items[3].ssn) and its first array index
+// (record, the record's position in a list).
+//
+// There are no partial bodies: one value that fails refuses the whole message, even when it is
+// one record of a list and the others would open. A response with a record left out, or
+// its ciphertext passed through, would look complete to the client; the log says which record
+// to repair.
 //
 //	problem                                            request  response
 //	body not valid JSON                                400      502
+//	body nested deeper than 1000 levels (JSON limit)   400      502
 //	content-type not JSON                              415      502 if it encrypts, else passed
 //	charset other than UTF-8 (body to the application) 415      502 if it encrypts
 //	content-encoding not identity                      415      502

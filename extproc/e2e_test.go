@@ -82,6 +82,7 @@ func TestEnvoyIngress(t *testing.T) {
 		i := len(ssn) / 2
 		tampered := bytes.Replace(stored, []byte(ssn), []byte(ssn[:i]+string("AB"[boolInt(ssn[i] == 'A')])+ssn[i+1:]), 1)
 		s.app.Put("patients", "99", bytes.Replace(tampered, []byte(`"id":"1"`), []byte(`"id":"99"`), 1))
+		s.app.Put("patients", "deep", []byte(deepJSON(1001)))
 		big := `{"ssn":"123-45-6789","pad":"` + strings.Repeat("x", 1536<<10) + `"}`
 		// 330 KB that grows past 1 MiB once its 11000 card numbers are encrypted.
 		growing := `{"cards":[` + strings.Repeat(`{"number":"4111111111111111"},`, 10999) + `{"number":"4111111111111111"}]}`
@@ -92,9 +93,14 @@ func TestEnvoyIngress(t *testing.T) {
 			want                     int
 			wantRecv                 []string // messages Envoy sends to ext_proc, when they matter
 			envoyReply               bool     // the reply is Envoy's own, not an rkms JSON error
+			wantMsg                  string   // the rkms JSON error, when it matters
 		}{
 			{name: "invalid json", method: "POST", path: "/patients", body: `{"ssn":"123-45-6789"`, headers: tenant, want: 400,
-				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
+				wantRecv: []string{"request_headers", "request_body(eos=true)"}, wantMsg: "request body is not valid JSON"},
+			{name: "request nested deeper than the limit", method: "POST", path: "/patients", body: deepJSON(1001), headers: tenant, want: 400,
+				wantMsg: "request body is nested deeper than the JSON nesting limit (1000 levels)"},
+			{name: "response nested deeper than the limit", method: "GET", path: "/patients/deep", headers: tenant, want: 502,
+				wantMsg: "response body is nested deeper than the JSON nesting limit (1000 levels)"},
 			// jwt_authn refuses a request without a token before rkms (a JSON local reply).
 			{name: "missing token", method: "POST", path: "/patients", body: patient, want: 401},
 			{name: "missing token on read", method: "GET", path: "/patients/1", want: 401},
@@ -109,8 +115,8 @@ func TestEnvoyIngress(t *testing.T) {
 			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: envoytest.Bearer(t, "t-new"),
 				setup: func() { s.store.SetUnavailable(true) }, undo: func() { s.store.SetUnavailable(false) }, want: 503},
 			{name: "tampered ciphertext", method: "GET", path: "/patients/99", headers: tenant, want: 502,
-				wantRecv: []string{"request_headers(eos)", "response_headers", "response_body(eos=true)"}},
-			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: envoytest.Bearer(t, "t2"), want: 502},
+				wantRecv: []string{"request_headers(eos)", "response_headers", "response_body(eos=true)"}, wantMsg: authFailed},
+			{name: "cross-tenant read", method: "GET", path: "/patients/1", headers: envoytest.Bearer(t, "t2"), want: 502, wantMsg: authFailed},
 			// The client's x-tenant-id is removed before rkms: the token's tenant decides.
 			{name: "cross-tenant read claiming the tenant", method: "GET", path: "/patients/1",
 				headers: append(envoytest.Bearer(t, "t2"), "x-tenant-id", "t1"), want: 502},
@@ -132,6 +138,9 @@ func TestEnvoyIngress(t *testing.T) {
 					var e struct{ Error string }
 					if json.Unmarshal(r.body, &e) != nil || e.Error == "" || r.header.Get("Content-Type") != "application/json" {
 						t.Errorf("error reply %q (%s) is not a JSON error", r.body, r.header.Get("Content-Type"))
+					}
+					if tc.wantMsg != "" && e.Error != tc.wantMsg {
+						t.Errorf("error %q, want %q", e.Error, tc.wantMsg)
 					}
 				}
 				for _, secret := range patientSecrets {

@@ -19,14 +19,14 @@ var (
 	// too few healthy regions, deadline exceeded). The client gets 503.
 	ErrKeyUnavailable = errors.New("key unavailable")
 	// ErrKeyNotFound: the key id or version does not exist (Version only). A ciphertext that
-	// names such a key fails as "authentication failed".
+	// names such a key fails like any ciphertext that does not open (authFailed).
 	ErrKeyNotFound = errors.New("key not found")
 	// ErrInvalidKeyID: the key id breaks the key id rule (1..256 bytes of [A-Za-z0-9._:/@+=-]).
 	ErrInvalidKeyID = policy.ErrInvalidKeyID
 	// ErrKeyUnknown: the key id has no key and the policy does not let requests create one
 	// (Lookup, create: admin_only). The client gets 403. It is not ErrKeyNotFound: a
 	// ciphertext naming a missing key fails like any other ciphertext that does not open
-	// ("authentication failed"), while sealing under a key nobody provisioned is a refusal
+	// (authFailed), while sealing under a key nobody provisioned is a refusal
 	// the client (and its operator) should see as such.
 	ErrKeyUnknown = errors.New("key id unknown")
 	// ErrKeyCreateLimited: the key would have to be created and the creation rate limit is
@@ -99,6 +99,40 @@ type procError struct {
 	err    error
 	retry  time.Duration // kindKeyLimited: when to retry
 	reason string        // a limit's refusal reason (Refused*), "" for other errors
+	// field is the path of the body value that failed ($.items[3].ssn), for logs only; record is
+	// its first array index (the record's position in a list), -1 for none. See [procError.at].
+	field  string
+	record int
+}
+
+// at records, for the log, where in body the value that failed starts (err's
+// [jsonfield.ValueError], if any). The client never sees it: the message stays the same for
+// every field, so that a refusal does not tell which value or record failed.
+func (e *procError) at(body []byte, err error) {
+	var ve *jsonfield.ValueError
+	if !errors.As(err, &ve) {
+		return
+	}
+	sel, perr := jsonfield.SelectorAt(body, ve.Offset)
+	if perr != nil {
+		return
+	}
+	e.field, e.record = sel.String(), -1
+	if ix := sel.Indexes(); len(ix) > 0 {
+		e.record = ix[0]
+	}
+}
+
+// logAttrs are the attributes of the refusal's log record besides its message.
+func (e *procError) logAttrs(status int) []any {
+	attrs := []any{"phase", e.phase.String(), "status", status, "reason", e.msg, "error", e.err}
+	if e.field != "" {
+		attrs = append(attrs, "field", e.field)
+		if e.record >= 0 {
+			attrs = append(attrs, "record", e.record)
+		}
+	}
+	return attrs
 }
 
 func (e *procError) Error() string {
@@ -137,8 +171,22 @@ func (e *procError) retryAfter() time.Duration {
 	return min(maxRetry, max(time.Second, (e.retry+time.Second-1).Truncate(time.Second)))
 }
 
-// authFailed is the one message for every ciphertext that cannot be opened or used here.
-const authFailed = "authentication failed"
+// authFailed is the one message for every ciphertext that cannot be opened or used here: tampered,
+// truncated, another tenant's, another field's, a key version that is gone. It says that data
+// could not be read, not that the caller failed to log in, and it is the same for every cause and
+// every field, so that it tells a client nothing about which one (the log says which field and
+// record: [procError.at]).
+const authFailed = "a stored field could not be decrypted (ciphertext authentication failed)"
+
+// tooDeepMsg says that the body of phase ph is nested deeper than the limit that err, wrapping
+// jsonfield.ErrTooDeep, reports.
+func tooDeepMsg(ph phase, err error) string {
+	limit := jsonfield.DefaultMaxDepth
+	if se := (*jsonfield.SyntaxError)(nil); errors.As(err, &se) && se.MaxDepth > 0 {
+		limit = se.MaxDepth
+	}
+	return fmt.Sprintf("%s body is nested deeper than the JSON nesting limit (%d levels)", ph, limit)
+}
 
 // httpStatus is the single place where error classes become HTTP status codes.
 func httpStatus(e *procError) int {
@@ -237,6 +285,8 @@ func classify(ph phase, err error) *procError {
 		return newError(kindAuth, ph, authFailed, err)
 	case errors.Is(err, ErrInvalidKeyID):
 		return newError(kindBadInput, ph, "computed key id is invalid", err)
+	case errors.Is(err, jsonfield.ErrTooDeep):
+		return newError(kindBadInput, ph, tooDeepMsg(ph, err), err)
 	case errors.Is(err, jsonfield.ErrInvalidJSON):
 		return newError(kindBadInput, ph, ph.String()+" body is not valid JSON", err)
 	case errors.Is(err, context.Canceled):

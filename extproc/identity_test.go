@@ -120,7 +120,7 @@ func TestRecordBinding(t *testing.T) {
 	// Database write access: r1's ciphertext copied into r2.
 	e.app.Put("records", "r2", []byte(`{"id":"r2","ssn":"`+field(t, r1, "ssn").(string)+`"}`))
 	x := e.do(acme, jsonReq("GET", "/records/r2", "", ""))
-	if x.client.status != 502 || errorMessage(t, x) != "authentication failed" {
+	if x.client.status != 502 || errorMessage(t, x) != authFailed {
 		t.Fatalf("moved ciphertext: %d %s", x.client.status, x.client.body)
 	}
 	// Without the binding (the patients-like jwt policy), the same move opens: the test tests something.

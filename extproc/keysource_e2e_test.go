@@ -52,7 +52,7 @@ func TestEnvoyKeyErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := s.do(t, "GET", "/patients/1", "", envoytest.Bearer(t, "shredded")...)
-		if r.status != 502 || string(r.body) != `{"error":"authentication failed"}` {
+		if r.status != 502 || string(r.body) != `{"error":"`+authFailed+`"}` {
 			t.Fatalf("status %d body %s", r.status, r.body)
 		}
 		for _, p := range patientSecrets {

@@ -157,7 +157,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	if code >= http.StatusInternalServerError {
 		lvl = slog.LevelError
 	}
-	p.logger().Log(context.Background(), lvl, "request refused", "phase", pe.phase.String(), "status", code, "reason", pe.msg, "error", pe.err)
+	p.logger().Log(context.Background(), lvl, "request refused", pe.logAttrs(code)...)
 	p.finished = true
 	p.endAfter = pe.reason != ""
 	return errorResponse(pe), nil

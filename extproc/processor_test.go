@@ -126,6 +126,12 @@ func TestFailures(t *testing.T) {
 		atApp   bool // refused in the response phase: the app saw the request
 	}{
 		{name: "invalid json", req: jsonReq("POST", "/patients", "t1", `{"ssn":"123-45-6789",`), want: 400, wantMsg: "not valid JSON"},
+		{name: "request nested deeper than the limit", req: jsonReq("POST", "/patients", "t1", deepJSON(1001)),
+			want: 400, wantMsg: "request body is nested deeper than the JSON nesting limit (1000 levels)"},
+		{name: "response nested deeper than the limit", setup: func(t *testing.T, e *testEnv) {
+			e.app.Put("patients", "1", []byte(deepJSON(1001)))
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502,
+			wantMsg: "response body is nested deeper than the JSON nesting limit (1000 levels)", atApp: true},
 		{name: "json with trailing garbage", req: jsonReq("POST", "/patients", "t1", `{"ssn":"123-45-6789"} x`), want: 400},
 		{name: "not json content-type", req: func() httpReq {
 			r := jsonReq("POST", "/patients", "t1", patient)
@@ -164,19 +170,19 @@ func TestFailures(t *testing.T) {
 			i := len(ssn) / 2
 			flipped := ssn[:i] + string("AB"[boolInt(ssn[i] == 'A')]) + ssn[i+1:]
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(ssn), []byte(flipped), 1))
-		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "truncated ciphertext", setup: func(t *testing.T, e *testEnv) {
 			rec, ssn, _ := storedPatient(t, e)
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(ssn), []byte(ssn[:20]), 1))
-		}, req: jsonReq("GET", "/patients", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "cross-tenant read", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
-			req: jsonReq("GET", "/patients/1", "t2", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+			req: jsonReq("GET", "/patients/1", "t2", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "cross-tenant list", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
 			req: jsonReq("GET", "/patients", "t2", ""), want: 502, atApp: true},
 		{name: "value moved to another label", setup: func(t *testing.T, e *testEnv) {
 			rec, ssn, email := storedPatient(t, e)
 			e.app.Put("patients", "1", bytes.Replace(rec, []byte(email), []byte(ssn), 1))
-		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: "authentication failed", atApp: true},
+		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "key deleted", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e); e.keys.remove("tenant-t1") },
 			req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, atApp: true},
 		{name: "compressed response", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
@@ -229,6 +235,12 @@ func TestFailures(t *testing.T) {
 			e.noPlaintextReached(patientSecrets...)
 		})
 	}
+}
+
+// deepJSON is a document nested n levels deep: n-1 arrays around a patient record (the record
+// itself is one level).
+func deepJSON(n int) string {
+	return strings.Repeat("[", n-1) + patient + strings.Repeat("]", n-1)
 }
 
 func boolInt(b bool) int {

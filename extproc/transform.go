@@ -89,7 +89,9 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 	if err != nil || changed == 0 {
 		s.bodies.put(buf)
 		if err != nil {
-			return nil, nil, 0, classify(ph, err)
+			pe := classify(ph, err)
+			pe.at(body, err)
+			return nil, nil, 0, pe
 		}
 		return nil, nil, 0, nil
 	}

@@ -6,9 +6,13 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,54 +40,141 @@ var defaultPorts = []struct {
 }
 
 // steps is how many commands the walkthrough runs: PATIENT=, TOKEN_ACME=, TOKEN_GLOBEX=, FORGED=,
-// ADMIN_TOKEN=, EVE=, thirteen curl calls and rkms policy test.
-const steps = 20
+// ADMIN_TOKEN=, EVE=, seventeen curl calls and rkms policy test.
+const steps = 24
 
+// TestDemoCheck runs the walkthrough twice on one data directory with a rotation of tenant-acme's
+// key in between, as a user who runs `make demo` again after trying the admin API would: the
+// check must not depend on the key versions the data directory holds (issue 15, defect 2).
+// Both transcripts must match examples/README.md once the versions are made relative.
 func TestDemoCheck(t *testing.T) {
 	testenv.Integration(t)
 	envoy := testenv.EnvoyBin(t)
 	root := testenv.RepoRoot(t)
-	data := filepath.Join(t.TempDir(), "rkms-data")
-	bin := t.TempDir()
+	d := demo{root: root, data: filepath.Join(t.TempDir(), "rkms-data"), bin: t.TempDir(), ports: map[int]int{}}
 
-	env := environ("RKMS_ADMIN_TOKEN", "RKMS_DEMO_DATA", "RKMS_DEMO_BIN", "RKMS_ENVOY")
-	ports := map[int]int{} // the test's port -> the README's
+	d.env = environ("RKMS_ADMIN_TOKEN", "RKMS_DEMO_DATA", "RKMS_DEMO_BIN", "RKMS_ENVOY")
 	for _, p := range defaultPorts {
-		got := freePort(t, ports)
-		ports[got] = p.port
-		env = append(env, fmt.Sprintf("%s=%d", p.env, got))
+		got := freePort(t, d.ports)
+		d.ports[got] = p.port
+		if p.env == "RKMS_ADMIN_PORT" {
+			d.adminPort = got
+		}
+		d.env = append(d.env, fmt.Sprintf("%s=%d", p.env, got))
 	}
-	env = append(env, "RKMS_DEMO_DATA="+data, "RKMS_DEMO_BIN="+bin, "RKMS_ENVOY="+envoy)
+	d.env = append(d.env, "RKMS_DEMO_DATA="+d.data, "RKMS_DEMO_BIN="+d.bin, "RKMS_ENVOY="+envoy)
 
+	readme, err := os.ReadFile(filepath.Join(root, "examples", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := d.check(t)
+	compareREADME(t, readme, first, d)
+	v := d.rotate(t)
+	t.Logf("rotated tenant-acme to version %d between the runs", v)
+	second := d.check(t)
+	compareREADME(t, readme, second, d)
+}
+
+// demo is one demo setup: its data and binary directories, its environment and its ports (the
+// test's port -> the README's).
+type demo struct {
+	root, data, bin string
+	env             []string
+	ports           map[int]int
+	adminPort       int
+}
+
+// check runs `bash examples/demo.sh check` and returns its stdout.
+func (d demo) check(t *testing.T) string {
+	t.Helper()
 	// Bounded: a cold build of cmd/rkms on a busy two-core machine alone can take minutes.
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "examples", "demo.sh"), "check")
-	cmd.Dir = root
-	cmd.Env = env
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(d.root, "examples", "demo.sh"), "check")
+	cmd.Dir = d.root
+	cmd.Env = d.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// On timeout the script gets SIGTERM, so that its trap stops what it started.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	err := cmd.Run()
-	checkStopped(t, data, ports)
+	checkStopped(t, d.data, d.ports)
 	if err != nil {
 		t.Fatalf("demo.sh check: %v\n--- stdout ---\n%s\n--- stderr ---\n%s", err, &stdout, &stderr)
 	}
 	if !strings.Contains(stdout.String(), "demo check: all steps passed") {
 		t.Fatalf("demo.sh check exited 0 without its final line\n%s", &stdout)
 	}
+	return stdout.String()
+}
 
-	readme, err := os.ReadFile(filepath.Join(root, "examples", "README.md"))
+// rotate starts the rkms the demo built, on the configuration it generated, rotates
+// tenant-acme's key through the admin API (POST /key/rotate, as examples/README.md shows) and
+// stops it. It returns the new version.
+func (d demo) rotate(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "rkms"), "serve", "--config", filepath.Join(d.data, "demo", "rkms.yaml"))
+	cmd.Dir = d.root
+	cmd.Env = d.env
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", d.adminPort)
+	for ready := false; !ready; {
+		if ctx.Err() != nil {
+			t.Fatalf("rkms not ready: %s", &log)
+		}
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == http.StatusOK
+		}
+		if !ready {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	token, err := os.ReadFile(filepath.Join(d.data, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := transcript(stdout.String())
-	if len(blocks) != steps {
-		t.Fatalf("the check ran %d commands, want %d:\n%s", len(blocks), steps, &stdout)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/key/rotate?id=tenant-acme", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := normalizer{ports: ports, data: data}
+	defer resp.Body.Close()
+	var got struct {
+		ID      string `json:"id"`
+		Version int    `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || got.ID != "tenant-acme" || got.Version < 2 {
+		t.Fatalf("POST /key/rotate: %d %+v %v\n%s", resp.StatusCode, got, err, &log)
+	}
+	return got.Version
+}
+
+// compareREADME checks that examples/README.md shows every command of the transcript out with
+// what it printed (normalized), and runs every curl command it shows.
+func compareREADME(t *testing.T, readme []byte, out string, d demo) {
+	t.Helper()
+	blocks := transcript(out)
+	if len(blocks) != steps {
+		t.Fatalf("the check ran %d commands, want %d:\n%s", len(blocks), steps, out)
+	}
+	n := normalizer{ports: d.ports, data: d.data, base: firstVersion(t, out)}
 	ran := map[string]bool{}
 	for _, b := range blocks {
 		b = n.normalize(b)
@@ -197,15 +288,49 @@ func transcript(out string) []string {
 
 // normalizer rewrites a transcript block into the form examples/README.md shows: default ports,
 // the default data directory, ciphertexts cut after their 24-character header (format, mode, key
-// id "tenant-acme", key version), and data keys replaced by a placeholder.
+// id "tenant-acme", key version), data keys replaced by a placeholder, and key versions counted
+// from 1 at base (the version of the run's first ciphertext), as on a fresh data directory.
 type normalizer struct {
 	ports map[int]int
 	data  string
+	base  uint32
 }
+
+// acmeHeader is how long the header of a tenant-acme ciphertext is: format, mode, key id length,
+// the 11 bytes of the key id and the 4-byte version (envelope/FORMAT.md), 24 base64 characters.
+const acmeHeader = 3 + len("tenant-acme") + 4
+
+// headerVersion returns the key version in the header of the tenant-acme ciphertext whose first
+// 24 base64url characters are h.
+func headerVersion(h string) (uint32, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil || len(b) != acmeHeader || b[2] != byte(len("tenant-acme")-1) || string(b[3:14]) != "tenant-acme" {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[14:]), true
+}
+
+// firstVersion returns the key version of the first ciphertext in the transcript.
+func firstVersion(t *testing.T, out string) uint32 {
+	t.Helper()
+	m := ciphertext.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ciphertext in the transcript:\n%s", out)
+	}
+	v, ok := headerVersion(m[1])
+	if !ok || v < 1 {
+		t.Fatalf("the first ciphertext's header %s is not tenant-acme's with a version >= 1", m[1])
+	}
+	return v
+}
+
+// relative returns the version v counted from 1 at n.base.
+func (n normalizer) relative(v uint32) uint32 { return v - n.base + 1 }
 
 var (
 	ciphertext = regexp.MustCompile(`rkms:([A-Za-z0-9_-]{1,24})[A-Za-z0-9_-]*`)
 	dataKey    = regexp.MustCompile(`"key":"[A-Za-z0-9+/]{43}="`)
+	keyVersion = regexp.MustCompile(`("id":"tenant-acme",(?:"key":"[^"]*",)?"version":)([0-9]+)`)
 	loopback   = regexp.MustCompile(`127\.0\.0\.1:([0-9]+)`)
 )
 
@@ -218,6 +343,43 @@ func (n normalizer) normalize(s string) string {
 		}
 		return m
 	})
-	s = ciphertext.ReplaceAllString(s, "rkms:$1...")
+	s = ciphertext.ReplaceAllStringFunc(s, func(m string) string {
+		h := ciphertext.FindStringSubmatch(m)[1]
+		if v, ok := headerVersion(h); ok {
+			b, _ := base64.RawURLEncoding.DecodeString(h)
+			binary.BigEndian.PutUint32(b[14:], n.relative(v))
+			h = base64.RawURLEncoding.EncodeToString(b)
+		}
+		return "rkms:" + h + "..."
+	})
+	s = keyVersion.ReplaceAllStringFunc(s, func(m string) string {
+		sub := keyVersion.FindStringSubmatch(m)
+		v, _ := strconv.ParseUint(sub[2], 10, 32)
+		return sub[1] + strconv.FormatUint(uint64(n.relative(uint32(v))), 10)
+	})
 	return dataKey.ReplaceAllString(s, `"key":"<base64 of 32 bytes>"`)
+}
+
+// TestNormalizeVersions: the normalizer counts key versions from the run's first one, in
+// ciphertext headers and in the admin API's answers, so that a run on a data directory with
+// rotated keys reads like the README's fresh run.
+func TestNormalizeVersions(t *testing.T) {
+	// Headers of tenant-acme ciphertexts (randomized) under versions 1, 2, 3 and 4.
+	const v1, v2, v3, v4 = "AQEKdGVuYW50LWFjbWUAAAAB", "AQEKdGVuYW50LWFjbWUAAAAC", "AQEKdGVuYW50LWFjbWUAAAAD", "AQEKdGVuYW50LWFjbWUAAAAE"
+	for _, tt := range []struct {
+		name, out, in, want string
+	}{
+		{"fresh", `"ssn":"rkms:` + v1 + `xyz"`, `"rkms:` + v2 + `abc" {"id":"tenant-acme","version":2}`,
+			`"rkms:` + v2 + `..." {"id":"tenant-acme","version":2}`},
+		{"rotated twice before", `"ssn":"rkms:` + v3 + `xyz"`, `"rkms:` + v4 + `abc" {"id":"tenant-acme","key":"` + strings.Repeat("A", 43) + `=","version":3}`,
+			`"rkms:` + v2 + `..." {"id":"tenant-acme","key":"<base64 of 32 bytes>","version":1}`},
+		{"other numbers untouched", `"rkms:` + v3 + `x"`, `{"id":"3","version":3}`, `{"id":"3","version":3}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := normalizer{data: "/no/such/dir", base: firstVersion(t, tt.out)}
+			if got := n.normalize(tt.in); got != tt.want {
+				t.Errorf("normalize(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+			}
+		})
+	}
 }

@@ -116,7 +116,8 @@
 // # Failure behaviour
 //
 // Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON] with the byte offset at which
-// the problem was found; its message never quotes document bytes, which could belong to a value
+// the problem was found (a document nested deeper than the limit also wraps [ErrTooDeep], with the
+// limit in [SyntaxError].MaxDepth); its message never quotes document bytes, which could belong to a value
 // meant to be encrypted. The transform function is called only after the whole document has been
 // validated, so an invalid document never reaches it (nor the check function of the guard pass),
 // and on any error Rewrite appends nothing to dst. An error from the transform or from the check

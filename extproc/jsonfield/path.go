@@ -22,14 +22,24 @@ var ErrNotAValue = errors.New("no value or member name starts at offset")
 // recurses. An invalid document gives a [*SyntaxError]; an offset at which no value or member
 // name starts gives an error wrapping [ErrNotAValue].
 func PathAt(doc []byte, off int) (string, error) {
-	if err := validate(doc, math.MaxInt, nil); err != nil {
-		return "", err
-	}
-	path, _, err := locate(doc, off)
+	sel, err := SelectorAt(doc, off)
 	if err != nil {
 		return "", err
 	}
-	return (&Selector{steps: path}).String(), nil
+	return sel.String(), nil
+}
+
+// SelectorAt is [PathAt] returning the path as a selector (of member names and indexes only),
+// for callers that want its parts, such as [Selector.Indexes].
+func SelectorAt(doc []byte, off int) (*Selector, error) {
+	if err := validate(doc, math.MaxInt, nil); err != nil {
+		return nil, err
+	}
+	path, _, err := locate(doc, off)
+	if err != nil {
+		return nil, err
+	}
+	return &Selector{steps: path}, nil
 }
 
 // Selects reports whether the value that starts at offset off of doc (for the offset of a member

@@ -22,7 +22,8 @@ type Field struct {
 // Options tune a [Plan]. The zero value is the default.
 type Options struct {
 	// MaxDepth is the deepest nesting of objects and arrays accepted (the top-level value being
-	// inside none). Deeper documents are rejected with a [*SyntaxError]. 0 means DefaultMaxDepth.
+	// inside none). Deeper documents are rejected with a [*SyntaxError] that also wraps
+	// [ErrTooDeep]. 0 means DefaultMaxDepth.
 	MaxDepth int
 
 	// FoldCase makes member names match under Unicode simple case folding, the way Go's
@@ -164,7 +165,7 @@ func Rewrite(dst, doc []byte, fields []Field, fn func(f *Field, raw []byte) ([]b
 //
 // On any error, Rewrite returns dst unchanged (its length; bytes beyond it may have been written)
 // and a count of 0. Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON]; errors from
-// fn are wrapped with the selector that matched.
+// fn are wrapped in a [*ValueError] naming the selector that matched and the value's offset.
 func (p *Plan) Rewrite(dst, doc []byte, fn func(f *Field, raw []byte) ([]byte, error)) ([]byte, int, error) {
 	return p.RewriteChecked(dst, doc, nil, fn)
 }
@@ -179,7 +180,7 @@ func (p *Plan) rewrite(sc *scratch, dst, doc []byte, fn func(f *Field, raw []byt
 		repl, err := fn(f, doc[sp.start:sp.end:sp.end])
 		if err != nil {
 			discard(out, dst)
-			return dst, 0, fmt.Errorf("transform value selected by %s at offset %d: %w", f.Selector, sp.start, err)
+			return dst, 0, &ValueError{Op: "transform", Selector: f.Selector, Offset: sp.start, Err: err}
 		}
 		out = append(out, repl...)
 		last = sp.end
@@ -208,7 +209,7 @@ func (p *Plan) VisitAt(doc []byte, fn func(f *Field, off int, raw []byte) error)
 	for _, sp := range sc.spans {
 		f := &p.fields[sp.field]
 		if err := fn(f, sp.start, doc[sp.start:sp.end:sp.end]); err != nil {
-			return 0, fmt.Errorf("visit value selected by %s at offset %d: %w", f.Selector, sp.start, err)
+			return 0, &ValueError{Op: "visit", Selector: f.Selector, Offset: sp.start, Err: err}
 		}
 	}
 	return len(sc.spans), nil
@@ -280,7 +281,7 @@ func foldRune(r rune) rune {
 }
 
 func depthErr(i, maxDepth int) error {
-	return syntaxErr(i, "nesting depth exceeds "+strconv.Itoa(maxDepth))
+	return &SyntaxError{Offset: i, Msg: "nesting depth exceeds " + strconv.Itoa(maxDepth), MaxDepth: maxDepth}
 }
 
 // discard clears out when Rewrite is about to drop it: when it outgrew dst, it is an array of

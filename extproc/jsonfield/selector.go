@@ -88,6 +88,19 @@ func (s *Selector) DefaultLabel() string {
 	return ""
 }
 
+// Indexes returns the array indexes the selector names with [N] steps, in order ([1, 0] for
+// $.items[1].cards[0].number); nil when it names none. For a path from [SelectorAt] the first is
+// the position of the record in a list document ($.items[N]... or $[N]...).
+func (s *Selector) Indexes() []int {
+	var out []int
+	for _, st := range s.steps {
+		if st.kind == stepIndex {
+			out = append(out, st.index)
+		}
+	}
+	return out
+}
+
 // Equal reports whether s and t select exactly the same values.
 func (s *Selector) Equal(t *Selector) bool {
 	if len(s.steps) != len(t.steps) {

@@ -180,8 +180,10 @@ func TestStreamTimeouts(t *testing.T) {
 	}{
 		{"never sends", Options{FirstMessageTimeout: 200 * time.Millisecond}, nil, 0, RefusedFirstMessageTimeout, 200 * time.Millisecond},
 		{"stops after headers", Options{IdleTimeout: 200 * time.Millisecond}, []*extprocv3.ProcessingRequest{get}, 0, RefusedIdleTimeout, 200 * time.Millisecond},
-		{"lives too long", Options{StreamTimeout: 400 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
-			[]*extprocv3.ProcessingRequest{get, respHeaders}, 250 * time.Millisecond, RefusedStreamTimeout, 400 * time.Millisecond},
+		// The second message comes well inside both limits even on a loaded machine; then the
+		// stream's life (1 s) ends before the idle wait (0.9 s after it) would.
+		{"lives too long", Options{StreamTimeout: time.Second, IdleTimeout: 900 * time.Millisecond},
+			[]*extprocv3.ProcessingRequest{get, respHeaders}, 250 * time.Millisecond, RefusedStreamTimeout, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &limitRec{}

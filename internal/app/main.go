@@ -27,7 +27,7 @@ Usage:
   rkms seal --value --key-id ID [--label L] [--mode randomized|deterministic] < value
                                encrypt a document's fields (or one value) as ext_proc does
   rkms open  (the same flags) < sealed.json
-                               decrypt them (a ciphertext names its key, no value printed on errors)
+                               decrypt what seal or ext_proc encrypted (errors never print a value)
   rkms inspect [--config FILE --policy NAME] < doc.json
                                list each ciphertext's path, key id, version, mode, label (no keys)
   rkms version                 print the version

@@ -27,14 +27,14 @@ Exit status: 0 when every ciphertext parses, 1 when one does not, 2 on usage err
 
 // inspected is one ciphertext found by rkms inspect (its --json form).
 type inspected struct {
-	Path          string `json:"path"`
-	Name          bool   `json:"member_name,omitempty"` // the ciphertext is a member name
-	KeyID         string `json:"key_id,omitempty"`
-	Version       uint32 `json:"version"`
-	Mode          string `json:"mode,omitempty"`
-	Label         string `json:"label,omitempty"`
-	FormatVersion uint8  `json:"format_version,omitempty"`
-	Error         string `json:"error,omitempty"`
+	Path          string  `json:"path"`
+	Name          bool    `json:"member_name,omitempty"` // the ciphertext is a member name
+	KeyID         string  `json:"key_id,omitempty"`
+	Version       *uint32 `json:"version,omitempty"`
+	Mode          string  `json:"mode,omitempty"`
+	Label         string  `json:"label,omitempty"`
+	FormatVersion uint8   `json:"format_version,omitempty"`
+	Error         string  `json:"error,omitempty"`
 }
 
 func inspectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -148,7 +148,7 @@ func describe(path string, text []byte) inspected {
 	if err != nil {
 		return inspected{Path: path, Error: err.Error()}
 	}
-	return inspected{Path: path, KeyID: h.KeyID, Version: h.KeyVersion, Mode: h.Mode.String(), FormatVersion: h.FormatVersion}
+	return inspected{Path: path, KeyID: h.KeyID, Version: &h.KeyVersion, Mode: h.Mode.String(), FormatVersion: h.FormatVersion}
 }
 
 // policyLabels maps the offset of each value that pol's fields select in doc to its label
@@ -197,7 +197,7 @@ func printInspectTable(w io.Writer, found []inspected, withPolicy bool) error {
 		if label == "" {
 			label = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", path, f.KeyID, f.Version, f.Mode, label, strconv.Itoa(int(f.FormatVersion)))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", path, f.KeyID, *f.Version, f.Mode, label, strconv.Itoa(int(f.FormatVersion)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -152,8 +152,15 @@ type serverKeys struct {
 
 var _ extproc.Keys = (*serverKeys)(nil)
 
+// errKeyDeleted marks an admin API answer 410: the id was deleted, and is not re-created.
+var errKeyDeleted = errors.New("key id deleted")
+
 func (s *serverKeys) Current(ctx context.Context, id string) (envelope.Key, error) {
-	return s.get(ctx, id, nil)
+	k, err := s.get(ctx, id, nil)
+	if errors.Is(err, errKeyDeleted) {
+		return envelope.Key{}, fmt.Errorf("%w: %w", extproc.ErrKeyUnknown, err)
+	}
+	return k, err
 }
 
 func (s *serverKeys) Lookup(ctx context.Context, id string) (envelope.Key, error) {
@@ -233,6 +240,8 @@ func (s *serverKeys) statusError(code int, msg string) error {
 	switch code {
 	case http.StatusNotFound:
 		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
+	case http.StatusGone: // a deleted id: its ciphertexts fail as any that do not open
+		return fmt.Errorf("%w: %w: %w", extproc.ErrKeyNotFound, errKeyDeleted, err)
 	case http.StatusTooManyRequests:
 		return &extproc.CreateLimitedError{RetryAfter: time.Second, Err: err}
 	case http.StatusUnauthorized, http.StatusForbidden:

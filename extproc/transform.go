@@ -47,24 +47,54 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 	defer kctx.stop()
 	kctx.reqID = p.requestID()
 	ctx = kctx
-	t := &transformer{keys: s.keys, phase: ph, mode: pol.Mode(), keyID: p.keyID, binding: p.context, fields: fs, legacy: pol.LegacyPlaintextPasses(),
-		lookup: pol.Create() == policy.CreateAdminOnly, scratch: p.scratch[:0]}
+	t := newTransformer(s.keys, ph, pol, fs, p.keyID, p.context, p.scratch[:0])
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		p.scratch = t.scratch[:0]
 	}()
-	changed, sealed, selected := 0, 0, 0
 	buf = s.bodies.get(len(body) + len(body)/2 + 256)
 	orig := *buf
-	out, _, err = fs.Plan().RewriteChecked(orig, body, check,
+	out, sealed, changed, err := t.rewrite(ctx, orig, body, check, s.opts.MaxFields)
+	clearIfLeft(orig, out) // the body outgrew the pooled buffer (sealing many short values)
+	*buf = out
+	if err == nil {
+		s.observeFields(pol, sealed, changed-sealed, t.passed)
+	}
+	if err != nil || changed == 0 {
+		s.bodies.put(buf)
+		if err != nil {
+			pe := classify(ph, err)
+			pe.at(body, err) // the field's path and record, for the log
+			return nil, nil, 0, pe
+		}
+		return nil, nil, 0, nil
+	}
+	return out, buf, changed, nil
+}
+
+// newTransformer returns the transformer of one body of pol in direction fs, under key id keyID
+// and record binding binding ("" for none); scratch is its initial scratch buffer (length 0).
+func newTransformer(keys Keys, ph phase, pol *policy.Policy, fs *policy.Fields, keyID, binding string, scratch []byte) *transformer {
+	return &transformer{keys: keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs,
+		legacy: pol.LegacyPlaintextPasses(), lookup: pol.Create() == policy.CreateAdminOnly, scratch: scratch}
+}
+
+// rewrite writes body to dst with the selected values of t's direction sealed or opened, after
+// the tripwire check when check is not nil (jsonfield's RewriteChecked). It refuses a body with
+// more than maxFields selected values. It returns the new body and how many values were sealed
+// and how many changed (sealed ones included). It is the one transform of a body: the stream's
+// and [BodyTransform]'s.
+func (t *transformer) rewrite(ctx context.Context, dst, body []byte, check func(*jsonfield.Outside) error, maxFields int) (out []byte, sealed, changed int, err error) {
+	selected := 0
+	out, _, err = t.fields.Plan().RewriteChecked(dst, body, check,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
-			if selected++; selected > s.opts.MaxFields {
+			if selected++; selected > maxFields {
 				// Each value costs a seal or an open: bound the work one body can ask for.
-				return nil, newError(kindTooLarge, ph, fmt.Sprintf("%s body has more than %d selected fields", ph, s.opts.MaxFields), nil)
+				return nil, newError(kindTooLarge, t.phase, fmt.Sprintf("%s body has more than %d selected fields", t.phase, maxFields), nil)
 			}
 			var repl []byte
 			var err error
-			o := fs.Op(f)
+			o := t.fields.Op(f)
 			switch o {
 			case policy.Encrypt:
 				repl, err = t.seal(ctx, f, raw)
@@ -81,21 +111,7 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 			}
 			return repl, err
 		})
-	clearIfLeft(orig, out) // the body outgrew the pooled buffer (sealing many short values)
-	*buf = out
-	if err == nil {
-		s.observeFields(pol, sealed, changed-sealed, t.passed)
-	}
-	if err != nil || changed == 0 {
-		s.bodies.put(buf)
-		if err != nil {
-			pe := classify(ph, err)
-			pe.at(body, err)
-			return nil, nil, 0, pe
-		}
-		return nil, nil, 0, nil
-	}
-	return out, buf, changed, nil
+	return out, sealed, changed, err
 }
 
 // seal replaces raw (the JSON text of a value) by the JSON string of its ciphertext.

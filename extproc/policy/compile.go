@@ -53,6 +53,9 @@ func (fs *Fields) Op(f *jsonfield.Field) Op { return fs.ops[f.Selector] }
 // Encrypts reports whether some field of the direction is sealed.
 func (fs *Fields) Encrypts() bool { return fs.encrypts }
 
+// Decrypts reports whether some field of the direction is opened.
+func (fs *Fields) Decrypts() bool { return fs.decrypts }
+
 // Inbound reports whether bodies in this direction go to the application: request bodies of
 // ingress policies (all but those whose requests decrypt), and response bodies that the policy
 // encrypts (egress). Tripwires guard inbound bodies; they must be JSON in UTF-8.

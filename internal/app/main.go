@@ -24,6 +24,13 @@ Usage:
   rkms config print-defaults   print the defaults, every key, as YAML
   rkms policy test --config FILE --policy NAME [--response] < body.json
                                show what a policy does with each field of a body (no keys needed)
+  rkms seal --config FILE --policy NAME [--claim K=V | --key-id ID] [--server URL] < doc.json
+  rkms seal --value --key-id ID [--label L] [--mode randomized|deterministic] < value
+                               encrypt a document's fields (or one value) as ext_proc does
+  rkms open  (the same flags) < sealed.json
+                               decrypt what seal or ext_proc encrypted (errors never print a value)
+  rkms inspect [--config FILE --policy NAME] < doc.json
+                               list each ciphertext's path, key id, version, mode, label (no keys)
   rkms version                 print the version
 
 Run 'rkms COMMAND --help' for the flags of each command.
@@ -33,7 +40,7 @@ Run 'rkms COMMAND --help' for the flags of each command.
 var mainCommand = command{name: "", help: "usage: rkms COMMAND [FLAGS] [ARGS]\n"}
 
 // Main runs the rkms command with args (without the program name) and returns the exit code.
-// stdin is read by `rkms policy test`.
+// stdin is read by `rkms policy test`, `rkms seal`, `rkms open` and `rkms inspect`.
 // ctx ends the server (signals are wired by the caller).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -46,6 +53,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return configCmd(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdin, stdout, stderr)
+	case "seal":
+		return sealCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "open":
+		return openCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "inspect":
+		return inspectCmd(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

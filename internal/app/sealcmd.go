@@ -1,0 +1,301 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/config"
+)
+
+const sealUsage = `usage: rkms seal --config FILE --policy NAME [--response] [KEY ID] [KEYS] < doc.json > sealed.json
+       rkms seal --value --key-id ID [--label L] [--mode randomized|deterministic] [--context C] [--json] [KEYS] < value
+       rkms open --config FILE --policy NAME [--request] [KEY ID] [KEYS] < sealed.json > doc.json
+       rkms open --value [--key-id ID] [--label L] [--context C] [--json] [KEYS] < ciphertext
+
+seal encrypts the fields of a JSON document that one direction of a policy encrypts (the request
+side; --response: the response side), open decrypts those that it decrypts (the response side;
+--request: the request side of a policy whose requests decrypt), with the code ext_proc runs:
+same format, selectors, labels, mode, record binding and tripwires. What one seals, the other
+opens, and Envoy opens what seal sealed.
+
+KEY ID: --key-id ID, or computed from the policy's key_id (and context) template with the inputs
+rkms policy test takes: --claim NAME=VALUE, --header NAME=VALUE, --path PATH, --peer-uri-san,
+--peer-dns-san, and for a {json:...} template on the response side --request-body FILE.
+--context C sets the record binding instead of the policy's context template.
+
+--value seals one value read from standard input (a string, the trailing newline dropped;
+--json: one JSON value) and prints its ciphertext, or opens one ciphertext and prints the value
+(a JSON string decoded; --json: the JSON text). The label defaults to "value": to paste a value
+into a document, give the label of its field (the selector's last member name by default).
+
+KEYS: --server URL takes the keys from a running rkms's admin API (GET /key?id=...), with the
+token in $RKMS_ADMIN_TOKEN or --token-file (default: the config's admin.token_file). Without it,
+the keys come from the configured keyring (--config, or the embedded defaults in ./rkms-data),
+opened as rkms serve opens it; an embedded store held by a running rkms needs --server.
+
+Output never holds key material; errors never hold a value. Exit status: 0 done, 1 refused or
+failed, 2 usage error.
+`
+
+// sealOp is what a seal or open command does: the operation and the words it prints.
+type sealOp struct {
+	name string    // "seal" or "open"
+	op   policy.Op // Encrypt or Decrypt
+}
+
+// sealFlags are the flags of rkms seal and rkms open.
+type sealFlags struct {
+	cfgPath  string
+	policy   string
+	request  bool // open: the request side
+	response bool // seal: the response side
+	value    bool
+	keyID    string
+	label    string
+	mode     string
+	context  *string // nil: the policy's context template (documents) or none (values)
+	json     bool
+	timeout  time.Duration
+
+	// The request, for the policy's templates (as rkms policy test).
+	path    string
+	reqBody string
+	headers headerFlags
+	claims  claimFlags
+	peerURI string
+	peerDNS string
+
+	keys keyFlags
+}
+
+// parseSealFlags parses the flags of op; it prints the problem and returns false on a usage error.
+func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, bool) {
+	f := &sealFlags{claims: claimFlags{}}
+	fs := flag.NewFlagSet(op.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, sealUsage) }
+	fs.StringVar(&f.cfgPath, "config", "", "configuration file (YAML): the policy, and the keyring without --server")
+	fs.StringVar(&f.policy, "policy", "", "policy name")
+	if op.op == policy.Encrypt {
+		fs.BoolVar(&f.response, "response", false, "seal what the policy's response side encrypts")
+	} else {
+		fs.BoolVar(&f.request, "request", false, "open what the policy's request side decrypts")
+	}
+	fs.BoolVar(&f.value, "value", false, "one value (seal) or ciphertext (open) on standard input")
+	fs.StringVar(&f.keyID, "key-id", "", "key id (instead of the policy's key_id template)")
+	fs.StringVar(&f.label, "label", "value", "label of the --value (its field's label)")
+	if op.op == policy.Encrypt {
+		fs.StringVar(&f.mode, "mode", "randomized", "mode of the --value: randomized (random) or deterministic")
+	}
+	fs.Func("context", "record binding (instead of the policy's context template)", func(s string) error {
+		f.context = &s
+		return nil
+	})
+	fs.BoolVar(&f.json, "json", false, "the --value is JSON text (seal: input; open: output)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on the whole command (key lookups included)")
+	fs.StringVar(&f.path, "path", "/", "request path, for {path:N} templates")
+	fs.StringVar(&f.reqBody, "request-body", "", "request body file, for {json:...} templates on the response side")
+	fs.Var(&f.headers, "header", "request header NAME=VALUE, for {header:NAME} templates (repeatable)")
+	fs.Var(f.claims, "claim", "verified JWT claim NAME=VALUE, for {jwt:CLAIM} templates (repeatable)")
+	fs.StringVar(&f.peerURI, "peer-uri-san", "", "verified client certificate URI SAN, for {peer:uri_san}")
+	fs.StringVar(&f.peerDNS, "peer-dns-san", "", "verified client certificate DNS SAN, for {peer:dns_san}")
+	f.keys.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	if msg := f.usageProblem(op, fs.NArg()); msg != "" {
+		fmt.Fprintf(stderr, "rkms %s: %s\n\n%s", op.name, msg, sealUsage)
+		return nil, false
+	}
+	return f, true
+}
+
+// usageProblem returns what is wrong with the combination of flags, or "".
+func (f *sealFlags) usageProblem(op sealOp, nargs int) string {
+	requestInputs := len(f.headers) > 0 || len(f.claims) > 0 || f.peerURI != "" || f.peerDNS != "" || f.path != "/" || f.reqBody != ""
+	switch {
+	case nargs != 0:
+		return "unexpected arguments (the input is read from standard input)"
+	case f.value && f.policy != "":
+		return "--value and --policy exclude each other"
+	case f.value && op.op == policy.Encrypt && f.keyID == "":
+		return "--value needs --key-id"
+	case f.value && requestInputs:
+		return "--value takes its key id from --key-id, not from request inputs"
+	case !f.value && (f.cfgPath == "" || f.policy == ""):
+		return "a document needs --config and --policy (or seal one value with --value)"
+	case f.keyID != "" && requestInputs:
+		return "give --key-id or the request inputs that compute it, not both"
+	}
+	return ""
+}
+
+func sealCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runSeal(ctx, sealOp{"seal", policy.Encrypt}, args, stdin, stdout, stderr)
+}
+
+func openCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runSeal(ctx, sealOp{"open", policy.Decrypt}, args, stdin, stdout, stderr)
+}
+
+// maxSealInput bounds what seal, open and inspect read from standard input.
+const maxSealInput = 64 << 20
+
+func runSeal(ctx context.Context, op sealOp, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stdout, sealUsage)
+		return 0
+	}
+	f, ok := parseSealFlags(op, args, stderr)
+	if !ok {
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "rkms %s: %v\n", op.name, err)
+		return 1
+	}
+	cfg, err := loadSealConfig(f.cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	var pol *policy.Policy
+	if !f.value {
+		if pol, err = findPolicy(cfg, f.cfgPath, f.policy); err != nil {
+			return fail(err)
+		}
+	}
+	in, err := io.ReadAll(io.LimitReader(stdin, maxSealInput+1))
+	if err != nil {
+		return fail(fmt.Errorf("read standard input: %w", err))
+	}
+	if len(in) > maxSealInput {
+		return fail(fmt.Errorf("standard input is larger than %d bytes", maxSealInput))
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	keys, closeKeys, err := f.keys.open(ctx, cfg, f.cfgPath != "", stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeKeys()
+	var out []byte
+	if f.value {
+		out, err = f.runValue(ctx, op, keys, in)
+	} else {
+		out, err = f.runDocument(ctx, op, cfg, pol, keys, in, stderr)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := stdout.Write(out); err != nil {
+		return fail(fmt.Errorf("write standard output: %w", err))
+	}
+	return 0
+}
+
+// loadSealConfig loads path, or the embedded defaults when path is "" (as rkms serve does).
+func loadSealConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// findPolicy returns the policy named name of cfg (compiled by config.Load).
+func findPolicy(cfg *config.Config, path, name string) (*policy.Policy, error) {
+	set, err := cfg.PolicySet()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, p := range set.Policies() {
+		if p.Name() == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no policy %q", path, name)
+}
+
+// runDocument seals or opens the fields of doc that one direction of pol selects, through
+// extproc's own transform.
+func (f *sealFlags) runDocument(ctx context.Context, op sealOp, cfg *config.Config, pol *policy.Policy, keys extproc.Keys, doc []byte, stderr io.Writer) ([]byte, error) {
+	response := f.response || (op.op == policy.Decrypt && !f.request)
+	fs, side := pol.Request(), "request"
+	if response {
+		fs, side = pol.Response(), "response"
+	}
+	switch {
+	case op.op == policy.Encrypt && !fs.Encrypts():
+		return nil, fmt.Errorf("policy %s encrypts no field of %s bodies (--response selects the response side)", pol.Name(), side)
+	case op.op == policy.Decrypt && !fs.Decrypts():
+		return nil, fmt.Errorf("policy %s decrypts no field of %s bodies (--request selects the request side)", pol.Name(), side)
+	}
+	keyID, binding, err := f.evalIDs(pol, doc, response)
+	if err != nil {
+		return nil, err
+	}
+	bt := &extproc.BodyTransform{Keys: keys, Policy: pol, Response: response, KeyID: keyID, Context: binding, MaxFields: cfg.ExtProc.MaxFields}
+	out, n, err := bt.Apply(ctx, doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s body, policy %s, key id %s: %w", side, pol.Name(), keyID, err)
+	}
+	if n == 0 {
+		fmt.Fprintf(stderr, "rkms %s: no field to %s in this %s body (policy %s): written unchanged\n", op.name, op.name, side, pol.Name())
+	}
+	return out, nil
+}
+
+// evalIDs returns the key id and record binding of a document: --key-id and --context when
+// given, else the policy's templates evaluated on the request the flags describe (the document
+// itself is the request body on the request side).
+func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool) (keyID, binding string, err error) {
+	src := &policy.Source{Headers: &f.headers, Path: policy.Canonical(f.path), PeerURISAN: f.peerURI, PeerDNSSAN: f.peerDNS}
+	if len(f.claims) > 0 {
+		src.JWT = f.claims
+	}
+	if !response {
+		src.Body = doc
+	} else if f.reqBody != "" {
+		if src.Body, err = os.ReadFile(f.reqBody); err != nil {
+			return "", "", fmt.Errorf("request body: %w", err)
+		}
+	}
+	keyID = f.keyID
+	if keyID == "" {
+		if keyID, err = pol.KeyID().Eval(src); err != nil {
+			return "", "", fmt.Errorf("key id of policy %s: %w (give the request inputs: --claim, --header, --path, ...; or --key-id)", pol.Name(), err)
+		}
+	} else if err := envelope.ValidateKeyID(keyID); err != nil {
+		return "", "", fmt.Errorf("--key-id: %w", err)
+	}
+	switch {
+	case f.context != nil:
+		binding = *f.context
+	case pol.Context() != nil:
+		if binding, err = pol.Context().Eval(src); err != nil {
+			return "", "", fmt.Errorf("context of policy %s: %w (give the request inputs, or --context)", pol.Name(), err)
+		}
+	}
+	return keyID, binding, nil
+}
+
+// trimLine drops one trailing newline (LF or CRLF), as a shell's echo or here-string adds.
+func trimLine(b []byte) []byte {
+	switch {
+	case len(b) >= 2 && b[len(b)-2] == '\r' && b[len(b)-1] == '\n':
+		return b[:len(b)-2]
+	case len(b) >= 1 && b[len(b)-1] == '\n':
+		return b[:len(b)-1]
+	}
+	return b
+}

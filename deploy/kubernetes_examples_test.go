@@ -1,8 +1,11 @@
 package deploy
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/extproc"
+	"github.com/rkms/rkms/internal/config"
 	"github.com/rkms/rkms/internal/testing/env"
 )
 
@@ -481,5 +485,147 @@ func TestIstioEnvoyFilterEnvoyValidates(t *testing.T) {
 	}
 	if out, err := testenv.Validate(t, string(b)); err != nil {
 		t.Fatalf("envoy --mode validate: %v\n%s\n%s", err, out, b)
+	}
+}
+
+// exampleChart renders deploy/helm/rkms as the examples install it (release "rkms", namespace
+// "demo") with the CI values and examples/kubernetes/VALUES.
+func exampleChart(t *testing.T, values string) *rendered {
+	t.Helper()
+	return renderAs(t, "rkms", "demo", "-f", filepath.Join(chartDir(t), "ci", "test-values.yaml"),
+		"-f", filepath.Join(testenv.RepoRoot(t), "examples", "kubernetes", values))
+}
+
+// extprocPort returns the Service's ext_proc port (name and number).
+func extprocPort(t *testing.T, r *rendered) (string, int32) {
+	t.Helper()
+	for _, p := range r.service.Spec.Ports {
+		if p.TargetPort.String() == "extproc" {
+			return p.Name, p.Port
+		}
+	}
+	t.Fatalf("Service %s has no ext_proc port: %v", r.service.Name, r.service.Spec.Ports)
+	return "", 0
+}
+
+// extprocPeers returns the NetworkPolicy's peers for the ext_proc port, as JSON.
+func extprocPeers(t *testing.T, r *rendered) string {
+	t.Helper()
+	for _, in := range r.netpol.Spec.Ingress {
+		if len(in.Ports) == 1 && in.Ports[0].Port.String() == "extproc" {
+			return jsonString(in.From)
+		}
+	}
+	t.Fatalf("no NetworkPolicy rule for ext_proc")
+	return ""
+}
+
+// peers returns generic NetworkPolicy peers as extprocPeers does (through the typed form).
+func peers(t *testing.T, v any) string {
+	t.Helper()
+	var p []networkingv1.NetworkPolicyPeer
+	if err := json.Unmarshal([]byte(jsonString(v)), &p); err != nil {
+		t.Fatal(err)
+	}
+	return jsonString(p)
+}
+
+// TestEnvoyGatewayExampleChart: the chart with envoy-gateway/rkms-values.yaml makes what the
+// Envoy Gateway manifests name: the Service and port the EnvoyExtensionPolicy and the
+// BackendTLSPolicy call, the client certificate the EnvoyProxy presents, a server certificate
+// valid for the BackendTLSPolicy's hostname under the CA it names, ext_proc admitted from
+// Envoy Gateway's proxies (the same peers the app's NetworkPolicy admits), and a configuration
+// rkms accepts.
+func TestEnvoyGatewayExampleChart(t *testing.T) {
+	testenv.Integration(t)
+	r := exampleChart(t, "envoy-gateway/rkms-values.yaml")
+	var docs []map[string]any
+	for _, f := range envoyGatewayFiles {
+		docs = append(docs, exampleDocs(t, f)...)
+	}
+	eep, btp, ep := find(docs, "EnvoyExtensionPolicy")[0], find(docs, "BackendTLSPolicy")[0], find(docs, "EnvoyProxy")[0]
+
+	name, port := extprocPort(t, r)
+	if r.service.Name != at(eep, "spec.extProc.0.backendRefs.0.name") || float64(port) != at(eep, "spec.extProc.0.backendRefs.0.port") {
+		t.Errorf("EnvoyExtensionPolicy calls %v:%v, the chart's Service is %s:%d", at(eep, "spec.extProc.0.backendRefs.0.name"), at(eep, "spec.extProc.0.backendRefs.0.port"), r.service.Name, port)
+	}
+	if r.service.Name != at(btp, "spec.targetRefs.0.name") || name != at(btp, "spec.targetRefs.0.sectionName") {
+		t.Errorf("BackendTLSPolicy targets %v/%v, the ext_proc port is %s/%s", at(btp, "spec.targetRefs.0.name"), at(btp, "spec.targetRefs.0.sectionName"), r.service.Name, name)
+	}
+	client := r.secrets[fmt.Sprint(at(ep, "spec.backendTLS.clientCertificateRef.name"))]
+	caSecret := r.secrets[fmt.Sprint(at(btp, "spec.validation.caCertificateRefs.0.name"))]
+	if client == nil || caSecret == nil {
+		t.Fatalf("the chart has no Secret %v or %v: %v", at(ep, "spec.backendTLS.clientCertificateRef.name"), at(btp, "spec.validation.caCertificateRefs.0.name"), slices.Collect(maps.Keys(r.secrets)))
+	}
+	keyPair(t, client) // a kubernetes.io/tls Secret with a usable key pair
+	server, _ := keyPair(t, r.secrets["rkms-extproc-tls"])
+	_, pool := keyPair(t, caSecret)
+	leaf, err := x509.ParseCertificate(server.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: fmt.Sprint(at(btp, "spec.validation.hostname")), Roots: pool}); err != nil {
+		t.Errorf("rkms's certificate fails the BackendTLSPolicy's check: %v", err)
+	}
+
+	if got, want := extprocPeers(t, r), peers(t, at(find(docs, "NetworkPolicy")[0], "spec.ingress.0.from")); got != want {
+		t.Errorf("rkms admits ext_proc from %s; the app admits %s: both must be Envoy Gateway's proxies", got, want)
+	}
+
+	dir := t.TempDir()
+	for name, b := range r.secrets["rkms-extproc-tls"].Data {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(r.configMaps["rkms"].Data["rkms.yaml"], "/etc/rkms/extproc-tls/", dir+"/")))
+	if err != nil {
+		t.Fatalf("rendered rkms.yaml: %v", err)
+	}
+	if cfg.ExtProc.TLS.ClientCAFile == "" || cfg.ExtProc.Insecure || !cfg.ExtProc.TrustRequestID {
+		t.Errorf("ext_proc: tls %+v, insecure %v, trust_request_id %v: want mutual TLS and Envoy Gateway's request ids trusted", cfg.ExtProc.TLS, cfg.ExtProc.Insecure, cfg.ExtProc.TrustRequestID)
+	}
+}
+
+// TestIstioExampleChart: the chart with istio/rkms-values.yaml serves ext_proc on the port the
+// EnvoyFilter's cluster names (a grpc- port, so Istio speaks HTTP/2 to it), its pods carry the
+// label mesh.yaml's policies select, ext_proc is admitted from the EnvoyFilter's workloads only,
+// and rkms accepts the configuration (no TLS of its own: Istio's).
+func TestIstioExampleChart(t *testing.T) {
+	testenv.Integration(t)
+	r := exampleChart(t, "istio/rkms-values.yaml")
+	var docs []map[string]any
+	for _, f := range istioFiles {
+		docs = append(docs, exampleDocs(t, f)...)
+	}
+	name, port := extprocPort(t, r)
+	if want := fmt.Sprintf("outbound|%d||%s.demo.svc.cluster.local", port, r.service.Name); !strings.Contains(jsonString(find(docs, "EnvoyFilter")[0]), want) {
+		t.Errorf("the EnvoyFilter does not call %s", want)
+	}
+	if !strings.HasPrefix(name, "grpc-") {
+		t.Errorf("ext_proc port %q: Istio infers HTTP/2 only from a grpc- name (or appProtocol)", name)
+	}
+	for _, kind := range []string{"PeerAuthentication", "AuthorizationPolicy"} {
+		for k, v := range at(find(docs, kind)[0], "spec.selector.matchLabels").(map[string]any) {
+			if r.deployment.Spec.Template.Labels[k] != v {
+				t.Errorf("%s selects %s=%v; the rkms pods have %q", kind, k, v, r.deployment.Spec.Template.Labels[k])
+			}
+		}
+	}
+	if host := at(find(docs, "DestinationRule")[0], "spec.host"); host != r.service.Name+".demo.svc.cluster.local" {
+		t.Errorf("DestinationRule host %v", host)
+	}
+	if got, want := extprocPeers(t, r), peers(t, []any{map[string]any{"podSelector": map[string]any{"matchLabels": at(find(docs, "EnvoyFilter")[0], "spec.workloadSelector.labels")}}}); got != want {
+		t.Errorf("rkms admits ext_proc from %s, want the EnvoyFilter's workloads %s", got, want)
+	}
+	if r.secrets["rkms-extproc-tls"] != nil {
+		t.Error("the chart generated ext_proc certificates although Istio provides mutual TLS")
+	}
+	cfg, err := config.Parse([]byte(r.configMaps["rkms"].Data["rkms.yaml"]))
+	if err != nil {
+		t.Fatalf("rendered rkms.yaml: %v", err)
+	}
+	if !cfg.ExtProc.Insecure || cfg.ExtProc.TLS.CertFile != "" {
+		t.Errorf("ext_proc insecure %v tls %+v: want Istio's mutual TLS only", cfg.ExtProc.Insecure, cfg.ExtProc.TLS)
 	}
 }

@@ -111,6 +111,21 @@ generate: ## regenerate api/rkms/v1 from proto/rkms/v1/keys.proto (needs protoc:
 clean: ## remove build output (not rkms-data)
 	rm -rf bin dist
 
+# Release artefacts (README.md, "Release artefacts"): one static binary per RELEASE_PLATFORMS
+# entry, each built by `make build` (the same flags and version stamp as bin/rkms and the image),
+# named rkms-VERSION-OS-ARCH, and their SHA256SUMS, in DIST (emptied first).
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+DIST              ?= dist
+.PHONY: release
+release: ## build static rkms binaries for linux/amd64 and linux/arm64 into dist/, with dist/SHA256SUMS
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  echo "== rkms $(VERSION) for $$p"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(MAKE) --no-print-directory build VERSION=$(VERSION) BIN=$(DIST)/rkms-$(VERSION)-$${p%/*}-$${p#*/}; \
+	done
+	cd $(DIST) && sha256sum rkms-* > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
 # Chaos run: CHAOS_PHASE per fault (and after it), CHAOS_RATE requests/s; `make test` runs it with 3s phases.
 CHAOS_PHASE ?= 20s
 CHAOS_RATE  ?= 80

@@ -27,6 +27,17 @@
 //     (`go test ./deploy -run TestComposeEnvoyIsIngress -update` regenerates it) and passes the
 //     conformance suite against a fake rkms requiring the script's client certificate; every
 //     service the compose file names has its config.
+//   - ../examples/kubernetes: every Envoy Gateway and Istio manifest matches the CRD of its kind
+//     from pinned releases (Go modules github.com/envoyproxy/gateway and istio.io/api, read from
+//     the module cache after `go mod download` checks their hash), strictly: unknown fields fail,
+//     as with kubectl's strict field validation (CEL rules are not evaluated); the EnvoyFilter's
+//     Envoy configuration decodes with go-control-plane, equals envoy/ingress.yaml's filters and
+//     passes `envoy --mode validate`; the chart with each example's values provides the names,
+//     certificates, labels and peers the manifests use.
+//   - make release: the linux/amd64 and linux/arm64 binaries are built by `make build`, named
+//     rkms-VERSION-linux-ARCH, listed in SHA256SUMS, static ELF files of their architecture.
+//   - helm/rkms's image: repository and tag (default: the chart's appVersion), and values.yaml
+//     says it is built from the Dockerfile.
 //   - ../examples/terraform: the IAM policy allows exactly the encryption contexts the keyring
 //     sends KMS (data keys and the breaker's probe), grants no wildcard, and the files have
 //     balanced brackets (terraform itself is not available here).

@@ -90,7 +90,13 @@ func strict(doc []byte, v any) error {
 
 func render(t *testing.T, args ...string) *rendered {
 	t.Helper()
-	out, err := helm(t, append([]string{"template", "rel", chartDir(t), "--namespace", "enc"}, args...)...)
+	return renderAs(t, "rel", "enc", args...)
+}
+
+// renderAs is render with another release name and namespace.
+func renderAs(t *testing.T, release, namespace string, args ...string) *rendered {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", release, chartDir(t), "--namespace", namespace}, args...)...)
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}

@@ -13,7 +13,7 @@ import (
 // measuredStore times and counts every call of a wrapped store.Store.
 type measuredStore struct {
 	store.Store
-	m                              *Metrics
+	m                                    *Metrics
 	get, create, update, del, ping, list prometheus.Observer
 }
 

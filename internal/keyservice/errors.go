@@ -32,10 +32,15 @@ const (
 	// Throttled: the caller's address failed authentication too often (internal/authlimit);
 	// [Error.RetryAfter] says when its window ends.
 	Throttled
+	// Deleted: the key id was deleted; it is not re-created except by an explicit create with
+	// recreate (keyring.ErrDeleted).
+	Deleted
+	// Exists: an explicit create of an id that has a key (keyring.ErrExists).
+	Exists
 )
 
 var classNames = [...]string{"internal", "invalid_argument", "not_found", "limited", "unavailable",
-	"canceled", "unauthenticated", "throttled"}
+	"canceled", "unauthenticated", "throttled", "deleted", "exists"}
 
 func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
@@ -55,6 +60,8 @@ const (
 	msgCanceled        = "request cancelled"
 	msgUnauthenticated = "missing or invalid bearer token"
 	msgThrottled       = "too many failed authentications from this address"
+	msgDeleted         = "key deleted: only an explicit create with recreate brings the id back"
+	msgExists          = "key already exists"
 )
 
 // Error is every error the service returns.
@@ -90,6 +97,8 @@ var classes = map[keyring.Class]struct {
 	keyring.ClassLimited:     {Limited, msgLimited},
 	keyring.ClassUnavailable: {Unavailable, msgUnavailable},
 	keyring.ClassCanceled:    {Canceled, msgCanceled},
+	keyring.ClassDeleted:     {Deleted, msgDeleted},
+	keyring.ClassExists:      {Exists, msgExists},
 }
 
 // Classify returns err as an *Error: itself when it is one already, else the class of a keyring

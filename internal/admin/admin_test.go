@@ -173,7 +173,7 @@ func TestClientGone(t *testing.T) {
 
 // TestEveryClassHasAStatus: the status table covers the key service's closed set of classes.
 func TestEveryClassHasAStatus(t *testing.T) {
-	for c := keyservice.Internal; c <= keyservice.Throttled; c++ {
+	for c := keyservice.Internal; c <= keyservice.Exists; c++ {
 		if _, ok := statuses[c]; !ok {
 			t.Errorf("class %v has no status", c)
 		}

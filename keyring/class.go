@@ -25,9 +25,13 @@ const (
 	ClassUnavailable
 	// ClassCanceled: context.Canceled. The caller went away.
 	ClassCanceled
+	// ClassDeleted: [ErrDeleted]. The id was deleted; only an explicit re-create brings it back.
+	ClassDeleted
+	// ClassExists: [ErrExists]. An explicit create of an id that has a key.
+	ClassExists
 )
 
-var classNames = [...]string{"internal", "invalid", "not_found", "limited", "unavailable", "canceled"}
+var classNames = [...]string{"internal", "invalid", "not_found", "limited", "unavailable", "canceled", "deleted", "exists"}
 
 func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
@@ -42,6 +46,10 @@ func ClassOf(err error) Class {
 	switch {
 	case errors.Is(err, ErrInvalidID):
 		return ClassInvalid
+	case errors.Is(err, ErrDeleted): // before ErrNotFound, which it wraps
+		return ClassDeleted
+	case errors.Is(err, ErrExists):
+		return ClassExists
 	case errors.Is(err, ErrNotFound):
 		return ClassNotFound
 	case errors.Is(err, ErrCreateLimited):

@@ -214,7 +214,7 @@ func TestRepairNeverReplacesADifferentKey(t *testing.T) {
 			if err := other.Delete(ctx, id); err != nil {
 				t.Errorf("delete: %v", err)
 			}
-			recreated = keyBytes(t, mustGet(t, other, id)) // all three regions up: 3 copies
+			recreated = keyBytes(t, mustRecreate(t, other, id)) // all three regions up: 3 copies
 			recreatedRev = mustRecord(t, e.st, id).Revision
 		}
 		return nil

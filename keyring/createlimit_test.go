@@ -309,7 +309,7 @@ func TestNegativeEntryClearedByCreate(t *testing.T) {
 	if _, err := k.Lookup(ctx, "new"); !errors.Is(err, keyring.ErrNotFound) {
 		t.Fatalf("Lookup after delete: %v", err)
 	}
-	mustGet(t, other, "new")
+	mustRecreate(t, other, "new")
 	if _, err := k.Rotate(ctx, "new"); err != nil {
 		t.Fatal(err)
 	}

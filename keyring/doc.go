@@ -135,4 +135,14 @@
 // policy, or a corrupted copy) is not ErrUnavailable. Store errors keep the store's sentinel in
 // the chain. No error, log line or metric contains key material; refused unwraps say
 // "authentication failed".
+//
+// # Deletion and explicit creation
+//
+// [Keyring.Delete] does not remove a record: it replaces it with a tombstone
+// ([store.Record.Deleted], no versions), so the data key is gone and the id is remembered as
+// deleted. [Keyring.Get] and [Keyring.Lookup] of a deleted id fail with [ErrDeleted] (which wraps
+// [ErrNotFound]) instead of creating a new key; [Keyring.Create] with recreate is the only way
+// back. [Keyring.Create] without recreate is the explicit, never-get-existing create: [ErrExists]
+// when the id has a key. Records written before tombstones existed are live. [Keyring.List]
+// pages through ids (live and deleted apart) without reading keys.
 package keyring

@@ -15,6 +15,12 @@ var (
 	// ErrNotFound: no key exists for the id (GetVersion, Rotate, Delete), or the requested version
 	// does not exist.
 	ErrNotFound = errors.New("key not found")
+	// ErrDeleted: the key id was deleted (its record is a tombstone, [store.Record.Deleted]).
+	// It wraps [ErrNotFound], so callers that only know "not found" keep working; [Keyring.Get]
+	// does not re-create such an id, only [Keyring.Create] with recreate does.
+	ErrDeleted = fmt.Errorf("key deleted (re-create it explicitly): %w", ErrNotFound)
+	// ErrExists: [Keyring.Create] of an id that already has a key.
+	ErrExists = errors.New("key already exists")
 	// ErrInvalidID: the key id breaks the key id rule ([ValidateID]). The caller's fault. It is
 	// [envelope.ErrInvalidKeyID], the one error of that rule, under the keyring's name.
 	ErrInvalidID = envelope.ErrInvalidKeyID

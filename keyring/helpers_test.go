@@ -113,6 +113,17 @@ func mustGet(t testing.TB, k *keyring.Keyring, id string) keyring.DataKey {
 	return dk
 }
 
+// mustRecreate creates id's key explicitly, replacing a tombstone (what an operator does to
+// bring a deleted id back).
+func mustRecreate(t testing.TB, k *keyring.Keyring, id string) keyring.DataKey {
+	t.Helper()
+	dk, err := k.Create(context.Background(), id, true)
+	if err != nil {
+		t.Fatalf("Create(%q, recreate): %v", id, err)
+	}
+	return dk
+}
+
 func mustRecord(t testing.TB, st keyring.Store, id string) *store.Record {
 	t.Helper()
 	rec, err := st.Get(context.Background(), id)

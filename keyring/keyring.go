@@ -388,9 +388,12 @@ func (k *Keyring) origin(ver store.Version, region string) origin {
 	return originOf(ver, region)
 }
 
-// Delete removes id's record (crypto-shredding: without the wrapped copies the data key cannot
-// be recovered) and evicts it from this keyring's cache. Other replicas may serve it from their
-// caches until their CacheTTL passes. Errors wrap ErrNotFound, ErrInvalidID or ErrUnavailable.
+// Delete turns id's record into a tombstone ([store.Record.Deleted], no versions): the data key
+// is gone (crypto-shredding: without the wrapped copies it cannot be recovered), and the id is
+// remembered as deleted, so that Get and Lookup fail with ErrDeleted instead of creating a new
+// key; only Create with recreate brings it back. It evicts the key from this keyring's cache;
+// other replicas may serve it from their caches until their CacheTTL passes. Errors wrap
+// ErrNotFound (no record), ErrDeleted (already deleted), ErrInvalidID or ErrUnavailable.
 func (k *Keyring) Delete(ctx context.Context, id string) error {
 	if k.closed.Load() {
 		return ErrClosed
@@ -398,19 +401,36 @@ func (k *Keyring) Delete(ctx context.Context, id string) error {
 	if err := ValidateID(id); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
-	err := k.st.Delete(ctx, id)
-	cancel()
+	err := k.tombstone(ctx, id)
 	k.cache.remove(id)
 	k.neg.remove(id)
 	k.pendingMu.Lock()
 	delete(k.pending, id)
 	k.pendingMu.Unlock()
 	if err != nil {
-		return storeError("delete key record", id, err)
+		return fmt.Errorf("delete key %q: %w", id, err)
 	}
 	k.log.Info("key deleted", "key_id", id)
 	return nil
+}
+
+// tombstone replaces id's live record with a tombstone, compare-and-swap on its revision.
+func (k *Keyring) tombstone(ctx context.Context, id string) error {
+	for range maxCASAttempts {
+		rec, err := k.storeRead(ctx, id)
+		if err != nil {
+			return err
+		}
+		if rec.IsTombstone() {
+			return ErrDeleted
+		}
+		tomb := &store.Record{ID: id, Revision: rec.Revision, Deleted: k.opts.Now().UTC()}
+		err = k.storeWrite(ctx, tomb, false)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("record kept changing: %w", ErrUnavailable)
 }
 
 // Ready reports whether the keyring can serve: the store answers a ping and at least MinRegions
@@ -443,8 +463,21 @@ func (k *Keyring) Close() error {
 	return nil
 }
 
-// storeGet reads id's record with the call deadline.
+// storeGet reads id's live record with the call deadline: a tombstone is an error wrapping
+// ErrDeleted (and not store.ErrNotFound, so that no caller takes it for an absent id).
 func (k *Keyring) storeGet(ctx context.Context, id string) (*store.Record, error) {
+	rec, err := k.storeRead(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.IsTombstone() {
+		return nil, fmt.Errorf("read key record %q: %w", id, ErrDeleted)
+	}
+	return rec, nil
+}
+
+// storeRead reads id's record, tombstone or not, with the call deadline.
+func (k *Keyring) storeRead(ctx context.Context, id string) (*store.Record, error) {
 	k.storeReads.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
 	defer cancel()

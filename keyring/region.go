@@ -37,6 +37,7 @@ type Store interface {
 	Create(ctx context.Context, rec *store.Record) error
 	Update(ctx context.Context, rec *store.Record) error
 	Delete(ctx context.Context, id string) error
+	List(ctx context.Context, opts store.ListOptions) (store.ListPage, error)
 	Ping(ctx context.Context) error
 }
 

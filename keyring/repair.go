@@ -141,7 +141,7 @@ type fill struct {
 // region lacks a copy any more (or the record is gone).
 func (k *Keyring) repairID(ctx context.Context, id string) (done bool, err error) {
 	rec, err := k.storeGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) { // absent, or deleted (a tombstone has nothing to repair)
 		return true, nil
 	}
 	if err != nil {
@@ -178,7 +178,7 @@ func (k *Keyring) repairID(ctx context.Context, id string) (done bool, err error
 			return false, err
 		}
 		if rec, err = k.storeGet(ctx, id); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, ErrNotFound) {
 				return true, nil
 			}
 			return false, err

@@ -54,7 +54,7 @@ func TestMaxStale(t *testing.T) {
 				if err := o.Delete(context.Background(), "k"); err != nil {
 					t.Fatal(err)
 				}
-				mustGet(t, o, "k")
+				mustRecreate(t, o, "k")
 			},
 			outage: func(e *env) { downAll(e, true) }},
 	}

@@ -139,22 +139,56 @@ func TestDelete(t *testing.T) {
 	if err := k.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if e.st.Len() != 0 {
-		t.Fatal("record still stored")
+	rec := mustRecord(t, e.st, "k")
+	if !rec.IsTombstone() || len(rec.Versions) != 0 || !rec.Deleted.Equal(e.clock.Now().UTC()) {
+		t.Fatalf("record after Delete: deleted %v, %d versions; want a tombstone without versions", rec.Deleted, len(rec.Versions))
 	}
 	// Evicted from this replica's cache and wiped (grace 0 in tests).
 	if err := dk.Secret.Use(func([]byte) error { return nil }); !errors.Is(err, secret.ErrWiped) {
 		t.Fatalf("deleted key not wiped: %v", err)
 	}
-	if _, err := k.GetVersion(ctx, "k", 1); !errors.Is(err, keyring.ErrNotFound) {
-		t.Fatalf("GetVersion after delete: %v", err)
+	// Nothing re-creates a deleted id by accident, and every refusal says why.
+	refusals := []struct {
+		name string
+		call func() error
+	}{
+		{"Get", func() error { _, err := k.Get(ctx, "k"); return err }},
+		{"Lookup", func() error { _, err := k.Lookup(ctx, "k"); return err }},
+		{"GetVersion", func() error { _, err := k.GetVersion(ctx, "k", 1); return err }},
+		{"Rotate", func() error { _, err := k.Rotate(ctx, "k"); return err }},
+		{"Delete", func() error { return k.Delete(ctx, "k") }},
+		{"Create", func() error { _, err := k.Create(ctx, "k", false); return err }},
 	}
-	if err := k.Delete(ctx, "k"); !errors.Is(err, keyring.ErrNotFound) {
-		t.Fatalf("second Delete: %v", err)
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, keyring.ErrDeleted) || !errors.Is(err, keyring.ErrNotFound) || keyring.ClassOf(err) != keyring.ClassDeleted {
+				t.Fatalf("%s of a deleted id = %v, want ErrDeleted (also ErrNotFound, class deleted)", tc.name, err)
+			}
+		})
 	}
-	// Get is get-or-create: a new, different key.
-	if after := keyBytes(t, mustGet(t, k, "k")); bytes.Equal(after, before) {
-		t.Fatal("re-created key equals the deleted one")
+	if rec := mustRecord(t, e.st, "k"); !rec.IsTombstone() {
+		t.Fatal("a refused call changed the tombstone")
+	}
+	// Only an explicit re-create brings the id back: a new, different key, version 1.
+	after := mustRecreate(t, k, "k")
+	if after.Version != 1 || bytes.Equal(keyBytes(t, after), before) {
+		t.Fatalf("re-created key: version %d, equal to the deleted one: %v", after.Version, bytes.Equal(keyBytes(t, after), before))
+	}
+	if got := keyBytes(t, mustGet(t, k, "k")); !bytes.Equal(got, keyBytes(t, after)) {
+		t.Fatal("Get after re-create does not return the re-created key")
+	}
+}
+
+func TestDeleteAbsent(t *testing.T) {
+	e := newEnv(t, 3)
+	k := e.keyring(t, keyring.Options{})
+	err := k.Delete(context.Background(), "never")
+	if !errors.Is(err, keyring.ErrNotFound) || errors.Is(err, keyring.ErrDeleted) {
+		t.Fatalf("Delete of an absent id = %v, want ErrNotFound, not ErrDeleted", err)
+	}
+	if e.st.Len() != 0 {
+		t.Fatal("Delete of an absent id stored something")
 	}
 }
 
@@ -173,7 +207,7 @@ func TestDeleteWindowOnOtherReplicas(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	b.SweepCache()
-	if got := keyBytes(t, mustGet(t, b, "k")); bytes.Equal(got, want) {
-		t.Fatal("replica b served the deleted key after its TTL")
+	if dk, err := b.Get(context.Background(), "k"); !errors.Is(err, keyring.ErrDeleted) {
+		t.Fatalf("replica b after its TTL: Get = %+v, %v; want ErrDeleted", dk, err)
 	}
 }

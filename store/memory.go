@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -115,6 +117,45 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	}
 	delete(m.recs, id)
 	return nil
+}
+
+// List implements [Store.List] in id order: it sorts the ids on every call, which is fine for
+// the sizes a memory store holds.
+func (m *Memory) List(ctx context.Context, opts ListOptions) (ListPage, error) {
+	if err := CheckListOptions(opts); err != nil {
+		return ListPage{}, fmt.Errorf("list key records: %w", err)
+	}
+	if err := m.begin(ctx, "list"); err != nil {
+		return ListPage{}, err
+	}
+	ids := make([]string, 0, len(m.recs))
+	for id := range m.recs {
+		if strings.HasPrefix(id, opts.Prefix) && id > opts.After {
+			ids = append(ids, id)
+		}
+	}
+	deleted := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		deleted[id] = m.recs[id].IsTombstone()
+	}
+	m.mu.Unlock()
+	slices.Sort(ids)
+	return pageOf(ids, deleted, opts.Limit), nil
+}
+
+// pageOf returns the first limit of the sorted ids as a page, with the last one as cursor when
+// more follow.
+func pageOf(ids []string, deleted map[string]bool, limit int) ListPage {
+	var p ListPage
+	if len(ids) > limit {
+		ids = ids[:limit]
+		p.Next = ids[limit-1]
+	}
+	p.Entries = make([]ListEntry, len(ids))
+	for i, id := range ids {
+		p.Entries[i] = ListEntry{ID: id, Deleted: deleted[id]}
+	}
+	return p
 }
 
 // Ping implements [Store.Ping]: it fails only when the store is closed or ctx is done.

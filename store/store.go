@@ -70,7 +70,15 @@ type Record struct {
 	Current uint32
 	// Versions holds every version, in ascending Number order.
 	Versions []Version
+	// Deleted, when not zero, makes the record a tombstone: the key id was deleted at that time
+	// (UTC) and its versions were dropped. Stores keep it like any record; the keyring refuses to
+	// serve or silently re-create a tombstoned id (see package keyring). Records written before
+	// tombstones existed have no Deleted and are live.
+	Deleted time.Time
 }
+
+// IsTombstone reports whether r records a deleted key id ([Record.Deleted] is set).
+func (r *Record) IsTombstone() bool { return !r.Deleted.IsZero() }
 
 // Version is one generation of a key id's data key.
 type Version struct {
@@ -113,6 +121,11 @@ type Store interface {
 	Update(ctx context.Context, rec *Record) error
 	// Delete removes the record for id, or returns [ErrNotFound].
 	Delete(ctx context.Context, id string) error
+	// List returns one page of the stored ids (tombstones included, marked) that start with
+	// opts.Prefix and come after opts.After, at most opts.Limit of them ([ListOptions]). An empty
+	// [ListPage.Next] means the listing is complete. Errors wrap [ErrInvalid] for bad options
+	// and [ErrUnavailable] as for every method.
+	List(ctx context.Context, opts ListOptions) (ListPage, error)
 	// Ping checks that the store is reachable (used by readiness checks).
 	Ping(ctx context.Context) error
 	// Close releases resources.
@@ -146,4 +159,47 @@ func (r *Record) Version(n uint32) (Version, bool) {
 		}
 	}
 	return Version{}, false
+}
+
+// MaxListLimit is the largest [ListOptions.Limit] a store accepts.
+const MaxListLimit = 1000
+
+// ListOptions selects one page of [Store.List].
+type ListOptions struct {
+	// Prefix keeps only ids that start with it; empty keeps all.
+	Prefix string
+	// After is the cursor of the page to read: empty for the first page, else the [ListPage.Next]
+	// of the previous page. Treat it as opaque (today every store uses the last id it examined).
+	After string
+	// Limit bounds how many records the store examines for the page: 1..[MaxListLimit].
+	// A page may hold fewer entries than Limit even when more follow (DynamoDB applies Prefix
+	// after reading), and may even be empty with a non-empty Next.
+	Limit int
+}
+
+// ListEntry is one id of a [ListPage].
+type ListEntry struct {
+	ID string
+	// Deleted: the record is a tombstone ([Record.IsTombstone]).
+	Deleted bool
+}
+
+// ListPage is one page of [Store.List]. Entries are sorted by id within the page. Memory and
+// embedded stores list in id order across pages; DynamoDB lists in its scan order, which is
+// unspecified across pages (each page is sorted, the listing as a whole is not).
+type ListPage struct {
+	Entries []ListEntry
+	// Next is the cursor of the next page, empty when the listing is complete.
+	Next string
+}
+
+// CheckListOptions returns an error wrapping [ErrInvalid] if no store can list with opts.
+func CheckListOptions(opts ListOptions) error {
+	if opts.Limit < 1 || opts.Limit > MaxListLimit {
+		return fmt.Errorf("list limit %d is not in 1..%d: %w", opts.Limit, MaxListLimit, ErrInvalid)
+	}
+	if len(opts.Prefix) > MaxIDLen || len(opts.After) > MaxIDLen {
+		return fmt.Errorf("list prefix or cursor longer than %d bytes: %w", MaxIDLen, ErrInvalid)
+	}
+	return nil
 }

@@ -15,7 +15,7 @@ locals {
   ]
 
   table_actions = concat(
-    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
     var.create_table ? ["dynamodb:DescribeTable", "dynamodb:CreateTable"] : [],
   )
 }

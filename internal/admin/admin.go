@@ -1,10 +1,8 @@
 package admin
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/keyservice"
-	"github.com/rkms/rkms/keyring"
 )
 
 // MaxHeaderBytes bounds a request's line and headers: 431 above it. net/http's own
@@ -50,8 +47,17 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 	}
 	m := http.NewServeMux()
 	for _, prefix := range []string{"", "/api/v1"} {
-		m.HandleFunc(prefix+"/key", h.auth(keyOp, h.key))
-		m.HandleFunc(prefix+"/key/rotate", h.auth(rotateOp, h.rotate))
+		m.HandleFunc(prefix+"/key", h.serve(map[string]route{
+			http.MethodGet:    {audit.OpRead, "id", []string{"id", "create", "version"}, h.get},
+			http.MethodPost:   {audit.OpCreate, "id", []string{"id", "recreate"}, h.create},
+			http.MethodDelete: {audit.OpDelete, "id", []string{"id"}, h.delete},
+		}))
+		m.HandleFunc(prefix+"/key/rotate", h.serve(map[string]route{
+			http.MethodPost: {audit.OpRotate, "id", []string{"id"}, h.rotate},
+		}))
+		m.HandleFunc(prefix+"/keys", h.serve(map[string]route{
+			http.MethodGet: {audit.OpList, "prefix", []string{"limit", "after", "prefix"}, h.list},
+		}))
 	}
 	m.HandleFunc("/healthz", h.healthz)
 	m.HandleFunc("/readyz", h.readyz)
@@ -101,108 +107,6 @@ func bodyOver(body io.Reader, max int64) bool {
 	return n > max
 }
 
-// keyOp and rotateOp name the audited operation of a /key or /key/rotate request (empty: the
-// method is not allowed, nothing to audit).
-func keyOp(r *http.Request) string {
-	switch r.Method {
-	case http.MethodGet:
-		return audit.OpRead
-	case http.MethodDelete:
-		return audit.OpDelete
-	}
-	return ""
-}
-
-func rotateOp(r *http.Request) string {
-	if r.Method == http.MethodPost {
-		return audit.OpRotate
-	}
-	return ""
-}
-
-// auth authenticates the caller with the key service before any other check (a refusal is
-// audited there when the method names a key operation).
-func (h *Handler) auth(op func(*http.Request) string, next func(http.ResponseWriter, *http.Request, *keyservice.Session)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		remote, subject := audit.PeerFromHTTP(r)
-		c := keyservice.Caller{API: audit.APIHTTP, Remote: remote, Subject: subject, Identities: keyservice.TLSIdentities(r.TLS),
-			Authorization: r.Header.Get("Authorization")}
-		sess, err := h.svc.Authenticate(r.Context(), c, op(r), r.URL.Query().Get("id"))
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		next(w, r, sess)
-	}
-}
-
-type keyResponse struct {
-	ID      string `json:"id"`
-	Key     string `json:"key,omitempty"`
-	Version uint32 `json:"version"`
-}
-
-func (h *Handler) key(w http.ResponseWriter, r *http.Request, sess *keyservice.Session) {
-	switch r.Method {
-	case http.MethodGet, http.MethodDelete:
-	default:
-		w.Header().Set("Allow", "GET, DELETE")
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	id, err := queryID(r, sess, keyOp(r))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if r.Method == http.MethodDelete {
-		if err := sess.Delete(r.Context(), id); err != nil {
-			fail(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	var resp keyResponse
-	if err := sess.Get(r.Context(), id, func(id string, version uint32, key []byte) {
-		resp = keyResponse{ID: id, Version: version, Key: base64.StdEncoding.EncodeToString(key)}
-	}); err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, sess *keyservice.Session) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	id, err := queryID(r, sess, audit.OpRotate)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	v, err := sess.Rotate(r.Context(), id)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, keyResponse{ID: id, Version: v})
-}
-
-// queryID returns the one id query parameter of r (the key service validates it); more or fewer
-// are refused through sess, which audits op as invalid.
-func queryID(r *http.Request, sess *keyservice.Session, op string) (string, error) {
-	ids := r.URL.Query()["id"]
-	if len(ids) != 1 {
-		return "", sess.Malformed(r.Context(), op, "exactly one id query parameter is required",
-			fmt.Errorf("%d id query parameters: %w", len(ids), keyring.ErrInvalidID))
-	}
-	return ids[0], nil
-}
-
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -226,6 +130,8 @@ var statuses = map[keyservice.Class]int{
 	keyservice.Unauthenticated: http.StatusUnauthorized,
 	keyservice.Forbidden:       http.StatusForbidden,
 	keyservice.NotFound:        http.StatusNotFound,
+	keyservice.Deleted:         http.StatusGone,
+	keyservice.Exists:          http.StatusConflict,
 	keyservice.Limited:         http.StatusTooManyRequests,
 	keyservice.Throttled:       http.StatusTooManyRequests,
 	keyservice.Canceled:        StatusClientClosedRequest,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,45 @@ func call(t *testing.T, method, url, token string) (int, keyResp) {
 		}
 	}
 	return resp.StatusCode, kr
+}
+
+// listKeys pages through a GET /keys listing and checks that it lists exactly want (sorted).
+func listKeys(t *testing.T, url, token string, want []string) {
+	t.Helper()
+	var got []string
+	next := ""
+	for range 100 {
+		target := url
+		if next != "" {
+			target += "&after=" + next
+		}
+		req, err := http.NewRequest("GET", target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			IDs  []string `json:"ids"`
+			Next string   `json:"next"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d, %v", target, resp.StatusCode, err)
+		}
+		got = append(got, page.IDs...)
+		if next = page.Next; next == "" {
+			break
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("GET %s listed %v, want %v", url, got, want)
+	}
 }
 
 func writeConfig(t *testing.T, dir, body string) string {
@@ -200,9 +240,26 @@ store:
 	if st, _ := call(t, "DELETE", base+"/key?id=tenant-acme", token); st != http.StatusNoContent {
 		t.Fatalf("delete: %d", st)
 	}
-	if st, _ := call(t, "DELETE", base+"/key?id=tenant-acme", token); st != http.StatusNotFound {
-		t.Fatalf("second delete: %d", st)
+	// The id is kept as deleted (a tombstone in DynamoDB): nothing re-creates it by accident.
+	lifecycle := []struct {
+		method, target string
+		want           int
+	}{
+		{"DELETE", "/key?id=tenant-acme", http.StatusGone},
+		{"GET", "/key?id=tenant-acme", http.StatusGone},
+		{"GET", "/key?id=tenant-acme&create=false", http.StatusGone},
+		{"GET", "/key?id=tenant-typo&create=false", http.StatusNotFound},
+		{"POST", "/key?id=tenant-acme", http.StatusGone},
+		{"POST", "/key?id=tenant-acme&recreate=true", http.StatusCreated},
+		{"GET", "/key?id=tenant-acme&version=1", http.StatusOK},
+		{"GET", "/key?id=tenant-acme&version=2", http.StatusNotFound},
 	}
+	for _, c := range lifecycle {
+		if st, e := call(t, c.method, base+c.target, token); st != c.want {
+			t.Fatalf("%s %s: %d %+v, want %d", c.method, c.target, st, e, c.want)
+		}
+	}
+	listKeys(t, base+"/keys?prefix=tenant-&limit=1", token, []string{"tenant-acme", "tenant-new"})
 
 	kms[1].Stop() // now only one region: below min_regions, creation must fail with 503
 	if st, e := call(t, "GET", base+"/key?id=tenant-third", token); st != http.StatusServiceUnavailable || e.Error == "" {

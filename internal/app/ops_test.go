@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,8 +198,14 @@ policies:
 	if _, err := keys.DeleteKey(authed, &rkmsv1.DeleteKeyRequest{Id: "tenant-t1"}); err != nil {
 		t.Fatalf("DeleteKey: %v", err)
 	}
-	if _, err := keys.DeleteKey(authed, &rkmsv1.DeleteKeyRequest{Id: "tenant-t1"}); status.Code(err) != codes.NotFound {
-		t.Fatalf("second DeleteKey: %v", err)
+	if _, err := keys.DeleteKey(authed, &rkmsv1.DeleteKeyRequest{Id: "tenant-t1"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("second DeleteKey: %v, want FailedPrecondition (deleted)", err)
+	}
+	if _, err := keys.ReadKey(authed, &rkmsv1.ReadKeyRequest{Id: "tenant-t1"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("ReadKey of a deleted id: %v", err)
+	}
+	if lk, err := keys.ListKeys(authed, &rkmsv1.ListKeysRequest{Prefix: "tenant-t"}); err != nil || !slices.Contains(lk.GetDeletedIds(), "tenant-t1") {
+		t.Fatalf("ListKeys: %v %v", lk, err)
 	}
 	if _, err := keys.GetKey(authed, &rkmsv1.GetKeyRequest{Id: "bad id"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("GetKey of a bad id: %v", err)
@@ -243,7 +250,8 @@ policies:
 		// Store.
 		{"rkms_store_request_duration_seconds", []string{"op", "get"}, atLeast(1), ">= 1"},
 		{"rkms_store_request_duration_seconds", []string{"op", "create"}, is(1), "1"},
-		{"rkms_store_request_duration_seconds", []string{"op", "delete"}, atLeast(1), ">= 1"},
+		{"rkms_store_request_duration_seconds", []string{"op", "update"}, atLeast(2), ">= 2 (rotate; delete writes a tombstone)"},
+		{"rkms_store_request_duration_seconds", []string{"op", "list"}, atLeast(1), ">= 1"},
 		{"rkms_store_errors_total", []string{"op", "get", "class", "not_found"}, atLeast(1), ">= 1 (the new key)"},
 		{"rkms_store_errors_total", []string{"class", "unavailable"}, is(0), "0"},
 		// ext_proc: one stream of four messages, one field each way.

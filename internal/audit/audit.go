@@ -26,6 +26,7 @@ const (
 	OpCreate = "create"
 	OpRotate = "rotate"
 	OpDelete = "delete"
+	OpList   = "list"
 )
 
 // Results that appear in the result attribute.
@@ -34,6 +35,8 @@ const (
 	ResultDenied      = "denied"
 	ResultInvalid     = "invalid"
 	ResultNotFound    = "not_found"
+	ResultDeleted     = "deleted"
+	ResultExists      = "exists"
 	ResultUnavailable = "unavailable"
 	ResultError       = "error"
 )
@@ -164,6 +167,10 @@ func Result(err error) string {
 		return ResultDenied
 	case c == keyring.ClassInvalid:
 		return ResultInvalid
+	case c == keyring.ClassDeleted:
+		return ResultDeleted
+	case c == keyring.ClassExists:
+		return ResultExists
 	case c == keyring.ClassNotFound, errors.Is(err, store.ErrNotFound):
 		return ResultNotFound
 	case c == keyring.ClassUnavailable, c == keyring.ClassCanceled, errors.Is(err, store.ErrUnavailable):

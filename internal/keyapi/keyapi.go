@@ -3,6 +3,7 @@ package keyapi
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/keyservice"
+	"github.com/rkms/rkms/keyring"
 )
 
 // Server implements rkms.v1.KeyService: a gRPC transport over a [keyservice.Service].
@@ -49,6 +51,56 @@ func (s *Server) GetKey(ctx context.Context, req *rkmsv1.GetKeyRequest) (*rkmsv1
 		return nil, toStatus(err)
 	}
 	return resp, nil
+}
+
+// ReadKey returns the current version of the key, or the version asked for; it never creates.
+func (s *Server) ReadKey(ctx context.Context, req *rkmsv1.ReadKeyRequest) (*rkmsv1.GetKeyResponse, error) {
+	sess, err := s.session(ctx, audit.OpRead, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	var resp *rkmsv1.GetKeyResponse
+	if err := sess.Read(ctx, req.GetId(), req.GetVersion(), lend(&resp)); err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// CreateKey creates the key (version 1), or re-creates a deleted one with recreate.
+func (s *Server) CreateKey(ctx context.Context, req *rkmsv1.CreateKeyRequest) (*rkmsv1.GetKeyResponse, error) {
+	sess, err := s.session(ctx, audit.OpCreate, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	var resp *rkmsv1.GetKeyResponse
+	if err := sess.Create(ctx, req.GetId(), req.GetRecreate(), lend(&resp)); err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// ListKeys returns one page of key ids.
+func (s *Server) ListKeys(ctx context.Context, req *rkmsv1.ListKeysRequest) (*rkmsv1.ListKeysResponse, error) {
+	sess, err := s.session(ctx, audit.OpList, req.GetPrefix())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPageSize() > keyservice.MaxListLimit {
+		return nil, toStatus(sess.Malformed(ctx, audit.OpList, "invalid limit: 1 to 1000",
+			fmt.Errorf("page size %d: %w", req.GetPageSize(), keyring.ErrInvalidID)))
+	}
+	res, err := sess.List(ctx, keyservice.ListRequest{Prefix: req.GetPrefix(), Cursor: req.GetPageToken(), Limit: int(req.GetPageSize())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &rkmsv1.ListKeysResponse{Ids: res.IDs, DeletedIds: res.Deleted, NextPageToken: res.Next}, nil
+}
+
+// lend returns the read callback of the key service that fills *resp with a copy of the key.
+func lend(resp **rkmsv1.GetKeyResponse) func(id string, version uint32, key []byte) {
+	return func(id string, version uint32, key []byte) {
+		*resp = &rkmsv1.GetKeyResponse{Id: id, Version: version, Key: append([]byte(nil), key...)}
+	}
 }
 
 // DeleteKey removes every version of the key.
@@ -112,6 +164,8 @@ var classCodes = map[keyservice.Class]codes.Code{
 	keyservice.Unauthenticated: codes.Unauthenticated,
 	keyservice.Forbidden:       codes.PermissionDenied,
 	keyservice.NotFound:        codes.NotFound,
+	keyservice.Deleted:         codes.FailedPrecondition,
+	keyservice.Exists:          codes.AlreadyExists,
 	keyservice.Limited:         codes.ResourceExhausted,
 	keyservice.Throttled:       codes.ResourceExhausted,
 	keyservice.Canceled:        codes.Canceled,

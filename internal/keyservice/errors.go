@@ -35,10 +35,15 @@ const (
 	// Forbidden: the caller authenticated, but its credential does not allow the operation on
 	// that key id (admin.credentials: allow, id_prefixes).
 	Forbidden
+	// Deleted: the key id was deleted; it is not re-created except by an explicit create with
+	// recreate (keyring.ErrDeleted).
+	Deleted
+	// Exists: an explicit create of an id that has a key (keyring.ErrExists).
+	Exists
 )
 
 var classNames = [...]string{"internal", "invalid_argument", "not_found", "limited", "unavailable",
-	"canceled", "unauthenticated", "throttled", "forbidden"}
+	"canceled", "unauthenticated", "throttled", "forbidden", "deleted", "exists"}
 
 // Classes returns every Class, for tables that must cover them all.
 func Classes() []Class {
@@ -67,6 +72,8 @@ const (
 	msgCanceled        = "request cancelled"
 	msgUnauthenticated = "missing or invalid bearer token"
 	msgThrottled       = "too many failed authentications from this address"
+	msgDeleted         = "key deleted: only an explicit create with recreate brings the id back"
+	msgExists          = "key already exists"
 )
 
 // forbiddenMsg is the message of a Forbidden refusal of op: it names the operation (a fixed
@@ -108,6 +115,8 @@ var classes = map[keyring.Class]struct {
 	keyring.ClassLimited:     {Limited, msgLimited},
 	keyring.ClassUnavailable: {Unavailable, msgUnavailable},
 	keyring.ClassCanceled:    {Canceled, msgCanceled},
+	keyring.ClassDeleted:     {Deleted, msgDeleted},
+	keyring.ClassExists:      {Exists, msgExists},
 }
 
 // Classify returns err as an *Error: itself when it is one already, else the class of a keyring

@@ -21,10 +21,18 @@ const ReadyTimeout = 2 * time.Second
 // Keys is what the service needs from the keyring.
 type Keys interface {
 	// Get returns the current version of id, creating the key if absent (within the keyring's
-	// creation rate limit: keyring.ErrCreateLimited).
+	// creation rate limit: keyring.ErrCreateLimited); keyring.ErrDeleted for a deleted id.
 	Get(ctx context.Context, id string) (keyring.DataKey, error)
-	// Lookup is Get that never creates (keyring.ErrNotFound when absent).
+	// Lookup returns the current version of id; it never creates (keyring.ErrNotFound,
+	// keyring.ErrDeleted).
 	Lookup(ctx context.Context, id string) (keyring.DataKey, error)
+	// GetVersion returns version v of id; it never creates (keyring.ErrNotFound).
+	GetVersion(ctx context.Context, id string, v uint32) (keyring.DataKey, error)
+	// Create creates id's key, version 1 (keyring.ErrExists; keyring.ErrDeleted unless
+	// recreate).
+	Create(ctx context.Context, id string, recreate bool) (keyring.DataKey, error)
+	// List returns one page of ids (see keyring.Keyring.List).
+	List(ctx context.Context, prefix, after string, limit int) (keyring.ListPage, error)
 	// Rotate adds a version and returns its number (keyring.ErrNotFound when absent).
 	Rotate(ctx context.Context, id string) (uint32, error)
 	// Delete removes every version of id (keyring.ErrNotFound when absent).
@@ -147,6 +155,51 @@ func (ss *Session) Get(ctx context.Context, id string, read func(id string, vers
 		})
 	}
 	return ss.fail(audit.OpRead, err)
+}
+
+// Read gets version of id (0: the current one) and lends its bytes to read, like Get, but never
+// creates: NotFound when id has no key (or no such version), Deleted when it was deleted. It is
+// audited as a read. Errors are *Error.
+func (ss *Session) Read(ctx context.Context, id string, version uint32, read func(id string, version uint32, key []byte)) error {
+	ctx, cancel, err := ss.begin(ctx, audit.OpRead, id)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	var dk keyring.DataKey
+	if version == 0 {
+		dk, err = ss.s.keys.Lookup(ctx, id)
+	} else {
+		dk, err = ss.s.keys.GetVersion(ctx, id, version)
+	}
+	ss.s.audit.Record(ctx, audit.OpRead, id, max(dk.Version, version), err)
+	return ss.fail(audit.OpRead, ss.lend(dk, err, read))
+}
+
+// Create creates id's key (version 1) and lends its bytes to read: Exists when id has a key,
+// Deleted when it was deleted and recreate is false (with recreate, the deleted id gets a new
+// key). Errors are *Error.
+func (ss *Session) Create(ctx context.Context, id string, recreate bool, read func(id string, version uint32, key []byte)) error {
+	ctx, cancel, err := ss.begin(ctx, audit.OpCreate, id)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	dk, err := ss.s.keys.Create(ctx, id, recreate)
+	ss.s.audit.Record(ctx, audit.OpCreate, id, dk.Version, err)
+	return ss.fail(audit.OpCreate, ss.lend(dk, err, read))
+}
+
+// lend passes dk's bytes to read when err is nil.
+func (ss *Session) lend(dk keyring.DataKey, err error, read func(id string, version uint32, key []byte)) error {
+	if err != nil {
+		return err
+	}
+	// Fails only if the key was evicted and wiped since it was handed out.
+	return dk.Secret.Use(func(b []byte) error {
+		read(dk.ID, dk.Version, b)
+		return nil
+	})
 }
 
 // Rotate adds a version of id that new encryptions use and returns its number. Errors are *Error.

@@ -39,6 +39,8 @@ func TestClassify(t *testing.T) {
 	}{
 		{fmt.Errorf("x: %w", keyring.ErrInvalidID), InvalidArgument, msgInvalidID},
 		{fmt.Errorf("x: %w", keyring.ErrNotFound), NotFound, msgNotFound},
+		{fmt.Errorf("x: %w", keyring.ErrDeleted), Deleted, msgDeleted},
+		{fmt.Errorf("x: %w", keyring.ErrExists), Exists, msgExists},
 		{fmt.Errorf("x: %w", &keyring.CreateLimitedError{RetryAfter: 3 * time.Second}), Limited, msgLimited},
 		{fmt.Errorf("x: %w", keyring.ErrUnavailable), Unavailable, msgUnavailable},
 		{context.DeadlineExceeded, Unavailable, msgUnavailable},

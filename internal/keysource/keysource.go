@@ -18,9 +18,13 @@ type Keyring struct{ K *keyring.Keyring }
 
 var _ extproc.Keys = Keyring{}
 
-// Current returns the current version of id, creating the key on first use.
+// Current returns the current version of id, creating the key on first use. A deleted id is
+// never re-created: it is extproc.ErrKeyUnknown (403), as for a policy that does not create keys.
 func (a Keyring) Current(ctx context.Context, id string) (envelope.Key, error) {
 	dk, err := a.K.Get(ctx, id)
+	if errors.Is(err, keyring.ErrDeleted) {
+		return envelope.Key{}, fmt.Errorf("%w: %w", extproc.ErrKeyUnknown, err)
+	}
 	if err != nil {
 		return envelope.Key{}, Classify(err)
 	}
@@ -28,7 +32,8 @@ func (a Keyring) Current(ctx context.Context, id string) (envelope.Key, error) {
 }
 
 // Lookup returns the current version of id; it never creates. An absent key is
-// extproc.ErrKeyUnknown (the keyring's ErrNotFound means that here, not a missing version).
+// extproc.ErrKeyUnknown (the keyring's ErrNotFound means that here, not a missing version), and
+// so is a deleted one (keyring.ErrDeleted wraps ErrNotFound).
 func (a Keyring) Lookup(ctx context.Context, id string) (envelope.Key, error) {
 	dk, err := a.K.Lookup(ctx, id)
 	if errors.Is(err, keyring.ErrNotFound) {
@@ -56,7 +61,9 @@ func Classify(err error) error {
 	switch keyring.ClassOf(err) {
 	case keyring.ClassInvalid:
 		return fmt.Errorf("%w: %w", extproc.ErrInvalidKeyID, err)
-	case keyring.ClassNotFound:
+	case keyring.ClassNotFound, keyring.ClassDeleted:
+		// A deleted id's ciphertexts fail like any that do not open (Version); Current and
+		// Lookup turn a deleted id into ErrKeyUnknown before they get here.
 		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
 	case keyring.ClassLimited:
 		return &extproc.CreateLimitedError{RetryAfter: keyring.RetryAfter(err), Err: err}

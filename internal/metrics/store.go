@@ -13,8 +13,8 @@ import (
 // measuredStore times and counts every call of a wrapped store.Store.
 type measuredStore struct {
 	store.Store
-	m                              *Metrics
-	get, create, update, del, ping prometheus.Observer
+	m                                    *Metrics
+	get, create, update, del, ping, list prometheus.Observer
 }
 
 var _ store.Store = (*measuredStore)(nil)
@@ -22,7 +22,7 @@ var _ store.Store = (*measuredStore)(nil)
 // WrapStore returns s with its calls measured: latency per operation and errors by class.
 // Close is passed through unmeasured.
 func (m *Metrics) WrapStore(s store.Store) store.Store {
-	for _, op := range []string{"get", "create", "update", "delete", "ping"} {
+	for _, op := range []string{"get", "create", "update", "delete", "ping", "list"} {
 		for _, class := range storeClasses {
 			m.storeErrors.WithLabelValues(op, class)
 		}
@@ -33,6 +33,7 @@ func (m *Metrics) WrapStore(s store.Store) store.Store {
 		update: m.storeLatency.WithLabelValues("update"),
 		del:    m.storeLatency.WithLabelValues("delete"),
 		ping:   m.storeLatency.WithLabelValues("ping"),
+		list:   m.storeLatency.WithLabelValues("list"),
 	}
 }
 
@@ -62,6 +63,13 @@ func (s *measuredStore) Delete(ctx context.Context, id string) error {
 	err := s.Store.Delete(ctx, id)
 	s.done(s.del, "delete", start, err)
 	return err
+}
+
+func (s *measuredStore) List(ctx context.Context, opts store.ListOptions) (store.ListPage, error) {
+	start := time.Now()
+	page, err := s.Store.List(ctx, opts)
+	s.done(s.list, "list", start, err)
+	return page, err
 }
 
 func (s *measuredStore) Ping(ctx context.Context) error {

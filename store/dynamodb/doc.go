@@ -29,6 +29,10 @@
 //	    key_id    S  KMS key that wrapped the DEK (left out when empty)
 //	    blob      B  KMS ciphertext of the DEK, raw bytes (left out when empty)
 //	  missing   L  of S: regions that still lack a wrapped copy (left out when empty)
+//	deleted   S  RFC 3339 time, UTC: the item is a tombstone (store.Record.Deleted); left out
+//	             when live. Added without a schema change: older items lack it and are live;
+//	             an older rkms reads a tombstone as a record without its current version and
+//	             fails closed
 //
 // Other attributes are ignored on read and dropped by the next write (the legacy global-tables
 // version adds aws:rep:* attributes). testdata/item-v1.json shows an item in DynamoDB JSON, as
@@ -47,11 +51,17 @@
 //   - Update: PutItem of the whole item with rev = :expected; on a failed condition a consistent
 //     GetItem tells [store.ErrNotFound] (item absent) from [store.ErrConflict] (anything else).
 //   - Delete: DeleteItem with attribute_exists(id); a failed condition is [store.ErrNotFound].
+//   - List: Scan with ConsistentRead, Limit and ExclusiveStartKey (the cursor is the id of
+//     LastEvaluatedKey) on the first endpoint, falling back like Get; a prefix is a
+//     FilterExpression begins_with(id, :prefix), applied by DynamoDB after Limit, so a page can
+//     be short or empty while more follow. Scan order is DynamoDB's hash order: each page is
+//     sorted by id, the listing as a whole is in no documented order, and ids created or
+//     deleted during a listing may or may not appear. A scan reads (and bills) whole items.
 //   - Ping: an eventually consistent GetItem of a reserved id ("#rkms-ping", never a valid key
 //     id), succeeding if any endpoint answers. It needs only dynamodb:GetItem, and tells
 //     readiness the store can serve reads; writes may still fail if the write region is down.
 //
-// IAM permissions: dynamodb:GetItem, PutItem, DeleteItem on the table; DescribeTable and
+// IAM permissions: dynamodb:GetItem, PutItem, DeleteItem on the table, Scan for listing; DescribeTable and
 // CreateTable only with CreateTable.
 //
 // # Why writes go to one region

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -292,6 +294,72 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete key record %q: %w", id, err)
 	}
 	return nil
+}
+
+// List implements [store.Store.List] with a consistent Scan of opts.Limit items from the
+// cursor, on the first endpoint and, only if it is unavailable, the next ones (the cursor is a
+// key, valid on every replica). Each page is sorted by id; across pages the order is the
+// table's scan order (see the package doc).
+func (s *Store) List(ctx context.Context, opts store.ListOptions) (store.ListPage, error) {
+	if err := store.CheckListOptions(opts); err != nil {
+		return store.ListPage{}, fmt.Errorf("list key records: %w", err)
+	}
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(s.table),
+		ConsistentRead:           aws.Bool(true),
+		Limit:                    aws.Int32(int32(opts.Limit)),
+		ProjectionExpression:     aws.String("#id, #del"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#del": attrDeleted},
+	}
+	if opts.After != "" {
+		in.ExclusiveStartKey = keyOf(opts.After)
+	}
+	if opts.Prefix != "" {
+		in.FilterExpression = aws.String("begins_with(#id, :prefix)")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prefix": attrS(opts.Prefix)}
+	}
+	var errs []error
+	for _, c := range s.clients {
+		var out *dynamodb.ScanOutput
+		err := s.call(ctx, c, func(ctx context.Context) error {
+			var err error
+			out, err = c.db.Scan(ctx, in)
+			return err
+		})
+		switch {
+		case err == nil:
+			return pageOf(out)
+		case !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+			return store.ListPage{}, fmt.Errorf("list key records: %w", err)
+		}
+		errs = append(errs, err)
+	}
+	return store.ListPage{}, fmt.Errorf("list key records: all %d endpoints failed: %w", len(errs), errors.Join(errs...))
+}
+
+// pageOf turns a Scan answer into a page sorted by id.
+func pageOf(out *dynamodb.ScanOutput) (store.ListPage, error) {
+	var page store.ListPage
+	for _, item := range out.Items {
+		id, err := getS(item, attrID, true)
+		if err != nil {
+			return store.ListPage{}, fmt.Errorf("list key records: %w", err)
+		}
+		deleted, err := getS(item, attrDeleted, false)
+		if err != nil {
+			return store.ListPage{}, fmt.Errorf("list key records: item %q: %w", id, err)
+		}
+		page.Entries = append(page.Entries, store.ListEntry{ID: id, Deleted: deleted != ""})
+	}
+	slices.SortFunc(page.Entries, func(a, b store.ListEntry) int { return strings.Compare(a.ID, b.ID) })
+	if len(out.LastEvaluatedKey) > 0 {
+		next, err := getS(out.LastEvaluatedKey, attrID, true)
+		if err != nil {
+			return store.ListPage{}, fmt.Errorf("list key records: last evaluated key: %w", err)
+		}
+		page.Next = next
+	}
+	return page, nil
 }
 
 // Ping implements [store.Store.Ping]: it succeeds when any endpoint answers an eventually

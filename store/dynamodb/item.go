@@ -26,6 +26,7 @@ const (
 	attrKeyID    = "key_id"
 	attrBlob     = "blob"
 	attrMissing  = "missing"
+	attrDeleted  = "deleted"
 )
 
 func attrS(s string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: s} }
@@ -67,13 +68,17 @@ func encodeItem(rec *store.Record, rev int64) map[string]types.AttributeValue {
 		}
 		versions[i] = &types.AttributeValueMemberM{Value: vm}
 	}
-	return map[string]types.AttributeValue{
+	item := map[string]types.AttributeValue{
 		attrID:       attrS(rec.ID),
 		attrSchema:   attrN(schemaVersion),
 		attrRev:      attrN(rev),
 		attrCur:      attrN(int64(rec.Current)),
 		attrVersions: &types.AttributeValueMemberL{Value: versions},
 	}
+	if rec.IsTombstone() {
+		item[attrDeleted] = attrS(rec.Deleted.UTC().Format(time.RFC3339Nano))
+	}
+	return item
 }
 
 // decodeItem parses an item strictly; unknown attributes are ignored (global tables and operators
@@ -104,6 +109,17 @@ func decodeItem(item map[string]types.AttributeValue) (*store.Record, error) {
 		return nil, corrupt("attribute %q missing or not a list", attrVersions)
 	}
 	rec := &store.Record{ID: id, Revision: rev, Current: uint32(cur), Versions: make([]store.Version, len(list.Value))}
+	deletedS, err := getS(item, attrDeleted, false)
+	if err != nil {
+		return nil, err
+	}
+	if deletedS != "" {
+		deleted, err := time.Parse(time.RFC3339Nano, deletedS)
+		if err != nil || deleted.IsZero() {
+			return nil, corrupt("bad deleted time %q", deletedS)
+		}
+		rec.Deleted = deleted.UTC()
+	}
 	for i, av := range list.Value {
 		m, ok := av.(*types.AttributeValueMemberM)
 		if !ok {

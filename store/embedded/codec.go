@@ -20,6 +20,9 @@ type recordJSON struct {
 	Revision int64         `json:"revision"`
 	Current  uint32        `json:"current"`
 	Versions []versionJSON `json:"versions"`
+	// Deleted marks a tombstone (RFC 3339, UTC); absent in live records and in every record
+	// written before tombstones existed.
+	Deleted string `json:"deleted,omitempty"`
 }
 
 type versionJSON struct {
@@ -55,6 +58,9 @@ func encode(rec *store.Record) ([]byte, error) {
 		}
 		r.Versions[i] = vj
 	}
+	if rec.IsTombstone() {
+		r.Deleted = rec.Deleted.UTC().Format(time.RFC3339Nano)
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode key record %q: %w", rec.ID, err)
@@ -88,6 +94,13 @@ func decode(data []byte) (*store.Record, error) {
 		Current:  r.Current,
 		Versions: make([]store.Version, len(r.Versions)),
 	}
+	if r.Deleted != "" {
+		deleted, err := time.Parse(time.RFC3339Nano, r.Deleted)
+		if err != nil || deleted.IsZero() {
+			return nil, corrupt("bad deleted time %q", r.Deleted)
+		}
+		rec.Deleted = deleted.UTC()
+	}
 	for i, vj := range r.Versions {
 		created, err := time.Parse(time.RFC3339Nano, vj.Created)
 		if err != nil {
@@ -109,4 +122,13 @@ func decode(data []byte) (*store.Record, error) {
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("decode key record: %s: %w", fmt.Sprintf(format, args...), store.ErrCorrupt)
+}
+
+// tombstoneOf reports whether an encoded record is a tombstone, decoding only that field; an
+// undecodable record counts as live (listing names it; reading it reports the corruption).
+func tombstoneOf(data []byte) bool {
+	var r struct {
+		Deleted string `json:"deleted"`
+	}
+	return json.Unmarshal(data, &r) == nil && r.Deleted != ""
 }

@@ -30,8 +30,13 @@
 //	      },
 //	      "missing": ["eu-west-1"]       // may be empty or absent
 //	    }
-//	  ]
+//	  ],
+//	  "deleted": "2025-07-01T12:00:00Z"  // tombstone time (store.Record.Deleted); absent when live
 //	}
+//
+// "deleted" was added after the first release without a format change: records written before
+// it have no such field and are live; a tombstone has it and (normally) no versions. An older
+// rkms refuses a tombstone as corrupt (unknown field), which fails closed.
 //
 // testdata/record-v1.json is a golden example that the tests decode and re-encode byte for byte.
 // A value that does not decode (bad JSON, unknown field, other format version, id mismatch) makes
@@ -43,6 +48,9 @@
 // the method returns, so a crash loses no acknowledged write and never leaves a half-written
 // record. bbolt serializes writers, which makes Create first-write-wins and Update a true
 // compare-and-swap within the process that holds the file.
+//
+// List reads a bbolt cursor from the first id after the cursor (the last id of the previous
+// page) that has the prefix: ids come in byte order across pages.
 //
 // bbolt operations cannot be interrupted: each method checks its context before starting and
 // otherwise runs to completion (a local transaction takes microseconds to milliseconds).

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -195,6 +196,38 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return classify("delete key record", id, err)
 	}
 	return nil
+}
+
+// List implements [store.Store.List] in id order (bbolt keeps keys sorted by bytes): a cursor
+// seeks to the first id after opts.After that has opts.Prefix and reads at most opts.Limit ids.
+func (s *Store) List(ctx context.Context, opts store.ListOptions) (store.ListPage, error) {
+	if err := store.CheckListOptions(opts); err != nil {
+		return store.ListPage{}, fmt.Errorf("list key records: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.ListPage{}, unavailable("list key records", opts.Prefix, err)
+	}
+	var page store.ListPage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		prefix := []byte(opts.Prefix)
+		start := prefix
+		if opts.After >= opts.Prefix {
+			start = append([]byte(opts.After), 0) // the smallest key after opts.After
+		}
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(page.Entries) == opts.Limit {
+				page.Next = page.Entries[len(page.Entries)-1].ID
+				break
+			}
+			page.Entries = append(page.Entries, store.ListEntry{ID: string(k), Deleted: tombstoneOf(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ListPage{}, classify("list key records", opts.Prefix, err)
+	}
+	return page, nil
 }
 
 // Ping implements [store.Store.Ping]: it runs a read transaction on the open file.

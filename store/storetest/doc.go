@@ -18,7 +18,9 @@
 // per Update; no test assumes a value), a stale Update after Delete and re-Create failing with
 // ErrConflict and changing nothing (the ABA case), copy semantics in both directions,
 // first-write-wins under 16 concurrent Creates, no lost update under concurrent compare-and-swap
-// loops, cancelled contexts failing with ErrUnavailable and writing nothing, and Ping.
+// loops, cancelled contexts failing with ErrUnavailable and writing nothing, Ping, tombstones
+// (Record.Deleted) round-tripping and turning live again, and List: paging with every limit down to
+// one, prefixes, tombstones marked, deleted records gone, each page sorted, bad options refused.
 //
 // # Test hooks
 //

@@ -35,18 +35,19 @@ const (
 	OpUpdate MemoryOp = "update"
 	OpDelete MemoryOp = "delete"
 	OpPing   MemoryOp = "ping"
+	OpList   MemoryOp = "list"
 )
 
 // MemoryHook runs at the start of every [Memory] operation, after the call is counted and before
 // anything is read or written, without holding the store's lock: it may call the store itself (for
 // example to simulate another replica's Create winning a race). If it returns an error the
-// operation returns that error and has no effect. id is empty for Ping.
+// operation returns that error and has no effect. id is empty for Ping and List.
 type MemoryHook func(ctx context.Context, op MemoryOp, id string) error
 
 // MemoryCalls counts calls to each [Memory] method, including calls that failed. A call refused
 // for an invalid id or record is not counted (it never reaches the store).
 type MemoryCalls struct {
-	Get, Create, Update, Delete, Ping int
+	Get, Create, Update, Delete, Ping, List int
 }
 
 // NewMemory returns an empty in-memory store with test hooks.
@@ -97,6 +98,8 @@ func (m *Memory) begin(ctx context.Context, op MemoryOp, id string) error {
 		m.calls.Delete++
 	case OpPing:
 		m.calls.Ping++
+	case OpList:
+		m.calls.List++
 	}
 	hook := m.hook
 	m.mu.Unlock()
@@ -175,6 +178,16 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	delete(m.ids, id)
 	m.mu.Unlock()
 	return nil
+}
+
+// List implements [store.Store.List]; the hook sees it with an empty id.
+func (m *Memory) List(ctx context.Context, opts store.ListOptions) (store.ListPage, error) {
+	if store.CheckListOptions(opts) == nil {
+		if err := m.begin(ctx, OpList, ""); err != nil {
+			return store.ListPage{}, err
+		}
+	}
+	return m.inner.List(ctx, opts)
 }
 
 // Ping implements [store.Store.Ping]: it fails only when the store is closed, marked unavailable,

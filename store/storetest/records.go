@@ -67,6 +67,9 @@ func diff(want, got *store.Record) string {
 	if want.Revision != got.Revision {
 		d = append(d, fmt.Sprintf("Revision: want %d, got %d", want.Revision, got.Revision))
 	}
+	if !want.Deleted.Equal(got.Deleted) {
+		d = append(d, fmt.Sprintf("Deleted: want %v, got %v", want.Deleted, got.Deleted))
+	}
 	if want.Current != got.Current {
 		d = append(d, fmt.Sprintf("Current: want %d, got %d", want.Current, got.Current))
 	}

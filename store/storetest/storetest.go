@@ -38,6 +38,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ContextDone", testContextDone},
 		{"Invalid", testInvalid},
 		{"Ping", testPing},
+		{"List", testList},
+		{"ListInvalid", testListInvalid},
+		{"Tombstone", testTombstone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -126,6 +126,239 @@ func (x *GetKeyResponse) GetVersion() uint32 {
 	return 0
 }
 
+type ReadKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The version to read; 0: the current one.
+	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadKeyRequest) Reset() {
+	*x = ReadKeyRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadKeyRequest) ProtoMessage() {}
+
+func (x *ReadKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadKeyRequest.ProtoReflect.Descriptor instead.
+func (*ReadKeyRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReadKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReadKeyRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type CreateKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Re-create an id that was deleted (its old ciphertexts stay unreadable).
+	Recreate      bool `protobuf:"varint,2,opt,name=recreate,proto3" json:"recreate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyRequest) Reset() {
+	*x = CreateKeyRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyRequest) ProtoMessage() {}
+
+func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateKeyRequest) GetRecreate() bool {
+	if x != nil {
+		return x.Recreate
+	}
+	return false
+}
+
+type ListKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records to examine for this page: 1 to 1000; 0 means 100. A page may hold fewer ids while
+	// more follow.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page; empty for the first page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only ids that start with it; empty: all.
+	Prefix        string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysRequest) Reset() {
+	*x = ListKeysRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysRequest) ProtoMessage() {}
+
+func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListKeysRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListKeysRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type ListKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Live key ids, sorted within the page.
+	Ids []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	// Deleted ids, sorted within the page.
+	DeletedIds []string `protobuf:"bytes,2,rep,name=deleted_ids,json=deletedIds,proto3" json:"deleted_ids,omitempty"`
+	// Pass as page_token for the next page; empty when the listing is complete. Opaque.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysResponse) Reset() {
+	*x = ListKeysResponse{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysResponse) ProtoMessage() {}
+
+func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListKeysResponse) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListKeysResponse) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ListKeysResponse) GetDeletedIds() []string {
+	if x != nil {
+		return x.DeletedIds
+	}
+	return nil
+}
+
+func (x *ListKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type DeleteKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -135,7 +368,7 @@ type DeleteKeyRequest struct {
 
 func (x *DeleteKeyRequest) Reset() {
 	*x = DeleteKeyRequest{}
-	mi := &file_rkms_v1_keys_proto_msgTypes[2]
+	mi := &file_rkms_v1_keys_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +380,7 @@ func (x *DeleteKeyRequest) String() string {
 func (*DeleteKeyRequest) ProtoMessage() {}
 
 func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rkms_v1_keys_proto_msgTypes[2]
+	mi := &file_rkms_v1_keys_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +393,7 @@ func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
-	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{2}
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeleteKeyRequest) GetId() string {
@@ -178,7 +411,7 @@ type DeleteKeyResponse struct {
 
 func (x *DeleteKeyResponse) Reset() {
 	*x = DeleteKeyResponse{}
-	mi := &file_rkms_v1_keys_proto_msgTypes[3]
+	mi := &file_rkms_v1_keys_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +423,7 @@ func (x *DeleteKeyResponse) String() string {
 func (*DeleteKeyResponse) ProtoMessage() {}
 
 func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rkms_v1_keys_proto_msgTypes[3]
+	mi := &file_rkms_v1_keys_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +436,7 @@ func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
-	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{3}
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{7}
 }
 
 type RotateKeyRequest struct {
@@ -215,7 +448,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_rkms_v1_keys_proto_msgTypes[4]
+	mi := &file_rkms_v1_keys_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +460,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rkms_v1_keys_proto_msgTypes[4]
+	mi := &file_rkms_v1_keys_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +473,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{4}
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -261,7 +494,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_rkms_v1_keys_proto_msgTypes[5]
+	mi := &file_rkms_v1_keys_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +506,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rkms_v1_keys_proto_msgTypes[5]
+	mi := &file_rkms_v1_keys_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +519,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{5}
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RotateKeyResponse) GetId() string {
@@ -313,7 +546,23 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\x0eGetKeyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\rR\aversion\"\"\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\":\n" +
+	"\x0eReadKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\">\n" +
+	"\x10CreateKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\brecreate\x18\x02 \x01(\bR\brecreate\"e\n" +
+	"\x0fListKeysRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\"m\n" +
+	"\x10ListKeysResponse\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x1f\n" +
+	"\vdeleted_ids\x18\x02 \x03(\tR\n" +
+	"deletedIds\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\"\n" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
 	"\x11DeleteKeyResponse\"\"\n" +
@@ -321,10 +570,13 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\x11RotateKeyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\rR\aversion2\xcf\x01\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion2\x8e\x03\n" +
 	"\n" +
 	"KeyService\x129\n" +
-	"\x06GetKey\x12\x16.rkms.v1.GetKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12B\n" +
+	"\x06GetKey\x12\x16.rkms.v1.GetKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12;\n" +
+	"\aReadKey\x12\x17.rkms.v1.ReadKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12?\n" +
+	"\tCreateKey\x12\x19.rkms.v1.CreateKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12?\n" +
+	"\bListKeys\x12\x18.rkms.v1.ListKeysRequest\x1a\x19.rkms.v1.ListKeysResponse\x12B\n" +
 	"\tDeleteKey\x12\x19.rkms.v1.DeleteKeyRequest\x1a\x1a.rkms.v1.DeleteKeyResponse\x12B\n" +
 	"\tRotateKey\x12\x19.rkms.v1.RotateKeyRequest\x1a\x1a.rkms.v1.RotateKeyResponseB)Z'github.com/rkms/rkms/api/rkms/v1;rkmsv1b\x06proto3"
 
@@ -340,24 +592,34 @@ func file_rkms_v1_keys_proto_rawDescGZIP() []byte {
 	return file_rkms_v1_keys_proto_rawDescData
 }
 
-var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_rkms_v1_keys_proto_goTypes = []any{
 	(*GetKeyRequest)(nil),     // 0: rkms.v1.GetKeyRequest
 	(*GetKeyResponse)(nil),    // 1: rkms.v1.GetKeyResponse
-	(*DeleteKeyRequest)(nil),  // 2: rkms.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil), // 3: rkms.v1.DeleteKeyResponse
-	(*RotateKeyRequest)(nil),  // 4: rkms.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil), // 5: rkms.v1.RotateKeyResponse
+	(*ReadKeyRequest)(nil),    // 2: rkms.v1.ReadKeyRequest
+	(*CreateKeyRequest)(nil),  // 3: rkms.v1.CreateKeyRequest
+	(*ListKeysRequest)(nil),   // 4: rkms.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),  // 5: rkms.v1.ListKeysResponse
+	(*DeleteKeyRequest)(nil),  // 6: rkms.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil), // 7: rkms.v1.DeleteKeyResponse
+	(*RotateKeyRequest)(nil),  // 8: rkms.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil), // 9: rkms.v1.RotateKeyResponse
 }
 var file_rkms_v1_keys_proto_depIdxs = []int32{
 	0, // 0: rkms.v1.KeyService.GetKey:input_type -> rkms.v1.GetKeyRequest
-	2, // 1: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
-	4, // 2: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
-	1, // 3: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
-	3, // 4: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
-	5, // 5: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	2, // 1: rkms.v1.KeyService.ReadKey:input_type -> rkms.v1.ReadKeyRequest
+	3, // 2: rkms.v1.KeyService.CreateKey:input_type -> rkms.v1.CreateKeyRequest
+	4, // 3: rkms.v1.KeyService.ListKeys:input_type -> rkms.v1.ListKeysRequest
+	6, // 4: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
+	8, // 5: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
+	1, // 6: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
+	1, // 7: rkms.v1.KeyService.ReadKey:output_type -> rkms.v1.GetKeyResponse
+	1, // 8: rkms.v1.KeyService.CreateKey:output_type -> rkms.v1.GetKeyResponse
+	5, // 9: rkms.v1.KeyService.ListKeys:output_type -> rkms.v1.ListKeysResponse
+	7, // 10: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
+	9, // 11: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
+	6, // [6:12] is the sub-list for method output_type
+	0, // [0:6] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -374,7 +636,7 @@ func file_rkms_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rkms_v1_keys_proto_rawDesc), len(file_rkms_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

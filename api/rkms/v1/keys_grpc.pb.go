@@ -20,6 +20,9 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	KeyService_GetKey_FullMethodName    = "/rkms.v1.KeyService/GetKey"
+	KeyService_ReadKey_FullMethodName   = "/rkms.v1.KeyService/ReadKey"
+	KeyService_CreateKey_FullMethodName = "/rkms.v1.KeyService/CreateKey"
+	KeyService_ListKeys_FullMethodName  = "/rkms.v1.KeyService/ListKeys"
 	KeyService_DeleteKey_FullMethodName = "/rkms.v1.KeyService/DeleteKey"
 	KeyService_RotateKey_FullMethodName = "/rkms.v1.KeyService/RotateKey"
 )
@@ -37,13 +40,27 @@ const (
 //
 //	INVALID_ARGUMENT  the id breaks the key id rule (1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = -)
 //	UNAUTHENTICATED   no or wrong token
-//	NOT_FOUND         DeleteKey or RotateKey of an id that has no key
+//	NOT_FOUND         ReadKey, DeleteKey or RotateKey of an id that has no key (or version)
+//	ALREADY_EXISTS    CreateKey of an id that has a key
+//	FAILED_PRECONDITION  the id was deleted: only CreateKey with recreate brings it back
+//	RESOURCE_EXHAUSTED   the key creation rate limit, or too many failed authentications
 //	UNAVAILABLE       too few KMS regions answered, or the key store is unreachable
 //	INTERNAL          anything else (the cause is logged by rkms, never sent)
 type KeyServiceClient interface {
-	// GetKey returns the current version of a key, creating the key if the id has none.
+	// GetKey returns the current version of a key, creating the key if the id has none (kept for
+	// compatibility: prefer ReadKey, which never creates, and CreateKey).
 	GetKey(ctx context.Context, in *GetKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error)
-	// DeleteKey removes every version of a key (crypto-shredding). NOT_FOUND when absent.
+	// ReadKey returns the current version of a key, or the version asked for; it never creates.
+	// NOT_FOUND when absent, FAILED_PRECONDITION when deleted.
+	ReadKey(ctx context.Context, in *ReadKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error)
+	// CreateKey creates a key (version 1) and returns it. ALREADY_EXISTS when the id has a key;
+	// FAILED_PRECONDITION when the id was deleted, unless recreate is set.
+	CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error)
+	// ListKeys returns one page of key ids, live and deleted apart; it reads no key.
+	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
+	// DeleteKey removes every version of a key (crypto-shredding) and keeps the id as deleted, so
+	// that GetKey and ext_proc requests do not re-create it. NOT_FOUND when absent,
+	// FAILED_PRECONDITION when deleted already.
 	DeleteKey(ctx context.Context, in *DeleteKeyRequest, opts ...grpc.CallOption) (*DeleteKeyResponse, error)
 	// RotateKey adds a version that new encryptions use; older versions keep decrypting.
 	// NOT_FOUND when absent.
@@ -62,6 +79,36 @@ func (c *keyServiceClient) GetKey(ctx context.Context, in *GetKeyRequest, opts .
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetKeyResponse)
 	err := c.cc.Invoke(ctx, KeyService_GetKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ReadKey(ctx context.Context, in *ReadKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_ReadKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeysResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListKeys_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,13 +148,27 @@ func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, 
 //
 //	INVALID_ARGUMENT  the id breaks the key id rule (1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = -)
 //	UNAUTHENTICATED   no or wrong token
-//	NOT_FOUND         DeleteKey or RotateKey of an id that has no key
+//	NOT_FOUND         ReadKey, DeleteKey or RotateKey of an id that has no key (or version)
+//	ALREADY_EXISTS    CreateKey of an id that has a key
+//	FAILED_PRECONDITION  the id was deleted: only CreateKey with recreate brings it back
+//	RESOURCE_EXHAUSTED   the key creation rate limit, or too many failed authentications
 //	UNAVAILABLE       too few KMS regions answered, or the key store is unreachable
 //	INTERNAL          anything else (the cause is logged by rkms, never sent)
 type KeyServiceServer interface {
-	// GetKey returns the current version of a key, creating the key if the id has none.
+	// GetKey returns the current version of a key, creating the key if the id has none (kept for
+	// compatibility: prefer ReadKey, which never creates, and CreateKey).
 	GetKey(context.Context, *GetKeyRequest) (*GetKeyResponse, error)
-	// DeleteKey removes every version of a key (crypto-shredding). NOT_FOUND when absent.
+	// ReadKey returns the current version of a key, or the version asked for; it never creates.
+	// NOT_FOUND when absent, FAILED_PRECONDITION when deleted.
+	ReadKey(context.Context, *ReadKeyRequest) (*GetKeyResponse, error)
+	// CreateKey creates a key (version 1) and returns it. ALREADY_EXISTS when the id has a key;
+	// FAILED_PRECONDITION when the id was deleted, unless recreate is set.
+	CreateKey(context.Context, *CreateKeyRequest) (*GetKeyResponse, error)
+	// ListKeys returns one page of key ids, live and deleted apart; it reads no key.
+	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
+	// DeleteKey removes every version of a key (crypto-shredding) and keeps the id as deleted, so
+	// that GetKey and ext_proc requests do not re-create it. NOT_FOUND when absent,
+	// FAILED_PRECONDITION when deleted already.
 	DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error)
 	// RotateKey adds a version that new encryptions use; older versions keep decrypting.
 	// NOT_FOUND when absent.
@@ -124,6 +185,15 @@ type UnimplementedKeyServiceServer struct{}
 
 func (UnimplementedKeyServiceServer) GetKey(context.Context, *GetKeyRequest) (*GetKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetKey not implemented")
+}
+func (UnimplementedKeyServiceServer) ReadKey(context.Context, *ReadKeyRequest) (*GetKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadKey not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateKey(context.Context, *CreateKeyRequest) (*GetKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeys not implemented")
 }
 func (UnimplementedKeyServiceServer) DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteKey not implemented")
@@ -166,6 +236,60 @@ func _KeyService_GetKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(KeyServiceServer).GetKey(ctx, req.(*GetKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ReadKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ReadKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ReadKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ReadKey(ctx, req.(*ReadKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_CreateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateKey(ctx, req.(*CreateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListKeys(ctx, req.(*ListKeysRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -216,6 +340,18 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetKey",
 			Handler:    _KeyService_GetKey_Handler,
+		},
+		{
+			MethodName: "ReadKey",
+			Handler:    _KeyService_ReadKey_Handler,
+		},
+		{
+			MethodName: "CreateKey",
+			Handler:    _KeyService_CreateKey_Handler,
+		},
+		{
+			MethodName: "ListKeys",
+			Handler:    _KeyService_ListKeys_Handler,
 		},
 		{
 			MethodName: "DeleteKey",

@@ -59,6 +59,10 @@ func (s *CountingStore) Delete(ctx context.Context, id string) error {
 
 func (s *CountingStore) Ping(ctx context.Context) error { return s.store().Ping(ctx) }
 
+func (s *CountingStore) List(ctx context.Context, opts store.ListOptions) (store.ListPage, error) {
+	return s.store().List(ctx, opts)
+}
+
 // unavailableStore fails every call.
 type unavailableStore struct{}
 
@@ -75,6 +79,9 @@ func (unavailableStore) Update(context.Context, *store.Record) error {
 }
 func (unavailableStore) Delete(context.Context, string) error {
 	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)
+}
+func (unavailableStore) List(context.Context, store.ListOptions) (store.ListPage, error) {
+	return store.ListPage{}, fmt.Errorf("load: store released: %w", store.ErrUnavailable)
 }
 func (unavailableStore) Ping(context.Context) error {
 	return fmt.Errorf("load: store released: %w", store.ErrUnavailable)

@@ -42,9 +42,14 @@ build: ## build bin/rkms: static (CGO_ENABLED=0), -trimpath, version stamped (th
 run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed); CONFIG=file.yaml serves that file
 	./$(BIN) serve$(if $(CONFIG), --config '$(CONFIG)')
 
+# The chaos and abuse runs (internal/testing/chaos) measure latency under faults and attacks:
+# they run after the other packages, alone, so that no other package's tests share the CPU with
+# the good client they time.
+TIMED := ./internal/testing/chaos
 test: tools ## the full suite: vet, unit tests and real-component integration tests, with -race
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/internal/testing/chaos$$')
+	$(GO) test -race -count=1 -timeout 20m $(TIMED)
 
 test-short: ## unit tests only (no local-kms, dynalite or Envoy)
 	$(GO) test -short -count=1 $(PKGS)

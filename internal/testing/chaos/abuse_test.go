@@ -485,12 +485,16 @@ type outcome struct {
 	// same run (0: the attack has no baseline run). When Envoy alone already misses goodMaxP99,
 	// rkms is held to adding at most goodMaxP99 to it, and the test says so in its log.
 	baselineP99 time.Duration
-	good        *goodClient
-	rss         int64 // rkms's peak resident memory
-	refused     *tally
-	notes       string
-	cpu         string // CPU of each process during the attack, in % of one core
-	res         attackResult
+	// reference, if not nil, is a second good client on the route without rkms (Envoy alone),
+	// run at the same moment as good: the same attack, the same machine load. Its p99 joins
+	// baselineP99 (the larger counts).
+	reference *goodClient
+	good      *goodClient
+	rss       int64 // rkms's peak resident memory
+	refused   *tally
+	notes     string
+	cpu       string // CPU of each process during the attack, in % of one core
+	res       attackResult
 }
 
 // underAttack runs the attack of spec in a child process (runAttacker) for hold(), with the good
@@ -515,9 +519,21 @@ func underAttack(t *testing.T, s *abuseStack, good *goodClient, o *outcome, spec
 	goodCtx, stopGood := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); good.run(goodCtx) }()
+	refDone := make(chan struct{})
+	if o.reference != nil {
+		go func() { defer close(refDone); o.reference.run(goodCtx) }()
+	} else {
+		close(refDone)
+	}
 	res, attackerCPU := runAttacker(t, spec)
 	stopGood()
 	<-done
+	<-refDone
+	if o.reference != nil {
+		_, _, refP99 := o.reference.summary()
+		t.Logf("%s: reference client (Envoy alone, same moment) p99 %v", o.attack, refP99.Round(time.Millisecond))
+		o.baselineP99 = max(o.baselineP99, refP99)
+	}
 	wall := time.Since(began)
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / wall.Seconds() }
 	o.cpu = fmt.Sprintf("envoy %.0f, rkms %.0f, test %.0f, attacker %.0f", pct(procCPU(pids[0])-before[0]),

@@ -36,6 +36,9 @@ func attackSlowBodies(t *testing.T) {
 			o.attack += " (baseline: Envoy alone)"
 			spec.Path, good = baselinePath+"/patients", plainClient(s.url, "good")
 		}
+		if !baseline {
+			o.reference = plainClient(s.url, "reference")
+		}
 		res := underAttack(t, s, good, o, spec)
 		if baseline {
 			_, _, envoyAlone = good.summary()
@@ -93,6 +96,9 @@ func attackMemoryEnvoy(t *testing.T) {
 		if baseline {
 			o.attack += " (baseline: Envoy alone)"
 			spec.Path, good = baselinePath+"/patients", plainClient(s.url, "good")
+		}
+		if !baseline {
+			o.reference = plainClient(s.url, "reference")
 		}
 		res := underAttack(t, s, good, o, spec)
 		if baseline {

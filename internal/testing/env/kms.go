@@ -64,13 +64,16 @@ Aliases:
 				"KMS_ACCOUNT_ID="+testAccount, "KMS_SEED_PATH="+seedPath, "KMS_DATA_PATH="+dataPath)
 			return cmd
 		}}
-	// A port can be taken between FreePort and the bind (local-kms panics then): retry with new ports.
+	// A port can be taken between FreePort and the bind (local-kms panics then): retry with new
+	// ports. local-kms binds every address, so a port free on 127.0.0.1 can still be in use as
+	// another loopback address's port (the abuse tests' attackers connect from 127.0.0.2 and
+	// 127.0.0.3 by the thousand): hence several attempts.
 	for attempt := 0; ; attempt++ {
 		port = FreePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		k.proc.ready = awsJSONReady("http://"+addr, "TrentService.ListKeys", "application/x-amz-json-1.1", `"Keys"`)
 		k.Endpoint = "http://" + addr
-		if attempt == 2 {
+		if attempt == 5 {
 			k.proc.start()
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +60,12 @@ func FreePort(t testing.TB) int {
 // FreePorts returns n distinct ports that were free on 127.0.0.1 a moment ago (all held open
 // together, so they differ). It is the one port helper of the rigs; [FreePort] is its form for
 // tests.
+//
+// The ports come from below the kernel's ephemeral range (ip_local_port_range), picked at random
+// and checked by binding them: a port from the ephemeral range (what binding port 0 gives) can be
+// taken, between this call and the server's own bind, by any outgoing connection on the machine,
+// and the tests make thousands (other packages run at the same time; the abuse attackers connect
+// from 127.0.0.2 and 127.0.0.3).
 func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var ls []net.Listener
@@ -66,15 +74,44 @@ func FreePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := 10000, ephemeralLow()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 || hi-lo < 1000 {
+			// No room below the ephemeral range (or all taken): the kernel's choice.
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			ls = append(ls, l)
+			ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+			continue
+		}
+		p := lo + mrand.IntN(hi-lo)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
-			return nil, err
+			continue // taken: another one
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 0 {
+		return 32768
+	}
+	return n
 }
 
 // tool finds a binary: the environment variable env, else each candidate path in turn.

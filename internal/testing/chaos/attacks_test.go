@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rkms/rkms/extproc"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/store"

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	testenv "github.com/rkms/rkms/internal/testing/env"
 )
 
 // Direct floods of the ext_proc port over loopback TCP (a real gRPC server, the production
@@ -126,9 +128,9 @@ const floodOverhead = 32 << 20
 // their headers; the others succeed; the Go heap stays under budget + floodOverhead (without the
 // budget, the same flood took 1.28 GB).
 func TestMemoryFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("memory flood: about 300 MiB of traffic")
-	}
+	// About 300 MiB of traffic: skipped by -short like the real-component tests, and like them
+	// never skipped in CI.
+	testenv.Integration(t)
 	const streams, size, budgetBytes = 300, 1 << 20, 32 << 20
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
 	rec := &limitRec{}

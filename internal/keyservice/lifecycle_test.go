@@ -187,3 +187,26 @@ func TestListPermissions(t *testing.T) {
 		t.Errorf("list without the permission: %v, want Forbidden", err)
 	}
 }
+
+// TestGetDeletedWithoutCreate: a credential without the create permission that gets a deleted
+// id is told Deleted (410), like one with it, not Forbidden: nothing would be created.
+func TestGetDeletedWithoutCreate(t *testing.T) {
+	f := keyringtest.NewFake()
+	f.Put("gone", 1)
+	if err := f.Delete(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	creds := []Credential{{Principal: access.Principal{Name: "reader", Allow: []string{access.Read}}, Token: "reader-token-0123456789"}}
+	s, err := New(f, Options{Credentials: creds, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := s.Authenticate(context.Background(), Caller{API: audit.APIHTTP, Authorization: "Bearer reader-token-0123456789"}, audit.OpRead, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := ss.Get(context.Background(), "gone", func(string, uint32, []byte) {}); !errors.As(err, &e) || e.Class != Deleted {
+		t.Fatalf("get of a deleted id without create: %v, want Deleted", err)
+	}
+}

@@ -143,18 +143,12 @@ func (ss *Session) Get(ctx context.Context, id string, read func(id string, vers
 	var dk keyring.DataKey
 	if ss.p.Allows(access.Create, id) {
 		dk, err = ss.s.keys.Get(ctx, id)
-	} else if dk, err = ss.s.keys.Lookup(ctx, id); errors.Is(err, keyring.ErrNotFound) {
+	} else if dk, err = ss.s.keys.Lookup(ctx, id); errors.Is(err, keyring.ErrNotFound) && !errors.Is(err, keyring.ErrDeleted) {
+		// Absent: getting it would create it. A deleted id stays Deleted, as with the permission.
 		return ss.permit(ctx, access.Create, id)
 	}
 	ss.s.audit.Record(ctx, audit.OpRead, id, dk.Version, err)
-	if err == nil {
-		// Fails only if the key was evicted and wiped between Get and here.
-		err = dk.Secret.Use(func(b []byte) error {
-			read(dk.ID, dk.Version, b)
-			return nil
-		})
-	}
-	return ss.fail(audit.OpRead, err)
+	return ss.fail(audit.OpRead, ss.lend(dk, err, read))
 }
 
 // Read gets version of id (0: the current one) and lends its bytes to read, like Get, but never

@@ -423,43 +423,27 @@ func (g *goodClient) summary() (n int, success float64, p99 time.Duration) {
 // record for an existing tenant, whose answer must hold the same plaintexts (encrypted on the
 // way in, decrypted on the way out).
 func patientsClient(url, tenant string) *goodClient {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	tok, err := envoytest.TenantToken(tenant)
-	if err != nil {
-		panic(err)
-	}
-	return &goodClient{name: "patients client", do: func(ctx context.Context) error {
-		p := patient{Ref: token("r"), Tenant: tenant, Name: "good", SSN: token("SSN-"), Contact: contact{Email: token("MAIL-") + "@example.com"}}
-		body, _ := json.Marshal(p)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/patients", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var got patient
-		if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &got) != nil || got.SSN != p.SSN || got.Contact.Email != p.Contact.Email {
-			return statusError{resp.StatusCode, string(b)}
-		}
-		return nil
-	}}
+	return postClient("patients client", url+"/patients", tenant)
 }
 
 // plainClient is the good client of the baseline runs: the same request as patientsClient's on
 // baselinePath (Envoy alone, no rkms), answered by the app with its own body.
 func plainClient(url, tenant string) *goodClient {
+	return postClient("baseline client", url+baselinePath+"/patients", tenant)
+}
+
+// postClient POSTs a fresh patient record for tenant to target and checks that the answer holds
+// the same plaintexts.
+func postClient(name, target, tenant string) *goodClient {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	tok, err := envoytest.TenantToken(tenant)
 	if err != nil {
 		panic(err)
 	}
-	return &goodClient{name: "baseline client", do: func(ctx context.Context) error {
+	return &goodClient{name: name, do: func(ctx context.Context) error {
 		p := patient{Ref: token("r"), Tenant: tenant, Name: "good", SSN: token("SSN-"), Contact: contact{Email: token("MAIL-") + "@example.com"}}
 		body, _ := json.Marshal(p)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+baselinePath+"/patients", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := client.Do(req)

@@ -72,14 +72,7 @@ func TestIdleStreamFlood(t *testing.T) {
 			held.Load(), refused.Load(), other.Load(), DefaultMaxConcurrentStreams/4)
 	}
 	// The well-behaved client, through its own Envoy connection, while the idle streams are held.
-	fe := startServerTCP(t, e.srv)
-	ok := 0
-	for i := range good {
-		x := fe.do(envoyCfg{sourceAddress: fmt.Sprintf("10.0.0.7:%d", 2000+i)}, jsonReq("POST", "/patients", "t2", patient), recorderApp(e.app))
-		if x.client.status == 201 {
-			ok++
-		}
-	}
+	ok := wellBehaved(t, e, good)
 	if ok*100 < good*99 {
 		t.Errorf("well-behaved client: %d of %d served during the flood", ok, good)
 	}
@@ -269,18 +262,26 @@ func TestSilentStreamFlood(t *testing.T) {
 	if held > DefaultMaxConcurrentStreams || refused.Load() < silent-DefaultMaxConcurrentStreams || other.Load() != 0 {
 		t.Errorf("silent flood: %d held, %d refused, %d other; want at most %d held, the rest ended", held, refused.Load(), other.Load(), DefaultMaxConcurrentStreams)
 	}
-	fe := startServerTCP(t, e.srv)
-	ok := 0
-	for i := range good {
-		x := fe.do(envoyCfg{sourceAddress: fmt.Sprintf("10.0.0.7:%d", 2000+i)}, jsonReq("POST", "/patients", "t2", patient), recorderApp(e.app))
-		if x.client.status == 201 {
-			ok++
-		}
-	}
+	ok := wellBehaved(t, e, good)
 	if ok*100 < good*99 {
 		t.Errorf("well-behaved client: %d of %d served during the silent flood", ok, good)
 	}
 	t.Logf("silent flood: %d held, %d refused; well-behaved client %d/%d", held, refused.Load(), ok, good)
 	cancel()
 	waitReleased(t, e.srv)
+}
+
+// wellBehaved sends n POST /patients for tenant t2 from client 10.0.0.7 through a fake Envoy of
+// its own connection to e's server, and returns how many were served (201).
+func wellBehaved(t *testing.T, e *testEnv, n int) int {
+	t.Helper()
+	fe := startServerTCP(t, e.srv)
+	ok := 0
+	for i := range n {
+		x := fe.do(envoyCfg{sourceAddress: fmt.Sprintf("10.0.0.7:%d", 2000+i)}, jsonReq("POST", "/patients", "t2", patient), recorderApp(e.app))
+		if x.client.status == 201 {
+			ok++
+		}
+	}
+	return ok
 }

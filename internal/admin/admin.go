@@ -126,17 +126,18 @@ const StatusClientClosedRequest = 499
 
 // statuses maps each key service class to its status: the only place that does.
 var statuses = map[keyservice.Class]int{
-	keyservice.InvalidArgument: http.StatusBadRequest,
-	keyservice.Unauthenticated: http.StatusUnauthorized,
-	keyservice.Forbidden:       http.StatusForbidden,
-	keyservice.NotFound:        http.StatusNotFound,
-	keyservice.Deleted:         http.StatusGone,
-	keyservice.Exists:          http.StatusConflict,
-	keyservice.Limited:         http.StatusTooManyRequests,
-	keyservice.Throttled:       http.StatusTooManyRequests,
-	keyservice.Canceled:        StatusClientClosedRequest,
-	keyservice.Unavailable:     http.StatusServiceUnavailable,
-	keyservice.Internal:        http.StatusInternalServerError,
+	keyservice.InvalidArgument:      http.StatusBadRequest,
+	keyservice.Unauthenticated:      http.StatusUnauthorized,
+	keyservice.Forbidden:            http.StatusForbidden,
+	keyservice.NotFound:             http.StatusNotFound,
+	keyservice.Deleted:              http.StatusGone,
+	keyservice.Exists:               http.StatusConflict,
+	keyservice.AuthenticationFailed: http.StatusBadRequest, // per rewrap item only
+	keyservice.Limited:              http.StatusTooManyRequests,
+	keyservice.Throttled:            http.StatusTooManyRequests,
+	keyservice.Canceled:             StatusClientClosedRequest,
+	keyservice.Unavailable:          http.StatusServiceUnavailable,
+	keyservice.Internal:             http.StatusInternalServerError,
 }
 
 // fail writes the key service error err: the status of its class and its fixed message.

@@ -21,8 +21,8 @@ import (
 )
 
 const (
-	migratorToken = "migrator-token-0123456789"
-	rewrapReaderToken   = "reader-token-0123456789ab"
+	migratorToken     = "migrator-token-0123456789"
+	rewrapReaderToken = "reader-token-0123456789ab"
 )
 
 // rewrapServer is the admin API on a real loopback HTTP server over a fake keyring with t1 at

@@ -66,8 +66,12 @@ var errRewrapBody = errors.New("invalid rewrap request")
 // each context standard base64 with padding. Errors wrap errRewrapBody, and their messages
 // carry no value from the body beyond a member name (at most 64 bytes of it).
 func decodeRewrap(body []byte) ([]keyservice.RewrapItem, error) {
-	if err := checkMembers(body); err != nil {
+	n, err := checkMembers(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRewrapBody, err)
+	}
+	if n > keyservice.MaxRewrapItems {
+		return nil, &tooManyItems{n}
 	}
 	var req rewrapRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -95,10 +99,18 @@ func decodeRewrap(body []byte) ([]keyservice.RewrapItem, error) {
 	return items, nil
 }
 
+// tooManyItems is a request of more than keyservice.MaxRewrapItems items, found before they
+// are decoded.
+type tooManyItems struct{ n int }
+
+func (e *tooManyItems) Error() string {
+	return fmt.Sprintf("rewrap request of %d items, at most %d", e.n, keyservice.MaxRewrapItems)
+}
+
 // checkMembers walks body's tokens: one value, at most maxRewrapDepth deep, objects without a
 // duplicate member and with only the members of their level (the request at depth 1, an item
-// at depth 3).
-func checkMembers(body []byte) error {
+// at depth 3). It returns the number of values in the top object's arrays (the items).
+func checkMembers(body []byte) (int, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	type frame struct {
@@ -107,23 +119,23 @@ func checkMembers(body []byte) error {
 		seen    []string
 	}
 	var stack []frame
-	done := false
+	done, items := false, 0
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			switch {
 			case len(stack) > 0:
-				return errors.New("the body is not JSON (it ends early)")
+				return 0, errors.New("the body is not JSON (it ends early)")
 			case !done:
-				return errors.New("the body is not a JSON object")
+				return 0, errors.New("the body is not a JSON object")
 			}
-			return nil
+			return items, nil
 		}
 		if err != nil {
-			return fmt.Errorf("the body is not JSON (near byte %d)", dec.InputOffset())
+			return 0, fmt.Errorf("the body is not JSON (near byte %d)", dec.InputOffset())
 		}
 		if done {
-			return errors.New("data after the JSON object")
+			return 0, errors.New("data after the JSON object")
 		}
 		var top *frame
 		if len(stack) > 0 {
@@ -131,7 +143,7 @@ func checkMembers(body []byte) error {
 		}
 		if s, ok := tok.(string); ok && top != nil && top.obj && top.wantKey {
 			if err := member(len(stack), top.seen, s); err != nil {
-				return err
+				return 0, err
 			}
 			top.seen, top.wantKey = append(top.seen, s), false
 			continue
@@ -139,10 +151,14 @@ func checkMembers(body []byte) error {
 		if top != nil && top.obj {
 			top.wantKey = true // this token starts the member's value: a key comes next
 		}
+		closing := tok == json.Delim('}') || tok == json.Delim(']')
+		if len(stack) == 2 && !top.obj && !closing {
+			items++ // a value in the request's array
+		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			if len(stack) == maxRewrapDepth {
-				return fmt.Errorf("the body is nested deeper than %d levels", maxRewrapDepth)
+				return 0, fmt.Errorf("the body is nested deeper than %d levels", maxRewrapDepth)
 			}
 			stack = append(stack, frame{obj: tok == json.Delim('{'), wantKey: true})
 		case json.Delim('}'), json.Delim(']'):
@@ -197,6 +213,10 @@ func (h *Handler) rewrap(w http.ResponseWriter, r *http.Request, sess *keyservic
 		return
 	}
 	items, err := decodeRewrap(body)
+	if tm := (*tooManyItems)(nil); errors.As(err, &tm) {
+		fail(w, sess.CheckRewrapCount(r.Context(), tm.n))
+		return
+	}
 	if err != nil {
 		fail(w, sess.Malformed(r.Context(), audit.OpRewrap, err.Error(), fmt.Errorf("%w: %w", err, keyring.ErrInvalidID)))
 		return

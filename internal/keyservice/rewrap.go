@@ -75,12 +75,10 @@ type RewrapResult struct {
 // key lookup per (id, version), each bounded by the service's timeout. The call writes one
 // audit record ([audit.Logger.RecordBatch]), never with ciphertexts or values.
 func (ss *Session) Rewrap(ctx context.Context, items []RewrapItem) ([]RewrapResult, error) {
-	ctx = audit.WithWho(ctx, ss.who)
-	if len(items) > MaxRewrapItems {
-		err := fmt.Errorf("rewrap of %d items, at most %d: %w", len(items), MaxRewrapItems, keyring.ErrInvalidID)
-		ss.s.audit.RecordBatch(ctx, audit.OpRewrap, audit.Batch{Items: len(items)}, err)
-		return nil, &Error{Class: InvalidArgument, Msg: fmt.Sprintf("too many items: at most %d per call", MaxRewrapItems), Err: err}
+	if err := ss.CheckRewrapCount(ctx, len(items)); err != nil {
+		return nil, err
 	}
+	ctx = audit.WithWho(ctx, ss.who)
 	rw := &rewrap{ss: ss, items: items, res: make([]RewrapResult, len(items))}
 	groups, order := rw.group()
 	for _, id := range order {
@@ -89,6 +87,19 @@ func (ss *Session) Rewrap(ctx context.Context, items []RewrapItem) ([]RewrapResu
 	clear(rw.pt)
 	ss.s.audit.RecordBatch(ctx, audit.OpRewrap, rw.batch(), nil)
 	return rw.res, nil
+}
+
+// CheckRewrapCount refuses a rewrap call of n items when n is over MaxRewrapItems: the refusal
+// of the whole call is audited (a batch record with result invalid) and returned as
+// InvalidArgument. [Session.Rewrap] calls it; a transport calls it first to refuse a request
+// before it converts the items.
+func (ss *Session) CheckRewrapCount(ctx context.Context, n int) error {
+	if n <= MaxRewrapItems {
+		return nil
+	}
+	err := fmt.Errorf("rewrap of %d items, at most %d: %w", n, MaxRewrapItems, keyring.ErrInvalidID)
+	ss.s.audit.RecordBatch(audit.WithWho(ctx, ss.who), audit.OpRewrap, audit.Batch{Items: n}, err)
+	return &Error{Class: InvalidArgument, Msg: fmt.Sprintf("too many items: at most %d per call", MaxRewrapItems), Err: err}
 }
 
 // rewrap is one Rewrap call in progress.

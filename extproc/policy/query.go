@@ -105,10 +105,18 @@ func (p *Policy) queryMatch(name string) (*queryRef, bool) {
 
 // looseQueryMatch returns the index_query parameter (or index name) that a query component
 // could stand for once read the loosest way an application might: percent escapes decoded
-// twice, '+' as space, ';' as a separator, "name[...]" as name, white space trimmed, case
+// twice, '+' as space, control characters dropped, ';' as a separator, "name[...]" as name, white space trimmed, case
 // folded (tripName). "" when none.
 func (p *Policy) looseQueryMatch(part string) string {
-	loose := strings.ReplaceAll(percentDecode(percentDecode(part)), "+", " ")
+	loose := strings.Map(func(r rune) rune {
+		switch {
+		case r == '+':
+			return ' '
+		case r < 0x20 || r == 0x7f:
+			return -1 // dropped, as some readers drop control characters
+		}
+		return r
+	}, percentDecode(percentDecode(part)))
 	for _, sub := range strings.FieldsFunc(loose, func(r rune) bool { return r == ';' || r == '&' }) {
 		name, _, _ := strings.Cut(sub, "=")
 		if i := strings.IndexByte(name, '['); i >= 0 {

@@ -8,7 +8,9 @@
 //	                           (`{"id":"N",` replaces the opening brace; all other bytes are kept)
 //	PUT    /{collection}/{id}  replace a record (the same "id" insertion)
 //	GET    /{collection}/{id}  the stored record, 404 if none
-//	GET    /{collection}       {"items":[record, ...]} in creation order
+//	GET    /{collection}       {"items":[record, ...]} in creation order; query parameters other
+//	                           than "encoding" filter: ?ssn_idx=X keeps the records whose
+//	                           top-level member ssn_idx is the string X (a blind index lookup)
 //	DELETE /{collection}/{id}  remove a record, 204
 //
 // Records are stored byte for byte as received (apart from the inserted "id" member), so
@@ -167,8 +169,12 @@ func (a *App) list(w http.ResponseWriter, r *http.Request, coll string) {
 	b.WriteString(`{"items":[`)
 	a.mu.Lock()
 	if c := a.colls[coll]; c != nil {
-		for i, id := range c.order {
-			if i > 0 {
+		n := 0
+		for _, id := range c.order {
+			if !matches(c.records[id], r.URL.Query()) {
+				continue
+			}
+			if n++; n > 1 {
 				b.WriteByte(',')
 			}
 			b.Write(c.records[id])
@@ -177,6 +183,25 @@ func (a *App) list(w http.ResponseWriter, r *http.Request, coll string) {
 	a.mu.Unlock()
 	b.WriteString(`]}`)
 	reply(w, r, http.StatusOK, b.Bytes())
+}
+
+// matches reports whether a record's top-level string members equal every filter of the query
+// (all but "encoding").
+func matches(rec []byte, q map[string][]string) bool {
+	var m map[string]json.RawMessage
+	for name, vs := range q {
+		if name == "encoding" {
+			continue
+		}
+		if m == nil && json.Unmarshal(rec, &m) != nil {
+			return false
+		}
+		var v string
+		if json.Unmarshal(m[name], &v) != nil || len(vs) != 1 || v != vs[0] {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *App) remove(w http.ResponseWriter, r *http.Request, coll, id string) {

@@ -135,11 +135,15 @@ func (k *Keyring) repairAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		_, merr := k.maintainID(ctx, id)
+		if merr != nil && !errors.Is(merr, ErrNotFound) {
+			k.log.Warn("key maintenance failed; will retry", "key_id", id, "err", merr)
+		}
 		done, err := k.repairID(ctx, id)
 		if err != nil {
 			k.log.Warn("key repair failed; will retry", "key_id", id, "err", err)
 		}
-		if done {
+		if done && (merr == nil || errors.Is(merr, ErrNotFound)) {
 			k.pendingMu.Lock()
 			delete(k.pending, id)
 			k.pendingMu.Unlock()

@@ -152,11 +152,10 @@ func (k *Keyring) refill(b *sealBudget) (<-chan struct{}, error) {
 		b.mu.Lock()
 		b.err = err
 		b.inflight = nil
-		if errors.Is(err, ErrSealLimit) {
-			b.spent = true
-		}
+		spent := errors.Is(err, ErrSealLimit)
+		b.spent = b.spent || spent
 		b.mu.Unlock()
-		if b.spent {
+		if spent {
 			k.budgets.drop(b)
 		}
 		close(ch)

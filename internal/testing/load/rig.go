@@ -32,7 +32,8 @@ func NewRig(dir string) (*Rig, error) {
 	}
 	r := &Rig{Store: NewCountingStore(store.NewMemory()), Region: &CountingRegion{Region: region}}
 	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour,
-		CreateRate: -1}) // the rig creates its own tenants' keys up front (Warm): no creation limit
+		CreateRate: -1,       // the rig creates its own tenants' keys up front (Warm): no creation limit
+		MaxSeals:   1 << 30}) // seals are counted as with the default keyring.rotation.max_seals
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}

@@ -277,9 +277,6 @@ func withDefaults(o Options, n int) (Options, error) {
 	orDefault(&o.NegativeMaxKeys, DefaultNegativeMaxKeys)
 	orDefault(&o.RetireGrace, DefaultRetireGrace)
 	orDefault(&o.MaintenanceInterval, DefaultMaintenanceInterval)
-	if o.MaxAge < 0 {
-		return o, errors.New("max age must not be negative")
-	}
 	if o.CreateBurst < 0 {
 		return o, errors.New("create burst must not be negative")
 	}

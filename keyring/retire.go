@@ -26,14 +26,35 @@ func (k *Keyring) cacheLife() time.Duration {
 	if k.cache.disabled {
 		return 0
 	}
-	return k.opts.CacheTTL + sweepInterval(k.opts.CacheTTL) + k.opts.MaxStale
+	return CacheWindow(k.opts.CacheTTL, k.opts.MaxStale)
 }
 
-// checkRotation refuses a MaxAge that leaves a version less than the cache window of use.
+// CacheWindow is the longest a replica keeps sealing under a current key it fetched, for a
+// cache TTL and MaxStale: the TTL, one sweep interval, and MaxStale (stale-if-error serves past
+// the TTL). Age rotation ([Options.MaxAge]) comes this much before MaxAge.
+func CacheWindow(cacheTTL, maxStale time.Duration) time.Duration {
+	if cacheTTL <= 0 {
+		return 0
+	}
+	return cacheTTL + sweepInterval(cacheTTL) + max(maxStale, 0)
+}
+
+// CheckMaxAge refuses a max age (0: off) that would leave a version less than the cache window
+// of use: it must be at least twice [CacheWindow]. [New] and the config loader both use it.
+func CheckMaxAge(maxAge, window time.Duration) error {
+	if maxAge < 0 {
+		return fmt.Errorf("must not be negative; 0 disables (got %s)", maxAge)
+	}
+	if maxAge > 0 && maxAge < 2*window {
+		return fmt.Errorf("%s must be at least twice the cache window %s (cache ttl, one sweep interval and max stale)", maxAge, window)
+	}
+	return nil
+}
+
+// checkRotation checks Options.MaxAge against this keyring's cache window.
 func (k *Keyring) checkRotation() error {
-	if k.opts.MaxAge > 0 && k.opts.MaxAge < 2*k.cacheLife() {
-		return fmt.Errorf("max age %s must be at least twice the cache window %s (cache ttl, one sweep interval and max stale)",
-			k.opts.MaxAge, k.cacheLife())
+	if err := CheckMaxAge(k.opts.MaxAge, k.cacheLife()); err != nil {
+		return fmt.Errorf("max age: %w", err)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func (c Class) String() string {
 // ClassUnavailable.
 func ClassOf(err error) Class {
 	switch {
-	case errors.Is(err, ErrInvalidID):
+	case errors.Is(err, ErrInvalidID), errors.Is(err, ErrInvalidVersion):
 		return ClassInvalid
 	case errors.Is(err, ErrDeleted): // before ErrNotFound, which it wraps
 		return ClassDeleted

@@ -48,7 +48,7 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 	m := http.NewServeMux()
 	for _, prefix := range []string{"", "/api/v1"} {
 		m.HandleFunc(prefix+"/key", h.serve(map[string]route{
-			http.MethodGet:    {audit.OpRead, "id", []string{"id", "create", "version"}, h.get},
+			http.MethodGet:    {audit.OpRead, "id", []string{"id", "create", "version", "metadata"}, h.get},
 			http.MethodPost:   {audit.OpCreate, "id", []string{"id", "recreate"}, h.create},
 			http.MethodDelete: {audit.OpDelete, "id", []string{"id"}, h.delete},
 		}))
@@ -58,6 +58,7 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 		m.HandleFunc(prefix+"/keys", h.serve(map[string]route{
 			http.MethodGet: {audit.OpList, "prefix", []string{"limit", "after", "prefix"}, h.list},
 		}))
+		h.lifecycleRoutes(m, prefix)
 	}
 	m.HandleFunc("/healthz", h.healthz)
 	m.HandleFunc("/readyz", h.readyz)
@@ -132,6 +133,7 @@ var statuses = map[keyservice.Class]int{
 	keyservice.NotFound:        http.StatusNotFound,
 	keyservice.Deleted:         http.StatusGone,
 	keyservice.Exists:          http.StatusConflict,
+	keyservice.Retired:         http.StatusGone,
 	keyservice.Limited:         http.StatusTooManyRequests,
 	keyservice.Throttled:       http.StatusTooManyRequests,
 	keyservice.Canceled:        StatusClientClosedRequest,

@@ -166,6 +166,7 @@ var classCodes = map[keyservice.Class]codes.Code{
 	keyservice.NotFound:        codes.NotFound,
 	keyservice.Deleted:         codes.FailedPrecondition,
 	keyservice.Exists:          codes.AlreadyExists,
+	keyservice.Retired:         codes.FailedPrecondition,
 	keyservice.Limited:         codes.ResourceExhausted,
 	keyservice.Throttled:       codes.ResourceExhausted,
 	keyservice.Canceled:        codes.Canceled,

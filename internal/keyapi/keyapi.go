@@ -63,6 +63,13 @@ func (s *Server) ReadKey(ctx context.Context, req *rkmsv1.ReadKeyRequest) (*rkms
 	if err := sess.Read(ctx, req.GetId(), req.GetVersion(), lend(&resp)); err != nil {
 		return nil, toStatus(err)
 	}
+	if req.GetMetadata() {
+		ki, err := sess.Metadata(ctx, req.GetId())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Metadata = metadataOf(ki)
+	}
 	return resp, nil
 }
 

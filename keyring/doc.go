@@ -130,7 +130,8 @@
 // Rotate, Delete), [ErrCreateLimited] (Get had to create and the rate limit said no: retry
 // after [CreateLimitedError.RetryAfter]), [ErrInvalidID] (the caller's fault), [ErrUnavailable] (too few regions answered, the
 // store is unreachable, or the caller's context ended while waiting: retry later) and
-// [ErrClosed]. When regions failed, errors.As finds a [*RegionErrors] whose Unwrap exposes each
+// [ErrClosed]; the version lifecycle adds [ErrVersionRetired] (a retired or destroyed version:
+// not ErrNotFound), [ErrInvalidVersion] and [ErrSealLimit] (which wraps ErrUnavailable). When regions failed, errors.As finds a [*RegionErrors] whose Unwrap exposes each
 // region's [*RegionError]. A read that every region refused (for example an access-denied
 // policy, or a corrupted copy) is not ErrUnavailable. Store errors keep the store's sentinel in
 // the chain. No error, log line or metric contains key material; refused unwraps say
@@ -165,7 +166,9 @@
 // Maintenance ([Keyring.Maintain]) does both for one key: a due rotation and the destruction of
 // versions past the grace. It runs with the repair pass for keys read since they became due, for
 // every key in the store each [Options.MaintenanceInterval] (default 1h), and on demand (the
-// admin API). [Keyring.Describe] returns a key's lifecycle state ([KeyInfo]) without opening it.
+// admin API). The periodic pass costs each replica a listing of the store and one read per key
+// per interval: with large stores, lengthen it or turn it off on most replicas (keys in use are
+// still maintained when read; only idle keys wait for a pass). [Keyring.Describe] returns a key's lifecycle state ([KeyInfo]) without opening it.
 //
 // # Deletion and explicit creation
 //

@@ -66,3 +66,14 @@ func TestIntegrationRetireAndDestroy(t *testing.T) {
 		t.Fatalf("current version %d", dk.Version)
 	}
 }
+
+// TestIntegrationSealCount runs seal-count rotation with three replicas over DynamoDB (dynalite)
+// and real local-kms regions: the conditional writes of the reservations hold MaxSeals.
+func TestIntegrationSealCount(t *testing.T) {
+	e := newRealEnv(t)
+	var rings []*keyring.Keyring
+	for range 3 {
+		rings = append(rings, e.keyring(t, keyring.Options{MaxSeals: 5_000}))
+	}
+	sealConcurrently(t, rings, e.st, 5_000, 16_000)
+}

@@ -18,16 +18,21 @@ import (
 // version was used for at least MaxSeals less the blocks the replicas held unused.
 func TestSealCountRotationConcurrent(t *testing.T) {
 	e := newEnv(t, 2)
-	const maxSeals = 10_000
-	const block = 1_000 // clamp(10,000/1024, 1,000, 1,000,000)
-	const replicas = 4
-	const workers = 3 // per replica
-	const total = 60_000
 	var rings []*keyring.Keyring
-	for range replicas {
-		rings = append(rings, e.keyring(t, keyring.Options{MaxSeals: maxSeals}))
+	for range 4 {
+		rings = append(rings, e.keyring(t, keyring.Options{MaxSeals: 10_000}))
 	}
-	var used sync.Map // version -> *atomic.Int64
+	sealConcurrently(t, rings, e.st, 10_000, 60_000)
+}
+
+// sealConcurrently seals total values under key id t1 from three workers per keyring, each
+// reserving before it seals and taking the current key again on ErrSealLimit, then checks the
+// store's versions against maxSeals (whose block is 1,000).
+func sealConcurrently(t *testing.T, rings []*keyring.Keyring, st keyring.Store, maxSeals uint64, total int64) {
+	t.Helper()
+	const block = 1_000 // clamp(maxSeals/1024, 1,000, 1,000,000) for the sizes used here
+	const workers = 3   // per replica
+	var used sync.Map   // version -> *atomic.Int64
 	var sealed atomic.Int64
 	var wg sync.WaitGroup
 	for _, k := range rings {
@@ -55,8 +60,8 @@ func TestSealCountRotationConcurrent(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	rec := mustRecord(t, e.st, "t1")
-	if len(rec.Versions) < total/maxSeals {
+	rec := mustRecord(t, st, "t1")
+	if len(rec.Versions) < int(uint64(total)/maxSeals) {
 		t.Fatalf("%d versions for %d seals at most %d each", len(rec.Versions), total, maxSeals)
 	}
 	var rotations uint64
@@ -74,7 +79,7 @@ func TestSealCountRotationConcurrent(t *testing.T) {
 		if v.Seals > maxSeals || n > int64(v.Seals) {
 			t.Fatalf("version %d: %d seals used, %d reserved, max %d", v.Number, n, v.Seals, maxSeals)
 		}
-		if v.Number != rec.Current && n < maxSeals-(replicas+1)*block {
+		if v.Number != rec.Current && n < int64(maxSeals)-int64(len(rings)+1)*block {
 			t.Fatalf("version %d rotated after %d seals: earlier than the outstanding blocks allow", v.Number, n)
 		}
 		t.Logf("version %d: %d seals used, %d reserved", v.Number, n, v.Seals)

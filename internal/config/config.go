@@ -260,8 +260,11 @@ const (
 	// keeps the chance of a nonce collision below 2^-32 up to 2^32 messages per key (NIST SP
 	// 800-38D); 2^30 leaves a factor of 4 under that bound, so that seals counted early (blocks
 	// reserved by replicas) and deterministic mode's derived nonces never approach it.
-	DefaultMaxAge              = 90 * 24 * time.Hour
-	DefaultMaxSeals            = 1 << 30
+	DefaultMaxAge   = 90 * 24 * time.Hour
+	DefaultMaxSeals = 1 << 30
+	// MinMaxSeals is the smallest max_seals accepted: one reservation block (below it every
+	// seal would be a store write).
+	MinMaxSeals                = 1000
 	DefaultRetireGrace         = keyring.DefaultRetireGrace
 	DefaultMaintenanceInterval = keyring.DefaultMaintenanceInterval
 )
@@ -533,6 +536,9 @@ func (c *checker) rotation(cfg *Config) {
 	r := cfg.Keyring.Rotation
 	if err := keyring.CheckMaxAge(r.MaxAge, keyring.CacheWindow(cfg.Cache.TTL, cfg.Cache.MaxStale)); err != nil {
 		c.add("keyring.rotation.max_age", "%v", err)
+	}
+	if r.MaxSeals > 0 && r.MaxSeals < MinMaxSeals {
+		c.add("keyring.rotation.max_seals", "must be 0 (off) or at least %d, one reservation block (got %d)", MinMaxSeals, r.MaxSeals)
 	}
 	if r.RetireGrace < 0 {
 		c.add("keyring.rotation.retire_grace", "must not be negative; 0 disables (got %s)", r.RetireGrace)

@@ -121,6 +121,7 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"negative negative max keys", "cache:\n  negative_max_keys: -1\n", []string{"line 2: cache.negative_max_keys: must be positive"}},
 		{"max age within the cache window", "keyring:\n  rotation:\n    max_age: 2h\n", []string{"line 3: keyring.rotation.max_age: 2h0m0s must be at least twice the cache window"}},
 		{"negative max age", "keyring:\n  rotation:\n    max_age: -1h\n", []string{"line 3: keyring.rotation.max_age: must not be negative"}},
+		{"tiny max seals", "keyring:\n  rotation:\n    max_seals: 10\n", []string{"line 3: keyring.rotation.max_seals: must be 0 (off) or at least 1000"}},
 		{"negative retire grace", "keyring:\n  rotation:\n    retire_grace: -1s\n", []string{"line 3: keyring.rotation.retire_grace: must not be negative"}},
 		{"negative maintenance interval", "keyring:\n  rotation:\n    maintenance_interval: -1s\n", []string{"line 3: keyring.rotation.maintenance_interval"}},
 		{"syntax", "admin: [\n", []string{"line"}},

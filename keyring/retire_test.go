@@ -1,13 +1,11 @@
 package keyring_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/rkms/rkms/keyring"
-	"github.com/rkms/rkms/store"
 )
 
 // threeVersions creates id with versions 1..3 on k.
@@ -215,7 +213,7 @@ func mustVersion(t *testing.T, k *keyring.Keyring, id string, v uint32) keyring.
 	return dk
 }
 
-// TestRetiredRecordsReadByOldCode checks that a record without lifecycle fields (written before
+// TestRecordWithoutLifecycleFields checks that a record without lifecycle fields (written before
 // they existed) keeps every version open.
 func TestRecordWithoutLifecycleFields(t *testing.T) {
 	e := newEnv(t, 1)
@@ -228,6 +226,4 @@ func TestRecordWithoutLifecycleFields(t *testing.T) {
 	for v := uint32(1); v <= 3; v++ {
 		mustVersion(t, k, "t1", v)
 	}
-	_ = store.Record{}
-	_ = context.Background
 }

@@ -73,6 +73,7 @@
 //	ciphertext fails, other key id, key gone           400      502
 //	key service unavailable or slower than KeyTimeout  503      503
 //	create: admin_only and the key id has no key       403      403
+//	ciphertext under a retired key version             403 + code key_version_retired (both phases)
 //	new key over the key service's creation limit      429 + retry-after (both phases)
 //	body over MaxBodyBytes                             413      502
 //	more than MaxFields values selected in the body    413      502
@@ -124,6 +125,12 @@
 // lookups of one message share one deadline, [Options.KeyTimeout]. Nothing is cached here
 // beyond one body (the keyring caches). The context a Keys method receives carries the HTTP request's
 // id ([RequestID]) and the gRPC peer, so that an implementation can attribute key creation.
+//
+// A ciphertext whose key version was retired (Version wraps [ErrKeyRetired]) is refused with 403
+// and the JSON code key_version_retired (rkms_key_version_retired), not as a failed
+// authentication: it is an operator's decision. Keys that also implement [SealCounter] are told
+// of every value before it is sealed; a version out of seals ([ErrKeySealLimit]) is replaced by
+// the current key once per body.
 //
 // # Observability
 //

@@ -32,6 +32,15 @@ var (
 	// ErrKeyCreateLimited: the key would have to be created and the creation rate limit is
 	// exhausted (Current). The client gets 429 with retry-after; see [CreateLimitedError].
 	ErrKeyCreateLimited = errors.New("key creation rate limited")
+	// ErrKeyRetired: the ciphertext's key version was retired on purpose (below the key's min
+	// decrypt version, or destroyed). Version wraps it. The client gets 403 with the code
+	// key_version_retired: unlike a ciphertext that does not open, this is an operator's
+	// decision the client should see as such.
+	ErrKeyRetired = errors.New("key version retired")
+	// ErrKeySealLimit: the key version handed out may seal no more values ([SealCounter]);
+	// the server takes the current key again once. A Keys implementation that cannot rotate
+	// now wraps ErrKeyUnavailable as well (503).
+	ErrKeySealLimit = errors.New("key version reached its seal limit")
 )
 
 // CreateLimitedError is how a [Keys] implementation reports [ErrKeyCreateLimited] with the
@@ -73,6 +82,7 @@ const (
 	kindKeyLimited              // the key would be created, over the creation rate limit
 	kindBusy                    // the client or tenant has its share of streams in flight
 	kindOverloaded              // the memory budget cannot hold the body now
+	kindKeyRetired              // a ciphertext's key version was retired (min decrypt version)
 )
 
 // phase says which half of the exchange failed: the client's request or the upstream's response.
@@ -178,6 +188,21 @@ func (e *procError) retryAfter() time.Duration {
 // record: [procError.at]).
 const authFailed = "a stored field could not be decrypted (ciphertext authentication failed)"
 
+// retiredMsg is the message of every field refused because its key version was retired. Like
+// authFailed it names no field, key id or version.
+const retiredMsg = "a stored field is encrypted under a retired key version: it can no longer be decrypted"
+
+// RetiredCode is the JSON code of the refusal of a retired key version.
+const RetiredCode = "key_version_retired"
+
+// code is the JSON code of a refusal, "" for kinds that have none.
+func (k kind) code() string {
+	if k == kindKeyRetired {
+		return RetiredCode
+	}
+	return ""
+}
+
 // tooDeepMsg says that the body of phase ph is nested deeper than the limit that err, wrapping
 // jsonfield.ErrTooDeep, reports.
 func tooDeepMsg(ph phase, err error) string {
@@ -213,7 +238,7 @@ func httpStatus(e *procError) int {
 		return http.StatusBadRequest
 	case kindUnavailable, kindOverloaded:
 		return http.StatusServiceUnavailable
-	case kindKeyUnknown: // either phase: the key is missing, not the message wrong
+	case kindKeyUnknown, kindKeyRetired: // either phase: a key decision, not the message wrong
 		return http.StatusForbidden
 	case kindKeyLimited, kindBusy:
 		return http.StatusTooManyRequests
@@ -247,6 +272,8 @@ func (k kind) details() string {
 		return "rkms_busy"
 	case kindOverloaded:
 		return "rkms_overloaded"
+	case kindKeyRetired:
+		return "rkms_key_version_retired"
 	default:
 		return "rkms_internal_error"
 	}
@@ -277,7 +304,9 @@ func classify(ph phase, err error) *procError {
 			pe.retry = cle.RetryAfter
 		}
 		return pe
-	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrKeyRetired):
+		return newError(kindKeyRetired, ph, retiredMsg, err)
+	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, ErrKeySealLimit), errors.Is(err, context.DeadlineExceeded):
 		return newError(kindUnavailable, ph, "key service unavailable", err)
 	case errors.Is(err, ErrKeyNotFound),
 		errors.Is(err, envelope.ErrAuthentication), errors.Is(err, envelope.ErrMalformed),

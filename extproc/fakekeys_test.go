@@ -22,6 +22,7 @@ type fakeKeys struct {
 	current     int           // Current calls
 	limit       time.Duration // > 0: creations refused with a CreateLimitedError
 	made        map[string]bool
+	minVersion  map[string]uint32 // versions below are retired (ErrKeyRetired)
 }
 
 var _ Keys = (*fakeKeys)(nil)
@@ -120,6 +121,9 @@ func (k *fakeKeys) Version(ctx context.Context, id string, v uint32) (envelope.K
 	if v == 0 || int(v) > len(vs) {
 		return envelope.Key{}, fmt.Errorf("fake keys: %q version %d: %w", id, v, ErrKeyNotFound)
 	}
+	if v < k.minVersion[id] {
+		return envelope.Key{}, fmt.Errorf("fake keys: %q version %d: %w", id, v, ErrKeyRetired)
+	}
 	return vs[v-1], nil
 }
 
@@ -127,6 +131,16 @@ func (k *fakeKeys) rotate(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.keys[id] = append(k.keys[id], newDataKey(id, uint32(len(k.keys[id])+1)))
+}
+
+// retire makes the versions of id below v refuse to open.
+func (k *fakeKeys) retire(id string, v uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.minVersion == nil {
+		k.minVersion = map[string]uint32{}
+	}
+	k.minVersion[id] = v
 }
 
 func (k *fakeKeys) remove(id string) {

@@ -23,3 +23,15 @@ type Keys interface {
 	// when the key or the version does not exist, and ErrKeyUnavailable as for Current.
 	Version(ctx context.Context, id string, v uint32) (envelope.Key, error)
 }
+
+// SealCounter is implemented by [Keys] whose key versions may only seal a bounded number of
+// values (the keyring's keyring.rotation.max_seals). The server checks for it once per body and
+// then calls ReserveSeals before every value it seals, so the hot path stays one call without
+// allocation; Keys without it seal without counting.
+type SealCounter interface {
+	// ReserveSeals must return nil before n values are sealed under version v of key id (the
+	// key Current or Lookup returned). Errors wrap ErrKeySealLimit when the version may seal
+	// no more (it was rotated: the server takes the current key again, once), and
+	// ErrKeyUnavailable when the reservation could not be made within ctx.
+	ReserveSeals(ctx context.Context, id string, v uint32, n int) error
+}

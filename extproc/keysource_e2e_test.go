@@ -44,6 +44,28 @@ func TestEnvoyKeyErrors(t *testing.T) {
 			t.Fatalf("status %d body %s", r.status, r.body)
 		}
 	})
+	t.Run("key version retired: 403 key_version_retired, newer records still read", func(t *testing.T) {
+		if r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "retired")...); r.status != 201 {
+			t.Fatalf("create: status %d body %s", r.status, r.body)
+		}
+		if _, err := s.keyring.Rotate(ctx, "tenant-retired"); err != nil {
+			t.Fatal(err)
+		}
+		if r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "retired")...); r.status != 201 {
+			t.Fatalf("create under version 2: status %d body %s", r.status, r.body)
+		}
+		if _, err := s.keyring.SetMinDecryptVersion(ctx, "tenant-retired", 2); err != nil {
+			t.Fatal(err)
+		}
+		r := s.do(t, "GET", "/patients/1", "", envoytest.Bearer(t, "retired")...)
+		want := `{"error":"` + retiredMsg + `","code":"key_version_retired"}`
+		if r.status != 403 || string(r.body) != want {
+			t.Fatalf("status %d body %s, want 403 %s", r.status, r.body, want)
+		}
+		if r := s.do(t, "GET", "/patients/2", "", envoytest.Bearer(t, "retired")...); r.status != 200 || !bytes.Contains(r.body, []byte(patientSecrets[0])) {
+			t.Fatalf("record under version 2: status %d body %s", r.status, r.body)
+		}
+	})
 	t.Run("key deleted: a stored record no longer opens", func(t *testing.T) {
 		if r := s.do(t, "POST", "/patients", patient, envoytest.Bearer(t, "shredded")...); r.status != 201 {
 			t.Fatalf("create: status %d body %s", r.status, r.body)

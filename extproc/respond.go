@@ -111,15 +111,21 @@ func errorResponse(pe *procError) *extprocv3.ProcessingResponse {
 	if d := pe.retryAfter(); d > 0 {
 		retry = strconv.Itoa(int(d / time.Second))
 	}
-	return immediateResponse(httpStatus(pe), pe.kind.details(), pe.msg, retry)
+	return immediateResponseCode(httpStatus(pe), pe.kind.details(), pe.msg, pe.kind.code(), retry)
 }
 
 // immediateResponse makes Envoy answer the HTTP client itself with a JSON error, with a
 // retry-after header when retryAfter is not "".
 func immediateResponse(code int, details, msg, retryAfter string) *extprocv3.ProcessingResponse {
+	return immediateResponseCode(code, details, msg, "", retryAfter)
+}
+
+// immediateResponseCode is immediateResponse with a JSON "code" member when errCode is not "".
+func immediateResponseCode(code int, details, msg, errCode, retryAfter string) *extprocv3.ProcessingResponse {
 	body, _ := json.Marshal(struct {
 		Error string `json:"error"`
-	}{msg})
+		Code  string `json:"code,omitempty"`
+	}{msg, errCode})
 	set := []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}
 	if retryAfter != "" {
 		set = append(set, setHeader("retry-after", retryAfter))

@@ -28,6 +28,8 @@ type transformer struct {
 	lookup   bool                       // never create the key (create: admin_only)
 	passed   int                        // legacy plaintext values passed
 	current  envelope.Key               // current.Secret is nil until the first seal looks it up
+	counter  SealCounter                // keys, when they count seals; nil otherwise
+	renewed  bool                       // the current key was taken again after ErrKeySealLimit
 	version  envelope.Key               // the last version opened (most bodies use one)
 	versions map[uint32]envelope.Key    // the others
 	scratch  []byte                     // one field's replacement; Rewrite copies it before the next
@@ -77,7 +79,8 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 // newTransformer returns the transformer of one body of pol in direction fs, under key id keyID
 // and record binding binding ("" for none); scratch is its initial scratch buffer (length 0).
 func newTransformer(keys Keys, ph phase, pol *policy.Policy, fs *policy.Fields, keyID, binding string, scratch []byte) *transformer {
-	return &transformer{keys: keys, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs,
+	counter, _ := keys.(SealCounter)
+	return &transformer{keys: keys, counter: counter, phase: ph, mode: pol.Mode(), keyID: keyID, binding: binding, fields: fs,
 		legacy: pol.LegacyPlaintextPasses(), lookup: pol.Create() == policy.CreateAdminOnly, scratch: scratch}
 }
 
@@ -130,18 +133,12 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" is already encrypted", nil)
 	}
 	if t.current.Secret == nil {
-		get := t.keys.Current
-		if t.lookup {
-			get = t.keys.Lookup
+		if err := t.currentKey(ctx); err != nil {
+			return nil, err
 		}
-		k, err := get(ctx, t.keyID)
-		if err != nil {
-			return nil, fmt.Errorf("get current key: %w", err)
-		}
-		if k.ID != t.keyID || k.Secret == nil {
-			return nil, fmt.Errorf("get current key: keys returned key %q for %q, or no key", k.ID, t.keyID)
-		}
-		t.current = k
+	}
+	if err := t.reserve(ctx); err != nil {
+		return nil, err
 	}
 	out := append(t.scratch[:0], '"')
 	out, err := envelope.Seal(out, t.current, t.mode, f.Label, t.context(), raw)
@@ -222,6 +219,43 @@ func indexRoot(ctx context.Context, keys Keys) (envelope.Key, error) {
 		return envelope.Key{}, fmt.Errorf("get blind index root: keys returned key %q version %d", k.ID, k.Version)
 	}
 	return k, nil
+}
+
+// currentKey looks up the current key of the body's key id.
+func (t *transformer) currentKey(ctx context.Context) error {
+	get := t.keys.Current
+	if t.lookup {
+		get = t.keys.Lookup
+	}
+	k, err := get(ctx, t.keyID)
+	if err != nil {
+		return fmt.Errorf("get current key: %w", err)
+	}
+	if k.ID != t.keyID || k.Secret == nil {
+		return fmt.Errorf("get current key: keys returned key %q for %q, or no key", k.ID, t.keyID)
+	}
+	t.current = k
+	return nil
+}
+
+// reserve counts one seal under the current key when the keys count seals. A version that may
+// seal no more is replaced by the current key once per body (it was just rotated).
+func (t *transformer) reserve(ctx context.Context) error {
+	if t.counter == nil {
+		return nil
+	}
+	err := t.counter.ReserveSeals(ctx, t.current.ID, t.current.Version, 1)
+	if errors.Is(err, ErrKeySealLimit) && !t.renewed {
+		t.renewed = true
+		if err := t.currentKey(ctx); err != nil {
+			return err
+		}
+		err = t.counter.ReserveSeals(ctx, t.current.ID, t.current.Version, 1)
+	}
+	if err != nil {
+		return fmt.Errorf("reserve a seal: %w", err)
+	}
+	return nil
 }
 
 // open replaces the JSON string of a ciphertext by the JSON text it protects. A value that is

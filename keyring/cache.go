@@ -73,6 +73,7 @@ type slot struct {
 	expires tick
 	retryAt tick // stale: serve without a refresh attempt until then (a refresh just failed)
 	current uint32
+	min     uint32      // the record's min decrypt version: older versions are refused
 	stale   bool        // past its TTL: hits miss, kept for stale-if-error only
 	cur     *secret.Key // the key of version current, or nil if it was not opened
 	// Every version opened so far: the first inline, others (after a rotation) in more.
@@ -190,7 +191,7 @@ func (c *cache) version(id string, v uint32) (DataKey, bool) {
 	c.mu.Lock()
 	i := c.lookup(id)
 	var key *secret.Key
-	if i != 0 && !c.slots[i].stale {
+	if i != 0 && !c.slots[i].stale && v >= c.slots[i].min {
 		key = c.slots[i].key(v)
 	}
 	if key == nil {
@@ -226,12 +227,12 @@ func (c *cache) generation() uint64 {
 	return c.gen
 }
 
-// put caches version v of id, opened from a record whose current version is recCurrent, and
-// returns the key to hand out: the one already cached for (id, v) if any (key is then wiped),
+// put caches version v of id, opened from a record whose current version is recCurrent (0: the
+// key must not become the entry's current one) and min decrypt version is recMin, and returns the key to hand out: the one already cached for (id, v) if any (key is then wiped),
 // else key. If the cache is disabled or a remove happened since gen, key is returned uncached
 // and wiped after the grace period.
 // org is the copy the key was opened from (kept only when stale-if-error is on).
-func (c *cache) put(gen uint64, id string, v, recCurrent uint32, key *secret.Key, org origin) *secret.Key {
+func (c *cache) put(gen uint64, id string, v, recCurrent, recMin uint32, key *secret.Key, org origin) *secret.Key {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.disabled || gen != c.gen {
@@ -255,6 +256,7 @@ func (c *cache) put(gen uint64, id string, v, recCurrent uint32, key *secret.Key
 		c.touch(i)
 	}
 	s := &c.slots[i] // no slot is allocated below: the pointer stays valid
+	s.min = max(s.min, recMin)
 	if old := s.key(v); old != nil {
 		if old != key {
 			key.Wipe() // never handed out
@@ -339,6 +341,9 @@ func (c *cache) staleKey(id string, v uint32, current bool, rec *store.Record, b
 		v = s.current
 	}
 	cv := s.version(v)
+	if v < s.min || (rec != nil && v < rec.MinDecryptVersion) {
+		return DataKey{}, false
+	}
 	if cv == nil || (rec != nil && (cv.org == nil || !cv.org.heldBy(rec, v))) {
 		return DataKey{}, false
 	}

@@ -81,7 +81,7 @@ func TestCacheSlotsRandomOps(t *testing.T) {
 					v := uint32(1 + rng.IntN(3))
 					k := secret.New(make([]byte, 32))
 					keys = append(keys, k)
-					if got := c.put(c.generation(), id, v, v, k, origin{region: "r"}); got == nil {
+					if got := c.put(c.generation(), id, v, v, 0, k, origin{region: "r"}); got == nil {
 						t.Fatal("put returned no key")
 					}
 				case op < 7:

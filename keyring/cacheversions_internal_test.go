@@ -31,7 +31,7 @@ func TestCacheEntryVersions(t *testing.T) {
 			var handed []*secret.Key
 			for _, p := range tt.puts {
 				key := secret.New(make([]byte, 32))
-				got := c.put(c.generation(), "id", p.v, p.recCurrent, key, origin{})
+				got := c.put(c.generation(), "id", p.v, p.recCurrent, 0, key, origin{})
 				if got != key {
 					if !errors.Is(key.Use(func([]byte) error { return nil }), secret.ErrWiped) {
 						t.Fatal("a duplicate fill's own key was not wiped")

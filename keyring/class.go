@@ -29,9 +29,11 @@ const (
 	ClassDeleted
 	// ClassExists: [ErrExists]. An explicit create of an id that has a key.
 	ClassExists
+	// ClassRetired: [ErrVersionRetired]. The version was retired on purpose; it will not open.
+	ClassRetired
 )
 
-var classNames = [...]string{"internal", "invalid", "not_found", "limited", "unavailable", "canceled", "deleted", "exists"}
+var classNames = [...]string{"internal", "invalid", "not_found", "limited", "unavailable", "canceled", "deleted", "exists", "retired"}
 
 func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
@@ -44,12 +46,14 @@ func (c Class) String() string {
 // ClassUnavailable.
 func ClassOf(err error) Class {
 	switch {
-	case errors.Is(err, ErrInvalidID):
+	case errors.Is(err, ErrInvalidID), errors.Is(err, ErrInvalidVersion):
 		return ClassInvalid
 	case errors.Is(err, ErrDeleted): // before ErrNotFound, which it wraps
 		return ClassDeleted
 	case errors.Is(err, ErrExists):
 		return ClassExists
+	case errors.Is(err, ErrVersionRetired):
+		return ClassRetired
 	case errors.Is(err, ErrNotFound):
 		return ClassNotFound
 	case errors.Is(err, ErrCreateLimited):

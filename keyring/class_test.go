@@ -22,6 +22,8 @@ func TestClassOf(t *testing.T) {
 		{fmt.Errorf("%w: %w", ErrUnavailable, context.Canceled), ClassUnavailable},
 		{fmt.Errorf("get: %w", context.Canceled), ClassCanceled},
 		{errors.New("every region refused"), ClassInternal},
+		{fmt.Errorf("get version: %w", ErrVersionRetired), ClassRetired},
+		{fmt.Errorf("seal: %w", ErrSealLimit), ClassUnavailable},
 	} {
 		if got := ClassOf(tc.err); got != tc.want {
 			t.Errorf("ClassOf(%v) = %v, want %v", tc.err, got, tc.want)

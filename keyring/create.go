@@ -189,7 +189,7 @@ func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, e
 		k.enqueue(id)
 	}
 	k.log.Info("key created", "key_id", id, "regions", len(ver.Wrapped))
-	key = k.cache.put(gen, id, 1, 1, key, k.origin(ver, ""))
+	key = k.cache.put(gen, id, 1, 1, 0, key, k.origin(ver, ""))
 	return DataKey{ID: id, Version: 1, Secret: key}, nil
 }
 
@@ -203,6 +203,18 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 	if err := ValidateID(id); err != nil {
 		return 0, err
 	}
+	dk, _, err := k.rotate(ctx, id, ReasonAdmin, nil)
+	if err != nil {
+		return 0, err
+	}
+	return dk.Version, nil
+}
+
+// rotate adds a version to id's record and caches it as current, if due says the record read
+// still needs one (always when due is nil): of several replicas that find a version due at once,
+// the compare-and-swap lets one rotate and the others find it rotated. It returns the new key,
+// or, when the record was not due (any more), no key and the record read.
+func (k *Keyring) rotate(ctx context.Context, id, reason string, due func(*store.Record) bool) (DataKey, *store.Record, error) {
 	gen := k.cache.generation()
 	var key *secret.Key
 	var ver store.Version
@@ -214,7 +226,10 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 	for range maxCASAttempts {
 		rec, err := k.storeGet(ctx, id)
 		if err != nil {
-			return 0, fmt.Errorf("rotate: %w", err)
+			return DataKey{}, nil, fmt.Errorf("rotate: %w", err)
+		}
+		if due != nil && !due(rec) {
+			return DataKey{}, rec, nil
 		}
 		rec = rec.Clone()
 		var top uint32
@@ -222,7 +237,7 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 			top = max(top, v.Number)
 		}
 		if top == math.MaxUint32 {
-			return 0, fmt.Errorf("rotate key %q: version numbers exhausted", id)
+			return DataKey{}, nil, fmt.Errorf("rotate key %q: version numbers exhausted", id)
 		}
 		if key == nil || ver.Number != top+1 {
 			if key != nil {
@@ -230,7 +245,7 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 			}
 			key, ver, err = k.newVersion(ctx, id, top+1)
 			if err != nil {
-				return 0, fmt.Errorf("rotate key %q: %w", id, err)
+				return DataKey{}, nil, fmt.Errorf("rotate key %q: %w", id, err)
 			}
 		}
 		rec.Versions = append(rec.Versions, ver)
@@ -240,16 +255,18 @@ func (k *Keyring) Rotate(ctx context.Context, id string) (uint32, error) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("rotate: %w", err)
+			return DataKey{}, nil, fmt.Errorf("rotate: %w", err)
 		}
 		if len(ver.Missing) > 0 {
 			k.enqueue(id)
 		}
 		k.neg.remove(id)
-		k.log.Info("key rotated", "key_id", id, "version", ver.Number)
-		k.cache.put(gen, id, ver.Number, ver.Number, key, k.origin(ver, ""))
+		k.countRotation(reason)
+		k.log.Info("key rotated", "key_id", id, "version", ver.Number, "reason", reason)
+		dk := DataKey{ID: id, Version: ver.Number,
+			Secret: k.cache.put(gen, id, ver.Number, ver.Number, rec.MinDecryptVersion, key, k.origin(ver, ""))}
 		key = nil
-		return ver.Number, nil
+		return dk, nil, nil
 	}
-	return 0, fmt.Errorf("rotate key %q: record kept changing: %w", id, ErrUnavailable)
+	return DataKey{}, nil, fmt.Errorf("rotate key %q: record kept changing: %w", id, ErrUnavailable)
 }

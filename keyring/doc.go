@@ -130,11 +130,45 @@
 // Rotate, Delete), [ErrCreateLimited] (Get had to create and the rate limit said no: retry
 // after [CreateLimitedError.RetryAfter]), [ErrInvalidID] (the caller's fault), [ErrUnavailable] (too few regions answered, the
 // store is unreachable, or the caller's context ended while waiting: retry later) and
-// [ErrClosed]. When regions failed, errors.As finds a [*RegionErrors] whose Unwrap exposes each
+// [ErrClosed]; the version lifecycle adds [ErrVersionRetired] (a retired or destroyed version:
+// not ErrNotFound), [ErrInvalidVersion] and [ErrSealLimit] (which wraps ErrUnavailable). When regions failed, errors.As finds a [*RegionErrors] whose Unwrap exposes each
 // region's [*RegionError]. A read that every region refused (for example an access-denied
 // policy, or a corrupted copy) is not ErrUnavailable. Store errors keep the store's sentinel in
 // the chain. No error, log line or metric contains key material; refused unwraps say
 // "authentication failed".
+//
+// # Version lifecycle
+//
+// A record's [store.Record.MinDecryptVersion] retires the versions below it:
+// [Keyring.SetMinDecryptVersion] stamps them [store.Version.Retired], and every open path
+// (GetVersion, the current version, stale-if-error) refuses them with [ErrVersionRetired], which
+// is not [ErrNotFound] ([ClassRetired]). Lowering the minimum clears the stamp of versions not
+// destroyed yet. A version retired for [Options.RetireGrace] (default 7 days) is destroyed: its
+// wrapped copies are deleted by a compare-and-swap and [store.Version.Destroyed] is set, so it
+// never opens again. The replica that retires or destroys evicts the id from its cache at once;
+// other replicas keep versions they cached until their CacheTTL passes (the same window as for
+// deletion).
+//
+// Rotation is automatic when [Options.MaxAge] or [Options.MaxSeals] is set. By age: a current
+// version is due [Keyring.RotationDueAt] (MaxAge less [CacheWindow]: CacheTTL, one sweep
+// interval and MaxStale), so a replica that cached it just before stops using it before MaxAge;
+// a due version is never cached as current, and the next Get or Lookup rotates it (a
+// compare-and-swap: of replicas racing, one rotates, the others open its new version). If the
+// rotation fails the old version is served uncached until MaxAge, and Get fails closed past it.
+// By seal count: callers reserve before they seal ([Keyring.ReserveSeals]); each replica adds
+// blocks of MaxSeals/1024 (1,000..1,000,000) to [store.Version.Seals] with a compare-and-swap
+// before using them, the next block in the background once half is used. A block that would pass
+// MaxSeals rotates the key instead and the reservation fails with [ErrSealLimit] (the caller takes
+// the current key again), so the seals under one version never exceed MaxSeals, and a version is
+// rotated early by at most the unused blocks the replicas hold. A caller that finds its
+// replica's block empty waits for the reservation within its context.
+//
+// Maintenance ([Keyring.Maintain]) does both for one key: a due rotation and the destruction of
+// versions past the grace. It runs with the repair pass for keys read since they became due, for
+// every key in the store each [Options.MaintenanceInterval] (default 1h), and on demand (the
+// admin API). The periodic pass costs each replica a listing of the store and one read per key
+// per interval: with large stores, lengthen it or turn it off on most replicas (keys in use are
+// still maintained when read; only idle keys wait for a pass). [Keyring.Describe] returns a key's lifecycle state ([KeyInfo]) without opening it.
 //
 // # Deletion and explicit creation
 //

@@ -33,6 +33,15 @@ var (
 	// Options.CreateRate allows for now. It comes as a [*CreateLimitedError] that says when to
 	// retry. It does not wrap ErrUnavailable: the key service is up, the caller asks too much.
 	ErrCreateLimited = errors.New("key creation rate limit reached")
+	// ErrVersionRetired: the key version exists (or existed) but may no longer be opened: it is
+	// below the record's min decrypt version, retired, or destroyed
+	// ([Keyring.SetMinDecryptVersion]). It does not wrap ErrNotFound: a caller must be able to
+	// tell "this data was deliberately retired" from "no such key".
+	ErrVersionRetired = errors.New("key version retired")
+	// ErrSealLimit: the key version has used up the seals it may make
+	// ([Options.MaxSeals]) and the keyring could not rotate it now. Get the current key again:
+	// when rotation succeeded it is a new version. It wraps ErrUnavailable.
+	ErrSealLimit = fmt.Errorf("key version reached its seal limit: %w", ErrUnavailable)
 )
 
 // CreateLimitedError is the error of a Get refused by the creation rate limit. errors.Is

@@ -30,6 +30,11 @@ const (
 	DefaultCreateBurst      = 20
 	DefaultNegativeTTL      = 5 * time.Second
 	DefaultNegativeMaxKeys  = 10000
+	// DefaultRetireGrace is how long a retired version keeps its wrapped copies (Options.RetireGrace).
+	DefaultRetireGrace = 7 * 24 * time.Hour
+	// DefaultMaintenanceInterval is how often every key's lifecycle is checked
+	// (Options.MaintenanceInterval).
+	DefaultMaintenanceInterval = time.Hour
 )
 
 // wipeGrace is how long an evicted key stays usable by callers that received it just before the
@@ -90,6 +95,23 @@ type Options struct {
 	// NegativeMaxKeys bounds the ids remembered as absent (least recently used evicted first).
 	// Default 10000; negative disables.
 	NegativeMaxKeys int
+	// MaxAge rotates a key's current version automatically when it is this old, less the cache
+	// window (CacheTTL plus one sweep interval plus MaxStale), so that no replica seals with it
+	// past MaxAge: the next Get after that rotates it (one replica wins), and so does the
+	// maintenance pass. Zero (the default) disables; it must be at least twice the cache window.
+	MaxAge time.Duration
+	// MaxSeals rotates a key's current version before all replicas together have sealed this
+	// many values with it (see [Keyring.ReserveSeals]: seals are reserved in blocks of
+	// MaxSeals/1024, clamped to 1,000..1,000,000). Zero (the default) disables.
+	MaxSeals uint64
+	// RetireGrace is how long a retired version ([Keyring.SetMinDecryptVersion]) keeps its
+	// wrapped copies before the maintenance deletes them for good. Default 7 days; negative:
+	// copies are never deleted automatically.
+	RetireGrace time.Duration
+	// MaintenanceInterval is how often the background loop checks every key in the store for a
+	// due rotation (MaxAge) or destruction (RetireGrace); keys read in between are checked when
+	// read. Default 1h; negative disables the periodic pass.
+	MaintenanceInterval time.Duration
 	// Logger receives operational events (never key material). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for cache expiry and breaker cooldowns. Default time.Now.
@@ -117,13 +139,33 @@ type Keyring struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      context.CancelFunc
+	bg        context.Context // ends at Close: background work not tied to a caller
 	loops     sync.WaitGroup
+	budgets   budgets
 
 	storeReads atomic.Uint64
 	created    atomic.Uint64
 	repaired   atomic.Uint64
 	staleHits  atomic.Uint64
 	limited    atomic.Uint64
+
+	rotations        [3]atomic.Uint64 // by reason: age, seals, admin
+	retired          atomic.Uint64
+	destroyed        atomic.Uint64
+	refusedRetired   atomic.Uint64
+	sealReservations atomic.Uint64
+}
+
+// countRotation counts a rotation by reason.
+func (k *Keyring) countRotation(reason string) {
+	switch reason {
+	case ReasonAge:
+		k.rotations[0].Add(1)
+	case ReasonSeals:
+		k.rotations[1].Add(1)
+	default:
+		k.rotations[2].Add(1)
+	}
 }
 
 // New returns a keyring over st and regions (in order of preference) and starts its background
@@ -179,10 +221,17 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		k.creates = rate.NewLimiter(rate.Limit(opts.CreateRate), opts.CreateBurst)
 	}
 	k.neg = newNegCache(opts.NegativeMaxKeys, opts.NegativeTTL, opts.Now)
+	k.budgets = budgets{m: make(map[string]*sealBudget), max: max(opts.CacheMaxKeys, DefaultNegativeMaxKeys)}
+	if err := k.checkRotation(); err != nil {
+		return nil, fmt.Errorf("new keyring: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	k.stop = cancel
+	k.stop, k.bg = cancel, ctx
 	if background {
 		k.loops.Go(func() { k.run(ctx, loopInterval(opts)) })
+		if opts.MaintenanceInterval > 0 {
+			k.loops.Go(func() { k.maintainLoop(ctx, opts.MaintenanceInterval) })
+		}
 		if !k.cache.disabled {
 			k.loops.Go(func() { k.sweepLoop(ctx, sweepInterval(opts.CacheTTL)) })
 		}
@@ -226,6 +275,8 @@ func withDefaults(o Options, n int) (Options, error) {
 	orDefault(&o.CreateBurst, DefaultCreateBurst)
 	orDefault(&o.NegativeTTL, DefaultNegativeTTL)
 	orDefault(&o.NegativeMaxKeys, DefaultNegativeMaxKeys)
+	orDefault(&o.RetireGrace, DefaultRetireGrace)
+	orDefault(&o.MaintenanceInterval, DefaultMaintenanceInterval)
 	if o.CreateBurst < 0 {
 		return o, errors.New("create burst must not be negative")
 	}
@@ -332,6 +383,11 @@ func (k *Keyring) load(ctx context.Context, id string, create bool) (DataKey, er
 	if err != nil {
 		return k.orStale(id, 0, true, nil, err)
 	}
+	if reason := k.rotationDue(rec); reason != "" {
+		if dk, done, err := k.loadDue(ctx, id, rec, reason, gen); done {
+			return dk, err
+		}
+	}
 	dk, err := k.open(ctx, id, rec, rec.Current, gen)
 	if err != nil {
 		return k.orStale(id, 0, true, rec, err)
@@ -355,9 +411,12 @@ func (k *Keyring) orStale(id string, v uint32, current bool, rec *store.Record, 
 	return dk, nil
 }
 
-// open unwraps version v of rec and caches it.
+// open unwraps version v of rec and caches it. A retired version is refused
+// (ErrVersionRetired). A current version due for rotation is cached as a version, never as the
+// entry's current one, so that the next Get reads the record again and rotates it.
 func (k *Keyring) open(ctx context.Context, id string, rec *store.Record, v uint32, gen uint64) (DataKey, error) {
 	k.noticeMissing(rec)
+	k.noticeLifecycle(rec)
 	ver, ok := rec.Version(v)
 	if !ok {
 		if v == rec.Current {
@@ -365,11 +424,18 @@ func (k *Keyring) open(ctx context.Context, id string, rec *store.Record, v uint
 		}
 		return DataKey{}, fmt.Errorf("key %q version %d: %w", id, v, ErrNotFound)
 	}
+	if err := k.retiredErr(id, rec, ver); err != nil {
+		return DataKey{}, err
+	}
 	key, src, err := k.unwrap(ctx, id, ver)
 	if err != nil {
 		return DataKey{}, err
 	}
-	key = k.cache.put(gen, id, v, rec.Current, key, k.origin(ver, src))
+	cur := rec.Current
+	if k.rotationDue(rec) != "" {
+		cur = 0
+	}
+	key = k.cache.put(gen, id, v, cur, rec.MinDecryptVersion, key, k.origin(ver, src))
 	return DataKey{ID: id, Version: v, Secret: key}, nil
 }
 

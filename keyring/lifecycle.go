@@ -68,7 +68,7 @@ func (k *Keyring) createExplicit(ctx context.Context, id string, recreate bool) 
 			k.enqueue(id)
 		}
 		k.log.Info("key created", "key_id", id, "regions", len(ver.Wrapped), "recreated", old != nil)
-		key = k.cache.put(gen, id, 1, 1, key, k.origin(ver, ""))
+		key = k.cache.put(gen, id, 1, 1, 0, key, k.origin(ver, ""))
 		return DataKey{ID: id, Version: 1, Secret: key}, nil
 	}
 	return DataKey{}, fmt.Errorf("record kept changing: %w", ErrUnavailable)

@@ -55,6 +55,21 @@ func (k *Keyring) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// maintainLoop runs the maintenance of every key (rotation by age, destruction of retired
+// versions) every interval. The first pass runs one interval after start.
+func (k *Keyring) maintainLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			k.maintainAll(ctx)
+		}
+	}
+}
+
 // probeDue makes one trial call to each region whose breaker cooldown has passed; a region that
 // answers is closed again, which triggers a repair pass.
 func (k *Keyring) probeDue(ctx context.Context) {
@@ -95,6 +110,9 @@ func (k *Keyring) noticeMissing(rec *store.Record) {
 // incomplete reports whether some version of rec lacks a configured region's copy.
 func (k *Keyring) incomplete(rec *store.Record) bool {
 	for _, v := range rec.Versions {
+		if v.IsDestroyed() {
+			continue // nothing left to copy, on purpose
+		}
 		for _, r := range k.h.regions {
 			if _, ok := v.Wrapped[r.name]; !ok {
 				return true
@@ -117,11 +135,15 @@ func (k *Keyring) repairAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		_, merr := k.maintainID(ctx, id)
+		if merr != nil && !errors.Is(merr, ErrNotFound) {
+			k.log.Warn("key maintenance failed; will retry", "key_id", id, "err", merr)
+		}
 		done, err := k.repairID(ctx, id)
 		if err != nil {
 			k.log.Warn("key repair failed; will retry", "key_id", id, "err", err)
 		}
-		if done {
+		if done && (merr == nil || errors.Is(merr, ErrNotFound)) {
 			k.pendingMu.Lock()
 			delete(k.pending, id)
 			k.pendingMu.Unlock()
@@ -150,6 +172,9 @@ func (k *Keyring) repairID(ctx context.Context, id string) (done bool, err error
 	complete := true
 	var fills []fill
 	for _, v := range rec.Versions {
+		if v.IsDestroyed() {
+			continue
+		}
 		f, ok := k.planFill(ctx, id, v)
 		complete = complete && ok
 		if len(f.wraps) > 0 {

@@ -45,8 +45,16 @@ type Stats struct {
 	NegativeHits    uint64 // Lookups answered "not found" from the negative cache, without a store read
 	NegativeEntries int    // ids remembered as absent now (expired ones included until evicted)
 	RepairedCopies  uint64 // wrapped copies added by repair
-	PendingRepairs  int    // ids known to lack some region's copy
-	Regions         []RegionStats
+	PendingRepairs  int    // ids known to lack some region's copy (or due for lifecycle maintenance)
+	// Version lifecycle.
+	RotationsAge      uint64 // automatic rotations by age (Options.MaxAge)
+	RotationsSeals    uint64 // automatic rotations by seal count (Options.MaxSeals)
+	RotationsAdmin    uint64 // explicit rotations (Rotate)
+	VersionsRetired   uint64 // versions retired by SetMinDecryptVersion
+	VersionsDestroyed uint64 // retired versions whose copies were deleted
+	RetiredRefused    uint64 // opens refused because the version is retired (ErrVersionRetired)
+	SealReservations  uint64 // seal blocks reserved in the store
+	Regions           []RegionStats
 }
 
 // RegionStats counts one region's calls.
@@ -82,7 +90,15 @@ func (k *Keyring) Stats() Stats {
 		NegativeEntries: k.neg.len(),
 		RepairedCopies:  k.repaired.Load(),
 		PendingRepairs:  pending,
-		Regions:         make([]RegionStats, len(k.h.regions)),
+
+		RotationsAge:      k.rotations[0].Load(),
+		RotationsSeals:    k.rotations[1].Load(),
+		RotationsAdmin:    k.rotations[2].Load(),
+		VersionsRetired:   k.retired.Load(),
+		VersionsDestroyed: k.destroyed.Load(),
+		RetiredRefused:    k.refusedRetired.Load(),
+		SealReservations:  k.sealReservations.Load(),
+		Regions:           make([]RegionStats, len(k.h.regions)),
 	}
 	for i, r := range k.h.regions {
 		s.Regions[i] = RegionStats{

@@ -75,6 +75,10 @@ type Record struct {
 	// serve or silently re-create a tombstoned id (see package keyring). Records written before
 	// tombstones existed have no Deleted and are live.
 	Deleted time.Time
+	// MinDecryptVersion is the lowest version that may still be opened: versions numbered below
+	// it are retired and the keyring refuses them. 0 and 1 leave every version open; records
+	// written before version lifecycle existed have 0. It is never above Current.
+	MinDecryptVersion uint32
 }
 
 // IsTombstone reports whether r records a deleted key id ([Record.Deleted] is set).
@@ -91,7 +95,26 @@ type Version struct {
 	// Missing lists the regions that were configured but unavailable when the version was
 	// created (or rotated in); the keyring repairs them later and removes them from this list.
 	Missing []string
+	// Retired, when not zero, is when the version was retired (UTC): it fell below the record's
+	// MinDecryptVersion. A retired version refuses to open; its copies are destroyed once it has
+	// been retired longer than the keyring's retire grace. Lowering MinDecryptVersion before
+	// then clears it again.
+	Retired time.Time
+	// Destroyed, when not zero, is when the version's wrapped copies were deleted (UTC):
+	// Wrapped is then empty and the version can never be opened again. The entry stays so that
+	// its number is never reused and its history stays visible.
+	Destroyed time.Time
+	// Seals counts the seals reserved under this version by every replica together (each
+	// replica reserves blocks before it seals, so the real count is at most this). The keyring
+	// rotates before it would pass its limit.
+	Seals uint64
 }
+
+// IsRetired reports whether v is retired or destroyed.
+func (v *Version) IsRetired() bool { return !v.Retired.IsZero() || v.IsDestroyed() }
+
+// IsDestroyed reports whether v's wrapped copies were deleted.
+func (v *Version) IsDestroyed() bool { return !v.Destroyed.IsZero() }
 
 // Wrapped is one region's KMS ciphertext of a DEK.
 type Wrapped struct {

@@ -50,7 +50,7 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 	m := http.NewServeMux()
 	for _, prefix := range []string{"", "/api/v1"} {
 		m.HandleFunc(prefix+"/key", h.serve(map[string]route{
-			http.MethodGet:    {audit.OpRead, "id", []string{"id", "create", "version"}, h.get},
+			http.MethodGet:    {audit.OpRead, "id", []string{"id", "create", "version", "metadata"}, h.get},
 			http.MethodPost:   {audit.OpCreate, "id", []string{"id", "recreate"}, h.create},
 			http.MethodDelete: {audit.OpDelete, "id", []string{"id"}, h.delete},
 		}))
@@ -60,6 +60,7 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 		m.HandleFunc(prefix+"/keys", h.serve(map[string]route{
 			http.MethodGet: {audit.OpList, "prefix", []string{"limit", "after", "prefix"}, h.list},
 		}))
+		h.lifecycleRoutes(m, prefix)
 	}
 	m.HandleFunc(rewrapPath, h.serve(map[string]route{
 		http.MethodPost: {audit.OpRewrap, "", nil, h.rewrap},
@@ -151,6 +152,7 @@ var statuses = map[keyservice.Class]int{
 	keyservice.Canceled:             StatusClientClosedRequest,
 	keyservice.Unavailable:          http.StatusServiceUnavailable,
 	keyservice.Internal:             http.StatusInternalServerError,
+	keyservice.Retired:              http.StatusGone,
 }
 
 // fail writes the key service error err: the status of its class and its fixed message.

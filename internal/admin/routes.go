@@ -72,9 +72,10 @@ func requireID(w http.ResponseWriter, r *http.Request, sess *keyservice.Session,
 }
 
 type keyResponse struct {
-	ID      string `json:"id"`
-	Key     string `json:"key,omitempty"`
-	Version uint32 `json:"version"`
+	ID       string       `json:"id"`
+	Key      string       `json:"key,omitempty"`
+	Version  uint32       `json:"version"`
+	Metadata *keyMetadata `json:"metadata,omitempty"` // GET /key with metadata=true
 }
 
 // lend returns the read callback of the key service that fills resp.
@@ -101,6 +102,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, sess *keyservice.S
 		malformed(w, r, sess, audit.OpRead, err.Error())
 		return
 	}
+	withMetadata, err := q.boolean("metadata", false)
+	if err != nil {
+		malformed(w, r, sess, audit.OpRead, err.Error())
+		return
+	}
 	if _, explicit := q["create"]; explicit && create && version != 0 {
 		malformed(w, r, sess, audit.OpRead, "version never creates: drop create=true")
 		return
@@ -110,6 +116,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, sess *keyservice.S
 		err = sess.Get(r.Context(), id, lend(&resp))
 	} else {
 		err = sess.Read(r.Context(), id, uint32(version), lend(&resp))
+	}
+	if err == nil && withMetadata {
+		var ki keyring.KeyInfo
+		if ki, err = sess.Metadata(r.Context(), id); err == nil {
+			resp.Metadata = metadataOf(ki)
+		}
 	}
 	if err != nil {
 		fail(w, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -98,12 +99,24 @@ func buildStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
+	r := cfg.Keyring.Rotation
 	// MinRegions 0 is the keyring's majority (keyring.DefaultMinRegions).
 	return keyring.Options{MinRegions: cfg.KMS.MinRegions, CacheTTL: cfg.Cache.TTL, CacheMaxKeys: cfg.Cache.MaxKeys,
 		CacheMaxDerived: cfg.Cache.MaxDerived,
 		MaxStale:        cfg.Cache.MaxStale, BreakerThreshold: cfg.KMS.BreakerThreshold, BreakerCooldown: cfg.KMS.BreakerCooldown,
 		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,
-		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log}
+		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log,
+		MaxAge: r.MaxAge, MaxSeals: r.MaxSeals, RetireGrace: offIfZero(r.RetireGrace),
+		MaintenanceInterval: offIfZero(r.MaintenanceInterval)}
+}
+
+// offIfZero maps a config duration where 0 disables to a keyring option where 0 is the default
+// and a negative value disables.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // extprocOptions maps the extproc section of cfg to the server's options; budget is the body

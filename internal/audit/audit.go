@@ -40,6 +40,7 @@ const (
 	ResultExists      = "exists"
 	ResultUnavailable = "unavailable"
 	ResultError       = "error"
+	ResultRetired     = "retired" // a key version below its min decrypt version, or destroyed
 )
 
 // ErrDenied marks a call refused for lack of a valid token; [Result] maps it to "denied".
@@ -180,6 +181,8 @@ func Result(err error) string {
 		return ResultDeleted
 	case c == keyring.ClassExists:
 		return ResultExists
+	case c == keyring.ClassRetired:
+		return ResultRetired
 	case c == keyring.ClassNotFound, errors.Is(err, store.ErrNotFound):
 		return ResultNotFound
 	case c == keyring.ClassUnavailable, c == keyring.ClassCanceled, errors.Is(err, store.ErrUnavailable):

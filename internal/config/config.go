@@ -31,6 +31,7 @@ type Config struct {
 	KMS      KMS             `yaml:"kms"`
 	Store    Store           `yaml:"store"`
 	Cache    Cache           `yaml:"cache"`
+	Keyring  Keyring         `yaml:"keyring"`
 	Policies []policy.Config `yaml:"policies"`
 
 	// compiled is Policies as compiled by the check in Parse; nil for a Config that did not come
@@ -191,6 +192,28 @@ type Cache struct {
 	Warmup          Warmup `yaml:"warmup"`
 }
 
+// Keyring configures the key lifecycle beyond the cache (see package keyring).
+type Keyring struct {
+	Rotation Rotation `yaml:"rotation"`
+}
+
+// Rotation is the version lifecycle policy: automatic rotation by age and by seal count, and
+// the destruction of retired versions. 0 disables each.
+type Rotation struct {
+	// MaxAge rotates a key's current version when it is this old, less the cache window
+	// (cache.ttl + up to 1s + cache.max_stale), so that no replica seals with it past MaxAge.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxSeals rotates a key's current version before all replicas together sealed this many
+	// values with it (reserved in blocks; never more, possibly up to a few blocks fewer).
+	MaxSeals uint64 `yaml:"max_seals"`
+	// RetireGrace is how long a retired version (below the key's min decrypt version) keeps its
+	// wrapped copies before they are deleted for good. 0: never deleted automatically.
+	RetireGrace time.Duration `yaml:"retire_grace"`
+	// MaintenanceInterval is how often each replica checks every key for a due rotation or
+	// destruction (keys read in between are checked when read). 0 disables the periodic pass.
+	MaintenanceInterval time.Duration `yaml:"maintenance_interval"`
+}
+
 // Warmup configures the start-up cache warm-up: a running replica saves the ids (never the
 // keys) of its most recently used keys to File every SaveInterval and when it stops; at start it
 // unwraps those keys before /readyz and the gRPC health check report it ready.
@@ -231,6 +254,19 @@ const (
 	DefaultWarmupMaxKeys      = 10000
 	DefaultWarmupTimeout      = 30 * time.Second
 	DefaultWarmupSaveInterval = time.Minute
+
+	// Version lifecycle: keyring.Options leaves rotation off; the service turns it on.
+	// DefaultMaxAge is 90 days. DefaultMaxSeals is 2^30: AES-GCM with random 96-bit nonces
+	// keeps the chance of a nonce collision below 2^-32 up to 2^32 messages per key (NIST SP
+	// 800-38D); 2^30 leaves a factor of 4 under that bound, so that seals counted early (blocks
+	// reserved by replicas) and deterministic mode's derived nonces never approach it.
+	DefaultMaxAge   = 90 * 24 * time.Hour
+	DefaultMaxSeals = 1 << 30
+	// MinMaxSeals is the smallest max_seals accepted: one reservation block (below it every
+	// seal would be a store write).
+	MinMaxSeals                = 1000
+	DefaultRetireGrace         = keyring.DefaultRetireGrace
+	DefaultMaintenanceInterval = keyring.DefaultMaintenanceInterval
 )
 
 // Default returns the defaults a configuration file is laid over: everything local, nothing
@@ -295,6 +331,8 @@ func defaults() *Config {
 			NegativeMaxKeys: keyring.DefaultNegativeMaxKeys,
 			Warmup:          Warmup{MaxKeys: DefaultWarmupMaxKeys, Timeout: DefaultWarmupTimeout, SaveInterval: DefaultWarmupSaveInterval},
 		},
+		Keyring: Keyring{Rotation: Rotation{MaxAge: DefaultMaxAge, MaxSeals: DefaultMaxSeals,
+			RetireGrace: DefaultRetireGrace, MaintenanceInterval: DefaultMaintenanceInterval}},
 	}
 }
 
@@ -488,7 +526,26 @@ func (c *checker) check(cfg *Config) {
 		c.positive("cache.warmup.timeout", w.Timeout)
 		c.positive("cache.warmup.save_interval", w.SaveInterval)
 	}
+	c.rotation(cfg)
 	c.policies(cfg.Policies)
+}
+
+// rotation checks keyring.rotation: durations not negative, and a max age that leaves each
+// version at least the cache window of use (keyring.CheckMaxAge).
+func (c *checker) rotation(cfg *Config) {
+	r := cfg.Keyring.Rotation
+	if err := keyring.CheckMaxAge(r.MaxAge, keyring.CacheWindow(cfg.Cache.TTL, cfg.Cache.MaxStale)); err != nil {
+		c.add("keyring.rotation.max_age", "%v", err)
+	}
+	if r.MaxSeals > 0 && r.MaxSeals < MinMaxSeals {
+		c.add("keyring.rotation.max_seals", "must be 0 (off) or at least %d, one reservation block (got %d)", MinMaxSeals, r.MaxSeals)
+	}
+	if r.RetireGrace < 0 {
+		c.add("keyring.rotation.retire_grace", "must not be negative; 0 disables (got %s)", r.RetireGrace)
+	}
+	if r.MaintenanceInterval < 0 {
+		c.add("keyring.rotation.maintenance_interval", "must not be negative; 0 disables (got %s)", r.MaintenanceInterval)
+	}
 }
 
 func (c *checker) listen(path, addr string) {

@@ -63,6 +63,13 @@ func (s *Server) ReadKey(ctx context.Context, req *rkmsv1.ReadKeyRequest) (*rkms
 	if err := sess.Read(ctx, req.GetId(), req.GetVersion(), lend(&resp)); err != nil {
 		return nil, toStatus(err)
 	}
+	if req.GetMetadata() {
+		ki, err := sess.Metadata(ctx, req.GetId())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Metadata = metadataOf(ki)
+	}
 	return resp, nil
 }
 
@@ -172,6 +179,7 @@ var classCodes = map[keyservice.Class]codes.Code{
 	keyservice.Canceled:             codes.Canceled,
 	keyservice.Unavailable:          codes.Unavailable,
 	keyservice.Internal:             codes.Internal,
+	keyservice.Retired:              codes.FailedPrecondition,
 }
 
 // toStatus turns the key service error err into a status: the code of its class and its fixed

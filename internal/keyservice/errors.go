@@ -44,10 +44,14 @@ const (
 	// wrong label or context, or modified bytes); it says nothing more (envelope.ErrAuthentication).
 	// Only [Session.Rewrap]'s per-item errors carry it.
 	AuthenticationFailed
+
+	// Retired: the key version was retired (below the key's min decrypt version) or destroyed
+	// (keyring.ErrVersionRetired). Not NotFound: it existed and was retired on purpose.
+	Retired
 )
 
 var classNames = [...]string{"internal", "invalid_argument", "not_found", "limited", "unavailable",
-	"canceled", "unauthenticated", "throttled", "forbidden", "deleted", "exists", "authentication_failed"}
+	"canceled", "unauthenticated", "throttled", "forbidden", "deleted", "exists", "authentication_failed", "retired"}
 
 // Classes returns every Class, for tables that must cover them all.
 func Classes() []Class {
@@ -78,6 +82,7 @@ const (
 	msgThrottled       = "too many failed authentications from this address"
 	msgDeleted         = "key deleted: only an explicit create with recreate brings the id back"
 	msgExists          = "key already exists"
+	msgRetired         = "key version retired: below the key's min decrypt version, or destroyed"
 )
 
 // forbiddenMsg is the message of a Forbidden refusal of op: it names the operation (a fixed
@@ -121,6 +126,7 @@ var classes = map[keyring.Class]struct {
 	keyring.ClassCanceled:    {Canceled, msgCanceled},
 	keyring.ClassDeleted:     {Deleted, msgDeleted},
 	keyring.ClassExists:      {Exists, msgExists},
+	keyring.ClassRetired:     {Retired, msgRetired},
 }
 
 // Classify returns err as an *Error: itself when it is one already, else the class of a keyring

@@ -16,7 +16,10 @@ import (
 // Keyring serves extproc.Keys from a keyring.
 type Keyring struct{ K *keyring.Keyring }
 
-var _ extproc.Keys = Keyring{}
+var (
+	_ extproc.Keys        = Keyring{}
+	_ extproc.SealCounter = Keyring{}
+)
 
 // Current returns the current version of id, creating the key on first use. A deleted id is
 // never re-created: it is extproc.ErrKeyUnknown (403), as for a policy that does not create keys.
@@ -54,6 +57,20 @@ func (a Keyring) Version(ctx context.Context, id string, v uint32) (envelope.Key
 	return envelope.Key{ID: dk.ID, Version: dk.Version, Secret: dk.Secret}, nil
 }
 
+// ReserveSeals counts n seals under version v of id against the keyring's seal limit
+// (keyring.rotation.max_seals): a version that may seal no more is extproc.ErrKeySealLimit, and
+// also ErrKeyUnavailable, so that a body that already took the current key again fails with 503.
+func (a Keyring) ReserveSeals(ctx context.Context, id string, v uint32, n int) error {
+	err := a.K.ReserveSeals(ctx, id, v, n)
+	if errors.Is(err, keyring.ErrSealLimit) {
+		return fmt.Errorf("%w: %w: %w", extproc.ErrKeySealLimit, extproc.ErrKeyUnavailable, err)
+	}
+	if err != nil {
+		return Classify(err)
+	}
+	return nil
+}
+
 // Classify wraps a keyring error in the extproc error class it belongs to (the cause stays in
 // the chain for logs; extproc never shows it to clients). It maps [keyring.ClassOf]: the
 // unavailable, canceled and internal classes all mean here that the key cannot be had now.
@@ -65,6 +82,9 @@ func Classify(err error) error {
 		// A deleted id's ciphertexts fail like any that do not open (Version); Current and
 		// Lookup turn a deleted id into ErrKeyUnknown before they get here.
 		return fmt.Errorf("%w: %w", extproc.ErrKeyNotFound, err)
+	case keyring.ClassRetired:
+		// Below the key's min decrypt version, or destroyed: a refusal the client sees as such.
+		return fmt.Errorf("%w: %w", extproc.ErrKeyRetired, err)
 	case keyring.ClassLimited:
 		return &extproc.CreateLimitedError{RetryAfter: keyring.RetryAfter(err), Err: err}
 	default:

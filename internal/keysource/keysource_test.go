@@ -117,3 +117,48 @@ func TestKeyringKeys(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+// TestKeyringLifecycle: a retired version is extproc.ErrKeyRetired (403), not ErrKeyNotFound
+// (authentication failed); seals are counted and a version out of seals is ErrKeySealLimit and
+// ErrKeyUnavailable.
+func TestKeyringLifecycle(t *testing.T) {
+	kr, err := keyring.New(store.NewMemory(), localRegions(t), keyring.Options{MaxSeals: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	ks := Keyring{kr}
+	ctx := context.Background()
+	cur, err := ks.Current(ctx, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Rotate(ctx, "tenant-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.SetMinDecryptVersion(ctx, "tenant-a", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Version(ctx, "tenant-a", 1); !errors.Is(err, extproc.ErrKeyRetired) || errors.Is(err, extproc.ErrKeyNotFound) {
+		t.Fatalf("retired version: %v, want ErrKeyRetired only", err)
+	}
+	// cur is version 1, no longer current: its seals are refused, and the retry takes version 2.
+	if err := ks.ReserveSeals(ctx, "tenant-a", cur.Version, 1); !errors.Is(err, extproc.ErrKeySealLimit) || !errors.Is(err, extproc.ErrKeyUnavailable) {
+		t.Fatalf("seal under a rotated version: %v", err)
+	}
+	cur, err = ks.Current(ctx, "tenant-a")
+	if err != nil || cur.Version != 2 {
+		t.Fatalf("Current after rotation: %+v %v", cur, err)
+	}
+	for i := range 1000 {
+		if err := ks.ReserveSeals(ctx, "tenant-a", cur.Version, 1); err != nil {
+			t.Fatalf("seal %d of 1000: %v", i, err)
+		}
+	}
+	if err := ks.ReserveSeals(ctx, "tenant-a", cur.Version, 1); !errors.Is(err, extproc.ErrKeySealLimit) {
+		t.Fatalf("seal 1001 of a 1000-seal version: %v", err)
+	}
+	if next, err := ks.Current(ctx, "tenant-a"); err != nil || next.Version != 3 {
+		t.Fatalf("Current after the seal limit: %+v %v", next, err)
+	}
+}

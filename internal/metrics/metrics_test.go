@@ -221,6 +221,7 @@ func (fakeStats) RegionStatus() []keyring.RegionStatus {
 func (fakeStats) Stats() keyring.Stats {
 	return keyring.Stats{CacheHits: 10, CacheMisses: 3, CacheEntries: 2, Created: 1, RepairedCopies: 4, PendingRepairs: 5, StaleServed: 6, DerivedDropped: 7,
 		CreateLimited: 8, NegativeHits: 9, NegativeEntries: 11,
+		RotationsAge: 12, RotationsSeals: 13, RotationsAdmin: 14, VersionsRetired: 15, VersionsDestroyed: 16, RetiredRefused: 17, SealReservations: 18,
 		Regions: []keyring.RegionStats{{Name: "us-east-1"}, {Name: "us-west-2", BreakerOpens: 2}}}
 }
 
@@ -253,6 +254,13 @@ func TestWatchKeyring(t *testing.T) {
 		{"rkms_keyring_creations_total", map[string]string{"result": "limited"}, 8},
 		{"rkms_keyring_negative_hits_total", nil, 9},
 		{"rkms_keyring_negative_keys", nil, 11},
+		{"rkms_keyring_rotations_total", map[string]string{"reason": "age"}, 12},
+		{"rkms_keyring_rotations_total", map[string]string{"reason": "seals"}, 13},
+		{"rkms_keyring_rotations_total", map[string]string{"reason": "admin"}, 14},
+		{"rkms_keyring_versions_retired_total", nil, 15},
+		{"rkms_keyring_versions_destroyed_total", nil, 16},
+		{"rkms_decrypt_refused_total", map[string]string{"reason": "version_retired"}, 17},
+		{"rkms_keyring_seal_reservations_total", nil, 18},
 	} {
 		expect(t, m, tc.name, tc.labels, tc.want)
 	}

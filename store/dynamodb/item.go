@@ -27,6 +27,11 @@ const (
 	attrBlob     = "blob"
 	attrMissing  = "missing"
 	attrDeleted  = "deleted"
+	// Version lifecycle (absent in items written before it existed, and when zero).
+	attrMinDecrypt = "min_decrypt"
+	attrRetired    = "retired"
+	attrDestroyed  = "destroyed"
+	attrSeals      = "seals"
 )
 
 func attrS(s string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: s} }
@@ -66,6 +71,15 @@ func encodeItem(rec *store.Record, rev int64) map[string]types.AttributeValue {
 			}
 			vm[attrMissing] = &types.AttributeValueMemberL{Value: missing}
 		}
+		if !v.Retired.IsZero() {
+			vm[attrRetired] = attrS(v.Retired.UTC().Format(time.RFC3339Nano))
+		}
+		if !v.Destroyed.IsZero() {
+			vm[attrDestroyed] = attrS(v.Destroyed.UTC().Format(time.RFC3339Nano))
+		}
+		if v.Seals > 0 {
+			vm[attrSeals] = &types.AttributeValueMemberN{Value: strconv.FormatUint(v.Seals, 10)}
+		}
 		versions[i] = &types.AttributeValueMemberM{Value: vm}
 	}
 	item := map[string]types.AttributeValue{
@@ -77,6 +91,9 @@ func encodeItem(rec *store.Record, rev int64) map[string]types.AttributeValue {
 	}
 	if rec.IsTombstone() {
 		item[attrDeleted] = attrS(rec.Deleted.UTC().Format(time.RFC3339Nano))
+	}
+	if rec.MinDecryptVersion > 0 {
+		item[attrMinDecrypt] = attrN(int64(rec.MinDecryptVersion))
 	}
 	return item
 }
@@ -119,6 +136,13 @@ func decodeItem(item map[string]types.AttributeValue) (*store.Record, error) {
 			return nil, corrupt("bad deleted time %q", deletedS)
 		}
 		rec.Deleted = deleted.UTC()
+	}
+	if _, ok := item[attrMinDecrypt]; ok {
+		minDecrypt, err := getInt(item, attrMinDecrypt, 0, cur)
+		if err != nil {
+			return nil, err
+		}
+		rec.MinDecryptVersion = uint32(minDecrypt)
 	}
 	for i, av := range list.Value {
 		m, ok := av.(*types.AttributeValueMemberM)
@@ -185,7 +209,46 @@ func decodeVersion(m map[string]types.AttributeValue) (store.Version, error) {
 	default:
 		return store.Version{}, corrupt("attribute %q is not a list", attrMissing)
 	}
+	if err := decodeLifecycle(m, &v); err != nil {
+		return store.Version{}, err
+	}
 	return v, nil
+}
+
+// decodeLifecycle reads a version's optional lifecycle attributes into v.
+func decodeLifecycle(m map[string]types.AttributeValue, v *store.Version) error {
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{attrRetired, &v.Retired}, {attrDestroyed, &v.Destroyed}} {
+		s, err := getS(m, t.name, false)
+		if err != nil {
+			return err
+		}
+		if s == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || at.IsZero() {
+			return corrupt("bad %s time %q", t.name, s)
+		}
+		*t.dst = at.UTC()
+	}
+	if v.IsDestroyed() && len(v.Wrapped) > 0 {
+		return corrupt("version %d is destroyed but holds wrapped copies", v.Number)
+	}
+	switch n := m[attrSeals].(type) {
+	case nil:
+	case *types.AttributeValueMemberN:
+		seals, err := strconv.ParseUint(n.Value, 10, 64)
+		if err != nil {
+			return corrupt("attribute %q = %q, want an unsigned integer", attrSeals, n.Value)
+		}
+		v.Seals = seals
+	default:
+		return corrupt("attribute %q is not a number", attrSeals)
+	}
+	return nil
 }
 
 // getS returns a string attribute; an absent optional one is "".

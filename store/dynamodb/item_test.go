@@ -13,19 +13,32 @@ import (
 	"github.com/rkms/rkms/store/storetest"
 )
 
-func readGolden(t testing.TB) []byte {
+func readGolden(t testing.TB) []byte { return readGoldenFile(t, "testdata/item-v1.json") }
+
+func readGoldenFile(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/item-v1.json")
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return bytes.TrimSuffix(b, []byte("\n"))
 }
 
-// TestItemGolden pins item layout version 1 in both directions.
+// TestItemGolden pins item layout version 1 in both directions: items written before version
+// lifecycle existed, and items with its fields.
 func TestItemGolden(t *testing.T) {
-	golden := readGolden(t)
-	rec := storetest.GoldenRecord()
+	for _, tc := range []struct {
+		file string
+		rec  *store.Record
+	}{
+		{"testdata/item-v1.json", storetest.GoldenRecord()},
+		{"testdata/item-v1-lifecycle.json", storetest.GoldenLifecycleRecord()},
+	} {
+		t.Run(tc.file, func(t *testing.T) { testItemGolden(t, readGoldenFile(t, tc.file), tc.rec) })
+	}
+}
+
+func testItemGolden(t *testing.T, golden []byte, rec *store.Record) {
 	got, err := marshalItem(encodeItem(rec, rec.Revision))
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +159,8 @@ func TestItemRevisionRange(t *testing.T) {
 // with ErrCorrupt, and whatever it accepts must survive encode/decode unchanged.
 func FuzzDecodeItem(f *testing.F) {
 	f.Add(readGolden(f))
+	f.Add(readGoldenFile(f, "testdata/item-v1-lifecycle.json"))
+	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"2"},"cur":{"N":"1"},"min_decrypt":{"N":"1"},"versions":{"L":[{"M":{"number":{"N":"1"},"created":{"S":"2025-01-01T00:00:00Z"},"retired":{"S":"2025-01-02T00:00:00Z"},"destroyed":{"S":"2025-01-09T00:00:00Z"},"seals":{"N":"18446744073709551615"},"wrapped":{"M":{}}}}]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"1"},"cur":{"N":"0"},"versions":{"L":[]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"9223372036854775807"},"cur":{"N":"0"},"versions":{"L":[]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"2"},"cur":{"N":"1"},"versions":{"L":[{"M":{"number":{"N":"1"},"created":{"S":"2025-01-01T00:00:00Z"},"wrapped":{"M":{"r":{"M":{}}}}}}]}}`))

@@ -23,6 +23,8 @@ type recordJSON struct {
 	// Deleted marks a tombstone (RFC 3339, UTC); absent in live records and in every record
 	// written before tombstones existed.
 	Deleted string `json:"deleted,omitempty"`
+	// MinDecryptVersion: absent (0) in records written before version lifecycle existed.
+	MinDecryptVersion uint32 `json:"min_decrypt_version,omitempty"`
 }
 
 type versionJSON struct {
@@ -30,6 +32,10 @@ type versionJSON struct {
 	Created string                 `json:"created"`
 	Wrapped map[string]wrappedJSON `json:"wrapped"`
 	Missing []string               `json:"missing,omitempty"`
+	// Lifecycle fields (RFC 3339, UTC; counts): absent in records written before they existed.
+	Retired   string `json:"retired,omitempty"`
+	Destroyed string `json:"destroyed,omitempty"`
+	Seals     uint64 `json:"seals,omitempty"`
 }
 
 type wrappedJSON struct {
@@ -45,6 +51,8 @@ func encode(rec *store.Record) ([]byte, error) {
 		Revision: rec.Revision,
 		Current:  rec.Current,
 		Versions: make([]versionJSON, len(rec.Versions)),
+
+		MinDecryptVersion: rec.MinDecryptVersion,
 	}
 	for i, v := range rec.Versions {
 		vj := versionJSON{
@@ -52,6 +60,7 @@ func encode(rec *store.Record) ([]byte, error) {
 			Created: v.Created.UTC().Format(time.RFC3339Nano),
 			Wrapped: make(map[string]wrappedJSON, len(v.Wrapped)),
 			Missing: v.Missing,
+			Retired: formatTime(v.Retired), Destroyed: formatTime(v.Destroyed), Seals: v.Seals,
 		}
 		for region, w := range v.Wrapped {
 			vj.Wrapped[region] = wrappedJSON{KeyID: w.KeyID, Blob: w.Blob}
@@ -93,6 +102,11 @@ func decode(data []byte) (*store.Record, error) {
 		Revision: r.Revision,
 		Current:  r.Current,
 		Versions: make([]store.Version, len(r.Versions)),
+
+		MinDecryptVersion: r.MinDecryptVersion,
+	}
+	if r.MinDecryptVersion > r.Current {
+		return nil, corrupt("min decrypt version %d is above the current version %d", r.MinDecryptVersion, r.Current)
 	}
 	if r.Deleted != "" {
 		deleted, err := time.Parse(time.RFC3339Nano, r.Deleted)
@@ -111,6 +125,16 @@ func decode(data []byte) (*store.Record, error) {
 			Created: created.UTC(),
 			Wrapped: make(map[string]store.Wrapped, len(vj.Wrapped)),
 			Missing: vj.Missing,
+			Seals:   vj.Seals,
+		}
+		if v.Retired, err = parseTime(vj.Retired); err != nil {
+			return nil, corrupt("version %d: bad retired time %q", vj.Number, vj.Retired)
+		}
+		if v.Destroyed, err = parseTime(vj.Destroyed); err != nil {
+			return nil, corrupt("version %d: bad destroyed time %q", vj.Number, vj.Destroyed)
+		}
+		if v.IsDestroyed() && len(vj.Wrapped) > 0 {
+			return nil, corrupt("version %d is destroyed but holds wrapped copies", vj.Number)
 		}
 		for region, w := range vj.Wrapped {
 			v.Wrapped[region] = store.Wrapped{KeyID: w.KeyID, Blob: w.Blob}
@@ -118,6 +142,30 @@ func decode(data []byte) (*store.Record, error) {
 		rec.Versions[i] = v
 	}
 	return rec, nil
+}
+
+// formatTime is t in RFC 3339 (UTC), or "" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// parseTime parses an optional RFC 3339 time: "" is the zero time; a present value must not be
+// the zero time (it would read back as absent).
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t.IsZero() {
+		return time.Time{}, errors.New("zero time")
+	}
+	return t.UTC(), nil
 }
 
 func corrupt(format string, args ...any) error {

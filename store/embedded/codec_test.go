@@ -11,15 +11,29 @@ import (
 	"github.com/rkms/rkms/store/storetest"
 )
 
-// TestGolden pins encoding version 1: the golden file decodes to the expected record and the
-// record encodes to the golden bytes exactly.
+// TestGolden pins encoding version 1: each golden file decodes to the expected record and the
+// record encodes to the golden bytes exactly. record-v1.json is a record written before version
+// lifecycle existed (it must keep reading); record-v1-lifecycle.json has its fields.
 func TestGolden(t *testing.T) {
-	golden, err := os.ReadFile("testdata/record-v1.json")
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		file string
+		rec  *store.Record
+	}{
+		{"testdata/record-v1.json", storetest.GoldenRecord()},
+		{"testdata/record-v1-lifecycle.json", storetest.GoldenLifecycleRecord()},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			golden, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testGolden(t, bytes.TrimSuffix(golden, []byte("\n")), tc.rec)
+		})
 	}
-	golden = bytes.TrimSuffix(golden, []byte("\n"))
-	enc, err := encode(storetest.GoldenRecord())
+}
+
+func testGolden(t *testing.T, golden []byte, rec *store.Record) {
+	enc, err := encode(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +116,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"current-overflow", strings.Replace(g, `"current":2`, `"current":4294967296`, 1)},
 		{"bad-time", strings.Replace(g, `2025-06-01T00:00:00Z`, `yesterday`, 1)},
 		{"bad-base64", strings.Replace(g, `"blob":"qg=="`, `"blob":"%%%"`, 1)},
+		{"min-decrypt-above-current", strings.Replace(g, `"current":2,`, `"current":2,"min_decrypt_version":3,`, 1)},
+		{"bad-retired", strings.Replace(g, `"missing":["eu-west-1"]`, `"missing":["eu-west-1"],"retired":"soon"`, 1)},
+		{"zero-retired", strings.Replace(g, `"missing":["eu-west-1"]`, `"missing":["eu-west-1"],"retired":"0001-01-01T00:00:00Z"`, 1)},
+		{"destroyed-with-copies", strings.Replace(g, `"missing":["eu-west-1"]`, `"missing":["eu-west-1"],"destroyed":"2025-06-02T00:00:00Z"`, 1)},
+		{"negative-seals", strings.Replace(g, `"missing":["eu-west-1"]`, `"missing":["eu-west-1"],"seals":-1`, 1)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +142,12 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(golden)
+	lifecycle, err := os.ReadFile("testdata/record-v1-lifecycle.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(lifecycle)
+	f.Add([]byte(`{"format":1,"id":"k","revision":2,"current":1,"versions":[{"number":1,"created":"2025-01-01T00:00:00Z","wrapped":{},"retired":"2025-01-02T00:00:00Z","destroyed":"2025-01-09T00:00:00Z","seals":18446744073709551615}],"min_decrypt_version":1}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":[]}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":9223372036854775807,"current":0,"versions":[]}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":null}`))

@@ -45,9 +45,30 @@ func sampleRecord(id string, seed int) *store.Record {
 					"us-east-1": {KeyID: "k1", Blob: big},
 				},
 				Missing: []string{"eu-west-1", "ap-south-1"},
+				Seals:   1<<63 + uint64(seed), // above int64: a store must keep all 64 bits
 			},
 		},
 	}
+}
+
+// lifecycleRecord returns a record using every version lifecycle field: a destroyed version (no
+// copies), a retired one, the current one with a seal count, and a min decrypt version.
+func lifecycleRecord(id string) *store.Record {
+	rec := sampleRecord(id, 7)
+	created := rec.Versions[0].Created
+	rec.Versions[0].Retired = created.Add(time.Hour)
+	rec.Versions[0].Destroyed = created.Add(8 * 24 * time.Hour)
+	rec.Versions[0].Wrapped = map[string]store.Wrapped{}
+	rec.Versions[1].Retired = created.Add(100 * 24 * time.Hour)
+	rec.Versions = append(rec.Versions, store.Version{
+		Number:  3,
+		Created: created.Add(100 * 24 * time.Hour),
+		Wrapped: map[string]store.Wrapped{"us-east-1": {KeyID: "k1", Blob: []byte{3}}},
+		Seals:   1_000_000,
+	})
+	rec.Current = 3
+	rec.MinDecryptVersion = 3
+	return rec
 }
 
 // diff describes how got differs from want, or returns "" when they are equal. Revisions are
@@ -73,6 +94,9 @@ func diff(want, got *store.Record) string {
 	if want.Current != got.Current {
 		d = append(d, fmt.Sprintf("Current: want %d, got %d", want.Current, got.Current))
 	}
+	if want.MinDecryptVersion != got.MinDecryptVersion {
+		d = append(d, fmt.Sprintf("MinDecryptVersion: want %d, got %d", want.MinDecryptVersion, got.MinDecryptVersion))
+	}
 	if len(want.Versions) != len(got.Versions) {
 		d = append(d, fmt.Sprintf("len(Versions): want %d, got %d", len(want.Versions), len(got.Versions)))
 		return strings.Join(d, "; ")
@@ -84,6 +108,10 @@ func diff(want, got *store.Record) string {
 		}
 		if !wv.Created.Equal(gv.Created) {
 			d = append(d, fmt.Sprintf("Versions[%d].Created: want %v, got %v", i, wv.Created, gv.Created))
+		}
+		if !wv.Retired.Equal(gv.Retired) || !wv.Destroyed.Equal(gv.Destroyed) || wv.Seals != gv.Seals {
+			d = append(d, fmt.Sprintf("Versions[%d] lifecycle: want retired %v destroyed %v seals %d, got %v %v %d",
+				i, wv.Retired, wv.Destroyed, wv.Seals, gv.Retired, gv.Destroyed, gv.Seals))
 		}
 		if !slices.Equal(wv.Missing, gv.Missing) {
 			d = append(d, fmt.Sprintf("Versions[%d].Missing: want %q, got %q", i, wv.Missing, gv.Missing))
@@ -155,4 +183,18 @@ func GoldenRecord() *store.Record {
 			},
 		},
 	}
+}
+
+// GoldenLifecycleRecord is the record of every backend's second golden file: [GoldenRecord] with
+// the version lifecycle fields set (a destroyed version without copies, a retired one, a seal
+// count and a min decrypt version). The first golden file, without them, pins that records
+// written before lifecycle existed still read.
+func GoldenLifecycleRecord() *store.Record {
+	rec := GoldenRecord()
+	rec.Versions[0].Retired = time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
+	rec.Versions[0].Destroyed = time.Date(2025, 6, 9, 0, 0, 1, 5, time.UTC)
+	rec.Versions[0].Wrapped = map[string]store.Wrapped{}
+	rec.Versions[1].Seals = 18446744073709551615
+	rec.MinDecryptVersion = 2
+	return rec
 }

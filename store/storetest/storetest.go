@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rkms/rkms/store"
 )
@@ -41,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"List", testList},
 		{"ListInvalid", testListInvalid},
 		{"Tombstone", testTombstone},
+		{"LifecycleUpdate", testLifecycleUpdate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +62,7 @@ func testRoundTrip(t *testing.T, s store.Store, id string) {
 		rec  *store.Record
 	}{
 		{"versions", sampleRecord(id, 1)},
+		{"lifecycle", lifecycleRecord(id + "/lifecycle")},
 		{"empty", &store.Record{ID: id + "/empty"}},
 		{"empty-blob-and-maps", &store.Record{ID: id + "/sparse", Current: 1, Versions: []store.Version{
 			{Number: 1, Wrapped: map[string]store.Wrapped{"r": {KeyID: "", Blob: nil}}},
@@ -350,4 +353,38 @@ func testContextDone(t *testing.T, s store.Store, id string) {
 		t.Fatalf("Get: %v", err)
 	}
 	requireEqual(t, existing, got)
+}
+
+// testLifecycleUpdate checks that Update stores the version lifecycle fields, and that clearing
+// them (un-retiring a version) really clears them: an Update replaces the whole record.
+func testLifecycleUpdate(t *testing.T, s store.Store, id string) {
+	ctx := t.Context()
+	rec := sampleRecord(id, 1)
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	next := lifecycleRecord(id)
+	next.Revision = rec.Revision
+	want := next.Clone()
+	if err := s.Update(ctx, next); err != nil {
+		t.Fatalf("Update with lifecycle fields: %v", err)
+	}
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	requireEqual(t, withRevision(want, next.Revision), got)
+	// Un-retire version 2, lower the minimum, zero the seal count.
+	got.MinDecryptVersion = 0
+	got.Versions[1].Retired = time.Time{}
+	got.Versions[2].Seals = 0
+	want = got.Clone()
+	if err := s.Update(ctx, got); err != nil {
+		t.Fatalf("Update clearing lifecycle fields: %v", err)
+	}
+	again, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	requireEqual(t, withRevision(want, got.Revision), again)
 }

@@ -69,8 +69,10 @@ type GetKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The 32-byte plaintext data key (AES-256). Handle it as a secret.
-	Key           []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Version       uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Key     []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The key's lifecycle state, when ReadKeyRequest.metadata asked for it.
+	Metadata      *KeyMetadata `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,11 +128,20 @@ func (x *GetKeyResponse) GetVersion() uint32 {
 	return 0
 }
 
+func (x *GetKeyResponse) GetMetadata() *KeyMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 type ReadKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The version to read; 0: the current one.
-	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Also return the key's lifecycle state (GetKeyResponse.metadata).
+	Metadata      bool `protobuf:"varint,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +188,13 @@ func (x *ReadKeyRequest) GetVersion() uint32 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *ReadKeyRequest) GetMetadata() bool {
+	if x != nil {
+		return x.Metadata
+	}
+	return false
 }
 
 type CreateKeyRequest struct {
@@ -823,20 +841,425 @@ func (x *RewrapError) GetMessage() string {
 	return ""
 }
 
+type DescribeKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeKeyRequest) Reset() {
+	*x = DescribeKeyRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeKeyRequest) ProtoMessage() {}
+
+func (x *DescribeKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeKeyRequest.ProtoReflect.Descriptor instead.
+func (*DescribeKeyRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DescribeKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// KeyMetadata is a key's version lifecycle state (never key material). Times are RFC 3339 UTC
+// strings, empty when not set.
+type KeyMetadata struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Current uint32                 `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
+	// Versions below it refuse to open; 0 and 1: all open.
+	MinDecryptVersion uint32 `protobuf:"varint,3,opt,name=min_decrypt_version,json=minDecryptVersion,proto3" json:"min_decrypt_version,omitempty"`
+	// When the current version is rotated by age; empty: no age rotation.
+	RotationDue string `protobuf:"bytes,4,opt,name=rotation_due,json=rotationDue,proto3" json:"rotation_due,omitempty"`
+	// The seal limit per version (0: none) and the seals the current version may still reserve.
+	MaxSeals      uint64             `protobuf:"varint,5,opt,name=max_seals,json=maxSeals,proto3" json:"max_seals,omitempty"`
+	SealsLeft     uint64             `protobuf:"varint,6,opt,name=seals_left,json=sealsLeft,proto3" json:"seals_left,omitempty"`
+	Versions      []*VersionMetadata `protobuf:"bytes,7,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyMetadata) Reset() {
+	*x = KeyMetadata{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyMetadata) ProtoMessage() {}
+
+func (x *KeyMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyMetadata.ProtoReflect.Descriptor instead.
+func (*KeyMetadata) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *KeyMetadata) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *KeyMetadata) GetCurrent() uint32 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+func (x *KeyMetadata) GetMinDecryptVersion() uint32 {
+	if x != nil {
+		return x.MinDecryptVersion
+	}
+	return 0
+}
+
+func (x *KeyMetadata) GetRotationDue() string {
+	if x != nil {
+		return x.RotationDue
+	}
+	return ""
+}
+
+func (x *KeyMetadata) GetMaxSeals() uint64 {
+	if x != nil {
+		return x.MaxSeals
+	}
+	return 0
+}
+
+func (x *KeyMetadata) GetSealsLeft() uint64 {
+	if x != nil {
+		return x.SealsLeft
+	}
+	return 0
+}
+
+func (x *KeyMetadata) GetVersions() []*VersionMetadata {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type VersionMetadata struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Created   string                 `protobuf:"bytes,2,opt,name=created,proto3" json:"created,omitempty"`
+	Retired   string                 `protobuf:"bytes,3,opt,name=retired,proto3" json:"retired,omitempty"`
+	Destroyed string                 `protobuf:"bytes,4,opt,name=destroyed,proto3" json:"destroyed,omitempty"`
+	// When a retired version's copies become due for destruction.
+	DestroyAfter string `protobuf:"bytes,5,opt,name=destroy_after,json=destroyAfter,proto3" json:"destroy_after,omitempty"`
+	// Seals reserved under the version by every replica.
+	Seals uint64 `protobuf:"varint,6,opt,name=seals,proto3" json:"seals,omitempty"`
+	// Regions holding a wrapped copy (0 once destroyed).
+	Regions       uint32 `protobuf:"varint,7,opt,name=regions,proto3" json:"regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionMetadata) Reset() {
+	*x = VersionMetadata{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionMetadata) ProtoMessage() {}
+
+func (x *VersionMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionMetadata.ProtoReflect.Descriptor instead.
+func (*VersionMetadata) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *VersionMetadata) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *VersionMetadata) GetCreated() string {
+	if x != nil {
+		return x.Created
+	}
+	return ""
+}
+
+func (x *VersionMetadata) GetRetired() string {
+	if x != nil {
+		return x.Retired
+	}
+	return ""
+}
+
+func (x *VersionMetadata) GetDestroyed() string {
+	if x != nil {
+		return x.Destroyed
+	}
+	return ""
+}
+
+func (x *VersionMetadata) GetDestroyAfter() string {
+	if x != nil {
+		return x.DestroyAfter
+	}
+	return ""
+}
+
+func (x *VersionMetadata) GetSeals() uint64 {
+	if x != nil {
+		return x.Seals
+	}
+	return 0
+}
+
+func (x *VersionMetadata) GetRegions() uint32 {
+	if x != nil {
+		return x.Regions
+	}
+	return 0
+}
+
+type SetMinDecryptVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMinDecryptVersionRequest) Reset() {
+	*x = SetMinDecryptVersionRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMinDecryptVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMinDecryptVersionRequest) ProtoMessage() {}
+
+func (x *SetMinDecryptVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMinDecryptVersionRequest.ProtoReflect.Descriptor instead.
+func (*SetMinDecryptVersionRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SetMinDecryptVersionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetMinDecryptVersionRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type MaintainKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintainKeyRequest) Reset() {
+	*x = MaintainKeyRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintainKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintainKeyRequest) ProtoMessage() {}
+
+func (x *MaintainKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintainKeyRequest.ProtoReflect.Descriptor instead.
+func (*MaintainKeyRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MaintainKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MaintainKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version that became current; 0: none was due.
+	Rotated uint32 `protobuf:"varint,1,opt,name=rotated,proto3" json:"rotated,omitempty"`
+	// Why: "age" or "seals"; empty when none.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Versions whose wrapped copies were deleted.
+	Destroyed     []uint32     `protobuf:"varint,3,rep,packed,name=destroyed,proto3" json:"destroyed,omitempty"`
+	Metadata      *KeyMetadata `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintainKeyResponse) Reset() {
+	*x = MaintainKeyResponse{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintainKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintainKeyResponse) ProtoMessage() {}
+
+func (x *MaintainKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintainKeyResponse.ProtoReflect.Descriptor instead.
+func (*MaintainKeyResponse) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MaintainKeyResponse) GetRotated() uint32 {
+	if x != nil {
+		return x.Rotated
+	}
+	return 0
+}
+
+func (x *MaintainKeyResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MaintainKeyResponse) GetDestroyed() []uint32 {
+	if x != nil {
+		return x.Destroyed
+	}
+	return nil
+}
+
+func (x *MaintainKeyResponse) GetMetadata() *KeyMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 var File_rkms_v1_keys_proto protoreflect.FileDescriptor
 
 const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\n" +
 	"\x12rkms/v1/keys.proto\x12\arkms.v1\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"~\n" +
 	"\x0eGetKeyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\rR\aversion\":\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x120\n" +
+	"\bmetadata\x18\x04 \x01(\v2\x14.rkms.v1.KeyMetadataR\bmetadata\"V\n" +
 	"\x0eReadKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\rR\aversion\">\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x1a\n" +
+	"\bmetadata\x18\x03 \x01(\bR\bmetadata\">\n" +
 	"\x10CreateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\brecreate\x18\x02 \x01(\bR\brecreate\"e\n" +
@@ -879,7 +1302,36 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x14.rkms.v1.RewrapErrorR\x05error\";\n" +
 	"\vRewrapError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xc9\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"$\n" +
+	"\x12DescribeKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xfc\x01\n" +
+	"\vKeyMetadata\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\rR\acurrent\x12.\n" +
+	"\x13min_decrypt_version\x18\x03 \x01(\rR\x11minDecryptVersion\x12!\n" +
+	"\frotation_due\x18\x04 \x01(\tR\vrotationDue\x12\x1b\n" +
+	"\tmax_seals\x18\x05 \x01(\x04R\bmaxSeals\x12\x1d\n" +
+	"\n" +
+	"seals_left\x18\x06 \x01(\x04R\tsealsLeft\x124\n" +
+	"\bversions\x18\a \x03(\v2\x18.rkms.v1.VersionMetadataR\bversions\"\xd2\x01\n" +
+	"\x0fVersionMetadata\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\tR\acreated\x12\x18\n" +
+	"\aretired\x18\x03 \x01(\tR\aretired\x12\x1c\n" +
+	"\tdestroyed\x18\x04 \x01(\tR\tdestroyed\x12#\n" +
+	"\rdestroy_after\x18\x05 \x01(\tR\fdestroyAfter\x12\x14\n" +
+	"\x05seals\x18\x06 \x01(\x04R\x05seals\x12\x18\n" +
+	"\aregions\x18\a \x01(\rR\aregions\"G\n" +
+	"\x1bSetMinDecryptVersionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"$\n" +
+	"\x12MaintainKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x01\n" +
+	"\x13MaintainKeyResponse\x12\x18\n" +
+	"\arotated\x18\x01 \x01(\rR\arotated\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tdestroyed\x18\x03 \x03(\rR\tdestroyed\x120\n" +
+	"\bmetadata\x18\x04 \x01(\v2\x14.rkms.v1.KeyMetadataR\bmetadata2\xa9\x05\n" +
 	"\n" +
 	"KeyService\x129\n" +
 	"\x06GetKey\x12\x16.rkms.v1.GetKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12;\n" +
@@ -888,7 +1340,10 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\bListKeys\x12\x18.rkms.v1.ListKeysRequest\x1a\x19.rkms.v1.ListKeysResponse\x12B\n" +
 	"\tDeleteKey\x12\x19.rkms.v1.DeleteKeyRequest\x1a\x1a.rkms.v1.DeleteKeyResponse\x12B\n" +
 	"\tRotateKey\x12\x19.rkms.v1.RotateKeyRequest\x1a\x1a.rkms.v1.RotateKeyResponse\x129\n" +
-	"\x06Rewrap\x12\x16.rkms.v1.RewrapRequest\x1a\x17.rkms.v1.RewrapResponseB)Z'github.com/rkms/rkms/api/rkms/v1;rkmsv1b\x06proto3"
+	"\x06Rewrap\x12\x16.rkms.v1.RewrapRequest\x1a\x17.rkms.v1.RewrapResponse\x12@\n" +
+	"\vDescribeKey\x12\x1b.rkms.v1.DescribeKeyRequest\x1a\x14.rkms.v1.KeyMetadata\x12R\n" +
+	"\x14SetMinDecryptVersion\x12$.rkms.v1.SetMinDecryptVersionRequest\x1a\x14.rkms.v1.KeyMetadata\x12H\n" +
+	"\vMaintainKey\x12\x1b.rkms.v1.MaintainKeyRequest\x1a\x1c.rkms.v1.MaintainKeyResponseB)Z'github.com/rkms/rkms/api/rkms/v1;rkmsv1b\x06proto3"
 
 var (
 	file_rkms_v1_keys_proto_rawDescOnce sync.Once
@@ -902,47 +1357,62 @@ func file_rkms_v1_keys_proto_rawDescGZIP() []byte {
 	return file_rkms_v1_keys_proto_rawDescData
 }
 
-var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_rkms_v1_keys_proto_goTypes = []any{
-	(*GetKeyRequest)(nil),     // 0: rkms.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),    // 1: rkms.v1.GetKeyResponse
-	(*ReadKeyRequest)(nil),    // 2: rkms.v1.ReadKeyRequest
-	(*CreateKeyRequest)(nil),  // 3: rkms.v1.CreateKeyRequest
-	(*ListKeysRequest)(nil),   // 4: rkms.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),  // 5: rkms.v1.ListKeysResponse
-	(*DeleteKeyRequest)(nil),  // 6: rkms.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil), // 7: rkms.v1.DeleteKeyResponse
-	(*RotateKeyRequest)(nil),  // 8: rkms.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil), // 9: rkms.v1.RotateKeyResponse
-	(*RewrapRequest)(nil),     // 10: rkms.v1.RewrapRequest
-	(*RewrapItem)(nil),        // 11: rkms.v1.RewrapItem
-	(*RewrapResponse)(nil),    // 12: rkms.v1.RewrapResponse
-	(*RewrapItemResult)(nil),  // 13: rkms.v1.RewrapItemResult
-	(*RewrapError)(nil),       // 14: rkms.v1.RewrapError
+	(*GetKeyRequest)(nil),               // 0: rkms.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),              // 1: rkms.v1.GetKeyResponse
+	(*ReadKeyRequest)(nil),              // 2: rkms.v1.ReadKeyRequest
+	(*CreateKeyRequest)(nil),            // 3: rkms.v1.CreateKeyRequest
+	(*ListKeysRequest)(nil),             // 4: rkms.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),            // 5: rkms.v1.ListKeysResponse
+	(*DeleteKeyRequest)(nil),            // 6: rkms.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),           // 7: rkms.v1.DeleteKeyResponse
+	(*RotateKeyRequest)(nil),            // 8: rkms.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),           // 9: rkms.v1.RotateKeyResponse
+	(*RewrapRequest)(nil),               // 10: rkms.v1.RewrapRequest
+	(*RewrapItem)(nil),                  // 11: rkms.v1.RewrapItem
+	(*RewrapResponse)(nil),              // 12: rkms.v1.RewrapResponse
+	(*RewrapItemResult)(nil),            // 13: rkms.v1.RewrapItemResult
+	(*RewrapError)(nil),                 // 14: rkms.v1.RewrapError
+	(*DescribeKeyRequest)(nil),          // 15: rkms.v1.DescribeKeyRequest
+	(*KeyMetadata)(nil),                 // 16: rkms.v1.KeyMetadata
+	(*VersionMetadata)(nil),             // 17: rkms.v1.VersionMetadata
+	(*SetMinDecryptVersionRequest)(nil), // 18: rkms.v1.SetMinDecryptVersionRequest
+	(*MaintainKeyRequest)(nil),          // 19: rkms.v1.MaintainKeyRequest
+	(*MaintainKeyResponse)(nil),         // 20: rkms.v1.MaintainKeyResponse
 }
 var file_rkms_v1_keys_proto_depIdxs = []int32{
-	11, // 0: rkms.v1.RewrapRequest.items:type_name -> rkms.v1.RewrapItem
-	13, // 1: rkms.v1.RewrapResponse.items:type_name -> rkms.v1.RewrapItemResult
-	14, // 2: rkms.v1.RewrapItemResult.error:type_name -> rkms.v1.RewrapError
-	0,  // 3: rkms.v1.KeyService.GetKey:input_type -> rkms.v1.GetKeyRequest
-	2,  // 4: rkms.v1.KeyService.ReadKey:input_type -> rkms.v1.ReadKeyRequest
-	3,  // 5: rkms.v1.KeyService.CreateKey:input_type -> rkms.v1.CreateKeyRequest
-	4,  // 6: rkms.v1.KeyService.ListKeys:input_type -> rkms.v1.ListKeysRequest
-	6,  // 7: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
-	8,  // 8: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
-	10, // 9: rkms.v1.KeyService.Rewrap:input_type -> rkms.v1.RewrapRequest
-	1,  // 10: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
-	1,  // 11: rkms.v1.KeyService.ReadKey:output_type -> rkms.v1.GetKeyResponse
-	1,  // 12: rkms.v1.KeyService.CreateKey:output_type -> rkms.v1.GetKeyResponse
-	5,  // 13: rkms.v1.KeyService.ListKeys:output_type -> rkms.v1.ListKeysResponse
-	7,  // 14: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
-	9,  // 15: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
-	12, // 16: rkms.v1.KeyService.Rewrap:output_type -> rkms.v1.RewrapResponse
-	10, // [10:17] is the sub-list for method output_type
-	3,  // [3:10] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	16, // 0: rkms.v1.GetKeyResponse.metadata:type_name -> rkms.v1.KeyMetadata
+	11, // 1: rkms.v1.RewrapRequest.items:type_name -> rkms.v1.RewrapItem
+	13, // 2: rkms.v1.RewrapResponse.items:type_name -> rkms.v1.RewrapItemResult
+	14, // 3: rkms.v1.RewrapItemResult.error:type_name -> rkms.v1.RewrapError
+	17, // 4: rkms.v1.KeyMetadata.versions:type_name -> rkms.v1.VersionMetadata
+	16, // 5: rkms.v1.MaintainKeyResponse.metadata:type_name -> rkms.v1.KeyMetadata
+	0,  // 6: rkms.v1.KeyService.GetKey:input_type -> rkms.v1.GetKeyRequest
+	2,  // 7: rkms.v1.KeyService.ReadKey:input_type -> rkms.v1.ReadKeyRequest
+	3,  // 8: rkms.v1.KeyService.CreateKey:input_type -> rkms.v1.CreateKeyRequest
+	4,  // 9: rkms.v1.KeyService.ListKeys:input_type -> rkms.v1.ListKeysRequest
+	6,  // 10: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
+	8,  // 11: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
+	10, // 12: rkms.v1.KeyService.Rewrap:input_type -> rkms.v1.RewrapRequest
+	15, // 13: rkms.v1.KeyService.DescribeKey:input_type -> rkms.v1.DescribeKeyRequest
+	18, // 14: rkms.v1.KeyService.SetMinDecryptVersion:input_type -> rkms.v1.SetMinDecryptVersionRequest
+	19, // 15: rkms.v1.KeyService.MaintainKey:input_type -> rkms.v1.MaintainKeyRequest
+	1,  // 16: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
+	1,  // 17: rkms.v1.KeyService.ReadKey:output_type -> rkms.v1.GetKeyResponse
+	1,  // 18: rkms.v1.KeyService.CreateKey:output_type -> rkms.v1.GetKeyResponse
+	5,  // 19: rkms.v1.KeyService.ListKeys:output_type -> rkms.v1.ListKeysResponse
+	7,  // 20: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
+	9,  // 21: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
+	12, // 22: rkms.v1.KeyService.Rewrap:output_type -> rkms.v1.RewrapResponse
+	16, // 23: rkms.v1.KeyService.DescribeKey:output_type -> rkms.v1.KeyMetadata
+	16, // 24: rkms.v1.KeyService.SetMinDecryptVersion:output_type -> rkms.v1.KeyMetadata
+	20, // 25: rkms.v1.KeyService.MaintainKey:output_type -> rkms.v1.MaintainKeyResponse
+	16, // [16:26] is the sub-list for method output_type
+	6,  // [6:16] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_rkms_v1_keys_proto_init() }
@@ -956,7 +1426,7 @@ func file_rkms_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rkms_v1_keys_proto_rawDesc), len(file_rkms_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

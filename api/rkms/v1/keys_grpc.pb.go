@@ -19,13 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_GetKey_FullMethodName    = "/rkms.v1.KeyService/GetKey"
-	KeyService_ReadKey_FullMethodName   = "/rkms.v1.KeyService/ReadKey"
-	KeyService_CreateKey_FullMethodName = "/rkms.v1.KeyService/CreateKey"
-	KeyService_ListKeys_FullMethodName  = "/rkms.v1.KeyService/ListKeys"
-	KeyService_DeleteKey_FullMethodName = "/rkms.v1.KeyService/DeleteKey"
-	KeyService_RotateKey_FullMethodName = "/rkms.v1.KeyService/RotateKey"
-	KeyService_Rewrap_FullMethodName    = "/rkms.v1.KeyService/Rewrap"
+	KeyService_GetKey_FullMethodName               = "/rkms.v1.KeyService/GetKey"
+	KeyService_ReadKey_FullMethodName              = "/rkms.v1.KeyService/ReadKey"
+	KeyService_CreateKey_FullMethodName            = "/rkms.v1.KeyService/CreateKey"
+	KeyService_ListKeys_FullMethodName             = "/rkms.v1.KeyService/ListKeys"
+	KeyService_DeleteKey_FullMethodName            = "/rkms.v1.KeyService/DeleteKey"
+	KeyService_RotateKey_FullMethodName            = "/rkms.v1.KeyService/RotateKey"
+	KeyService_Rewrap_FullMethodName               = "/rkms.v1.KeyService/Rewrap"
+	KeyService_DescribeKey_FullMethodName          = "/rkms.v1.KeyService/DescribeKey"
+	KeyService_SetMinDecryptVersion_FullMethodName = "/rkms.v1.KeyService/SetMinDecryptVersion"
+	KeyService_MaintainKey_FullMethodName          = "/rkms.v1.KeyService/MaintainKey"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -73,6 +76,16 @@ type KeyServiceClient interface {
 	// only for more than 1000 items (INVALID_ARGUMENT), a request over 1 MiB (RESOURCE_EXHAUSTED)
 	// or authentication. Twin of POST /v1/rewrap.
 	Rewrap(ctx context.Context, in *RewrapRequest, opts ...grpc.CallOption) (*RewrapResponse, error)
+	// DescribeKey returns a key's version lifecycle state; it reads no key material (read right).
+	DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*KeyMetadata, error)
+	// SetMinDecryptVersion retires the versions below version (0 or 1: none), which then refuse to
+	// open and lose their wrapped copies after keyring.rotation.retire_grace; lowering it again
+	// brings back versions not destroyed yet. Rotate right. INVALID_ARGUMENT when version is
+	// above the current version.
+	SetMinDecryptVersion(ctx context.Context, in *SetMinDecryptVersionRequest, opts ...grpc.CallOption) (*KeyMetadata, error)
+	// MaintainKey runs the key's lifecycle now: a due rotation (age or seal count) and the
+	// destruction of versions retired longer than the grace. Rotate right.
+	MaintainKey(ctx context.Context, in *MaintainKeyRequest, opts ...grpc.CallOption) (*MaintainKeyResponse, error)
 }
 
 type keyServiceClient struct {
@@ -153,6 +166,36 @@ func (c *keyServiceClient) Rewrap(ctx context.Context, in *RewrapRequest, opts .
 	return out, nil
 }
 
+func (c *keyServiceClient) DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*KeyMetadata, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyMetadata)
+	err := c.cc.Invoke(ctx, KeyService_DescribeKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) SetMinDecryptVersion(ctx context.Context, in *SetMinDecryptVersionRequest, opts ...grpc.CallOption) (*KeyMetadata, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyMetadata)
+	err := c.cc.Invoke(ctx, KeyService_SetMinDecryptVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) MaintainKey(ctx context.Context, in *MaintainKeyRequest, opts ...grpc.CallOption) (*MaintainKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MaintainKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_MaintainKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -198,6 +241,16 @@ type KeyServiceServer interface {
 	// only for more than 1000 items (INVALID_ARGUMENT), a request over 1 MiB (RESOURCE_EXHAUSTED)
 	// or authentication. Twin of POST /v1/rewrap.
 	Rewrap(context.Context, *RewrapRequest) (*RewrapResponse, error)
+	// DescribeKey returns a key's version lifecycle state; it reads no key material (read right).
+	DescribeKey(context.Context, *DescribeKeyRequest) (*KeyMetadata, error)
+	// SetMinDecryptVersion retires the versions below version (0 or 1: none), which then refuse to
+	// open and lose their wrapped copies after keyring.rotation.retire_grace; lowering it again
+	// brings back versions not destroyed yet. Rotate right. INVALID_ARGUMENT when version is
+	// above the current version.
+	SetMinDecryptVersion(context.Context, *SetMinDecryptVersionRequest) (*KeyMetadata, error)
+	// MaintainKey runs the key's lifecycle now: a due rotation (age or seal count) and the
+	// destruction of versions retired longer than the grace. Rotate right.
+	MaintainKey(context.Context, *MaintainKeyRequest) (*MaintainKeyResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -228,6 +281,15 @@ func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyReques
 }
 func (UnimplementedKeyServiceServer) Rewrap(context.Context, *RewrapRequest) (*RewrapResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Rewrap not implemented")
+}
+func (UnimplementedKeyServiceServer) DescribeKey(context.Context, *DescribeKeyRequest) (*KeyMetadata, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeKey not implemented")
+}
+func (UnimplementedKeyServiceServer) SetMinDecryptVersion(context.Context, *SetMinDecryptVersionRequest) (*KeyMetadata, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMinDecryptVersion not implemented")
+}
+func (UnimplementedKeyServiceServer) MaintainKey(context.Context, *MaintainKeyRequest) (*MaintainKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MaintainKey not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -376,6 +438,60 @@ func _KeyService_Rewrap_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_DescribeKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).DescribeKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_DescribeKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).DescribeKey(ctx, req.(*DescribeKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_SetMinDecryptVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetMinDecryptVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).SetMinDecryptVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_SetMinDecryptVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).SetMinDecryptVersion(ctx, req.(*SetMinDecryptVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_MaintainKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MaintainKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).MaintainKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_MaintainKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).MaintainKey(ctx, req.(*MaintainKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -410,6 +526,18 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rewrap",
 			Handler:    _KeyService_Rewrap_Handler,
+		},
+		{
+			MethodName: "DescribeKey",
+			Handler:    _KeyService_DescribeKey_Handler,
+		},
+		{
+			MethodName: "SetMinDecryptVersion",
+			Handler:    _KeyService_SetMinDecryptVersion_Handler,
+		},
+		{
+			MethodName: "MaintainKey",
+			Handler:    _KeyService_MaintainKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -32,7 +32,8 @@ func NewRig(dir string) (*Rig, error) {
 	}
 	r := &Rig{Store: NewCountingStore(store.NewMemory()), Region: &CountingRegion{Region: region}}
 	r.Keyring, err = keyring.New(r.Store, []keyring.Region{r.Region}, keyring.Options{CacheTTL: time.Hour,
-		CreateRate: -1}) // the rig creates its own tenants' keys up front (Warm): no creation limit
+		CreateRate: -1,       // the rig creates its own tenants' keys up front (Warm): no creation limit
+		MaxSeals:   1 << 30}) // seals are counted as with the default keyring.rotation.max_seals
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}
@@ -44,7 +45,8 @@ func NewRig(dir string) (*Rig, error) {
 	return r, nil
 }
 
-// Warm creates (and so caches) the keys of tenants 0..n-1, with a few workers.
+// Warm creates (and so caches) the keys of tenants 0..n-1 and reserves their first block of
+// seals, with a few workers.
 func (r *Rig) Warm(ctx context.Context, n int) error {
 	const workers = 8
 	var wg sync.WaitGroup
@@ -54,7 +56,13 @@ func (r *Rig) Warm(ctx context.Context, n int) error {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				if _, err := r.Keyring.Get(ctx, KeyID(i)); err != nil {
+				dk, err := r.Keyring.Get(ctx, KeyID(i))
+				if err == nil {
+					// Reserve the first block of seals, as a replica in service holds one: the
+					// store may be released after warming.
+					err = r.Keyring.ReserveSeals(ctx, KeyID(i), dk.Version, 1)
+				}
+				if err != nil {
 					errs <- fmt.Errorf("warm key %s: %w", KeyID(i), err)
 					return
 				}

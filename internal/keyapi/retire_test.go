@@ -2,6 +2,7 @@ package keyapi
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -68,5 +69,38 @@ func TestVersionLifecycleRPCs(t *testing.T) {
 	}
 	if _, err := c.DescribeKey(rctx, &rkmsv1.DescribeKeyRequest{Id: "t1"}); err != nil {
 		t.Fatalf("reader DescribeKey = %v", err)
+	}
+}
+
+// TestReservedKeyNotRetired: the blind index root (a reserved key id) cannot be retired: every
+// stored index is derived from its version 1, so retiring it would make every indexed write and
+// lookup fail, and destroying it would lose them for good.
+func TestReservedKeyNotRetired(t *testing.T) {
+	r, err := localkms.Open(filepath.Join(t.TempDir(), "kms"), "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyring.New(store.NewMemory(), []keyring.Region{r}, keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	c := serve(t, k, keyservice.Options{Token: token})
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
+	const root = "_rkms.index-root"
+	if _, err := c.CreateKey(ctx, &rkmsv1.CreateKeyRequest{Id: root}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RotateKey(ctx, &rkmsv1.RotateKeyRequest{Id: root}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{root, "_RKMS.Index-Root"} {
+		if _, err := c.SetMinDecryptVersion(ctx, &rkmsv1.SetMinDecryptVersionRequest{Id: id, Version: 2}); status.Code(err) != codes.InvalidArgument ||
+			!strings.Contains(err.Error(), "reserved") {
+			t.Fatalf("SetMinDecryptVersion(%s) = %v, want INVALID_ARGUMENT (reserved)", id, err)
+		}
+	}
+	if _, err := c.ReadKey(ctx, &rkmsv1.ReadKeyRequest{Id: root, Version: 1}); err != nil {
+		t.Fatalf("the root's version 1 after the refusal: %v", err)
 	}
 }

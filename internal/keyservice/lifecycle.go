@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/internal/access"
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/keyring"
@@ -75,6 +76,9 @@ func (ss *Session) Metadata(ctx context.Context, id string) (keyring.KeyInfo, er
 	return ss.describe(ctx, id)
 }
 
+// errReservedRetire: SetMinDecryptVersion of a reserved key id ([envelope.IsReservedKeyID]).
+var errReservedRetire = errors.New("reserved key id")
+
 // SetMinDecryptVersion sets id's min decrypt version to v: older versions refuse to open and
 // their copies are destroyed after the retire grace; lowering it again un-retires versions not
 // destroyed yet. It needs the rotate right and is audited as set_min_decrypt_version with v.
@@ -85,8 +89,14 @@ func (ss *Session) SetMinDecryptVersion(ctx context.Context, id string, v uint32
 		return keyring.KeyInfo{}, err
 	}
 	defer cancel()
-	lc, err := ss.s.lifecycle()
 	var ki keyring.KeyInfo
+	if envelope.IsReservedKeyID(id) {
+		// The blind index root: every stored index comes from its version 1.
+		err := fmt.Errorf("set min decrypt version of %q: %w", id, errReservedRetire)
+		ss.s.audit.Record(ctx, OpSetMinDecryptVersion, id, v, err)
+		return ki, &Error{Class: InvalidArgument, Msg: "a reserved key id (the blind index root) cannot be retired: every stored index is derived from it", Err: err}
+	}
+	lc, err := ss.s.lifecycle()
 	if err == nil {
 		ki, err = lc.SetMinDecryptVersion(ctx, id, v)
 	}

@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/config"
 )
@@ -73,6 +71,7 @@ type sealFlags struct {
 	peerDNS string
 
 	keys keyFlags
+	bulk bulkFlags
 }
 
 // parseSealFlags parses the flags of op; it prints the problem and returns false on a usage error.
@@ -107,6 +106,7 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 	fs.StringVar(&f.peerURI, "peer-uri-san", "", "verified client certificate URI SAN, for {peer:uri_san}")
 	fs.StringVar(&f.peerDNS, "peer-dns-san", "", "verified client certificate DNS SAN, for {peer:dns_san}")
 	f.keys.register(fs)
+	f.bulk.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, false
 	}
@@ -133,8 +133,10 @@ func (f *sealFlags) usageProblem(op sealOp, nargs int) string {
 		return "a document needs --config and --policy (or seal one value with --value)"
 	case f.keyID != "" && requestInputs:
 		return "give --key-id or the request inputs that compute it, not both"
+	case f.value && (f.bulk.in != "" || f.bulk.out != "" || f.bulk.format != "" || f.bulk.reject != "" || f.bulk.fromLine != 1 || f.bulk.summaryJSON != ""):
+		return "--value reads standard input and writes standard output; --in, --out, --format, --reject, --from-line and --summary-json are for documents"
 	}
-	return ""
+	return f.bulk.resolve()
 }
 
 func sealCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -171,6 +173,24 @@ func runSeal(ctx context.Context, op sealOp, args []string, stdin io.Reader, std
 			return fail(err)
 		}
 	}
+	// --timeout bounds the whole command for one value or document, and each key lookup of an
+	// NDJSON run (which takes as long as its input).
+	lookupTimeout := time.Duration(0)
+	if f.bulk.format == "ndjson" {
+		lookupTimeout = f.timeout
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	keys, closeKeys, err := f.keys.open(ctx, cfg, f.cfgPath != "", stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeKeys()
+	if !f.value {
+		return f.runDocumentBulk(ctx, op, cfg, pol, newMemoKeys(keys, lookupTimeout), stdin, stdout, stderr)
+	}
 	in, err := io.ReadAll(io.LimitReader(stdin, maxSealInput+1))
 	if err != nil {
 		return fail(fmt.Errorf("read standard input: %w", err))
@@ -178,19 +198,7 @@ func runSeal(ctx context.Context, op sealOp, args []string, stdin io.Reader, std
 	if len(in) > maxSealInput {
 		return fail(fmt.Errorf("standard input is larger than %d bytes", maxSealInput))
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	keys, closeKeys, err := f.keys.open(ctx, cfg, f.cfgPath != "", stderr)
-	if err != nil {
-		return fail(err)
-	}
-	defer closeKeys()
-	var out []byte
-	if f.value {
-		out, err = f.runValue(ctx, op, keys, in)
-	} else {
-		out, err = f.runDocument(ctx, op, cfg, pol, keys, in, stderr)
-	}
+	out, err := f.runValue(ctx, op, keys, in)
 	if err != nil {
 		return fail(err)
 	}
@@ -226,49 +234,19 @@ func findPolicy(cfg *config.Config, path, name string) (*policy.Policy, error) {
 	return nil, fmt.Errorf("%s: no policy %q", path, name)
 }
 
-// runDocument seals or opens the fields of doc that one direction of pol selects, through
-// extproc's own transform.
-func (f *sealFlags) runDocument(ctx context.Context, op sealOp, cfg *config.Config, pol *policy.Policy, keys extproc.Keys, doc []byte, stderr io.Writer) ([]byte, error) {
-	response := f.response || (op.op == policy.Decrypt && !f.request)
-	fs, side := pol.Request(), "request"
-	if response {
-		fs, side = pol.Response(), "response"
-	}
-	switch {
-	case op.op == policy.Encrypt && !fs.Encrypts():
-		return nil, fmt.Errorf("policy %s encrypts no field of %s bodies (--response selects the response side)", pol.Name(), side)
-	case op.op == policy.Decrypt && !fs.Decrypts():
-		return nil, fmt.Errorf("policy %s decrypts no field of %s bodies (--request selects the request side)", pol.Name(), side)
-	}
-	keyID, binding, err := f.evalIDs(pol, doc, response)
-	if err != nil {
-		return nil, err
-	}
-	bt := &extproc.BodyTransform{Keys: keys, Policy: pol, Response: response, KeyID: keyID, Context: binding, MaxFields: cfg.ExtProc.MaxFields}
-	out, n, err := bt.Apply(ctx, doc)
-	if err != nil {
-		return nil, fmt.Errorf("%s body, policy %s, key id %s: %w", side, pol.Name(), keyID, err)
-	}
-	if n == 0 {
-		fmt.Fprintf(stderr, "rkms %s: no field to %s in this %s body (policy %s): written unchanged\n", op.name, op.name, side, pol.Name())
-	}
-	return out, nil
-}
-
 // evalIDs returns the key id and record binding of a document: --key-id and --context when
-// given, else the policy's templates evaluated on the request the flags describe (the document
-// itself is the request body on the request side).
-func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool) (keyID, binding string, err error) {
+// given, else the policy's templates evaluated on the request the flags describe. The request
+// body of {json:...} templates is the document itself, except on the response side with
+// --request-body (reqBody, read once): a record exported from the application carries the
+// members its key id was computed from when it was sealed.
+func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool, reqBody []byte) (keyID, binding string, err error) {
 	src := &policy.Source{Headers: &f.headers, Path: policy.Canonical(f.path), PeerURISAN: f.peerURI, PeerDNSSAN: f.peerDNS}
 	if len(f.claims) > 0 {
 		src.JWT = f.claims
 	}
-	if !response {
-		src.Body = doc
-	} else if f.reqBody != "" {
-		if src.Body, err = os.ReadFile(f.reqBody); err != nil {
-			return "", "", fmt.Errorf("request body: %w", err)
-		}
+	src.Body = doc
+	if response && reqBody != nil {
+		src.Body = reqBody
 	}
 	keyID = f.keyID
 	if keyID == "" {

@@ -16,7 +16,12 @@ func main() {
 	size := flag.String("size", "1GiB", "at least this many bytes (suffixes KiB, MiB, GiB)")
 	out := flag.String("out", "", "output file (default: standard output)")
 	seed := flag.Uint64("seed", 1, "random seed (the output is a function of seed and size)")
+	configDir := flag.String("config", "", "instead: print an rkms configuration with the records' policy (\"bulk\") and an embedded keyring in this directory")
 	flag.Parse()
+	if *configDir != "" {
+		fmt.Printf("data_dir: %[1]s/data\nadmin: {token_file: %[1]s/data/admin.token}\nstore: {type: embedded, embedded: {path: %[1]s/data/keys.db}}\n%[2]s", *configDir, bulkgen.Policy)
+		return
+	}
 	n, err := parseSize(*size)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bulkgen:", err)

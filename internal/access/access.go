@@ -14,10 +14,14 @@ const (
 	Rotate = "rotate"
 	Delete = "delete"
 	List   = "list"
+	// Rewrap moves ciphertexts to the current key version inside rkms (POST /v1/rewrap,
+	// Rewrap) without the key or the plaintext leaving it: narrower than read, which hands out
+	// the raw key. It is what a re-encryption job after a rotation should be given.
+	Rewrap = "rewrap"
 )
 
 // Operations are every operation name, in the order documentation lists them.
-var Operations = []string{Read, Create, Rotate, Delete, List}
+var Operations = []string{Read, Create, Rotate, Delete, List, Rewrap}
 
 // Known reports whether op is one of [Operations].
 func Known(op string) bool { return slices.Contains(Operations, op) }

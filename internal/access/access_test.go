@@ -26,6 +26,12 @@ func TestAllows(t *testing.T) {
 		{none, Read, "x", false},
 		{All("admin"), Create, "x", true},
 		{ops, "purge", "x", false},
+		{ops, Rewrap, "x", true},
+		{All("admin"), Rewrap, "x", true},
+		{billing, Rewrap, "tenant-acme", false},
+		{Principal{Name: "mig", Allow: []string{Rewrap}, IDPrefixes: []string{"tenant-"}}, Rewrap, "tenant-acme", true},
+		{Principal{Name: "mig", Allow: []string{Rewrap}, IDPrefixes: []string{"tenant-"}}, Rewrap, "other", false},
+		{Principal{Name: "mig", Allow: []string{Rewrap}}, Read, "x", false},
 	} {
 		if got := tc.p.Allows(tc.op, tc.id); got != tc.want {
 			t.Errorf("%s may %s %q: %v, want %v", tc.p.Name, tc.op, tc.id, got, tc.want)

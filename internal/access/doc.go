@@ -13,6 +13,10 @@
 //   - rotate: add a version (POST /key/rotate, RotateKey).
 //   - delete: remove every version (DELETE /key, DeleteKey).
 //   - list: list key ids (ids outside the principal's prefixes are not shown: [Principal.Covers]).
+//   - rewrap: re-encrypt ciphertexts under the current version of their key id inside rkms
+//     (POST /v1/rewrap, Rewrap); the key and the plaintext never leave rkms. A credential with
+//     read can fetch the raw key and do the same itself: rewrap is the narrower right to give a
+//     migration job.
 //
 // # Id prefixes
 //

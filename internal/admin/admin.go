@@ -17,13 +17,15 @@ import (
 // handler counts them itself: request line, names, values and their separators.
 const MaxHeaderBytes = 16 << 10
 
-// DefaultMaxBodyBytes bounds request bodies: no endpoint reads one, so anything larger is refused
-// with 413 before a handler runs.
+// DefaultMaxBodyBytes bounds request bodies: no endpoint but POST /v1/rewrap reads one (it has
+// its own bound, keyservice.MaxRewrapRequestBytes), so anything larger is refused with 413
+// before a handler runs.
 const DefaultMaxBodyBytes = 64 << 10
 
 // Options configures the handler.
 type Options struct {
-	// MaxBodyBytes bounds request bodies (413 above it). 0: DefaultMaxBodyBytes.
+	// MaxBodyBytes bounds the request bodies of every endpoint but POST /v1/rewrap (413 above
+	// it), which reads up to keyservice.MaxRewrapRequestBytes. 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
 
@@ -59,6 +61,9 @@ func New(svc *keyservice.Service, opts Options) (*Handler, error) {
 			http.MethodGet: {audit.OpList, "prefix", []string{"limit", "after", "prefix"}, h.list},
 		}))
 	}
+	m.HandleFunc(rewrapPath, h.serve(map[string]route{
+		http.MethodPost: {audit.OpRewrap, "", nil, h.rewrap},
+	}))
 	m.HandleFunc("/healthz", h.healthz)
 	m.HandleFunc("/readyz", h.readyz)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -76,12 +81,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
 		return
 	}
-	if r.ContentLength > h.maxBody || (r.ContentLength < 0 && bodyOver(r.Body, h.maxBody)) {
+	// Only POST /v1/rewrap reads its body (after authentication, up to its own bound); every
+	// other body is refused above maxBody before a handler runs.
+	reads := r.URL.Path == rewrapPath
+	limit := h.maxBody
+	if reads {
+		limit = keyservice.MaxRewrapRequestBytes
+	}
+	if r.ContentLength > limit || (r.ContentLength < 0 && !reads && bodyOver(r.Body, limit)) {
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -100,7 +112,8 @@ func headerBytes(r *http.Request) int {
 }
 
 // bodyOver reads a body of undeclared length (chunked) up to max+1 bytes and reports whether it
-// is longer than max. No endpoint reads a body, so what is read is dropped; the limit holds
+// is longer than max. Only POST /v1/rewrap reads a body (it is not checked here), so what is
+// read is dropped; the limit holds
 // whether or not the client declared a length.
 func bodyOver(body io.Reader, max int64) bool {
 	n, _ := io.Copy(io.Discard, io.LimitReader(body, max+1))
@@ -126,17 +139,18 @@ const StatusClientClosedRequest = 499
 
 // statuses maps each key service class to its status: the only place that does.
 var statuses = map[keyservice.Class]int{
-	keyservice.InvalidArgument: http.StatusBadRequest,
-	keyservice.Unauthenticated: http.StatusUnauthorized,
-	keyservice.Forbidden:       http.StatusForbidden,
-	keyservice.NotFound:        http.StatusNotFound,
-	keyservice.Deleted:         http.StatusGone,
-	keyservice.Exists:          http.StatusConflict,
-	keyservice.Limited:         http.StatusTooManyRequests,
-	keyservice.Throttled:       http.StatusTooManyRequests,
-	keyservice.Canceled:        StatusClientClosedRequest,
-	keyservice.Unavailable:     http.StatusServiceUnavailable,
-	keyservice.Internal:        http.StatusInternalServerError,
+	keyservice.InvalidArgument:      http.StatusBadRequest,
+	keyservice.Unauthenticated:      http.StatusUnauthorized,
+	keyservice.Forbidden:            http.StatusForbidden,
+	keyservice.NotFound:             http.StatusNotFound,
+	keyservice.Deleted:              http.StatusGone,
+	keyservice.Exists:               http.StatusConflict,
+	keyservice.AuthenticationFailed: http.StatusBadRequest, // per rewrap item only
+	keyservice.Limited:              http.StatusTooManyRequests,
+	keyservice.Throttled:            http.StatusTooManyRequests,
+	keyservice.Canceled:             StatusClientClosedRequest,
+	keyservice.Unavailable:          http.StatusServiceUnavailable,
+	keyservice.Internal:             http.StatusInternalServerError,
 }
 
 // fail writes the key service error err: the status of its class and its fixed message.

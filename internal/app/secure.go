@@ -12,6 +12,7 @@ import (
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/audit"
 	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/internal/keyapi"
 	"github.com/rkms/rkms/internal/tlsconf"
 )
 
@@ -20,6 +21,7 @@ const (
 	// adminMaxHeaderBytes bounds the admin HTTP request line and headers: 431 above it.
 	adminMaxHeaderBytes = 16 << 10
 	// keyAPIMaxRecvBytes bounds one gRPC key API request (a key id): ResourceExhausted above it.
+	// Rewrap alone may send up to keyapi.MaxRecvBytes (1 MiB).
 	keyAPIMaxRecvBytes = 64 << 10
 	// keyAPIMaxHeaderBytes bounds a key API request's metadata.
 	keyAPIMaxHeaderBytes = 16 << 10
@@ -38,7 +40,8 @@ type listenerSecurity struct {
 // the gRPC key API, extproc.tls for ext_proc).
 func buildSecurity(cfg *config.Config, log *slog.Logger) (*listenerSecurity, error) {
 	s := &listenerSecurity{keyAPI: []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(keyAPIMaxRecvBytes),
+		grpc.MaxRecvMsgSize(keyapi.MaxRecvBytes),
+		grpc.ChainUnaryInterceptor(keyapi.LimitRequests(keyAPIMaxRecvBytes)),
 		grpc.MaxHeaderListSize(keyAPIMaxHeaderBytes),
 		grpc.MaxConcurrentStreams(keyAPIMaxStreams),
 	}}

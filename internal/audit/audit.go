@@ -27,6 +27,7 @@ const (
 	OpRotate = "rotate"
 	OpDelete = "delete"
 	OpList   = "list"
+	OpRewrap = "rewrap" // one record per call: [Logger.RecordBatch]
 )
 
 // Results that appear in the result attribute.
@@ -134,13 +135,24 @@ func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, e
 	who := a.who(ctx)
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("api", orUnknown(who.API)), slog.String("op", op))
-	if keyring.ValidateID(keyID) == nil {
+	if validID(keyID) {
 		attrs = append(attrs, slog.String("key_id", keyID))
 	}
 	if version != 0 {
 		attrs = append(attrs, slog.Uint64("version", uint64(version)))
 	}
 	attrs = append(attrs, slog.String("result", Result(err)), slog.String("remote", who.Remote))
+	attrs = whoAttrs(attrs, who)
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+func validID(id string) bool { return keyring.ValidateID(id) == nil }
+
+// whoAttrs appends who's principal, subject and request id, each when set.
+func whoAttrs(attrs []slog.Attr, who Who) []slog.Attr {
 	if who.Principal != "" {
 		attrs = append(attrs, slog.String("principal", who.Principal))
 	}
@@ -150,10 +162,7 @@ func (a *Logger) Record(ctx context.Context, op, keyID string, version uint32, e
 	if who.RequestID != "" {
 		attrs = append(attrs, slog.String("request_id", who.RequestID))
 	}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+	return attrs
 }
 
 // Result classifies err for the result attribute: a table over [keyring.ClassOf], plus the

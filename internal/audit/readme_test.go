@@ -17,7 +17,8 @@ import (
 )
 
 // fullRecord writes one audit record with every attribute present (every string field of Who
-// set, a key id, a version and an error) and returns its attribute names.
+// set, a key id, a version and an error), and one batch record, and returns their attribute
+// names.
 func fullRecord(t *testing.T) map[string]bool {
 	t.Helper()
 	var who Who
@@ -28,14 +29,19 @@ func fullRecord(t *testing.T) map[string]bool {
 		}
 	}
 	var buf bytes.Buffer
-	New(slog.New(slog.NewJSONHandler(&buf, nil))).Record(WithWho(context.Background(), who), OpRotate, "tenant-acme", 2, errors.New("boom"))
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatalf("audit record %q: %v", buf.Bytes(), err)
-	}
+	a := New(slog.New(slog.NewJSONHandler(&buf, nil)))
+	a.Record(WithWho(context.Background(), who), OpRotate, "tenant-acme", 2, errors.New("boom"))
+	a.RecordBatch(WithWho(context.Background(), who), OpRewrap, Batch{Items: 2, KeyIDs: []string{"tenant-acme"}, KeyIDCount: 1,
+		Rewrapped: 1, Failed: 1}, errors.New("boom"))
 	keys := map[string]bool{}
-	for k := range rec {
-		keys[k] = true
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("audit record %q: %v", line, err)
+		}
+		for k := range rec {
+			keys[k] = true
+		}
 	}
 	return keys
 }

@@ -28,7 +28,7 @@ type Credential struct {
 	// MTLSSubject is a URI SAN (spiffe://...) or DNS SAN of a client certificate that the admin
 	// listeners verified (admin.tls.client_ca_file is required).
 	MTLSSubject string `yaml:"mtls_subject"`
-	// Allow lists the operations: read, create, rotate, delete, list.
+	// Allow lists the operations: read, create, rotate, delete, list, rewrap.
 	Allow []string `yaml:"allow"`
 	// IDPrefixes, when set, restricts the credential to key ids starting with one of them.
 	IDPrefixes []string `yaml:"id_prefixes"`

@@ -33,7 +33,7 @@ func TestCredentialsParse(t *testing.T) {
   credentials:
     - name: ops
       token_file: ` + ops + `
-      allow: [read, create, rotate, delete, list]
+      allow: [read, create, rotate, delete, list, rewrap]
     - name: billing-svc
       token_env: RKMS_BILLING_TOKEN
       allow: [read]
@@ -108,14 +108,14 @@ func TestCredentialProblems(t *testing.T) {
 	}
 	want := []string{
 		"line 2: admin.token_file: admin.credentials replaces the single token: remove token_file, or add it as a credential",
-		`line 6: admin.credentials[0].allow[1]: unknown operation "purge" (operations: read, create, rotate, delete, list)`,
+		`line 6: admin.credentials[0].allow[1]: unknown operation "purge" (operations: read, create, rotate, delete, list, rewrap)`,
 		`line 7: admin.credentials[1].name: duplicate credential name "ops" (first at admin.credentials[0])`,
 		"line 8: admin.credentials[1].token_file: same token as admin.credentials[0]: each credential needs its own",
 		"line 11: admin.credentials[2].token_file: token file " + short + ": token shorter than 16 characters",
 		"line 14: admin.credentials[3].token_file: token file " + open + ": mode 0644 lets group or others read it: chmod 600 " + open,
 		"line 16: admin.credentials[4]: needs a token source: token_file, token_env or mtls_subject",
 		"line 19: admin.credentials[5].token_env: environment variable RKMS_UNSET_TOKEN is not set",
-		"line 20: admin.credentials[5].allow: must list at least one operation (read, create, rotate, delete, list)",
+		"line 20: admin.credentials[5].allow: must list at least one operation (read, create, rotate, delete, list, rewrap)",
 		"line 22: admin.credentials[6].mtls_subject: needs mutual TLS on the admin listeners: set admin.tls.client_ca_file",
 		`line 24: admin.credentials[6].id_prefixes[0]: must be the start of a valid key id: 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + = - (got "bad prefix")`,
 		`line 25: admin.credentials[7].name: must be 1 to 64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit (got "has space")`,

@@ -160,17 +160,18 @@ func peerIdentities(ctx context.Context) []string {
 
 // classCodes maps each key service class to its code: the only place that does.
 var classCodes = map[keyservice.Class]codes.Code{
-	keyservice.InvalidArgument: codes.InvalidArgument,
-	keyservice.Unauthenticated: codes.Unauthenticated,
-	keyservice.Forbidden:       codes.PermissionDenied,
-	keyservice.NotFound:        codes.NotFound,
-	keyservice.Deleted:         codes.FailedPrecondition,
-	keyservice.Exists:          codes.AlreadyExists,
-	keyservice.Limited:         codes.ResourceExhausted,
-	keyservice.Throttled:       codes.ResourceExhausted,
-	keyservice.Canceled:        codes.Canceled,
-	keyservice.Unavailable:     codes.Unavailable,
-	keyservice.Internal:        codes.Internal,
+	keyservice.InvalidArgument:      codes.InvalidArgument,
+	keyservice.Unauthenticated:      codes.Unauthenticated,
+	keyservice.Forbidden:            codes.PermissionDenied,
+	keyservice.NotFound:             codes.NotFound,
+	keyservice.Deleted:              codes.FailedPrecondition,
+	keyservice.Exists:               codes.AlreadyExists,
+	keyservice.AuthenticationFailed: codes.InvalidArgument, // per rewrap item only
+	keyservice.Limited:              codes.ResourceExhausted,
+	keyservice.Throttled:            codes.ResourceExhausted,
+	keyservice.Canceled:             codes.Canceled,
+	keyservice.Unavailable:          codes.Unavailable,
+	keyservice.Internal:             codes.Internal,
 }
 
 // toStatus turns the key service error err into a status: the code of its class and its fixed

@@ -10,6 +10,13 @@
 // operations [Session.Get] (get, or create when absent), [Session.Rotate] and [Session.Delete].
 // [Service.Ready] needs no session.
 //
+// [Session.Rewrap] moves ciphertexts (package envelope) to the current version of their key id
+// inside rkms: each item is opened under the version its header names and sealed again under
+// the current one with the same mode, label and context; neither the key nor the plaintext
+// leaves the call. Items fail one by one ([RewrapResult.Err]), so a bulk run continues past a
+// bad record; only a batch over [MaxRewrapItems] fails whole. It needs the rewrap permission
+// per key id and writes one audit record per call.
+//
 // # Rules it owns
 //
 //   - The credentials ([Options.Credentials], plus [Options.Token], the single admin token, as

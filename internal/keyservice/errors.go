@@ -40,10 +40,14 @@ const (
 	Deleted
 	// Exists: an explicit create of an id that has a key (keyring.ErrExists).
 	Exists
+	// AuthenticationFailed: a ciphertext did not verify under its key, label and context (a
+	// wrong label or context, or modified bytes); it says nothing more (envelope.ErrAuthentication).
+	// Only [Session.Rewrap]'s per-item errors carry it.
+	AuthenticationFailed
 )
 
 var classNames = [...]string{"internal", "invalid_argument", "not_found", "limited", "unavailable",
-	"canceled", "unauthenticated", "throttled", "forbidden", "deleted", "exists"}
+	"canceled", "unauthenticated", "throttled", "forbidden", "deleted", "exists", "authentication_failed"}
 
 // Classes returns every Class, for tables that must cover them all.
 func Classes() []Class {

@@ -536,6 +536,293 @@ func (x *RotateKeyResponse) GetVersion() uint32 {
 	return 0
 }
 
+type RewrapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000 items; the whole request at most 1 MiB.
+	Items         []*RewrapItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapRequest) Reset() {
+	*x = RewrapRequest{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapRequest) ProtoMessage() {}
+
+func (x *RewrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapRequest.ProtoReflect.Descriptor instead.
+func (*RewrapRequest) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RewrapRequest) GetItems() []*RewrapItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type RewrapItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key id the ciphertext was sealed under (its header must name the same id).
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The label and context the ciphertext was sealed with; the new ciphertext keeps them.
+	Label   string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Context []byte `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	// The text form, "rkms:...".
+	Ciphertext    string `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapItem) Reset() {
+	*x = RewrapItem{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapItem) ProtoMessage() {}
+
+func (x *RewrapItem) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapItem.ProtoReflect.Descriptor instead.
+func (*RewrapItem) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RewrapItem) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RewrapItem) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *RewrapItem) GetContext() []byte {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *RewrapItem) GetCiphertext() string {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return ""
+}
+
+type RewrapResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per item, in the order of the request.
+	Items         []*RewrapItemResult `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapResponse) Reset() {
+	*x = RewrapResponse{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapResponse) ProtoMessage() {}
+
+func (x *RewrapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapResponse.ProtoReflect.Descriptor instead.
+func (*RewrapResponse) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RewrapResponse) GetItems() []*RewrapItemResult {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type RewrapItemResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ciphertext under the current version: the item's own when it was current already
+	// (rewrapped false). Empty when error is set.
+	Ciphertext string `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Version    uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Rewrapped  bool   `protobuf:"varint,3,opt,name=rewrapped,proto3" json:"rewrapped,omitempty"`
+	// Set when this item failed; the other items are not affected.
+	Error         *RewrapError `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapItemResult) Reset() {
+	*x = RewrapItemResult{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapItemResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapItemResult) ProtoMessage() {}
+
+func (x *RewrapItemResult) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapItemResult.ProtoReflect.Descriptor instead.
+func (*RewrapItemResult) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RewrapItemResult) GetCiphertext() string {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return ""
+}
+
+func (x *RewrapItemResult) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RewrapItemResult) GetRewrapped() bool {
+	if x != nil {
+		return x.Rewrapped
+	}
+	return false
+}
+
+func (x *RewrapItemResult) GetError() *RewrapError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type RewrapError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The error class: invalid_argument, forbidden, not_found, deleted, authentication_failed,
+	// unavailable, canceled or internal (the same names as the admin API's POST /v1/rewrap).
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// A fixed message for the class; never a value or a ciphertext.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapError) Reset() {
+	*x = RewrapError{}
+	mi := &file_rkms_v1_keys_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapError) ProtoMessage() {}
+
+func (x *RewrapError) ProtoReflect() protoreflect.Message {
+	mi := &file_rkms_v1_keys_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapError.ProtoReflect.Descriptor instead.
+func (*RewrapError) Descriptor() ([]byte, []int) {
+	return file_rkms_v1_keys_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RewrapError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *RewrapError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_rkms_v1_keys_proto protoreflect.FileDescriptor
 
 const file_rkms_v1_keys_proto_rawDesc = "" +
@@ -570,7 +857,29 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
 	"\x11RotateKeyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\rR\aversion2\x8e\x03\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\":\n" +
+	"\rRewrapRequest\x12)\n" +
+	"\x05items\x18\x01 \x03(\v2\x13.rkms.v1.RewrapItemR\x05items\"s\n" +
+	"\n" +
+	"RewrapItem\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x18\n" +
+	"\acontext\x18\x03 \x01(\fR\acontext\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x04 \x01(\tR\n" +
+	"ciphertext\"A\n" +
+	"\x0eRewrapResponse\x12/\n" +
+	"\x05items\x18\x01 \x03(\v2\x19.rkms.v1.RewrapItemResultR\x05items\"\x96\x01\n" +
+	"\x10RewrapItemResult\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x01 \x01(\tR\n" +
+	"ciphertext\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x1c\n" +
+	"\trewrapped\x18\x03 \x01(\bR\trewrapped\x12*\n" +
+	"\x05error\x18\x04 \x01(\v2\x14.rkms.v1.RewrapErrorR\x05error\";\n" +
+	"\vRewrapError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xc9\x03\n" +
 	"\n" +
 	"KeyService\x129\n" +
 	"\x06GetKey\x12\x16.rkms.v1.GetKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12;\n" +
@@ -578,7 +887,8 @@ const file_rkms_v1_keys_proto_rawDesc = "" +
 	"\tCreateKey\x12\x19.rkms.v1.CreateKeyRequest\x1a\x17.rkms.v1.GetKeyResponse\x12?\n" +
 	"\bListKeys\x12\x18.rkms.v1.ListKeysRequest\x1a\x19.rkms.v1.ListKeysResponse\x12B\n" +
 	"\tDeleteKey\x12\x19.rkms.v1.DeleteKeyRequest\x1a\x1a.rkms.v1.DeleteKeyResponse\x12B\n" +
-	"\tRotateKey\x12\x19.rkms.v1.RotateKeyRequest\x1a\x1a.rkms.v1.RotateKeyResponseB)Z'github.com/rkms/rkms/api/rkms/v1;rkmsv1b\x06proto3"
+	"\tRotateKey\x12\x19.rkms.v1.RotateKeyRequest\x1a\x1a.rkms.v1.RotateKeyResponse\x129\n" +
+	"\x06Rewrap\x12\x16.rkms.v1.RewrapRequest\x1a\x17.rkms.v1.RewrapResponseB)Z'github.com/rkms/rkms/api/rkms/v1;rkmsv1b\x06proto3"
 
 var (
 	file_rkms_v1_keys_proto_rawDescOnce sync.Once
@@ -592,7 +902,7 @@ func file_rkms_v1_keys_proto_rawDescGZIP() []byte {
 	return file_rkms_v1_keys_proto_rawDescData
 }
 
-var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_rkms_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_rkms_v1_keys_proto_goTypes = []any{
 	(*GetKeyRequest)(nil),     // 0: rkms.v1.GetKeyRequest
 	(*GetKeyResponse)(nil),    // 1: rkms.v1.GetKeyResponse
@@ -604,25 +914,35 @@ var file_rkms_v1_keys_proto_goTypes = []any{
 	(*DeleteKeyResponse)(nil), // 7: rkms.v1.DeleteKeyResponse
 	(*RotateKeyRequest)(nil),  // 8: rkms.v1.RotateKeyRequest
 	(*RotateKeyResponse)(nil), // 9: rkms.v1.RotateKeyResponse
+	(*RewrapRequest)(nil),     // 10: rkms.v1.RewrapRequest
+	(*RewrapItem)(nil),        // 11: rkms.v1.RewrapItem
+	(*RewrapResponse)(nil),    // 12: rkms.v1.RewrapResponse
+	(*RewrapItemResult)(nil),  // 13: rkms.v1.RewrapItemResult
+	(*RewrapError)(nil),       // 14: rkms.v1.RewrapError
 }
 var file_rkms_v1_keys_proto_depIdxs = []int32{
-	0, // 0: rkms.v1.KeyService.GetKey:input_type -> rkms.v1.GetKeyRequest
-	2, // 1: rkms.v1.KeyService.ReadKey:input_type -> rkms.v1.ReadKeyRequest
-	3, // 2: rkms.v1.KeyService.CreateKey:input_type -> rkms.v1.CreateKeyRequest
-	4, // 3: rkms.v1.KeyService.ListKeys:input_type -> rkms.v1.ListKeysRequest
-	6, // 4: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
-	8, // 5: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
-	1, // 6: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
-	1, // 7: rkms.v1.KeyService.ReadKey:output_type -> rkms.v1.GetKeyResponse
-	1, // 8: rkms.v1.KeyService.CreateKey:output_type -> rkms.v1.GetKeyResponse
-	5, // 9: rkms.v1.KeyService.ListKeys:output_type -> rkms.v1.ListKeysResponse
-	7, // 10: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
-	9, // 11: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
-	6, // [6:12] is the sub-list for method output_type
-	0, // [0:6] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	11, // 0: rkms.v1.RewrapRequest.items:type_name -> rkms.v1.RewrapItem
+	13, // 1: rkms.v1.RewrapResponse.items:type_name -> rkms.v1.RewrapItemResult
+	14, // 2: rkms.v1.RewrapItemResult.error:type_name -> rkms.v1.RewrapError
+	0,  // 3: rkms.v1.KeyService.GetKey:input_type -> rkms.v1.GetKeyRequest
+	2,  // 4: rkms.v1.KeyService.ReadKey:input_type -> rkms.v1.ReadKeyRequest
+	3,  // 5: rkms.v1.KeyService.CreateKey:input_type -> rkms.v1.CreateKeyRequest
+	4,  // 6: rkms.v1.KeyService.ListKeys:input_type -> rkms.v1.ListKeysRequest
+	6,  // 7: rkms.v1.KeyService.DeleteKey:input_type -> rkms.v1.DeleteKeyRequest
+	8,  // 8: rkms.v1.KeyService.RotateKey:input_type -> rkms.v1.RotateKeyRequest
+	10, // 9: rkms.v1.KeyService.Rewrap:input_type -> rkms.v1.RewrapRequest
+	1,  // 10: rkms.v1.KeyService.GetKey:output_type -> rkms.v1.GetKeyResponse
+	1,  // 11: rkms.v1.KeyService.ReadKey:output_type -> rkms.v1.GetKeyResponse
+	1,  // 12: rkms.v1.KeyService.CreateKey:output_type -> rkms.v1.GetKeyResponse
+	5,  // 13: rkms.v1.KeyService.ListKeys:output_type -> rkms.v1.ListKeysResponse
+	7,  // 14: rkms.v1.KeyService.DeleteKey:output_type -> rkms.v1.DeleteKeyResponse
+	9,  // 15: rkms.v1.KeyService.RotateKey:output_type -> rkms.v1.RotateKeyResponse
+	12, // 16: rkms.v1.KeyService.Rewrap:output_type -> rkms.v1.RewrapResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_rkms_v1_keys_proto_init() }
@@ -636,7 +956,7 @@ func file_rkms_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rkms_v1_keys_proto_rawDesc), len(file_rkms_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

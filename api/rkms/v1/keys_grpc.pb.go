@@ -25,6 +25,7 @@ const (
 	KeyService_ListKeys_FullMethodName  = "/rkms.v1.KeyService/ListKeys"
 	KeyService_DeleteKey_FullMethodName = "/rkms.v1.KeyService/DeleteKey"
 	KeyService_RotateKey_FullMethodName = "/rkms.v1.KeyService/RotateKey"
+	KeyService_Rewrap_FullMethodName    = "/rkms.v1.KeyService/Rewrap"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -65,6 +66,13 @@ type KeyServiceClient interface {
 	// RotateKey adds a version that new encryptions use; older versions keep decrypting.
 	// NOT_FOUND when absent.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// Rewrap moves ciphertexts to the current version of their key id inside rkms: each item is
+	// opened under the version its header names and sealed again under the current one, with the
+	// same mode, label and context; neither the key nor the value leaves rkms. Needs the rewrap
+	// permission per key id. Items fail one by one (RewrapItemResult.error); the call fails whole
+	// only for more than 1000 items (INVALID_ARGUMENT), a request over 1 MiB (RESOURCE_EXHAUSTED)
+	// or authentication. Twin of POST /v1/rewrap.
+	Rewrap(ctx context.Context, in *RewrapRequest, opts ...grpc.CallOption) (*RewrapResponse, error)
 }
 
 type keyServiceClient struct {
@@ -135,6 +143,16 @@ func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, 
 	return out, nil
 }
 
+func (c *keyServiceClient) Rewrap(ctx context.Context, in *RewrapRequest, opts ...grpc.CallOption) (*RewrapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RewrapResponse)
+	err := c.cc.Invoke(ctx, KeyService_Rewrap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -173,6 +191,13 @@ type KeyServiceServer interface {
 	// RotateKey adds a version that new encryptions use; older versions keep decrypting.
 	// NOT_FOUND when absent.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// Rewrap moves ciphertexts to the current version of their key id inside rkms: each item is
+	// opened under the version its header names and sealed again under the current one, with the
+	// same mode, label and context; neither the key nor the value leaves rkms. Needs the rewrap
+	// permission per key id. Items fail one by one (RewrapItemResult.error); the call fails whole
+	// only for more than 1000 items (INVALID_ARGUMENT), a request over 1 MiB (RESOURCE_EXHAUSTED)
+	// or authentication. Twin of POST /v1/rewrap.
+	Rewrap(context.Context, *RewrapRequest) (*RewrapResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -200,6 +225,9 @@ func (UnimplementedKeyServiceServer) DeleteKey(context.Context, *DeleteKeyReques
 }
 func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) Rewrap(context.Context, *RewrapRequest) (*RewrapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rewrap not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -330,6 +358,24 @@ func _KeyService_RotateKey_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_Rewrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RewrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).Rewrap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_Rewrap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).Rewrap(ctx, req.(*RewrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +406,10 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKey",
 			Handler:    _KeyService_RotateKey_Handler,
+		},
+		{
+			MethodName: "Rewrap",
+			Handler:    _KeyService_Rewrap_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -92,6 +92,14 @@ func (e *keyIDError) Unwrap() error { return e.err }
 // the transform's errors do not, and the templates' name the source, not its value).
 func classifyBulk(err error) *recordError {
 	kind := extproc.ErrorKind(err)
+	switch {
+	case errors.Is(err, errRecordInput):
+		kind = "bad_input"
+	case errors.Is(err, errTooManyFields):
+		kind = kindTooLarge
+	case errors.Is(err, errRewrapAnswer):
+		kind = "internal"
+	}
 	if ke := (*keyIDError)(nil); errors.As(err, &ke) && kind != "not_json" {
 		kind = kindKeyID
 	}

@@ -92,6 +92,14 @@ func newDocJob(op sealOp, f *sealFlags, cfg *config.Config, pol *policy.Policy, 
 	return d, nil
 }
 
+// fields returns the direction's fields.
+func (d *docJob) fields() *policy.Fields {
+	if d.response {
+		return d.pol.Response()
+	}
+	return d.pol.Request()
+}
+
 // side names the direction, for messages.
 func (d *docJob) side() string {
 	if d.response {

@@ -12,21 +12,44 @@ import (
 	"github.com/rkms/rkms/internal/config"
 )
 
-const sealUsage = `usage: rkms seal --config FILE --policy NAME [--response] [KEY ID] [KEYS] < doc.json > sealed.json
+const sealUsage = `usage: rkms seal --config FILE --policy NAME [--response] [KEY ID] [KEYS] [INPUT] < doc.json > sealed.json
        rkms seal --value --key-id ID [--label L] [--mode randomized|deterministic] [--context C] [--json] [KEYS] < value
-       rkms open --config FILE --policy NAME [--request] [KEY ID] [KEYS] < sealed.json > doc.json
+       rkms open --config FILE --policy NAME [--request] [KEY ID] [KEYS] [INPUT] < sealed.json > doc.json
        rkms open --value [--key-id ID] [--label L] [--context C] [--json] [KEYS] < ciphertext
 
 seal encrypts the fields of a JSON document that one direction of a policy encrypts (the request
 side; --response: the response side), open decrypts those that it decrypts (the response side;
 --request: the request side of a policy whose requests decrypt), with the code ext_proc runs:
 same format, selectors, labels, mode, record binding and tripwires. What one seals, the other
-opens, and Envoy opens what seal sealed.
+opens, and Envoy opens what seal sealed. rkms rewrap moves sealed fields to a key's current
+version (rkms rewrap --help).
 
 KEY ID: --key-id ID, or computed from the policy's key_id (and context) template with the inputs
 rkms policy test takes: --claim NAME=VALUE, --header NAME=VALUE, --path PATH, --peer-uri-san,
---peer-dns-san, and for a {json:...} template on the response side --request-body FILE.
---context C sets the record binding instead of the policy's context template.
+--peer-dns-san; a {json:...} template reads the document (each NDJSON record) itself, or on the
+response side the --request-body FILE when given. --context C sets the record binding instead
+of the policy's context template.
+
+INPUT: one JSON document (at most 64 MiB), or NDJSON with --format ndjson (the default for an
+--in FILE named .ndjson or .jsonl): one record per line, each with its own key id, in any size.
+  --in FILE, --out FILE    instead of standard input and output (--out is created with mode 0600)
+  -j N                     parallel workers (default: the CPUs); output stays in input order
+  --reject FILE            a record that fails is written there as {"line":N,"error":{"kind":K,
+                           "message":M}} and the run goes on. The record itself is never copied
+                           (it may hold plaintext): find it in the input by its line number.
+                           Without --reject the first failed record stops the run: the records
+                           before it are written, and the message names the line.
+  --from-line N            resume: skip lines 1..N-1 (output starts with line N's record)
+  --max-record BYTES       longest line (default 1 MiB, at most 64 MiB): a longer one is a failed
+                           record of kind too_large, never read into memory whole
+  --summary-json FILE      the run's counts as JSON (records, written, failed, fields, errors by
+                           kind, resume_from_line); the same summary is printed on stderr
+  --progress/--no-progress the progress line on stderr (records/s, MB/s, ETA for an --in file);
+                           by default only when stderr is a terminal
+Blank lines are skipped; CRLF line endings are read, LF written. Error kinds: not_json,
+too_large, key_id (the key id or context template cannot be computed from the record),
+bad_input (a tripwire, a field already encrypted, plaintext where a ciphertext is expected),
+auth (a ciphertext that does not open here), key_unknown, key_limited, unavailable, internal.
 
 --value seals one value read from standard input (a string, the trailing newline dropped;
 --json: one JSON value) and prints its ciphertext, or opens one ciphertext and prints the value
@@ -36,10 +59,12 @@ into a document, give the label of its field (the selector's last member name by
 KEYS: --server URL takes the keys from a running rkms's admin API (GET /key?id=...), with the
 token in $RKMS_ADMIN_TOKEN or --token-file (default: the config's admin.token_file). Without it,
 the keys come from the configured keyring (--config, or the embedded defaults in ./rkms-data),
-opened as rkms serve opens it; an embedded store held by a running rkms needs --server.
+opened as rkms serve opens it; an embedded store held by a running rkms needs --server. A run
+looks each key id up once (an NDJSON run keeps the version that was current when it started).
 
-Output never holds key material; errors never hold a value. Exit status: 0 done, 1 refused or
-failed, 2 usage error.
+Output never holds key material; errors, the reject file and the summary never hold a value.
+Exit status: 0 done (every record written), 1 refused or failed (some record failed), 2 usage
+error.
 `
 
 // sealOp is what a seal or open command does: the operation and the words it prints.
@@ -79,7 +104,11 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 	f := &sealFlags{claims: claimFlags{}}
 	fs := flag.NewFlagSet(op.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, sealUsage) }
+	help := sealUsage
+	if op.name == "rewrap" {
+		help = rewrapUsage
+	}
+	fs.Usage = func() { fmt.Fprint(stderr, help) }
 	fs.StringVar(&f.cfgPath, "config", "", "configuration file (YAML): the policy, and the keyring without --server")
 	fs.StringVar(&f.policy, "policy", "", "policy name")
 	if op.op == policy.Encrypt {
@@ -111,7 +140,7 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 		return nil, false
 	}
 	if msg := f.usageProblem(op, fs.NArg()); msg != "" {
-		fmt.Fprintf(stderr, "rkms %s: %s\n\n%s", op.name, msg, sealUsage)
+		fmt.Fprintf(stderr, "rkms %s: %s\n\n%s", op.name, msg, help)
 		return nil, false
 	}
 	return f, true
@@ -122,7 +151,9 @@ func (f *sealFlags) usageProblem(op sealOp, nargs int) string {
 	requestInputs := len(f.headers) > 0 || len(f.claims) > 0 || f.peerURI != "" || f.peerDNS != "" || f.path != "/" || f.reqBody != ""
 	switch {
 	case nargs != 0:
-		return "unexpected arguments (the input is read from standard input)"
+		return "unexpected arguments (the input is read from standard input or --in)"
+	case f.value && op.name == "rewrap":
+		return "rewrap has no --value: it rewraps the fields of documents"
 	case f.value && f.policy != "":
 		return "--value and --policy exclude each other"
 	case f.value && op.op == policy.Encrypt && f.keyID == "":

@@ -108,7 +108,8 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 	if op.name == "rewrap" {
 		help = rewrapUsage
 	}
-	fs.Usage = func() { fmt.Fprint(stderr, help) }
+	short := command{name: op.name, help: help}
+	fs.Usage = func() { short.usageError(stderr, "") } // after the flag package's message
 	fs.StringVar(&f.cfgPath, "config", "", "configuration file (YAML): the policy, and the keyring without --server")
 	fs.StringVar(&f.policy, "policy", "", "policy name")
 	if op.op == policy.Encrypt {
@@ -140,7 +141,7 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 		return nil, false
 	}
 	if msg := f.usageProblem(op, fs.NArg()); msg != "" {
-		fmt.Fprintf(stderr, "rkms %s: %s\n\n%s", op.name, msg, help)
+		short.usageError(stderr, msg)
 		return nil, false
 	}
 	return f, true

@@ -27,8 +27,12 @@ Run it after rotating a key (POST /key/rotate), before retiring the old version.
 
 Input and output, KEY ID and the NDJSON flags are those of rkms seal (rkms seal --help): one
 JSON document, or NDJSON (--format ndjson, or an .ndjson/.jsonl --in) with -j, --from-line,
---reject, --max-record, --summary-json and the progress line. The key id of each record comes
-from --key-id or the policy's key_id template ({json:...}: the record itself).
+--reject, --max-record, --summary-json and the progress line. The key id of each ciphertext:
+--key-id (a ciphertext under another key id fails), else the policy's key_id template computed
+from the record ({json:...}) and the request inputs given, else, when the template needs an
+input an export does not carry ({jwt:...}, {header:...}), the key id in the ciphertext's own
+header: a rewrap never moves a ciphertext to another key id. The record binding (context) must
+be computable as for open.
 
 KEYS: --server URL sends the ciphertexts in batches of up to 1,000 to POST /v1/rewrap of a
 running rkms (token from $RKMS_ADMIN_TOKEN or --token-file; the credential needs the rewrap
@@ -213,7 +217,16 @@ func (j *rewrapJob) process(ctx context.Context, b *bulkBatch) {
 // policy lets legacy plaintext pass; other plaintext is refused as open refuses it.
 func (j *rewrapJob) collect(rec []byte, items []keyservice.RewrapItem) ([]keyservice.RewrapItem, error) {
 	d := j.d
-	keyID, binding, err := d.f.evalIDs(d.pol, rec, d.response, d.reqBody)
+	src := d.f.source(rec, d.response, d.reqBody)
+	keyID, err := d.f.keyIDOf(d.pol, src)
+	if err != nil && (!errors.Is(err, errKeyIDTemplate) || errors.Is(err, jsonfield.ErrInvalidJSON)) {
+		return items, &keyIDError{err}
+	}
+	// keyID "" (a template that needs request inputs not given, such as {jwt:...}): each
+	// ciphertext keeps the key id its header names. A rewrap never changes a ciphertext's key
+	// id, so the template's check (no ciphertext of another tenant in this record) is what
+	// ext_proc does when the record is read, not something the rewrap needs.
+	binding, err := d.f.bindingOf(d.pol, src)
 	if err != nil {
 		return items, &keyIDError{err}
 	}
@@ -233,7 +246,15 @@ func (j *rewrapJob) collect(rec []byte, items []keyservice.RewrapItem) ([]keyser
 		text, ok := jsonStringOf(raw)
 		switch {
 		case ok && envelope.IsCiphertext(text):
-			items = append(items, keyservice.RewrapItem{KeyID: keyID, Label: f.Label, Context: bind, Ciphertext: string(text)})
+			id := keyID
+			if id == "" {
+				h, err := envelope.Parse(text)
+				if err != nil {
+					return fmt.Errorf("%w: field %s: %w", errRecordInput, f.Selector, err)
+				}
+				id = h.KeyID
+			}
+			items = append(items, keyservice.RewrapItem{KeyID: id, Label: f.Label, Context: bind, Ciphertext: string(text)})
 		case string(raw) == "null", d.pol.LegacyPlaintextPasses():
 		default:
 			return fmt.Errorf("%w: field %s holds plaintext where a ciphertext is expected", errRecordInput, f.Selector)

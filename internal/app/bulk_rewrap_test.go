@@ -165,3 +165,35 @@ store: {type: embedded, embedded: {path: %[1]s/data/keys.db}}
 		t.Fatalf("rewrap with a wrong token: exit %d, %d bytes out, %s", code, len(out), stderr)
 	}
 }
+
+// TestBulkRewrapKeyIDFromHeader: under a policy whose key id comes from a JWT claim, which an
+// export does not carry, rewrap without --key-id keeps each ciphertext under the key id its
+// header names; with --key-id, a ciphertext under another key id fails.
+func TestBulkRewrapKeyIDFromHeader(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf("data_dir: %[1]s/data\nadmin: {token_file: %[1]s/data/admin.token}\nstore: {type: embedded, embedded: {path: %[1]s/data/keys.db}}\n%[2]s",
+		dir, `policies:
+  - name: claims
+    match: {path_prefix: /claims}
+    key_id: "tenant-{jwt:tenant}"
+    request: {encrypt: ["$.ssn"]}
+    response: {decrypt: ["$.ssn"]}
+`))
+	in := `{"id":1,"ssn":"111"}` + "\n" + `{"id":2,"ssn":"222"}` + "\n"
+	code, sealed, stderr := cli(t, in, "seal", "--config", cfg, "--policy", "claims", "--format", "ndjson", "--key-id", "tenant-acme")
+	if code != 0 {
+		t.Fatalf("seal: %d %s", code, stderr)
+	}
+	rotateLocal(t, cfg, "tenant-acme")
+	code, out, stderr := cli(t, sealed, "rewrap", "--config", cfg, "--policy", "claims", "--format", "ndjson")
+	if code != 0 || versionsOf(t, out)[2] != 2 {
+		t.Fatalf("rewrap without --key-id: exit %d, %s %s", code, out, stderr)
+	}
+	if code, opened, stderr := cli(t, out, "open", "--config", cfg, "--policy", "claims", "--format", "ndjson", "--claim", "tenant=acme"); code != 0 || opened != in {
+		t.Fatalf("open after rewrap: %d %s %s", code, opened, stderr)
+	}
+	code, _, stderr = cli(t, sealed, "rewrap", "--config", cfg, "--policy", "claims", "--format", "ndjson", "--key-id", "tenant-other")
+	if code != 1 || !strings.Contains(stderr, "line 1: invalid_argument") {
+		t.Fatalf("rewrap under another --key-id: exit %d, %s", code, stderr)
+	}
+}

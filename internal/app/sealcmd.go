@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -272,6 +273,18 @@ func findPolicy(cfg *config.Config, path, name string) (*policy.Policy, error) {
 // --request-body (reqBody, read once): a record exported from the application carries the
 // members its key id was computed from when it was sealed.
 func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool, reqBody []byte) (keyID, binding string, err error) {
+	src := f.source(doc, response, reqBody)
+	if keyID, err = f.keyIDOf(pol, src); err != nil {
+		return "", "", err
+	}
+	if binding, err = f.bindingOf(pol, src); err != nil {
+		return "", "", err
+	}
+	return keyID, binding, nil
+}
+
+// source is the request the flags describe, with doc (or reqBody) as its body.
+func (f *sealFlags) source(doc []byte, response bool, reqBody []byte) *policy.Source {
 	src := &policy.Source{Headers: &f.headers, Path: policy.Canonical(f.path), PeerURISAN: f.peerURI, PeerDNSSAN: f.peerDNS}
 	if len(f.claims) > 0 {
 		src.JWT = f.claims
@@ -280,23 +293,41 @@ func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool, reqBo
 	if response && reqBody != nil {
 		src.Body = reqBody
 	}
-	keyID = f.keyID
-	if keyID == "" {
-		if keyID, err = pol.KeyID().Eval(src); err != nil {
-			return "", "", fmt.Errorf("key id of policy %s: %w (give the request inputs: --claim, --header, --path, ...; or --key-id)", pol.Name(), err)
+	return src
+}
+
+// errKeyIDTemplate marks a key id that the policy's template cannot compute from the source.
+var errKeyIDTemplate = errors.New("key id template")
+
+// keyIDOf returns --key-id, or the policy's key id computed from src (an error wrapping
+// errKeyIDTemplate when it cannot be).
+func (f *sealFlags) keyIDOf(pol *policy.Policy, src *policy.Source) (string, error) {
+	if f.keyID != "" {
+		if err := envelope.ValidateKeyID(f.keyID); err != nil {
+			return "", fmt.Errorf("--key-id: %w", err)
 		}
-	} else if err := envelope.ValidateKeyID(keyID); err != nil {
-		return "", "", fmt.Errorf("--key-id: %w", err)
+		return f.keyID, nil
 	}
+	keyID, err := pol.KeyID().Eval(src)
+	if err != nil {
+		return "", fmt.Errorf("%w: key id of policy %s: %w (give the request inputs: --claim, --header, --path, ...; or --key-id)", errKeyIDTemplate, pol.Name(), err)
+	}
+	return keyID, nil
+}
+
+// bindingOf returns --context, or the policy's record binding computed from src ("" for none).
+func (f *sealFlags) bindingOf(pol *policy.Policy, src *policy.Source) (string, error) {
 	switch {
 	case f.context != nil:
-		binding = *f.context
+		return *f.context, nil
 	case pol.Context() != nil:
-		if binding, err = pol.Context().Eval(src); err != nil {
-			return "", "", fmt.Errorf("context of policy %s: %w (give the request inputs, or --context)", pol.Name(), err)
+		binding, err := pol.Context().Eval(src)
+		if err != nil {
+			return "", fmt.Errorf("context of policy %s: %w (give the request inputs, or --context)", pol.Name(), err)
 		}
+		return binding, nil
 	}
-	return keyID, binding, nil
+	return "", nil
 }
 
 // trimLine drops one trailing newline (LF or CRLF), as a shell's echo or here-string adds.

@@ -3,6 +3,7 @@ package envelope
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrInvalidKeyID: a key id breaks the key id rule ([ValidateKeyID]). It is the one error of
@@ -63,4 +64,17 @@ func invalidKeyIDByte[T string | []byte](id T) int {
 		}
 	}
 	return -1
+}
+
+// ReservedKeyIDPrefix starts the key ids rkms keeps for its own keys (the blind index root,
+// "_rkms.index-root"). Key ids that a policy computes from a request may not start with it, in
+// any ASCII case ([IsReservedKeyID]): otherwise a tenant whose claim is "_rkms.index-root" would
+// make rkms seal and open with the index root.
+const ReservedKeyIDPrefix = "_rkms."
+
+// IsReservedKeyID reports whether id starts with [ReservedKeyIDPrefix], ignoring ASCII case. It
+// is the one owner of the rule: the policies refuse such computed key ids, and the blind index
+// root lives under one.
+func IsReservedKeyID(id string) bool {
+	return len(id) >= len(ReservedKeyIDPrefix) && strings.EqualFold(id[:len(ReservedKeyIDPrefix)], ReservedKeyIDPrefix)
 }

@@ -237,6 +237,7 @@ func (s *envoyStream) run(req httpReq, app func(*httpReq) httpResp) error {
 	if up.headers, err = s.headersResponse(up.headers, r.GetRequestHeaders(), r.GetModeOverride()); err != nil {
 		return err
 	}
+	up.path, _ = up.headers.get(":path")
 	// Request body.
 	if !reqEOS {
 		if s.mode.GetRequestBodyMode() == filterv3.ProcessingMode_BUFFERED {
@@ -477,7 +478,8 @@ func (s *envoyStream) mutate(h hdrs, m *extprocv3.HeaderMutation) (hdrs, error) 
 		if hv.GetValue() != "" {
 			s.t.Errorf("header %s set with value only: Envoy 1.27+ sets it empty", k)
 		}
-		if k != strings.ToLower(k) || strings.HasPrefix(k, ":") || k == "host" || strings.HasPrefix(k, "x-envoy") {
+		// :path may change (index_query); :authority, :method and :scheme need allow_all_routing.
+		if k != strings.ToLower(k) || strings.HasPrefix(k, ":") && k != ":path" || k == "host" || strings.HasPrefix(k, "x-envoy") {
 			s.t.Errorf("header mutation of %s would be refused by Envoy", k)
 			continue
 		}

@@ -125,7 +125,7 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 	}
 	switch m := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return p.requestHeaders(req, m.RequestHeaders)
+		return p.requestHeaders(ctx, req, m.RequestHeaders)
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return p.requestBody(ctx, m.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
@@ -163,7 +163,7 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	return errorResponse(pe), nil
 }
 
-func (p *processor) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	if p.reqHeaders {
 		return nil, protocolError("request headers received twice")
 	}
@@ -209,6 +209,12 @@ func (p *processor) requestHeaders(req *extprocv3.ProcessingRequest, h *extprocv
 	var mut *extprocv3.HeaderMutation
 	if !pol.Response().Empty() {
 		mut = p.s.modes.dropAcceptEncoding
+	}
+	if len(pol.IndexQueries()) > 0 {
+		var err error
+		if mut, err = p.indexQuery(ctx, mut); err != nil {
+			return nil, err
+		}
 	}
 	if hasBody {
 		if err := p.reserve(phaseRequest, p.headers.first("content-length")); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc/blindindex"
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
 )
@@ -23,13 +24,14 @@ type transformer struct {
 	keyID    string
 	binding  string // record binding context ("" for none), bound into every ciphertext
 	fields   *policy.Fields
-	legacy   bool                    // legacy plaintext passes at decrypt paths
-	lookup   bool                    // never create the key (create: admin_only)
-	passed   int                     // legacy plaintext values passed
-	current  envelope.Key            // current.Secret is nil until the first seal looks it up
-	version  envelope.Key            // the last version opened (most bodies use one)
-	versions map[uint32]envelope.Key // the others
-	scratch  []byte                  // one field's replacement; Rewrite copies it before the next
+	legacy   bool                       // legacy plaintext passes at decrypt paths
+	lookup   bool                       // never create the key (create: admin_only)
+	passed   int                        // legacy plaintext values passed
+	current  envelope.Key               // current.Secret is nil until the first seal looks it up
+	version  envelope.Key               // the last version opened (most bodies use one)
+	versions map[uint32]envelope.Key    // the others
+	scratch  []byte                     // one field's replacement; Rewrite copies it before the next
+	indexes  map[string]*blindindex.Key // index keys derived for this body, by index name
 }
 
 // transform rewrites body, in direction fs of the stream's policy, with jsonfield's
@@ -85,8 +87,13 @@ func newTransformer(keys Keys, ph phase, pol *policy.Policy, fs *policy.Fields, 
 // and how many changed (sealed ones included). It is the one transform of a body: the stream's
 // and [BodyTransform]'s.
 func (t *transformer) rewrite(ctx context.Context, dst, body []byte, check func(*jsonfield.Outside) error, maxFields int) (out []byte, sealed, changed int, err error) {
+	if envelope.IsReservedKeyID(t.keyID) {
+		// Policies refuse such ids (policy.KeyID.Eval); this also covers BodyTransform's caller.
+		return dst, 0, 0, newError(kindBadInput, t.phase, "key id is invalid", fmt.Errorf("%w: reserved for rkms's own keys", ErrInvalidKeyID))
+	}
 	selected := 0
-	out, _, err = t.fields.Plan().RewriteChecked(dst, body, check,
+	var n int
+	out, n, err = t.fields.Plan().RewriteChecked(dst, body, check,
 		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 			if selected++; selected > maxFields {
 				// Each value costs a seal or an open: bound the work one body can ask for.
@@ -111,6 +118,9 @@ func (t *transformer) rewrite(ctx context.Context, dst, body []byte, check func(
 			}
 			return repl, err
 		})
+	if err == nil {
+		changed += n - selected // members removed (client-sent or application-sent blind indexes)
+	}
 	return out, sealed, changed, err
 }
 
@@ -139,8 +149,79 @@ func (t *transformer) seal(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, fmt.Errorf("seal field %s: %w", f.Selector, err)
 	}
 	out = append(out, '"')
+	if spec := t.fields.Index(f); spec != nil {
+		if out, err = t.appendIndex(ctx, out, f, spec, raw); err != nil {
+			t.keep(out)
+			return nil, err
+		}
+	}
 	t.keep(out)
 	return out, nil
+}
+
+// appendIndex appends to out, the ciphertext just written for raw, the blind index member
+// `,"NAME":"<index>"` (null for null).
+func (t *transformer) appendIndex(ctx context.Context, out []byte, f *jsonfield.Field, spec *blindindex.Spec, raw []byte) ([]byte, error) {
+	if string(raw) == "null" {
+		return jsonfield.AppendMember(out, spec.Name, []byte("null")), nil
+	}
+	k, err := t.indexKey(ctx, spec.Name)
+	if err != nil {
+		return out, err
+	}
+	out = append(out, ',', '"')
+	out = append(out, spec.Name...) // the name rule needs no escape
+	out = append(out, '"', ':')
+	out, err = k.AppendJSON(out, spec, raw)
+	if err != nil {
+		return out, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" has a blind index: its value must be a string, a number or null", err)
+	}
+	return out, nil
+}
+
+// indexKey returns the index key of index name under the body's key id, derived once per body
+// from the index root (indexRoot).
+func (t *transformer) indexKey(ctx context.Context, name string) (*blindindex.Key, error) {
+	if k, ok := t.indexes[name]; ok {
+		return k, nil
+	}
+	root, err := indexRoot(ctx, t.keys)
+	if err != nil {
+		return nil, err
+	}
+	var k *blindindex.Key
+	err = root.Secret.Use(func(b []byte) error {
+		var err error
+		k, err = blindindex.DeriveKey(b, t.keyID, name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blind index key: %w", err)
+	}
+	if t.indexes == nil {
+		t.indexes = map[string]*blindindex.Key{}
+	}
+	t.indexes[name] = k
+	return k, nil
+}
+
+// indexRoot returns the blind index root: version blindindex.RootVersion of
+// blindindex.RootKeyID, created (as version 1) on first use. Later versions, should an operator
+// rotate the id, are never used: they would change every index.
+func indexRoot(ctx context.Context, keys Keys) (envelope.Key, error) {
+	k, err := keys.Version(ctx, blindindex.RootKeyID, blindindex.RootVersion)
+	if errors.Is(err, ErrKeyNotFound) {
+		if k, err = keys.Current(ctx, blindindex.RootKeyID); err == nil && k.Version != blindindex.RootVersion {
+			k, err = keys.Version(ctx, blindindex.RootKeyID, blindindex.RootVersion)
+		}
+	}
+	if err != nil {
+		return envelope.Key{}, fmt.Errorf("get blind index root: %w", err)
+	}
+	if k.ID != blindindex.RootKeyID || k.Version != blindindex.RootVersion || k.Secret == nil {
+		return envelope.Key{}, fmt.Errorf("get blind index root: keys returned key %q version %d", k.ID, k.Version)
+	}
+	return k, nil
 }
 
 // open replaces the JSON string of a ciphertext by the JSON text it protects. A value that is

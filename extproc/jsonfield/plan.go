@@ -17,6 +17,11 @@ const DefaultMaxDepth = 1000
 type Field struct {
 	Selector *Selector
 	Label    string
+	// Remove deletes the members whose values the selector selects, with the comma that
+	// separates them from their siblings, instead of passing the values to the transform
+	// function; the rest of the object is copied unchanged. The selector must end in a member
+	// step ([Selector.EndsInMember]). A rewrite counts each deleted member as a replaced value.
+	Remove bool
 }
 
 // Options tune a [Plan]. The zero value is the default.
@@ -76,6 +81,9 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 	for fi, f := range fields {
 		if f.Selector == nil {
 			return nil, fmt.Errorf("field %d: nil selector: %w", fi, ErrInvalidSelector)
+		}
+		if f.Remove && !f.Selector.EndsInMember() {
+			return nil, fmt.Errorf("field %d: a removed field's selector %s must end in a member name: %w", fi, f.Selector, ErrInvalidSelector)
 		}
 		cur := int32(0)
 		for _, st := range f.Selector.steps {
@@ -175,8 +183,14 @@ func (p *Plan) rewrite(sc *scratch, dst, doc []byte, fn func(f *Field, raw []byt
 	out := slices.Grow(dst, len(doc))
 	last := 0
 	for _, sp := range sc.spans {
-		out = append(out, doc[last:sp.start]...)
 		f := &p.fields[sp.field]
+		if f.Remove {
+			start, end := removal(doc, sp)
+			out = append(out, doc[last:max(start, last)]...)
+			last = end
+			continue
+		}
+		out = append(out, doc[last:sp.start]...)
 		repl, err := fn(f, doc[sp.start:sp.end:sp.end])
 		if err != nil {
 			discard(out, dst)
@@ -187,6 +201,51 @@ func (p *Plan) rewrite(sc *scratch, dst, doc []byte, fn func(f *Field, raw []byt
 	}
 	out = append(out, doc[last:]...)
 	return out, len(sc.spans), nil
+}
+
+// removal returns the bytes to delete for the removed member of span sp: the member and the
+// comma before it when a kept member precedes it in its object; otherwise (no kept member
+// before it) the member and the comma and white space after it, if any. Deleting these for
+// every removed member of an object leaves kept members separated by exactly one comma.
+func removal(doc []byte, sp span) (start, end int) {
+	if !sp.first {
+		return sp.sep, sp.end
+	}
+	end = sp.end
+	if j := skipWS(doc, end); j < len(doc) && doc[j] == ',' {
+		end = skipWS(doc, j+1)
+	}
+	return sp.key, end
+}
+
+// AppendMember appends `,"name":value` to dst: a sibling member for the object that holds the
+// value just written. It is meant for the replacement a transform function returns for a value
+// selected by a field whose selector ends in a member step ([Selector.EndsInMember]): there, the
+// value is always an object member's and the result stays valid JSON. name is written as a JSON
+// string (escaped as encoding/json does); value is written as is and must be JSON text.
+func AppendMember(dst []byte, name string, value []byte) []byte {
+	dst = append(dst, ',')
+	dst = appendQuoted(dst, name)
+	dst = append(dst, ':')
+	return append(dst, value...)
+}
+
+// appendQuoted appends name as a JSON string.
+func appendQuoted(dst []byte, name string) []byte {
+	const hexd = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			dst = append(dst, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }
 
 // Visit validates the whole of doc like [Plan.Rewrite] and then calls fn for each selected value,

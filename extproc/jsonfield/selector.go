@@ -88,6 +88,17 @@ func (s *Selector) DefaultLabel() string {
 	return ""
 }
 
+// EndsInMember reports whether the selector's last step is a member (.name, ['name'] or
+// ..name): every value it selects is then the value of an object member, which a [Field] with
+// Remove can delete and after which [AppendMember] can insert a sibling.
+func (s *Selector) EndsInMember() bool {
+	if len(s.steps) == 0 {
+		return false
+	}
+	k := s.steps[len(s.steps)-1].kind
+	return k == stepMember || k == stepDescendant
+}
+
 // Indexes returns the array indexes the selector names with [N] steps, in order ([1, 0] for
 // $.items[1].cards[0].number); nil when it names none. For a path from [SelectorAt] the first is
 // the position of the record in a list document ($.items[N]... or $[N]...).

@@ -23,15 +23,23 @@ type frame struct {
 	kind       byte // '{' or '['
 	idx        int  // index of the current array element
 	start, end int  // the frame's active nodes
+	sep        int  // offset of the comma before the current element; -1 for the first
+	kept       bool // a member before the current one is kept (not a removed member)
+	removing   bool // the current member is removed
 }
 
 type span struct {
 	start, end int
 	field      int32
+	// For a member that a Remove field deletes: the offset of its name, the comma before it
+	// (frame.sep) and whether no kept member precedes it in its object.
+	key, sep int
+	first    bool
 }
 
 type scanner struct {
 	*scratch
+	keyAt    int // offset of the name of the object member being read
 	plan     *Plan
 	doc      []byte
 	maxDepth int
@@ -92,7 +100,12 @@ func (sc *scanner) walk() error {
 			if i, err = sc.skip(i, depth, nil); err != nil {
 				return err
 			}
-			sc.spans = append(sc.spans, span{start: start, end: i, field: term})
+			sp := span{start: start, end: i, field: term}
+			if sc.plan.fields[term].Remove {
+				top := &sc.frames[len(sc.frames)-1] // a member step selected it: an object frame
+				sp.key, sp.sep, sp.first = sc.keyAt, top.sep, !top.kept
+			}
+			sc.spans = append(sc.spans, sp)
 			sc.active = sc.active[:cs]
 		case len(sc.active) == cs || (c != '{' && c != '['):
 			if i, err = sc.skip(i, depth, sc.rec); err != nil {
@@ -110,7 +123,7 @@ func (sc *scanner) walk() error {
 				sc.active = sc.active[:cs]
 				break
 			}
-			sc.frames = append(sc.frames, frame{kind: c, start: cs, end: len(sc.active)})
+			sc.frames = append(sc.frames, frame{kind: c, start: cs, end: len(sc.active), sep: -1})
 			if i, term, err = sc.element(i); err != nil {
 				return err
 			}
@@ -129,6 +142,7 @@ func (sc *scanner) walk() error {
 			top := &sc.frames[len(sc.frames)-1]
 			if doc[i] == ',' {
 				top.idx++
+				top.sep = i
 				if i, term, err = sc.element(skipWS(doc, i+1)); err != nil {
 					return err
 				}
@@ -166,6 +180,11 @@ func (sc *scanner) element(i int) (int, int32, error) {
 		return 0, 0, err
 	}
 	term := sc.child(top.start, top.end, doc[i+1:end-1], esc, -1)
+	if top.idx > 0 && !top.removing {
+		top.kept = true // the previous member stays
+	}
+	top.removing = term >= 0 && sc.plan.fields[term].Remove
+	sc.keyAt = i
 	if sc.rec != nil {
 		sc.rec.add(i, end, strFlags(esc, true, term >= 0))
 	}

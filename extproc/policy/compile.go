@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rkms/rkms/envelope"
+	"github.com/rkms/rkms/extproc/blindindex"
 	"github.com/rkms/rkms/extproc/jsonfield"
 )
 
@@ -35,6 +36,7 @@ func (o Op) String() string {
 type Fields struct {
 	plan     *jsonfield.Plan // never nil: an empty plan when there are no fields
 	ops      map[*jsonfield.Selector]Op
+	index    map[*jsonfield.Selector]*blindindex.Spec // blind indexes of request.encrypt fields
 	n        int
 	encrypts bool // some field is sealed
 	decrypts bool // some field is opened
@@ -78,6 +80,9 @@ type Policy struct {
 	allow    *jsonfield.Plan   // nil: nothing allowed
 	legacy   bool              // legacy plaintext passes at decrypt paths
 	create   CreateMode
+	// Blind indexes: their member names, and the query parameters turned into one.
+	indexNames []string
+	queries    []QueryIndex
 }
 
 // CreateMode says whether sealing may create a policy's key (Config.Create).
@@ -237,10 +242,14 @@ func compile(c *Config) (*Policy, []error) {
 	opts := jsonfield.Options{FoldCase: !c.CaseSensitive}
 	var reqFields, respFields []compiledField
 	var ferrs []error
-	p.request, reqFields, ferrs = compileFields("request", &c.Request, opts)
+	var decls, respDecls []indexDecl
+	p.request, reqFields, decls, ferrs = compileFields("request", &c.Request, opts)
 	errs = append(errs, ferrs...)
-	p.response, respFields, ferrs = compileFields("response", &c.Response, opts)
+	p.response, respFields, respDecls, ferrs = compileFields("response", &c.Response, opts)
 	errs = append(errs, ferrs...)
+	for _, d := range respDecls {
+		errs = append(errs, fmt.Errorf("%s.index: only request.encrypt fields can declare a blind index", d.where))
+	}
 	if p.request.Empty() && p.response.Empty() && len(errs) == 0 {
 		fail("request, response: no fields to encrypt or decrypt")
 	}
@@ -251,6 +260,9 @@ func compile(c *Config) (*Policy, []error) {
 	if !c.DecryptOnly {
 		errs = append(errs, checkCovered("request", reqFields, respFields, !c.CaseSensitive)...)
 		errs = append(errs, checkCovered("response", respFields, reqFields, !c.CaseSensitive)...)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, p.compileIndexes(c, decls, append(slices.Clone(reqFields), respFields...), opts)...)
 	}
 	p.tagged = map[string]string{}
 	for _, f := range append(slices.Clone(reqFields), respFields...) {
@@ -290,11 +302,12 @@ type compiledField struct {
 	where string
 }
 
-func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []compiledField, []error) {
+func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []compiledField, []indexDecl, []error) {
 	var errs []error
 	var fields []jsonfield.Field
 	var out []compiledField
-	fs := Fields{ops: map[*jsonfield.Selector]Op{}}
+	var decls []indexDecl
+	fs := Fields{ops: map[*jsonfield.Selector]Op{}, index: map[*jsonfield.Selector]*blindindex.Spec{}}
 	seen := map[string]string{}
 	add := func(list string, o Op, cfgs []Field) {
 		for i, fc := range cfgs {
@@ -321,6 +334,19 @@ func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []
 				continue
 			}
 			seen[sel.String()] = where
+			if fc.Index != nil {
+				if o != Encrypt || dir != "request" {
+					errs = append(errs, fmt.Errorf("%s.index: only request.encrypt fields can declare a blind index", where))
+					continue
+				}
+				spec, ierrs := compileIndex(where, sel, fc.Index)
+				if len(ierrs) > 0 {
+					errs = append(errs, ierrs...)
+					continue
+				}
+				fs.index[sel] = spec
+				decls = append(decls, indexDecl{where: where, spec: spec})
+			}
 			f := jsonfield.Field{Selector: sel, Label: label}
 			fields = append(fields, f)
 			out = append(out, compiledField{Field: f, op: o, where: where})
@@ -337,7 +363,7 @@ func compileFields(dir string, d *Direction, opts jsonfield.Options) (Fields, []
 		errs = append(errs, fmt.Errorf("%s: %w", dir, err))
 	}
 	fs.plan = plan
-	return fs, out, errs
+	return fs, out, decls, errs
 }
 
 // Warnings returns what `rkms config check` should warn about in valid policies: key id or

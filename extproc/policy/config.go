@@ -62,6 +62,26 @@ type Match struct {
 type Direction struct {
 	Encrypt []Field `yaml:"encrypt"`
 	Decrypt []Field `yaml:"decrypt"`
+	// IndexQuery (request only) replaces a query parameter's plaintext by its blind index
+	// before the application sees the request: `?ssn=123-45-6789` reaches it as
+	// `?ssn_idx=<index>`, so that it finds records by index without ever seeing the value.
+	IndexQuery []IndexQuery `yaml:"index_query"`
+}
+
+// Index declares a blind index for a request.encrypt field: the member Name, written next to
+// the field's ciphertext in the same object, holds a truncated HMAC of the field's normalised
+// plaintext (package github.com/rkms/rkms/extproc/blindindex; SECURITY.md, "Blind indexes").
+type Index struct {
+	Name      string   `yaml:"name"`      // the sibling member; 1..64 of [A-Za-z0-9_-]
+	Bits      int      `yaml:"bits"`      // 8..256, a multiple of 8; 0 means 32
+	Normalize []string `yaml:"normalize"` // nfc, trim, lower, digits
+}
+
+// IndexQuery names a query parameter whose value a lookup route turns into the blind index
+// Index (declared by a request.encrypt field of the same policy).
+type IndexQuery struct {
+	Param string `yaml:"param"`
+	Index string `yaml:"index"`
 }
 
 // Field is one selected field. In YAML it is either a selector string ("$.ssn") or a
@@ -69,6 +89,7 @@ type Direction struct {
 type Field struct {
 	Path  string `yaml:"path"`
 	Label string `yaml:"label"`
+	Index *Index `yaml:"index"` // request.encrypt only; nil for none
 }
 
 // UnmarshalYAML accepts a plain selector string or a {path, label} mapping.
@@ -79,8 +100,8 @@ func (f *Field) UnmarshalYAML(n *yaml.Node) error {
 		return n.Decode(&f.Path)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i].Value; k != "path" && k != "label" {
-				return fmt.Errorf("line %d: unknown field selector key %q (want path, label)", n.Content[i].Line, k)
+			if k := n.Content[i].Value; k != "path" && k != "label" && k != "index" {
+				return fmt.Errorf("line %d: unknown field selector key %q (want path, label, index)", n.Content[i].Line, k)
 			}
 		}
 		type plain Field
@@ -91,6 +112,6 @@ func (f *Field) UnmarshalYAML(n *yaml.Node) error {
 		*f = Field(p)
 		return nil
 	default:
-		return fmt.Errorf("line %d: a field is a selector string or a {path, label} mapping", n.Line)
+		return fmt.Errorf("line %d: a field is a selector string or a {path, label, index} mapping", n.Line)
 	}
 }

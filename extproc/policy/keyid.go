@@ -100,7 +100,7 @@ func parseTemplate(s string, context bool) (*KeyID, error) {
 		if context {
 			return nil, fmt.Errorf("a context template needs a placeholder: a constant binds nothing")
 		}
-		if err := envelope.ValidateKeyID(t.parts[0].text); err != nil {
+		if err := validateKeyID(t.parts[0].text); err != nil {
 			return nil, err
 		}
 	}
@@ -280,10 +280,23 @@ func (t *KeyID) Eval(src *Source) (string, error) {
 		}
 		return v, nil
 	}
-	if err := envelope.ValidateKeyID(v); err != nil {
+	if err := validateKeyID(v); err != nil {
 		return "", &Error{Reason: BadInput, Msg: "computed key id is invalid", Err: err}
 	}
 	return v, nil
+}
+
+// validateKeyID is the key id rule for the ids policies compute: [envelope.ValidateKeyID], and
+// not reserved for rkms's own keys ([envelope.IsReservedKeyID]: the blind index root). Both
+// wrap [ErrInvalidKeyID].
+func validateKeyID(id string) error {
+	if err := envelope.ValidateKeyID(id); err != nil {
+		return err
+	}
+	if envelope.IsReservedKeyID(id) {
+		return fmt.Errorf("%w: the prefix %s is reserved for rkms's own keys", ErrInvalidKeyID, envelope.ReservedKeyIDPrefix)
+	}
+	return nil
 }
 
 // jsonScalar returns the one string or integer that sel selects in body, read as Go's

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -77,7 +78,7 @@ func newServers(ext *extproc.Server, a *apis, sec *listenerSecurity, log *slog.L
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	// The key API has its own gRPC server: its listener may be exposed where ext_proc's is not.
-	ks := grpc.NewServer(sec.keyAPI...)
+	ks := grpc.NewServer(append(slices.Clone(sec.keyAPI), a.keySvc.ServerOptions()...)...)
 	a.keySvc.Register(ks)
 	reflection.Register(ks)
 	return &servers{grpc: gs, health: hs, admin: hsrv, keyAPI: ks}

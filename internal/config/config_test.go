@@ -129,6 +129,10 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"budget under one body", "extproc:\n  max_body_bytes: 1048576\n  memory_budget_bytes: 1048576\n",
 			[]string{"line 3: extproc.memory_budget_bytes: must be 0 (from the container memory limit) or hold one largest body: at least 5242880"}},
 		{"negative budget", "extproc:\n  memory_budget_bytes: -1\n", []string{"line 2: extproc.memory_budget_bytes"}},
+		{"blind index", "policies:\n  - name: p\n    key_id: k\n    request:\n      encrypt:\n        - {path: $.ssn, index: {name: ssn_idx, bits: 12}}\n" +
+			"        - {path: \"$.a[*]\", label: a, index: {name: a_idx}}\n      index_query: [{param: ssn, index: nope}]\n",
+			[]string{"line 6: policies[0].request.encrypt[0].index.bits: 12 is not a multiple of 8",
+				"line 7: policies[0].request.encrypt[1].index: selector $.a[*] must end in a member name"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

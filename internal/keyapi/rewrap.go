@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	rkmsv1 "github.com/rkms/rkms/api/rkms/v1"
@@ -60,4 +61,26 @@ func (s *Server) Rewrap(ctx context.Context, req *rkmsv1.RewrapRequest) (*rkmsv1
 		out.Items[i] = &rkmsv1.RewrapItemResult{Ciphertext: r.Ciphertext, Version: r.Version, Rewrapped: r.Rewrapped}
 	}
 	return out, nil
+}
+
+// ServerOptions are the options the key API's gRPC server needs beyond its limits and
+// credentials: a tap that authenticates a Rewrap call from its headers before gRPC reads its
+// message (up to MaxRecvBytes). Without it an unauthenticated client could make the server hold
+// a megabyte per stream; with it, a refused caller costs only its headers. The refusal is
+// audited and counted like any failed authentication; the handler authenticates again (the
+// tap's context carries nothing to it).
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InTapHandle(s.tapRewrap)}
+}
+
+// tapRewrap runs in the transport's reader while it holds a lock: it must stay fast, and
+// authentication is (hashes and one map lookup, no I/O).
+func (s *Server) tapRewrap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != rkmsv1.KeyService_Rewrap_FullMethodName {
+		return ctx, nil
+	}
+	if _, err := s.session(ctx, audit.OpRewrap, ""); err != nil {
+		return ctx, err
+	}
+	return ctx, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,7 @@ const (
 type rewrapRig struct {
 	keys  *keyringtest.Fake
 	c     rkmsv1.KeyServiceClient
+	conn  *grpc.ClientConn
 	audit *bytes.Buffer
 }
 
@@ -56,7 +58,8 @@ func newRewrapRig(t *testing.T) *rewrapRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.MaxRecvMsgSize(MaxRecvBytes), grpc.ChainUnaryInterceptor(LimitRequests(otherLimit)))
+	g := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(MaxRecvBytes), grpc.ChainUnaryInterceptor(LimitRequests(otherLimit))},
+		srv.ServerOptions()...)...)
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -65,7 +68,7 @@ func newRewrapRig(t *testing.T) *rewrapRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); g.Stop() })
-	return &rewrapRig{keys: f, c: rkmsv1.NewKeyServiceClient(conn), audit: &buf}
+	return &rewrapRig{keys: f, c: rkmsv1.NewKeyServiceClient(conn), conn: conn, audit: &buf}
 }
 
 func (r *rewrapRig) seal(t *testing.T, id string, v uint32, mode envelope.Mode, label string, ctx []byte, pt string) string {
@@ -197,5 +200,43 @@ func TestRewrapRPCRefusals(t *testing.T) {
 	}
 	if _, err := r.c.ReadKey(as(listerToken), &rkmsv1.ReadKeyRequest{Id: "t1"}); err != nil {
 		t.Fatalf("a small call after the refusals: %v", err)
+	}
+}
+
+// TestRewrapAuthenticatedBeforeItsMessage: a Rewrap call without a valid token is refused from
+// its headers, before the server reads its message (up to 1 MiB), so an unauthenticated client
+// cannot make rkms hold a megabyte per stream. The client opens the call and never sends the
+// message: the refusal must arrive anyway.
+func TestRewrapAuthenticatedBeforeItsMessage(t *testing.T) {
+	r := newRewrapRig(t)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want codes.Code
+	}{
+		{"no token", context.Background(), codes.Unauthenticated},
+		{"wrong token", as("not-a-token"), codes.Unauthenticated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(tc.ctx, 3*time.Second)
+			defer cancel()
+			desc := &grpc.StreamDesc{StreamName: "Rewrap", ServerStreams: false, ClientStreams: false}
+			s, err := r.conn.NewStream(ctx, desc, rkmsv1.KeyService_Rewrap_FullMethodName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// No SendMsg, no CloseSend: the message never comes.
+			err = s.RecvMsg(new(rkmsv1.RewrapResponse))
+			if status.Code(err) != tc.want {
+				t.Fatalf("got %v, want %v before the message", err, tc.want)
+			}
+		})
+	}
+	if !strings.Contains(r.audit.String(), `"op":"rewrap","result":"denied"`) {
+		t.Fatalf("early refusal not audited:\n%s", r.audit)
+	}
+	// An authenticated call still works, and other methods are not affected.
+	if _, err := r.c.ReadKey(as(listerToken), &rkmsv1.ReadKeyRequest{Id: "t1"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,7 +8,14 @@
 //	                           (`{"id":"N",` replaces the opening brace; all other bytes are kept)
 //	PUT    /{collection}/{id}  replace a record (the same "id" insertion)
 //	GET    /{collection}/{id}  the stored record, 404 if none
-//	GET    /{collection}       {"items":[record, ...]} in creation order
+//	GET    /{collection}       {"items":[record, ...]} in creation order; query parameters other
+//	                           than "encoding", "offset" and "limit" filter: ?ssn_idx=X keeps the
+//	                           records whose top-level member ssn_idx is the string X (a blind
+//	                           index lookup); ?offset=N&limit=M returns one page of the result
+//	POST   /{collection}/_import  NDJSON body, one JSON object per line with a string "id":
+//	                           stored as is (a database load; a line without an id is refused
+//	                           and nothing is stored); reply {"imported":N}
+//	GET    /{collection}/_export  every record, one per line (application/x-ndjson)
 //	DELETE /{collection}/{id}  remove a record, 204
 //
 // Records are stored byte for byte as received (apart from the inserted "id" member), so
@@ -20,6 +27,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -118,6 +126,10 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.create(w, r, parts[0], body)
 	case len(parts) == 1 && r.Method == http.MethodGet:
 		a.list(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "_import" && r.Method == http.MethodPost:
+		a.importNDJSON(w, r, parts[0], body)
+	case len(parts) == 2 && parts[1] == "_export" && r.Method == http.MethodGet:
+		a.export(w, parts[0])
 	case len(parts) == 2 && r.Method == http.MethodGet:
 		a.get(w, r, parts[0], parts[1])
 	case len(parts) == 2 && r.Method == http.MethodPut:
@@ -163,12 +175,28 @@ func (a *App) get(w http.ResponseWriter, r *http.Request, coll, id string) {
 }
 
 func (a *App) list(w http.ResponseWriter, r *http.Request, coll string) {
+	q := r.URL.Query()
+	offset, limit, ok := page(q)
+	if !ok {
+		reply(w, r, http.StatusBadRequest, errorBody("offset and limit must be non-negative integers"))
+		return
+	}
 	var b bytes.Buffer
 	b.WriteString(`{"items":[`)
 	a.mu.Lock()
 	if c := a.colls[coll]; c != nil {
-		for i, id := range c.order {
-			if i > 0 {
+		n, seen := 0, 0
+		for _, id := range c.order {
+			if !matches(c.records[id], q) {
+				continue
+			}
+			if seen++; seen <= offset {
+				continue
+			}
+			if limit >= 0 && n == limit {
+				break
+			}
+			if n++; n > 1 {
 				b.WriteByte(',')
 			}
 			b.Write(c.records[id])
@@ -177,6 +205,87 @@ func (a *App) list(w http.ResponseWriter, r *http.Request, coll string) {
 	a.mu.Unlock()
 	b.WriteString(`]}`)
 	reply(w, r, http.StatusOK, b.Bytes())
+}
+
+// matches reports whether a record's top-level string members equal every filter of the query
+// (all but "encoding").
+func matches(rec []byte, q map[string][]string) bool {
+	var m map[string]json.RawMessage
+	for name, vs := range q {
+		if name == "encoding" || name == "offset" || name == "limit" {
+			continue
+		}
+		if m == nil && json.Unmarshal(rec, &m) != nil {
+			return false
+		}
+		var v string
+		if json.Unmarshal(m[name], &v) != nil || len(vs) != 1 || v != vs[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// page returns the offset and limit of a list (limit -1: no limit).
+func page(q map[string][]string) (offset, limit int, ok bool) {
+	limit = -1
+	for name, p := range map[string]*int{"offset": &offset, "limit": &limit} {
+		vs := q[name]
+		if len(vs) == 0 {
+			continue
+		}
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n < 0 || len(vs) > 1 {
+			return 0, 0, false
+		}
+		*p = n
+	}
+	return offset, limit, true
+}
+
+// importNDJSON stores each line of body (a JSON object with a string "id") as is.
+func (a *App) importNDJSON(w http.ResponseWriter, r *http.Request, coll string, body []byte) {
+	type rec struct {
+		id  string
+		raw []byte
+	}
+	var recs []rec
+	for n, line := range bytes.Split(body, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var head struct {
+			ID *string `json:"id"`
+		}
+		if line[0] != '{' || json.Unmarshal(line, &head) != nil || head.ID == nil || *head.ID == "" {
+			reply(w, r, http.StatusBadRequest, errorBody(fmt.Sprintf("line %d: not a JSON object with a string id", n+1)))
+			return
+		}
+		recs = append(recs, rec{*head.ID, slices.Clone(line)})
+	}
+	a.mu.Lock()
+	for _, x := range recs {
+		a.put(coll, x.id, x.raw)
+	}
+	a.mu.Unlock()
+	reply(w, r, http.StatusOK, []byte(fmt.Sprintf(`{"imported":%d}`, len(recs))))
+}
+
+// export writes every record of coll, one per line.
+func (a *App) export(w http.ResponseWriter, coll string) {
+	var b bytes.Buffer
+	a.mu.Lock()
+	if c := a.colls[coll]; c != nil {
+		for _, id := range c.order {
+			b.Write(c.records[id])
+			b.WriteByte('\n')
+		}
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	_, _ = w.Write(b.Bytes())
 }
 
 func (a *App) remove(w http.ResponseWriter, r *http.Request, coll, id string) {

@@ -86,3 +86,38 @@ func TestTooLarge(t *testing.T) {
 		t.Errorf("status %d", rec.Code)
 	}
 }
+
+// TestImportExportPages: a database load (NDJSON import), one page of a list, and the NDJSON
+// export, as the migration test uses them.
+func TestImportExportPages(t *testing.T) {
+	a := New()
+	for _, tc := range []struct {
+		method, target, body string
+		wantStatus           int
+		wantBody             string
+	}{
+		{"POST", "/p/_import", "{\"id\":\"a\",\"v\":1}\r\n\n{\"id\":\"b\", \"v\":2}\n{\"id\":\"c\"}", 200, `{"imported":3}`},
+		{"POST", "/p/_import", "{\"id\":\"d\"}\n[1]", 400, `{"error":"line 2: not a JSON object with a string id"}`},
+		{"POST", "/p/_import", "{\"v\":1}", 400, `{"error":"line 1: not a JSON object with a string id"}`},
+		{"POST", "/p/_import", "{\"id\":7}", 400, `{"error":"line 1: not a JSON object with a string id"}`},
+		{"GET", "/p?offset=1&limit=1", "", 200, `{"items":[{"id":"b", "v":2}]}`},
+		{"GET", "/p?offset=2", "", 200, `{"items":[{"id":"c"}]}`},
+		{"GET", "/p?limit=0", "", 200, `{"items":[]}`},
+		{"GET", "/p?offset=9&limit=5", "", 200, `{"items":[]}`},
+		{"GET", "/p?limit=-1", "", 400, `{"error":"offset and limit must be non-negative integers"}`},
+		{"GET", "/p?limit=1&limit=2", "", 400, `{"error":"offset and limit must be non-negative integers"}`},
+		{"GET", "/p?id=c&limit=5", "", 200, `{"items":[{"id":"c"}]}`},
+	} {
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.target, bytes.NewReader([]byte(tc.body))))
+		if rec.Code != tc.wantStatus || rec.Body.String() != tc.wantBody {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.target, rec.Code, rec.Body, tc.wantStatus, tc.wantBody)
+		}
+	}
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/p/_export", nil))
+	want := "{\"id\":\"a\",\"v\":1}\n{\"id\":\"b\", \"v\":2}\n{\"id\":\"c\"}\n"
+	if rec.Code != 200 || rec.Body.String() != want || rec.Header().Get("Content-Type") != "application/x-ndjson" {
+		t.Errorf("export: %d %q %q, want %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+	}
+}

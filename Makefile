@@ -30,7 +30,7 @@ CONFIG ?=
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench fuzz lint tools generate demo clean load chaos abuse mutate
+.PHONY: help build run test test-short bench bench-bulk fuzz lint tools generate demo clean load chaos abuse mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ test-short: ## unit tests only (no local-kms, dynalite or Envoy)
 
 bench: ## Go benchmarks of the hot paths, each beside its baseline (about 5 minutes; BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS)
+
+# make bench-bulk BULK_SIZE=64MiB: a smaller file (the default, 1GiB, takes about two minutes).
+BULK_SIZE ?= 1GiB
+bench-bulk: ## rkms seal -j over a generated NDJSON file (BULK_SIZE) vs jq -c . in the same run: ratio and peak RSS (BENCHMARKS.md)
+	bash internal/testing/bulkgen/bench-bulk.sh '$(BULK_SIZE)'
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

@@ -67,3 +67,31 @@ func (bt *BodyTransform) Apply(ctx context.Context, body []byte) (out []byte, n 
 	}
 	return out, changed, nil
 }
+
+// ErrorKind names the class of an error that [BodyTransform.Apply] returned, for tools that
+// count refusals by class (rkms seal over NDJSON): "not_json", "bad_input" (a tripwire, a
+// field already encrypted, an invalid computed key id), "too_large", "auth" (a ciphertext
+// that does not open here), "unavailable", "key_unknown", "key_limited", or "internal". It is
+// the same classification as the server's statuses.
+func ErrorKind(err error) string {
+	if errors.Is(err, jsonfield.ErrInvalidJSON) && !errors.Is(err, jsonfield.ErrTooDeep) {
+		return "not_json"
+	}
+	switch classify(phaseRequest, err).kind {
+	case kindBadInput, kindPolicy, kindProtocol:
+		return "bad_input"
+	case kindMediaType:
+		return "not_json"
+	case kindTooLarge:
+		return "too_large"
+	case kindAuth:
+		return "auth"
+	case kindUnavailable, kindBusy, kindOverloaded:
+		return "unavailable"
+	case kindKeyUnknown:
+		return "key_unknown"
+	case kindKeyLimited:
+		return "key_limited"
+	}
+	return "internal"
+}

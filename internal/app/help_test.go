@@ -28,6 +28,9 @@ func TestHelpEveryCommand(t *testing.T) {
 		{[]string{"policy", "test", "--help"}, "usage: rkms policy test"},
 		{[]string{"policy", "test", "-h"}, "--response"},
 		{[]string{"version", "--help"}, "usage: rkms version"},
+		{[]string{"rewrap", "--help"}, "usage: rkms rewrap"},
+		{[]string{"seal", "--help"}, "--reject FILE"},
+		{[]string{"--help"}, "rkms rewrap"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -61,6 +64,7 @@ func TestUnknownFlags(t *testing.T) {
 		{"policy", "--bogus"},
 		{"policy", "test", "--bogus"},
 		{"version", "--bogus"},
+		{"rewrap", "--bogus"},
 	} {
 		t.Run(strings.Join(tc, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

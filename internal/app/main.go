@@ -29,6 +29,10 @@ Usage:
                                encrypt a document's fields (or one value) as ext_proc does
   rkms open  (the same flags) < sealed.json
                                decrypt what seal or ext_proc encrypted (errors never print a value)
+  rkms seal|open ... --in export.ndjson --out sealed.ndjson [-j N] [--reject FILE] [--from-line N]
+                               the same over NDJSON (one record per line), in parallel, resumable
+  rkms rewrap --config FILE --policy NAME [--server URL] --in sealed.ndjson --out rewrapped.ndjson
+                               move sealed fields to their key's current version (after a rotation)
   rkms inspect [--config FILE --policy NAME] < doc.json
                                list each ciphertext's path, key id, version, mode, label (no keys)
   rkms version                 print the version
@@ -59,6 +63,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return openCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "inspect":
 		return inspectCmd(args[1:], stdin, stdout, stderr)
+	case "rewrap":
+		return rewrapCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

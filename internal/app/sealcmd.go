@@ -2,33 +2,55 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/rkms/rkms/envelope"
-	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
 	"github.com/rkms/rkms/internal/config"
 )
 
-const sealUsage = `usage: rkms seal --config FILE --policy NAME [--response] [KEY ID] [KEYS] < doc.json > sealed.json
+const sealUsage = `usage: rkms seal --config FILE --policy NAME [--response] [KEY ID] [KEYS] [INPUT] < doc.json > sealed.json
        rkms seal --value --key-id ID [--label L] [--mode randomized|deterministic] [--context C] [--json] [KEYS] < value
-       rkms open --config FILE --policy NAME [--request] [KEY ID] [KEYS] < sealed.json > doc.json
+       rkms open --config FILE --policy NAME [--request] [KEY ID] [KEYS] [INPUT] < sealed.json > doc.json
        rkms open --value [--key-id ID] [--label L] [--context C] [--json] [KEYS] < ciphertext
 
 seal encrypts the fields of a JSON document that one direction of a policy encrypts (the request
 side; --response: the response side), open decrypts those that it decrypts (the response side;
 --request: the request side of a policy whose requests decrypt), with the code ext_proc runs:
 same format, selectors, labels, mode, record binding and tripwires. What one seals, the other
-opens, and Envoy opens what seal sealed.
+opens, and Envoy opens what seal sealed. rkms rewrap moves sealed fields to a key's current
+version (rkms rewrap --help).
 
 KEY ID: --key-id ID, or computed from the policy's key_id (and context) template with the inputs
 rkms policy test takes: --claim NAME=VALUE, --header NAME=VALUE, --path PATH, --peer-uri-san,
---peer-dns-san, and for a {json:...} template on the response side --request-body FILE.
---context C sets the record binding instead of the policy's context template.
+--peer-dns-san; a {json:...} template reads the document (each NDJSON record) itself, or on the
+response side the --request-body FILE when given. --context C sets the record binding instead
+of the policy's context template.
+
+INPUT: one JSON document (at most 64 MiB), or NDJSON with --format ndjson (the default for an
+--in FILE named .ndjson or .jsonl): one record per line, each with its own key id, in any size.
+  --in FILE, --out FILE    instead of standard input and output (--out is created with mode 0600)
+  -j N                     parallel workers (default: the CPUs); output stays in input order
+  --reject FILE            a record that fails is written there as {"line":N,"error":{"kind":K,
+                           "message":M}} and the run goes on. The record itself is never copied
+                           (it may hold plaintext): find it in the input by its line number.
+                           Without --reject the first failed record stops the run: the records
+                           before it are written, and the message names the line.
+  --from-line N            resume: skip lines 1..N-1 (output starts with line N's record)
+  --max-record BYTES       longest line (default 1 MiB, at most 64 MiB): a longer one is a failed
+                           record of kind too_large, never read into memory whole
+  --summary-json FILE      the run's counts as JSON (records, written, failed, fields, errors by
+                           kind, resume_from_line); the same summary is printed on stderr
+  --progress/--no-progress the progress line on stderr (records/s, MB/s, ETA for an --in file);
+                           by default only when stderr is a terminal
+Blank lines are skipped; CRLF line endings are read, LF written. Error kinds: not_json,
+too_large, key_id (the key id or context template cannot be computed from the record),
+bad_input (a tripwire, a field already encrypted, plaintext where a ciphertext is expected),
+auth (a ciphertext that does not open here), key_unknown, key_limited, unavailable, internal.
 
 --value seals one value read from standard input (a string, the trailing newline dropped;
 --json: one JSON value) and prints its ciphertext, or opens one ciphertext and prints the value
@@ -38,10 +60,12 @@ into a document, give the label of its field (the selector's last member name by
 KEYS: --server URL takes the keys from a running rkms's admin API (GET /key?id=...), with the
 token in $RKMS_ADMIN_TOKEN or --token-file (default: the config's admin.token_file). Without it,
 the keys come from the configured keyring (--config, or the embedded defaults in ./rkms-data),
-opened as rkms serve opens it; an embedded store held by a running rkms needs --server.
+opened as rkms serve opens it; an embedded store held by a running rkms needs --server. A run
+looks each key id up once (an NDJSON run keeps the version that was current when it started).
 
-Output never holds key material; errors never hold a value. Exit status: 0 done, 1 refused or
-failed, 2 usage error.
+Output never holds key material; errors, the reject file and the summary never hold a value.
+Exit status: 0 done (every record written), 1 refused or failed (some record failed), 2 usage
+error.
 `
 
 // sealOp is what a seal or open command does: the operation and the words it prints.
@@ -73,6 +97,7 @@ type sealFlags struct {
 	peerDNS string
 
 	keys keyFlags
+	bulk bulkFlags
 }
 
 // parseSealFlags parses the flags of op; it prints the problem and returns false on a usage error.
@@ -80,7 +105,12 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 	f := &sealFlags{claims: claimFlags{}}
 	fs := flag.NewFlagSet(op.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, sealUsage) }
+	help := sealUsage
+	if op.name == "rewrap" {
+		help = rewrapUsage
+	}
+	short := command{name: op.name, help: help}
+	fs.Usage = func() { short.usageError(stderr, "") } // after the flag package's message
 	fs.StringVar(&f.cfgPath, "config", "", "configuration file (YAML): the policy, and the keyring without --server")
 	fs.StringVar(&f.policy, "policy", "", "policy name")
 	if op.op == policy.Encrypt {
@@ -107,11 +137,12 @@ func parseSealFlags(op sealOp, args []string, stderr io.Writer) (*sealFlags, boo
 	fs.StringVar(&f.peerURI, "peer-uri-san", "", "verified client certificate URI SAN, for {peer:uri_san}")
 	fs.StringVar(&f.peerDNS, "peer-dns-san", "", "verified client certificate DNS SAN, for {peer:dns_san}")
 	f.keys.register(fs)
+	f.bulk.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, false
 	}
 	if msg := f.usageProblem(op, fs.NArg()); msg != "" {
-		fmt.Fprintf(stderr, "rkms %s: %s\n\n%s", op.name, msg, sealUsage)
+		short.usageError(stderr, msg)
 		return nil, false
 	}
 	return f, true
@@ -122,7 +153,9 @@ func (f *sealFlags) usageProblem(op sealOp, nargs int) string {
 	requestInputs := len(f.headers) > 0 || len(f.claims) > 0 || f.peerURI != "" || f.peerDNS != "" || f.path != "/" || f.reqBody != ""
 	switch {
 	case nargs != 0:
-		return "unexpected arguments (the input is read from standard input)"
+		return "unexpected arguments (the input is read from standard input or --in)"
+	case f.value && op.name == "rewrap":
+		return "rewrap has no --value: it rewraps the fields of documents"
 	case f.value && f.policy != "":
 		return "--value and --policy exclude each other"
 	case f.value && op.op == policy.Encrypt && f.keyID == "":
@@ -133,8 +166,10 @@ func (f *sealFlags) usageProblem(op sealOp, nargs int) string {
 		return "a document needs --config and --policy (or seal one value with --value)"
 	case f.keyID != "" && requestInputs:
 		return "give --key-id or the request inputs that compute it, not both"
+	case f.value && (f.bulk.in != "" || f.bulk.out != "" || f.bulk.format != "" || f.bulk.reject != "" || f.bulk.fromLine != 1 || f.bulk.summaryJSON != ""):
+		return "--value reads standard input and writes standard output; --in, --out, --format, --reject, --from-line and --summary-json are for documents"
 	}
-	return ""
+	return f.bulk.resolve()
 }
 
 func sealCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -171,6 +206,24 @@ func runSeal(ctx context.Context, op sealOp, args []string, stdin io.Reader, std
 			return fail(err)
 		}
 	}
+	// --timeout bounds the whole command for one value or document, and each key lookup of an
+	// NDJSON run (which takes as long as its input).
+	lookupTimeout := time.Duration(0)
+	if f.bulk.format == "ndjson" {
+		lookupTimeout = f.timeout
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	keys, closeKeys, err := f.keys.open(ctx, cfg, f.cfgPath != "", stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeKeys()
+	if !f.value {
+		return f.runDocumentBulk(ctx, op, cfg, pol, newMemoKeys(keys, lookupTimeout), stdin, stdout, stderr)
+	}
 	in, err := io.ReadAll(io.LimitReader(stdin, maxSealInput+1))
 	if err != nil {
 		return fail(fmt.Errorf("read standard input: %w", err))
@@ -178,19 +231,7 @@ func runSeal(ctx context.Context, op sealOp, args []string, stdin io.Reader, std
 	if len(in) > maxSealInput {
 		return fail(fmt.Errorf("standard input is larger than %d bytes", maxSealInput))
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	keys, closeKeys, err := f.keys.open(ctx, cfg, f.cfgPath != "", stderr)
-	if err != nil {
-		return fail(err)
-	}
-	defer closeKeys()
-	var out []byte
-	if f.value {
-		out, err = f.runValue(ctx, op, keys, in)
-	} else {
-		out, err = f.runDocument(ctx, op, cfg, pol, keys, in, stderr)
-	}
+	out, err := f.runValue(ctx, op, keys, in)
 	if err != nil {
 		return fail(err)
 	}
@@ -226,67 +267,67 @@ func findPolicy(cfg *config.Config, path, name string) (*policy.Policy, error) {
 	return nil, fmt.Errorf("%s: no policy %q", path, name)
 }
 
-// runDocument seals or opens the fields of doc that one direction of pol selects, through
-// extproc's own transform.
-func (f *sealFlags) runDocument(ctx context.Context, op sealOp, cfg *config.Config, pol *policy.Policy, keys extproc.Keys, doc []byte, stderr io.Writer) ([]byte, error) {
-	response := f.response || (op.op == policy.Decrypt && !f.request)
-	fs, side := pol.Request(), "request"
-	if response {
-		fs, side = pol.Response(), "response"
+// evalIDs returns the key id and record binding of a document: --key-id and --context when
+// given, else the policy's templates evaluated on the request the flags describe. The request
+// body of {json:...} templates is the document itself, except on the response side with
+// --request-body (reqBody, read once): a record exported from the application carries the
+// members its key id was computed from when it was sealed.
+func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool, reqBody []byte) (keyID, binding string, err error) {
+	src := f.source(doc, response, reqBody)
+	if keyID, err = f.keyIDOf(pol, src); err != nil {
+		return "", "", err
 	}
-	switch {
-	case op.op == policy.Encrypt && !fs.Encrypts():
-		return nil, fmt.Errorf("policy %s encrypts no field of %s bodies (--response selects the response side)", pol.Name(), side)
-	case op.op == policy.Decrypt && !fs.Decrypts():
-		return nil, fmt.Errorf("policy %s decrypts no field of %s bodies (--request selects the request side)", pol.Name(), side)
+	if binding, err = f.bindingOf(pol, src); err != nil {
+		return "", "", err
 	}
-	keyID, binding, err := f.evalIDs(pol, doc, response)
-	if err != nil {
-		return nil, err
-	}
-	bt := &extproc.BodyTransform{Keys: keys, Policy: pol, Response: response, KeyID: keyID, Context: binding, MaxFields: cfg.ExtProc.MaxFields}
-	out, n, err := bt.Apply(ctx, doc)
-	if err != nil {
-		return nil, fmt.Errorf("%s body, policy %s, key id %s: %w", side, pol.Name(), keyID, err)
-	}
-	if n == 0 {
-		fmt.Fprintf(stderr, "rkms %s: no field to %s in this %s body (policy %s): written unchanged\n", op.name, op.name, side, pol.Name())
-	}
-	return out, nil
+	return keyID, binding, nil
 }
 
-// evalIDs returns the key id and record binding of a document: --key-id and --context when
-// given, else the policy's templates evaluated on the request the flags describe (the document
-// itself is the request body on the request side).
-func (f *sealFlags) evalIDs(pol *policy.Policy, doc []byte, response bool) (keyID, binding string, err error) {
+// source is the request the flags describe, with doc (or reqBody) as its body.
+func (f *sealFlags) source(doc []byte, response bool, reqBody []byte) *policy.Source {
 	src := &policy.Source{Headers: &f.headers, Path: policy.Canonical(f.path), PeerURISAN: f.peerURI, PeerDNSSAN: f.peerDNS}
 	if len(f.claims) > 0 {
 		src.JWT = f.claims
 	}
-	if !response {
-		src.Body = doc
-	} else if f.reqBody != "" {
-		if src.Body, err = os.ReadFile(f.reqBody); err != nil {
-			return "", "", fmt.Errorf("request body: %w", err)
-		}
+	src.Body = doc
+	if response && reqBody != nil {
+		src.Body = reqBody
 	}
-	keyID = f.keyID
-	if keyID == "" {
-		if keyID, err = pol.KeyID().Eval(src); err != nil {
-			return "", "", fmt.Errorf("key id of policy %s: %w (give the request inputs: --claim, --header, --path, ...; or --key-id)", pol.Name(), err)
+	return src
+}
+
+// errKeyIDTemplate marks a key id that the policy's template cannot compute from the source.
+var errKeyIDTemplate = errors.New("key id template")
+
+// keyIDOf returns --key-id, or the policy's key id computed from src (an error wrapping
+// errKeyIDTemplate when it cannot be).
+func (f *sealFlags) keyIDOf(pol *policy.Policy, src *policy.Source) (string, error) {
+	if f.keyID != "" {
+		if err := envelope.ValidateKeyID(f.keyID); err != nil {
+			return "", fmt.Errorf("--key-id: %w", err)
 		}
-	} else if err := envelope.ValidateKeyID(keyID); err != nil {
-		return "", "", fmt.Errorf("--key-id: %w", err)
+		return f.keyID, nil
 	}
+	keyID, err := pol.KeyID().Eval(src)
+	if err != nil {
+		return "", fmt.Errorf("%w: key id of policy %s: %w (give the request inputs: --claim, --header, --path, ...; or --key-id)", errKeyIDTemplate, pol.Name(), err)
+	}
+	return keyID, nil
+}
+
+// bindingOf returns --context, or the policy's record binding computed from src ("" for none).
+func (f *sealFlags) bindingOf(pol *policy.Policy, src *policy.Source) (string, error) {
 	switch {
 	case f.context != nil:
-		binding = *f.context
+		return *f.context, nil
 	case pol.Context() != nil:
-		if binding, err = pol.Context().Eval(src); err != nil {
-			return "", "", fmt.Errorf("context of policy %s: %w (give the request inputs, or --context)", pol.Name(), err)
+		binding, err := pol.Context().Eval(src)
+		if err != nil {
+			return "", fmt.Errorf("context of policy %s: %w (give the request inputs, or --context)", pol.Name(), err)
 		}
+		return binding, nil
 	}
-	return keyID, binding, nil
+	return "", nil
 }
 
 // trimLine drops one trailing newline (LF or CRLF), as a shell's echo or here-string adds.

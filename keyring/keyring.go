@@ -230,10 +230,10 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 	if background {
 		k.loops.Go(func() { k.run(ctx, loopInterval(opts)) })
 		if opts.MaintenanceInterval > 0 {
-			k.loops.Go(func() { k.maintainLoop(ctx, opts.MaintenanceInterval) })
+			k.loops.Go(func() { every(ctx, opts.MaintenanceInterval, func() { k.maintainAll(ctx) }) }) // rotation by age, destruction of retired versions
 		}
 		if !k.cache.disabled {
-			k.loops.Go(func() { k.sweepLoop(ctx, sweepInterval(opts.CacheTTL)) })
+			k.loops.Go(func() { every(ctx, sweepInterval(opts.CacheTTL), k.cache.sweep) })
 		}
 	}
 	return k, nil

@@ -18,17 +18,18 @@ func loopInterval(o Options) time.Duration {
 	return min(max(d, 10*time.Millisecond), time.Second)
 }
 
-// sweepLoop removes expired cache entries. It runs apart from the repair loop so that slow
-// repairs or probes never delay expiry.
-func (k *Keyring) sweepLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+// every calls f every interval until ctx ends; the first call comes one interval after start.
+// The cache sweep and the maintenance pass each run in their own loop, so that slow repairs or
+// probes never delay expiry, and a long maintenance pass never delays either.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			k.cache.sweep()
+			f()
 		}
 	}
 }
@@ -51,21 +52,6 @@ func (k *Keyring) run(ctx context.Context, every time.Duration) {
 				k.repairAll(ctx)
 				lastRepair = time.Now()
 			}
-		}
-	}
-}
-
-// maintainLoop runs the maintenance of every key (rotation by age, destruction of retired
-// versions) every interval. The first pass runs one interval after start.
-func (k *Keyring) maintainLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			k.maintainAll(ctx)
 		}
 	}
 }

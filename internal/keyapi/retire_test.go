@@ -21,15 +21,7 @@ import (
 // FAILED_PRECONDITION), DescribeKey and ReadKey with metadata show the state, MaintainKey
 // answers, and a read-only credential is refused the lifecycle calls.
 func TestVersionLifecycleRPCs(t *testing.T) {
-	r, err := localkms.Open(filepath.Join(t.TempDir(), "kms"), "a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := keyring.New(store.NewMemory(), []keyring.Region{r}, keyring.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k := localKeyring(t)
 	const readerToken = "reader-token-0123456789"
 	c := serve(t, k, keyservice.Options{Token: token, Credentials: []keyservice.Credential{
 		{Principal: access.Principal{Name: "reader", Allow: []string{access.Read}}, Token: readerToken}}})
@@ -76,15 +68,7 @@ func TestVersionLifecycleRPCs(t *testing.T) {
 // stored index is derived from its version 1, so retiring it would make every indexed write and
 // lookup fail, and destroying it would lose them for good.
 func TestReservedKeyNotRetired(t *testing.T) {
-	r, err := localkms.Open(filepath.Join(t.TempDir(), "kms"), "a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := keyring.New(store.NewMemory(), []keyring.Region{r}, keyring.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k := localKeyring(t)
 	c := serve(t, k, keyservice.Options{Token: token})
 	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
 	const root = "_rkms.index-root"
@@ -103,4 +87,19 @@ func TestReservedKeyNotRetired(t *testing.T) {
 	if _, err := c.ReadKey(ctx, &rkmsv1.ReadKeyRequest{Id: root, Version: 1}); err != nil {
 		t.Fatalf("the root's version 1 after the refusal: %v", err)
 	}
+}
+
+// localKeyring is a real keyring over one local software KMS region and a memory store.
+func localKeyring(t *testing.T) *keyring.Keyring {
+	t.Helper()
+	r, err := localkms.Open(filepath.Join(t.TempDir(), "kms"), "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyring.New(store.NewMemory(), []keyring.Region{r}, keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
 }

@@ -165,7 +165,7 @@
 //
 // Maintenance ([Keyring.Maintain]) does both for one key: a due rotation and the destruction of
 // versions past the grace. It runs with the repair pass for keys read since they became due, for
-// every key in the store each [Options.MaintenanceInterval] (default 1h), and on demand (the
+// every key in the store each [Options.MaintenanceInterval] (default 24h, paced by [Options.MaintenanceRate], the first pass at a random moment of the first interval), and on demand (the
 // admin API). The periodic pass costs each replica a listing of the store and one read per key
 // per interval: with large stores, lengthen it or turn it off on most replicas (keys in use are
 // still maintained when read; only idle keys wait for a pass). [Keyring.Describe] returns a key's lifecycle state ([KeyInfo]) without opening it.

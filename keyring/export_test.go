@@ -38,3 +38,6 @@ func (k *Keyring) WipeGrace() time.Duration {
 	defer k.cache.mu.Unlock()
 	return k.cache.grace
 }
+
+// MaintainAllNow runs one maintenance pass over every key in the store.
+func (k *Keyring) MaintainAllNow(ctx context.Context) { k.maintainAll(ctx) }

@@ -34,7 +34,10 @@ const (
 	DefaultRetireGrace = 7 * 24 * time.Hour
 	// DefaultMaintenanceInterval is how often every key's lifecycle is checked
 	// (Options.MaintenanceInterval).
-	DefaultMaintenanceInterval = time.Hour
+	DefaultMaintenanceInterval = 24 * time.Hour
+	// DefaultMaintenanceRate is how many keys per second the periodic pass reads at most
+	// (Options.MaintenanceRate): a million keys take about 5.6 hours.
+	DefaultMaintenanceRate = 50
 )
 
 // wipeGrace is how long an evicted key stays usable by callers that received it just before the
@@ -110,8 +113,13 @@ type Options struct {
 	RetireGrace time.Duration
 	// MaintenanceInterval is how often the background loop checks every key in the store for a
 	// due rotation (MaxAge) or destruction (RetireGrace); keys read in between are checked when
-	// read. Default 1h; negative disables the periodic pass.
+	// read. Default 24h; negative disables the periodic pass. Each replica starts its first pass
+	// at a random moment within the first interval, so that replicas started together do not
+	// read the store together.
 	MaintenanceInterval time.Duration
+	// MaintenanceRate bounds the periodic pass to this many keys (store reads) per second.
+	// Default 50; negative: unpaced.
+	MaintenanceRate float64
 	// Logger receives operational events (never key material). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for cache expiry and breaker cooldowns. Default time.Now.
@@ -230,7 +238,7 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 	if background {
 		k.loops.Go(func() { k.run(ctx, loopInterval(opts)) })
 		if opts.MaintenanceInterval > 0 {
-			k.loops.Go(func() { every(ctx, opts.MaintenanceInterval, func() { k.maintainAll(ctx) }) }) // rotation by age, destruction of retired versions
+			k.loops.Go(func() { k.maintainLoop(ctx, opts.MaintenanceInterval) })
 		}
 		if !k.cache.disabled {
 			k.loops.Go(func() { every(ctx, sweepInterval(opts.CacheTTL), k.cache.sweep) })
@@ -277,6 +285,7 @@ func withDefaults(o Options, n int) (Options, error) {
 	orDefault(&o.NegativeMaxKeys, DefaultNegativeMaxKeys)
 	orDefault(&o.RetireGrace, DefaultRetireGrace)
 	orDefault(&o.MaintenanceInterval, DefaultMaintenanceInterval)
+	orDefault(&o.MaintenanceRate, DefaultMaintenanceRate)
 	if o.CreateBurst < 0 {
 		return o, errors.New("create burst must not be negative")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -259,4 +260,18 @@ func applyFills(rec *store.Record, fills []fill) (*store.Record, int) {
 		})
 	}
 	return rec, added
+}
+
+// maintainLoop runs the maintenance pass over every key (rotation by age, destruction of retired
+// versions) every interval, the first at a random moment within the first interval.
+func (k *Keyring) maintainLoop(ctx context.Context, interval time.Duration) {
+	first := time.NewTimer(rand.N(interval))
+	select {
+	case <-ctx.Done():
+		first.Stop()
+		return
+	case <-first.C:
+	}
+	k.maintainAll(ctx)
+	every(ctx, interval, func() { k.maintainAll(ctx) })
 }

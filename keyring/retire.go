@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"golang.org/x/time/rate"
+
 	"context"
 	"errors"
 	"fmt"
@@ -291,6 +293,10 @@ func (k *Keyring) destroy(ctx context.Context, id string) (*store.Record, []uint
 // maintainAll runs the maintenance of every live key in the store, page by page. A key that
 // fails is logged and left for the next pass.
 func (k *Keyring) maintainAll(ctx context.Context) {
+	var pace *rate.Limiter
+	if k.opts.MaintenanceRate > 0 {
+		pace = rate.NewLimiter(rate.Limit(k.opts.MaintenanceRate), 1)
+	}
 	after := ""
 	for ctx.Err() == nil {
 		lctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
@@ -303,6 +309,9 @@ func (k *Keyring) maintainAll(ctx context.Context) {
 		for _, e := range p.Entries {
 			if e.Deleted {
 				continue
+			}
+			if pace != nil && pace.Wait(ctx) != nil {
+				return
 			}
 			if _, err := k.maintainID(ctx, e.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				k.log.Warn("key maintenance failed; will retry", "key_id", e.ID, "err", err)

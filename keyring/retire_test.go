@@ -2,6 +2,7 @@ package keyring_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -225,5 +226,31 @@ func TestRecordWithoutLifecycleFields(t *testing.T) {
 	}
 	for v := uint32(1); v <= 3; v++ {
 		mustVersion(t, k, "t1", v)
+	}
+}
+
+// TestMaintenancePassPaced: the periodic pass reads at most MaintenanceRate keys per second, so
+// that a store of a million keys is not read in one burst by every replica at once (a lower
+// bound on its duration; a slow machine only makes it longer), and still maintains every key.
+func TestMaintenancePassPaced(t *testing.T) {
+	e := newEnv(t, 1)
+	const n, perSecond = 12, 40
+	k := e.keyring(t, keyring.Options{RetireGrace: time.Hour, MaintenanceRate: perSecond})
+	ctx := t.Context()
+	for i := range n {
+		id := fmt.Sprintf("t%02d", i)
+		threeVersions(t, k, id)
+		if _, err := k.SetMinDecryptVersion(ctx, id, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Advance(time.Hour)
+	start := time.Now()
+	k.MaintainAllNow(ctx)
+	if took, least := time.Since(start), time.Duration(n-1)*time.Second/perSecond; took < least {
+		t.Fatalf("a pass over %d keys at %d/s took %v, want at least %v", n, perSecond, took, least)
+	}
+	if got := k.Stats().VersionsDestroyed; got != 2*n {
+		t.Fatalf("VersionsDestroyed = %d, want %d", got, 2*n)
 	}
 }

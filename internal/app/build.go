@@ -107,7 +107,16 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,
 		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log,
 		MaxAge: r.MaxAge, MaxSeals: r.MaxSeals, RetireGrace: offIfZero(r.RetireGrace),
-		MaintenanceInterval: offIfZero(r.MaintenanceInterval)}
+		MaintenanceInterval: offIfZero(r.MaintenanceInterval), MaintenanceRate: unpacedIfZero(r.MaintenanceRate)}
+}
+
+// unpacedIfZero maps a config rate where 0 is unpaced to a keyring option where 0 is the default
+// and a negative value is unpaced.
+func unpacedIfZero(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }
 
 // offIfZero maps a config duration where 0 disables to a keyring option where 0 is the default

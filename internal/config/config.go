@@ -212,6 +212,9 @@ type Rotation struct {
 	// MaintenanceInterval is how often each replica checks every key for a due rotation or
 	// destruction (keys read in between are checked when read). 0 disables the periodic pass.
 	MaintenanceInterval time.Duration `yaml:"maintenance_interval"`
+	// MaintenanceRate bounds the periodic pass to this many keys (store reads) per second on
+	// each replica. 0: unpaced.
+	MaintenanceRate float64 `yaml:"maintenance_rate"`
 }
 
 // Warmup configures the start-up cache warm-up: a running replica saves the ids (never the
@@ -267,6 +270,7 @@ const (
 	MinMaxSeals                = 1000
 	DefaultRetireGrace         = keyring.DefaultRetireGrace
 	DefaultMaintenanceInterval = keyring.DefaultMaintenanceInterval
+	DefaultMaintenanceRate     = keyring.DefaultMaintenanceRate
 )
 
 // Default returns the defaults a configuration file is laid over: everything local, nothing
@@ -332,7 +336,8 @@ func defaults() *Config {
 			Warmup:          Warmup{MaxKeys: DefaultWarmupMaxKeys, Timeout: DefaultWarmupTimeout, SaveInterval: DefaultWarmupSaveInterval},
 		},
 		Keyring: Keyring{Rotation: Rotation{MaxAge: DefaultMaxAge, MaxSeals: DefaultMaxSeals,
-			RetireGrace: DefaultRetireGrace, MaintenanceInterval: DefaultMaintenanceInterval}},
+			RetireGrace: DefaultRetireGrace, MaintenanceInterval: DefaultMaintenanceInterval,
+			MaintenanceRate: DefaultMaintenanceRate}},
 	}
 }
 
@@ -545,6 +550,9 @@ func (c *checker) rotation(cfg *Config) {
 	}
 	if r.MaintenanceInterval < 0 {
 		c.add("keyring.rotation.maintenance_interval", "must not be negative; 0 disables (got %s)", r.MaintenanceInterval)
+	}
+	if r.MaintenanceRate < 0 || math.IsNaN(r.MaintenanceRate) || math.IsInf(r.MaintenanceRate, 0) {
+		c.add("keyring.rotation.maintenance_rate", "must be a non-negative number of keys per second; 0: unpaced (got %v)", r.MaintenanceRate)
 	}
 }
 

@@ -124,6 +124,8 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"tiny max seals", "keyring:\n  rotation:\n    max_seals: 10\n", []string{"line 3: keyring.rotation.max_seals: must be 0 (off) or at least 1000"}},
 		{"negative retire grace", "keyring:\n  rotation:\n    retire_grace: -1s\n", []string{"line 3: keyring.rotation.retire_grace: must not be negative"}},
 		{"negative maintenance interval", "keyring:\n  rotation:\n    maintenance_interval: -1s\n", []string{"line 3: keyring.rotation.maintenance_interval"}},
+		{"negative maintenance rate", "keyring:\n  rotation:\n    maintenance_rate: -5\n", []string{"line 3: keyring.rotation.maintenance_rate"}},
+		{"infinite maintenance rate", "keyring:\n  rotation:\n    maintenance_rate: .inf\n", []string{"line 3: keyring.rotation.maintenance_rate"}},
 		{"syntax", "admin: [\n", []string{"line"}},
 		{"client share over the stream limit", "extproc:\n  max_concurrent_streams: 8\n  max_streams_per_client: 9\n",
 			[]string{"line 3: extproc.max_streams_per_client: must be between 0"}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
@@ -19,6 +20,7 @@ const (
 	ActDecrypt Action = "decrypt"    // the ciphertext is opened
 	ActRefuse  Action = "refuse"     // the message is refused because of this field
 	ActLeave   Action = "left alone" // selected or tagged, but passed unchanged (why says why)
+	ActRemove  Action = "remove"     // a blind index member: removed (rkms writes its own on encrypt)
 )
 
 // Finding is one field of a body and what the policy does with it. It holds no value.
@@ -26,7 +28,8 @@ type Finding struct {
 	Action Action
 	Path   string // JSON path of the value (or of the member, for a tagged name)
 	Label  string // the field's label ("" when none applies)
-	Why    string // for refuse and left alone
+	Index  string // for encrypt: the blind index written beside the value, "name (N bits, norms)"
+	Why    string // for refuse, left alone and remove
 }
 
 // Explain reports, without keys, what p does with every selected value and every tripwire of
@@ -57,6 +60,10 @@ func (p *Policy) Explain(body []byte, response bool, keyID string) ([]Finding, e
 	}
 	_, err := fs.plan.VisitAt(body, func(f *jsonfield.Field, off int, raw []byte) error {
 		path, _ := jsonfield.PathAt(body, off)
+		if f.Remove {
+			out = append(out, Finding{Action: ActRemove, Path: path, Why: "blind index member: rkms writes its own"})
+			return nil
+		}
 		fd := Finding{Path: path, Label: f.Label}
 		text, isString := jsonString(raw)
 		isCT := isString && envelope.IsCiphertext(text)
@@ -65,6 +72,12 @@ func (p *Policy) Explain(body []byte, response bool, keyID string) ([]Finding, e
 			fd.Action = ActEncrypt
 			if isCT {
 				fd.Action, fd.Why = ActRefuse, "already a ciphertext"
+			} else if spec := fs.Index(f); spec != nil {
+				fd.Index = fmt.Sprintf("%s (%d bits", spec.Name, spec.Bits)
+				if n := spec.Norm.String(); n != "" {
+					fd.Index += ", " + strings.ReplaceAll(n, ",", " ")
+				}
+				fd.Index += ")"
 			}
 		case Decrypt:
 			fd.Action = ActDecrypt
@@ -122,6 +135,9 @@ func (f Finding) String() string {
 	s := fmt.Sprintf("%-10s %s", f.Action, f.Path)
 	if f.Label != "" {
 		s += fmt.Sprintf("  label=%s", f.Label)
+	}
+	if f.Index != "" {
+		s += "  index=" + f.Index
 	}
 	if f.Why != "" {
 		s += "  (" + f.Why + ")"

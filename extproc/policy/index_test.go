@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,4 +178,43 @@ func FuzzRewriteQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExplainIndex: `rkms policy test` says which encrypted field gets a blind index and that an
+// index member found in a body is removed (it printed an empty action for it).
+func TestExplainIndex(t *testing.T) {
+	var c Config
+	if err := yaml.Unmarshal([]byte(indexedYAML), &c); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile([]Config{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Policies()[0]
+	for _, tc := range []struct {
+		response bool
+		body     string
+		want     []string
+	}{
+		{false, `{"ssn":"123-45-6789","ssn_idx":"forged"}`, []string{
+			"encrypt    $.ssn  label=ssn  index=ssn_idx (64 bits, trim digits)",
+			"remove     $.ssn_idx  (blind index member: rkms writes its own)",
+		}},
+		{true, `{"ssn_idx":"abc"}`, []string{
+			"remove     $.ssn_idx  (blind index member: rkms writes its own)",
+		}},
+	} {
+		fs, err := p.Explain([]byte(tc.body), tc.response, "tenant-acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range fs {
+			got = append(got, f.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Explain(%s, response=%v):\n got %q\nwant %q", tc.body, tc.response, got, tc.want)
+		}
+	}
 }

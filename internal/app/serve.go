@@ -172,7 +172,8 @@ type apis struct {
 // (one failed-login throttle: a token guessed through one is guessed for both).
 func buildAPIs(keys *keyService, warm *warmup, auth keyservice.Options, log *slog.Logger, m *metrics.Metrics) (*apis, error) {
 	svc, err := keyservice.New(readyKeyring{keys.kr, warm}, keyservice.Options{Token: auth.Token, Credentials: auth.Credentials,
-		Logger: log, Audit: keys.audit, OnAuthFailure: m.AdminAuthFailure, OnForbidden: m.AdminForbidden})
+		Logger: log, Audit: keys.audit, OnAuthFailure: m.AdminAuthFailure, OnForbidden: m.AdminForbidden,
+		OnRewrap: m.RewrapItems})
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,40 @@ func (ss *Session) Rewrap(ctx context.Context, items []RewrapItem) ([]RewrapResu
 	}
 	clear(rw.pt)
 	ss.s.audit.RecordBatch(ctx, audit.OpRewrap, rw.batch(), nil)
+	rw.report()
 	return rw.res, nil
+}
+
+// report tells the service's OnRewrap hook the items of each result.
+func (rw *rewrap) report() {
+	if rw.ss.s.onRewrap == nil {
+		return
+	}
+	const numClasses = len(classNames)
+	var counts [numClasses + 2]int // the error classes, then rewrapped and unchanged
+	for _, r := range rw.res {
+		switch {
+		case r.Err != nil:
+			counts[r.Err.Class]++
+		case r.Rewrapped:
+			counts[numClasses]++
+		default:
+			counts[numClasses+1]++
+		}
+	}
+	for i, n := range counts {
+		if n == 0 {
+			continue
+		}
+		switch i {
+		case numClasses:
+			rw.ss.s.onRewrap("rewrapped", n)
+		case numClasses + 1:
+			rw.ss.s.onRewrap("unchanged", n)
+		default:
+			rw.ss.s.onRewrap(Class(i).String(), n)
+		}
+	}
 }
 
 // CheckRewrapCount refuses a rewrap call of n items when n is over MaxRewrapItems: the refusal

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,7 @@ type rewrapRig struct {
 	keys  *versionedKeys
 	svc   *Service
 	audit *bytes.Buffer
+	items map[string]int // OnRewrap's counts by result
 }
 
 const (
@@ -104,7 +106,8 @@ func newRewrapRig(t *testing.T) *rewrapRig {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	svc, err := New(k, Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Credentials: []Credential{
+	counts := map[string]int{}
+	svc, err := New(k, Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), OnRewrap: func(result string, n int) { counts[result] += n }, Credentials: []Credential{
 		{Principal: access.Principal{Name: "migrator", Allow: []string{access.Rewrap}}, Token: migratorToken},
 		{Principal: access.Principal{Name: "tenant-mig", Allow: []string{access.Rewrap}, IDPrefixes: []string{"tenant-"}}, Token: tenantToken},
 		{Principal: access.Principal{Name: "reader", Allow: []string{access.Read, access.List}}, Token: readOnlyToken},
@@ -112,7 +115,7 @@ func newRewrapRig(t *testing.T) *rewrapRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rewrapRig{keys: k, svc: svc, audit: &buf}
+	return &rewrapRig{keys: k, svc: svc, audit: &buf, items: counts}
 }
 
 func (r *rewrapRig) session(t *testing.T, token string) *Session {
@@ -392,6 +395,10 @@ func TestRewrapBatch(t *testing.T) {
 	// t1: 150 items at versions 1, 2, 3 in turn (3 current); tenant-a: 150 at version 2 (current).
 	if rewrapped != 100 || unchanged != 200 {
 		t.Fatalf("%d rewrapped, %d unchanged", rewrapped, unchanged)
+	}
+	// The metrics hook counts items by outcome, failures by class name (a bounded set).
+	if want := map[string]int{"rewrapped": 100, "unchanged": 200, "not_found": 1}; !maps.Equal(r.items, want) {
+		t.Fatalf("OnRewrap counts %v, want %v", r.items, want)
 	}
 	if r.keys.lookups["t1"] != 1 || r.keys.lookups["tenant-a"] != 1 || r.keys.versions["t1/1"] != 1 || r.keys.versions["t1/2"] != 1 || len(r.keys.versions) != 2 {
 		t.Fatalf("lookups %v, versions %v", r.keys.lookups, r.keys.versions)

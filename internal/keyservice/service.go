@@ -67,6 +67,10 @@ type Options struct {
 	// OnForbidden, if not nil, is told of each operation refused because the caller's
 	// credential does not allow it (principal names come from the configuration: a bounded set).
 	OnForbidden func(principal, op string)
+	// OnRewrap, if not nil, is told after each Rewrap call how many items had each result:
+	// "rewrapped", "unchanged", or the class name of the item's error (a bounded set), for
+	// metrics. Only results with items are reported.
+	OnRewrap func(result string, n int)
 }
 
 // Service is the key service behind the admin HTTP API and the gRPC key API. It is safe for
@@ -81,6 +85,7 @@ type Service struct {
 	onFail  func(throttled bool)
 
 	onForbidden func(principal, op string)
+	onRewrap    func(result string, n int)
 }
 
 // New returns the service over keys.
@@ -97,7 +102,7 @@ func New(keys Keys, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{keys: keys, creds: creds, log: opts.Logger, audit: opts.Audit,
-		timeout: opts.Timeout, limiter: opts.Throttle, onFail: opts.OnAuthFailure, onForbidden: opts.OnForbidden}
+		timeout: opts.Timeout, limiter: opts.Throttle, onFail: opts.OnAuthFailure, onForbidden: opts.OnForbidden, onRewrap: opts.OnRewrap}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

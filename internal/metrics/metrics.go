@@ -26,6 +26,7 @@ type Metrics struct {
 	extRefused   *prometheus.CounterVec
 	adminAuth    *prometheus.CounterVec
 	adminDenied  *prometheus.CounterVec
+	rewrapItems  *prometheus.CounterVec
 }
 
 var _ extproc.Observer = (*Metrics)(nil)
@@ -71,9 +72,12 @@ func New() *Metrics {
 		adminDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rkms_admin_forbidden_total", Help: "Admin and key API operations refused because the caller's credential does not allow them (403 / PERMISSION_DENIED), by credential name and operation.",
 		}, []string{"principal", "op"}),
+		rewrapItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rkms_rewrap_items_total", Help: "Ciphertexts given to Rewrap (POST /v1/rewrap, the gRPC Rewrap, rkms rewrap in process), by result: rewrapped, unchanged (already current), or the error class of the item.",
+		}, []string{"result"}),
 		extRefused: newRefused(),
 	}
-	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth, m.adminDenied,
+	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth, m.adminDenied, m.rewrapItems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -101,6 +105,12 @@ func (m *Metrics) AdminAuthFailure(throttled bool) {
 // names from a closed set, so the label values are bounded by the configuration.
 func (m *Metrics) AdminForbidden(principal, op string) {
 	m.adminDenied.WithLabelValues(principal, op).Inc()
+}
+
+// RewrapItems counts the items of a Rewrap call with one result (keyservice.Options.OnRewrap):
+// "rewrapped", "unchanged" or an error class name, a bounded set.
+func (m *Metrics) RewrapItems(result string, n int) {
+	m.rewrapItems.WithLabelValues(result).Add(float64(n))
 }
 
 // ObserveRequest implements extproc.Observer.

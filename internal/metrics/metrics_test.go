@@ -348,4 +348,9 @@ func TestAdminAuth(t *testing.T) {
 	expect(t, m, "rkms_admin_auth_failures_total", map[string]string{"result": "throttled"}, 1)
 	expect(t, m, "rkms_admin_forbidden_total", map[string]string{"principal": "billing-svc", "op": "rotate"}, 2)
 	expect(t, m, "rkms_admin_forbidden_total", map[string]string{"principal": "gitops", "op": "read"}, 1)
+	m.RewrapItems("rewrapped", 998)
+	m.RewrapItems("rewrapped", 2)
+	m.RewrapItems("authentication_failed", 1)
+	expect(t, m, "rkms_rewrap_items_total", map[string]string{"result": "rewrapped"}, 1000)
+	expect(t, m, "rkms_rewrap_items_total", map[string]string{"result": "authentication_failed"}, 1)
 }

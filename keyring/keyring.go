@@ -98,10 +98,11 @@ type Options struct {
 	// NegativeMaxKeys bounds the ids remembered as absent (least recently used evicted first).
 	// Default 10000; negative disables.
 	NegativeMaxKeys int
-	// MaxAge rotates a key's current version automatically when it is this old, less the cache
-	// window (CacheTTL plus one sweep interval plus MaxStale), so that no replica seals with it
-	// past MaxAge: the next Get after that rotates it (one replica wins), and so does the
-	// maintenance pass. Zero (the default) disables; it must be at least twice the cache window.
+	// MaxAge rotates a key's current version automatically when it is this old, less a lead:
+	// the longer of the cache window (CacheTTL plus one sweep interval plus MaxStale; no replica
+	// seals with it past MaxAge) and MaxAge/10 (a failed rotation is retried that long before
+	// seals stop) — [Keyring.RotationDueAt]. The next Get after that rotates it (one replica
+	// wins), and so does the maintenance pass. Zero (the default) disables; it must be at least twice the cache window.
 	MaxAge time.Duration
 	// MaxSeals rotates a key's current version before all replicas together have sealed this
 	// many values with it (see [Keyring.ReserveSeals]: seals are reserved in blocks of

@@ -13,7 +13,7 @@ import (
 
 // Rotation reasons, the values of the rotation metric's reason label.
 const (
-	ReasonAge   = "age"   // the current version reached Options.MaxAge (less the cache window)
+	ReasonAge   = "age"   // the current version reached Options.MaxAge (less a lead: Keyring.RotationDueAt)
 	ReasonSeals = "seals" // the current version's seal reservations reached Options.MaxSeals
 	ReasonAdmin = "admin" // an explicit Rotate
 )
@@ -62,13 +62,15 @@ func (k *Keyring) checkRotation() error {
 }
 
 // RotationDueAt is when a version created at created is rotated by age: MaxAge after its
-// creation less the cache window ([Keyring.cacheLife]), so that no replica seals with it past
-// MaxAge. Zero when age rotation is off.
+// creation less a lead, the longer of the cache window ([Keyring.cacheLife], so that no replica
+// seals with it past MaxAge) and a tenth of MaxAge (so that a rotation that fails when it comes
+// due, every KMS region down, is retried for that long before seals stop: 9 days at 90). Zero
+// when age rotation is off.
 func (k *Keyring) RotationDueAt(created time.Time) time.Time {
 	if k.opts.MaxAge <= 0 {
 		return time.Time{}
 	}
-	return created.Add(k.opts.MaxAge - k.cacheLife())
+	return created.Add(k.opts.MaxAge - max(k.cacheLife(), k.opts.MaxAge/10))
 }
 
 // rotationDue says why rec's current version must be rotated now, or "".

@@ -186,7 +186,9 @@ func TestAgeRotationNeverLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur := info.Versions[len(info.Versions)-1]
-	if !info.RotationDue.Equal(cur.Created.Add(maxAge - ttl - time.Second)) {
+	// Due a tenth of max age early (6m, longer than the 5m1s cache window): a rotation that
+	// fails is retried for that long before seals would stop.
+	if !info.RotationDue.Equal(cur.Created.Add(maxAge - maxAge/10)) {
 		t.Fatalf("RotationDue = %v, created %v", info.RotationDue, cur.Created)
 	}
 	// The maintenance pass rotates an idle key too.
@@ -252,5 +254,25 @@ func TestMaintenancePassPaced(t *testing.T) {
 	}
 	if got := k.Stats().VersionsDestroyed; got != 2*n {
 		t.Fatalf("VersionsDestroyed = %d, want %d", got, 2*n)
+	}
+}
+
+// TestRotationLead: age rotation is due max age less the longer of the cache window and a tenth
+// of max age, so that a rotation failing when it comes due (KMS regions down) is retried for days
+// at the default 90 days before any seal is refused; never less than the cache window.
+func TestRotationLead(t *testing.T) {
+	e := newEnv(t, 1)
+	for _, tc := range []struct {
+		maxAge, ttl, lead time.Duration
+	}{
+		{90 * 24 * time.Hour, 5 * time.Minute, 9 * 24 * time.Hour},
+		{time.Hour, 5 * time.Minute, 6 * time.Minute},
+		{20 * time.Minute, 5 * time.Minute, 5*time.Minute + time.Second}, // the cache window is longer
+	} {
+		k := e.keyring(t, keyring.Options{MaxAge: tc.maxAge, CacheTTL: tc.ttl})
+		created := e.clock.Now()
+		if got, want := k.RotationDueAt(created), created.Add(tc.maxAge-tc.lead); !got.Equal(want) {
+			t.Errorf("max age %v, ttl %v: due %v after creation, want %v", tc.maxAge, tc.ttl, got.Sub(created), want.Sub(created))
+		}
 	}
 }

@@ -173,7 +173,7 @@ func TestAgeRotationNeverLate(t *testing.T) {
 			}
 		}
 	}
-	// One rotation per (max age less the cache window), give or take a step: never fewer.
+	// One rotation per (max age less its lead), give or take a step: never fewer.
 	if len(seen) < 5 {
 		t.Fatalf("versions used in 5 max ages: %d, want at least 5", len(seen))
 	}

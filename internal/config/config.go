@@ -200,8 +200,9 @@ type Keyring struct {
 // Rotation is the version lifecycle policy: automatic rotation by age and by seal count, and
 // the destruction of retired versions. 0 disables each.
 type Rotation struct {
-	// MaxAge rotates a key's current version when it is this old, less the cache window
-	// (cache.ttl + up to 1s + cache.max_stale), so that no replica seals with it past MaxAge.
+	// MaxAge rotates a key's current version when it is this old, less the longer of a tenth of
+	// it and the cache window (cache.ttl + up to 1s + cache.max_stale), so that no replica seals
+	// with it past MaxAge and a failed rotation is retried for long before seals stop.
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxSeals rotates a key's current version before all replicas together sealed this many
 	// values with it (reserved in blocks; never more, possibly up to a few blocks fewer).

@@ -61,8 +61,11 @@ type Stream struct {
 	esc   bool   // the current string has escape sequences
 	key   bool   // the current string is a member name
 	held  bool   // the current string is held until it is matched or checked
-	tokAt int    // stream offset of the current string, number or literal
-	escAt int    // stream offset of an unfinished escape's backslash or UTF-8 sequence's lead
+	// noFast turns off, until the end of the chunk, the attempts to skip a container with the
+	// buffered scanner: one failed, so the rest of the chunk is inside a container.
+	noFast bool
+	tokAt  int // stream offset of the current string, number or literal
+	escAt  int // stream offset of an unfinished escape's backslash or UTF-8 sequence's lead
 
 	term int32 // the first field selecting the value about to start, or -1
 	cs   int   // the nodes active in that value are sc.active[cs:]
@@ -170,7 +173,7 @@ func (s *Stream) Write(dst, chunk []byte) ([]byte, error) {
 	if s.closed {
 		return dst, ErrStreamClosed
 	}
-	s.out, s.buf, s.mark, s.split = dst, chunk, 0, 0
+	s.out, s.buf, s.mark, s.split, s.noFast = dst, chunk, 0, 0, false
 	err := s.scan()
 	if err == nil {
 		err = s.flush()
@@ -366,6 +369,9 @@ func (s *Stream) emitValue(i int) error {
 // checkString calls check for the complete string str (with its quotes) that starts at stream
 // offset at.
 func (s *Stream) checkString(str []byte, at int, name, covered bool) error {
+	if len(str) > s.maxPending { // as if it had been held: the limit does not depend on the chunks
+		return &LimitError{Offset: at, What: "pending token", Limit: s.maxPending, Line: s.lineNo()}
+	}
 	body := str[1 : len(str)-1]
 	o := &s.outside
 	o.Offset, o.Name, o.Covered, o.Text = at, name, covered, body[:len(body):len(body)]

@@ -1,6 +1,7 @@
 package jsonfield
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"strconv"
@@ -201,6 +202,14 @@ func (s *Stream) valueStart(i int, c byte) (int, error) {
 		if active && len(s.sc.active) > s.cs {
 			s.frames = append(s.frames, sframe{start: s.cs, end: len(s.sc.active)})
 			c |= activeBit
+		} else if !s.noFast {
+			if end, ok, err := s.skipContainer(i); err != nil || ok {
+				if err != nil {
+					return 0, err
+				}
+				return end, s.valueEnd(end)
+			}
+			s.noFast = true // the container goes on in the next chunk, or is invalid
 		}
 		s.kinds = append(s.kinds, c)
 		s.state = stValueOrEnd
@@ -209,9 +218,18 @@ func (s *Stream) valueStart(i int, c byte) (int, error) {
 		}
 		return i + 1, nil
 	case '"':
-		s.key, s.esc, s.sub, s.tokAt, s.state = false, false, subNone, s.base+i, stString
-		s.held = s.region == regionNone && s.check != nil
-		if s.held {
+		held := s.region == regionNone && s.check != nil
+		if end, esc, err := scanString(s.buf, i); err == nil {
+			if held {
+				s.esc = esc
+				if err := s.checkString(s.buf[i:end], s.base+i, false, false); err != nil {
+					return 0, err
+				}
+			}
+			return end, s.valueEnd(end)
+		}
+		s.key, s.esc, s.sub, s.tokAt, s.state, s.held = false, false, subNone, s.base+i, stString, held
+		if held {
 			s.toHold(i)
 		}
 		return i + 1, nil
@@ -223,13 +241,45 @@ func (s *Stream) valueStart(i int, c byte) (int, error) {
 		s.lit = "null"
 	default:
 		if c == '-' || isDigit(c) {
+			if end, err := scanNumber(s.buf, i); err == nil && end < len(s.buf) {
+				return end, s.valueEnd(end)
+			}
 			s.tokAt, s.sub, s.state = s.base+i, numStart, stNumber
 			return i, nil
 		}
 		return 0, s.syntax(i, "expected a value")
 	}
+	if end := i + len(s.lit); end <= len(s.buf) && string(s.buf[i:end]) == s.lit {
+		return end, s.valueEnd(end)
+	}
 	s.tokAt, s.sub, s.state = s.base+i, 0, stLiteral
 	return i, nil
+}
+
+// skipContainer validates the container at buf[i] that no selector looks into with the
+// buffered scanner, calling check for its strings (outside a selected value): it reports
+// whether the container ends in buf, and where. When it does not, or is invalid, or holds more
+// strings than the recorder keeps, the state machine takes over from buf[i].
+func (s *Stream) skipContainer(i int) (int, bool, error) {
+	var rec *recorder
+	if s.check != nil && s.region == regionNone {
+		rec = &s.sc.rec
+		rec.reset(maxRecorded)
+	}
+	end, kinds, err := skipValue(s.buf, i, len(s.kinds), s.p.maxDepth, s.sc.kinds, rec)
+	s.sc.kinds = kinds
+	if err != nil || (rec != nil && rec.rest >= 0) || (s.ndjson && bytes.IndexByte(s.buf[i:end], '\n') >= 0) {
+		return 0, false, nil
+	}
+	if rec != nil {
+		for _, st := range rec.strs {
+			s.esc = st.flags&strEscaped != 0
+			if err := s.checkString(s.buf[st.start:st.end], s.base+st.start, st.flags&strName != 0, false); err != nil {
+				return 0, false, err
+			}
+		}
+	}
+	return end, true, nil
 }
 
 // keyStart starts the member name at buf[i] == c.
@@ -244,6 +294,10 @@ func (s *Stream) keyStart(i int, c byte) (int, error) {
 	s.held = s.kinds[len(s.kinds)-1]&activeBit != 0 || (s.region == regionNone && s.check != nil)
 	if s.held && s.mode != modeHold {
 		s.toHold(i)
+	}
+	if end, esc, err := scanString(s.buf, i); err == nil {
+		s.esc = esc
+		return end, s.strEnd(end)
 	}
 	return i + 1, nil
 }

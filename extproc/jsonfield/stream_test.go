@@ -241,3 +241,24 @@ func TestStreamHeldBounded(t *testing.T) {
 		t.Fatalf("long name in an unmatched value: %v", err)
 	}
 }
+
+// TestStreamDepth checks the nesting limit in every path of the stream: in containers a
+// selector looks into, in containers skipped whole, and in selected values, whole or cut.
+func TestStreamDepth(t *testing.T) {
+	const limit = 5
+	for _, sels := range []string{"$..a", "$.x", "$[0]", "-$..a"} {
+		p, err := NewPlan(streamFields(sels), Options{MaxDepth: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range []string{
+			`[[[[[1]]]]]`, `[[[[[[1]]]]]]`, `[{"a":[[[[]]]]}]`, `[{"a":[[[[[]]]]]}]`, `{"x":{"y":[[{}]]}}`,
+			`{"x":{"y":[[{"z":[]}]]}}`, `[[[[[[`, `{"a":{"a":{"a":{"a":{"a":{}}}}}}`,
+		} {
+			want := refStream(p, []byte(doc), false, true, 0, 0)
+			for _, sizes := range [][]int{nil, {1}, {3}, {7}} {
+				compareRuns(t, sels+" "+describe([]byte(doc), sizes), runStream(t, p, StreamOptions{}, []byte(doc), sizes, true, 0, 0), want)
+			}
+		}
+	}
+}

@@ -202,7 +202,9 @@ func (s *Stream) Close(dst []byte) ([]byte, error) {
 }
 
 // Held returns the number of bytes the stream holds between calls (of a selected value and of
-// a pending token), for a memory budget. It is at most MaxValue + MaxPending.
+// a pending token), for a memory budget. It is at most MaxValue + MaxPending. Besides, a
+// stream keeps up to about 72 KiB of emptied buffers and scratch memory, and a little that
+// grows with the nesting depth and the number of selectors.
 func (s *Stream) Held() int { return len(s.hold) + len(s.val) }
 
 // Values returns the number of values replaced so far (each removed member counts as one), the
@@ -302,7 +304,7 @@ func (s *Stream) keep() {
 	if len(s.hold) > 0 {
 		// buf[mark:split] is empty: the held bytes of earlier chunks come first.
 		s.out = append(s.out, s.hold...)
-		s.hold = s.hold[:0]
+		s.hold = shrink(s.hold)
 		s.mark = s.split
 	}
 	s.mode = modePass
@@ -312,10 +314,22 @@ func (s *Stream) keep() {
 func (s *Stream) dropHeld() {
 	if len(s.hold) > 0 {
 		clear(s.hold)
-		s.hold = s.hold[:0]
+		s.hold = shrink(s.hold)
 		s.mark = s.split
 	}
 	s.mode = modeDrop
+}
+
+// maxKept is the most capacity an emptied hold or value buffer keeps, so that one large value
+// does not pin its memory for the rest of a long stream.
+const maxKept = 16 << 10
+
+// shrink empties b, dropping its array when it is larger than maxKept.
+func shrink(b []byte) []byte {
+	if cap(b) > maxKept {
+		return nil
+	}
+	return b[:0]
 }
 
 // toPass ends modeDrop at buf[i].
@@ -359,7 +373,7 @@ func (s *Stream) emitValue(i int) error {
 	s.out = append(s.out, repl...)
 	if len(s.val) > 0 {
 		clear(s.val)
-		s.val = s.val[:0]
+		s.val = shrink(s.val)
 	}
 	s.mark, s.split, s.mode = i, i, modePass
 	s.count++
@@ -381,6 +395,10 @@ func (s *Stream) checkString(str []byte, at int, name, covered bool) error {
 	}
 	err := s.check(o)
 	o.Text = nil
+	if cap(s.sc.key) > maxKept {
+		clear(s.sc.key[:cap(s.sc.key)])
+		s.sc.key = nil
+	}
 	if err != nil {
 		what := "string value"
 		if name {

@@ -256,6 +256,11 @@ func (s *Stream) valueStart(i int, c byte) (int, error) {
 	return i, nil
 }
 
+// streamRecorded bounds the strings skipContainer records for the check (24 bytes each), so
+// that a stream's scratch stays small; a container with more in one chunk is left to the state
+// machine.
+const streamRecorded = 1024
+
 // skipContainer validates the container at buf[i] that no selector looks into with the
 // buffered scanner, calling check for its strings (outside a selected value): it reports
 // whether the container ends in buf, and where. When it does not, or is invalid, or holds more
@@ -264,7 +269,7 @@ func (s *Stream) skipContainer(i int) (int, bool, error) {
 	var rec *recorder
 	if s.check != nil && s.region == regionNone {
 		rec = &s.sc.rec
-		rec.reset(maxRecorded)
+		rec.reset(streamRecorded)
 	}
 	end, kinds, err := skipValue(s.buf, i, len(s.kinds), s.p.maxDepth, s.sc.kinds, rec)
 	s.sc.kinds = kinds

@@ -262,3 +262,31 @@ func TestStreamDepth(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamErrorClearsOutput checks that a failing Write returns dst as it was and leaves no
+// replacement (plaintext, when the transform decrypts) in the memory it appended to.
+func TestStreamErrorClearsOutput(t *testing.T) {
+	p, err := NewPlan(fields("$.a"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte(`"PLAINTEXT"`)
+	fn := func(*Field, []byte) ([]byte, error) { return secret, nil }
+	for _, capacity := range []int{0, 8, 4096} {
+		s := p.NewStream(StreamOptions{}, nil, fn)
+		dst := append(make([]byte, 0, capacity), "kept"...)
+		if capacity == 0 {
+			dst = []byte("kept")
+		}
+		out, err := s.Write(dst, []byte(`{"a":"x","a":"y","b":1,}`))
+		if !errors.Is(err, ErrInvalidJSON) || string(out) != "kept" {
+			t.Fatalf("Write = %q, %v", out, err)
+		}
+		if bytes.Contains(out[:cap(out)], []byte("PLAINTEXT")) {
+			t.Fatalf("capacity %d: the replacement is left in dst's spare capacity", capacity)
+		}
+		if out, err2 := s.Write(out, []byte(`{}`)); err2 != err || string(out) != "kept" {
+			t.Fatalf("Write after the error = %q, %v", out, err2)
+		}
+	}
+}

@@ -88,6 +88,11 @@ type Stream struct {
 	val    []byte // bytes of earlier chunks of the selected value (modeValue)
 
 	line    int // 1-based number of the current line (NDJSON)
+	lineMax int // longest NDJSON line rewritten whole by the buffered path
+	lsc     *scratch
+	lineAt  int                  // stream offset of the line being rewritten whole
+	lineErr error                // the check's error for that line
+	lineChk func(*Outside) error // s.lineCheck, bound once
 	count   int
 	closed  bool
 	err     error
@@ -136,6 +141,10 @@ func (p *Plan) NewStream(opts StreamOptions, check func(*Outside) error, fn func
 	s.scn = scanner{scratch: &s.sc, plan: p, maxDepth: p.maxDepth}
 	s.sc.mark = make([]uint32, len(p.nodes))
 	s.line = 1
+	s.lineMax = min(s.maxPending, s.maxValue)
+	if check != nil {
+		s.lineChk = s.lineCheck
+	}
 	s.startDoc()
 	return s
 }
@@ -400,14 +409,19 @@ func (s *Stream) checkString(str []byte, at int, name, covered bool) error {
 		s.sc.key = nil
 	}
 	if err != nil {
-		what := "string value"
-		if name {
-			what = "member name"
-		}
-		if s.ndjson {
-			return fmt.Errorf("check %s on line %d at offset %d: %w", what, s.line, at, err)
-		}
-		return fmt.Errorf("check %s at offset %d: %w", what, at, err)
+		return s.checkErr(name, at, err)
 	}
 	return nil
+}
+
+// checkErr wraps an error of the check for the string at offset at.
+func (s *Stream) checkErr(name bool, at int, err error) error {
+	what := "string value"
+	if name {
+		what = "member name"
+	}
+	if s.ndjson {
+		return fmt.Errorf("check %s on line %d at offset %d: %w", what, s.line, at, err)
+	}
+	return fmt.Errorf("check %s at offset %d: %w", what, at, err)
 }

@@ -68,6 +68,11 @@ func (s *Stream) scan() error {
 	i := 0
 	var err error
 	for i < n {
+		if nd && s.state == stValue && len(s.kinds) == 0 {
+			if i, err = s.lines(i); err != nil || i >= n {
+				return err
+			}
+		}
 		if s.state >= stString {
 			switch s.state {
 			case stString:

@@ -64,9 +64,14 @@ func (p *Plan) Inspect(doc []byte, check func(o *Outside) error) (int, error) {
 // prepare validates doc, records the values the plan selects in sc.spans and, when check is not
 // nil, runs the guard pass.
 func (p *Plan) prepare(sc *scratch, doc []byte, check func(*Outside) error) error {
+	return p.prepareRec(sc, doc, check, p.maxRecorded)
+}
+
+// prepareRec is prepare recording at most maxRec strings at a time for the guard pass.
+func (p *Plan) prepareRec(sc *scratch, doc []byte, check func(*Outside) error, maxRec int) error {
 	s := scanner{scratch: sc, plan: p, doc: doc, maxDepth: p.maxDepth}
 	if check != nil {
-		sc.rec.reset(p.maxRecorded)
+		sc.rec.reset(maxRec)
 		s.rec = &sc.rec
 	}
 	if err := s.walk(); err != nil {

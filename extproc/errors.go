@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
@@ -244,6 +246,24 @@ func httpStatus(e *procError) int {
 		return http.StatusTooManyRequests
 	default: // kindInternal, kindPolicy (kindProtocol never becomes an HTTP reply)
 		return http.StatusInternalServerError
+	}
+}
+
+// grpcCode is the gRPC status that ends an ext_proc stream whose streamed body failed after
+// its headers went to the client (Envoy then resets the HTTP stream); the other place where an
+// error class becomes a status.
+func grpcCode(e *procError) codes.Code {
+	switch e.kind {
+	case kindBadInput, kindAuth, kindMediaType:
+		return codes.InvalidArgument
+	case kindTooLarge, kindOverloaded, kindBusy, kindKeyLimited:
+		return codes.ResourceExhausted
+	case kindUnavailable:
+		return codes.Unavailable
+	case kindKeyUnknown, kindKeyRetired:
+		return codes.PermissionDenied
+	default:
+		return codes.Internal
 	}
 }
 

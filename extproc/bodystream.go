@@ -142,6 +142,7 @@ func (s *lineStream) Close(dst []byte) ([]byte, error) {
 		if !s.ndjson {
 			return dst, s.fail(&jsonfield.SyntaxError{Offset: s.off, Msg: "unexpected end of input"})
 		}
+		s.drop()
 		return dst, nil
 	}
 	if !s.ndjson {

@@ -128,6 +128,21 @@ func (p *processor) prefetch(ctx context.Context, t *transformer, fs *policy.Fie
 	return nil
 }
 
+// duplexResponseHeaders prepares a streamed response body. As for a buffered one, a response
+// that is neither NDJSON nor JSON passes unchanged when the policy only opens values (it holds
+// nothing to open, and passing it reveals nothing; Envoy's own replies take this way).
+func (p *processor) duplexResponseHeaders(ctx context.Context, hm headerMap, resp *policy.Fields) (*extprocv3.ProcessingResponse, error) {
+	if _, err := hm.streamMedia(false); err != nil && hm.isIdentity() && !resp.Encrypts() {
+		p.respPass = true
+		p.debug("streamed response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
+		return p.hresp.fill(phaseResponse, nil, nil), nil
+	}
+	if err := p.openStream(ctx, phaseResponse, hm, resp); err != nil {
+		return nil, err
+	}
+	return p.hresp.fill(phaseResponse, nil, nil), nil
+}
+
 // duplexBody answers one chunk of a streamed body with the output that may go on now (none for
 // data after end_of_stream). Every chunk is answered, even with nothing, so that Envoy's
 // message flow never waits on rkms holding output back.

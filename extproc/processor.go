@@ -193,7 +193,11 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 		return nil, err
 	}
 	if pol == nil {
-		r := p.hresp.fill(phaseRequest, nil, p.s.modes.passThrough)
+		mode := p.s.modes.passThrough
+		if p.duplex {
+			mode = nil // the chunks still come: they pass (duplexBody)
+		}
+		r := p.hresp.fill(phaseRequest, nil, mode)
 		r.DynamicMetadata = p.s.stamps.none
 		return r, nil
 	}
@@ -236,7 +240,11 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 			return nil, err
 		}
 	}
-	r := p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())])
+	mode := p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())]
+	if p.duplex {
+		mode = nil // Envoy 1.40 applies a mode_override even on a full-duplex route (TestStreamImportExport)
+	}
+	r := p.hresp.fill(phaseRequest, mut, mode)
 	if !hasBody || p.duplex {
 		// A streamed body goes on only through rkms's answers: the request is processed from here.
 		r.DynamicMetadata = p.s.stamps.of(pol) // the last request message rkms answers
@@ -398,18 +406,15 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	p.respHdrs = parseHeadersInto(p.respHdrs, h.GetHeaders())
 	hm := p.respHdrs
 	resp := p.pol.Response()
+	if p.duplex {
+		return p.duplexResponseHeaders(ctx, hm, resp)
+	}
 	if !hm.isJSON() && !resp.Encrypts() {
 		// Decrypting only: a body that is not JSON holds no field to open, and passing it
 		// reveals nothing. This also lets Envoy's own local replies (text/plain 413, 503, ...),
 		// which run through the response path of ext_proc, reach the client.
 		p.respPass = true
 		p.debug("response is not JSON: passed unchanged", "status", hm.first(":status"), "content_type", hm.first("content-type"))
-		return p.hresp.fill(phaseResponse, nil, nil), nil
-	}
-	if p.duplex {
-		if err := p.openStream(ctx, phaseResponse, hm, resp); err != nil {
-			return nil, err
-		}
 		return p.hresp.fill(phaseResponse, nil, nil), nil
 	}
 	if err := hm.checkJSON(resp.Inbound()); err != nil {

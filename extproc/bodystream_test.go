@@ -20,7 +20,7 @@ func tagFn() func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 	}
 }
 
-func testPlan(t *testing.T, sels ...string) *jsonfield.Plan {
+func testPlan(t testing.TB, sels ...string) *jsonfield.Plan {
 	t.Helper()
 	var fs []jsonfield.Field
 	for _, s := range sels {
@@ -38,7 +38,7 @@ func testPlan(t *testing.T, sels ...string) *jsonfield.Plan {
 }
 
 // runStream feeds in to a new lineStream in chunks of size n and returns the output.
-func runStream(t *testing.T, p *jsonfield.Plan, ndjson bool, in []byte, n int) ([]byte, error) {
+func runStream(t testing.TB, p *jsonfield.Plan, ndjson bool, in []byte, n int) ([]byte, error) {
 	t.Helper()
 	s := newLineStream(p, ndjson, nil, nil, tagFn())
 	var out []byte
@@ -179,4 +179,37 @@ func TestLineStreamHeld(t *testing.T) {
 	if h := s.Held(); h != 0 {
 		t.Fatalf("held %d after Close", h)
 	}
+}
+
+// FuzzLineStream: for any input and chunking, the streamed NDJSON rewrite fails exactly when the
+// per-line buffered rewrite does, and otherwise gives its output.
+func FuzzLineStream(f *testing.F) {
+	f.Add([]byte("{\"ssn\":\"#1\"}\n{\"ssn\":\"#2\"}\r\n\n{\"a\":{\"b\":\"#3\"}}"), uint8(3))
+	f.Add([]byte("{\"ssn\":\"#1\"}\n{\"ssn\":#2}\n"), uint8(1))
+	p := testPlan(f, "$.ssn", "$.a.b")
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		n := int(step)%17 + 1
+		got, err := runStream(t, p, true, in, n)
+		var want []byte
+		var werr error
+		for _, line := range bytes.SplitAfter(in, []byte("\n")) {
+			body := bytes.TrimRight(line, "\n")
+			body = bytes.TrimSuffix(body, []byte("\r"))
+			if len(bytes.TrimLeft(body, " \t\r")) == 0 {
+				want = append(want, line...)
+				continue
+			}
+			var out []byte
+			if out, _, werr = p.RewriteChecked(nil, body, nil, tagFn()); werr != nil {
+				break
+			}
+			want = append(append(want, out...), line[len(body):]...)
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("stream error %v, buffered error %v", err, werr)
+		}
+		if err == nil && norm(got) != norm(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
 }

@@ -122,6 +122,10 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 		}
 	}
 	if p.finished {
+		if p.duplex {
+			// Chunks Envoy sent before it read the immediate response: dropped, unanswered.
+			return nil, nil
+		}
 		return nil, protocolError("message after an immediate response")
 	}
 	if req.GetObservabilityMode() {

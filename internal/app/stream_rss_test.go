@@ -31,12 +31,14 @@ import (
 const streamPolicies = `policies:
   - name: imports
     key_id: "tenant-{jwt:tenant}"
+    max_stream_bytes: 4294967296
     request:
       stream: true
       encrypt: [$.ssn, $.email, $.card, $.dob]
   - name: exports
     key_id: "tenant-{jwt:tenant}"
     decrypt_only: true
+    max_stream_bytes: 4294967296
     response:
       stream: true
       decrypt: [$.ssn, $.email, $.card, $.dob]

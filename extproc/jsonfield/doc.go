@@ -113,6 +113,56 @@
 // (encoding/json accepts it inside strings), and its nesting limit is lower (encoding/json allows
 // 10000). The conformance and fuzz tests check precisely this.
 //
+// # Streaming
+//
+// [Plan.NewStream] returns a [Stream]: the same rewrite, with the same selectors, check and
+// transform, for a body that arrives in chunks and must not be held whole (a large body, or
+// NDJSON). [Stream.Write] appends to its dst the output that may be forwarded now and
+// [Stream.Close] the rest; whatever the chunking, the concatenated output is exactly what
+// [Plan.RewriteChecked] returns for the whole input, the transform sees the same values and the
+// check the same strings (with [StreamOptions].NDJSON: for each line, and offsets counted from
+// the start of the stream). FuzzStream checks this against RewriteChecked with random chunkings.
+//
+// What a stream holds is bounded: the selected value being read, until it is complete (at most
+// [StreamOptions].MaxValue bytes), and at most [StreamOptions].MaxPending bytes that cannot be
+// forwarded yet: a member name of an object that a selector reaches, until its selection is
+// known; when the plan has Remove fields, the comma before such a member and the white space
+// around it, until the member is known to stay; with a check function, each string outside
+// the selected values, until it has been checked. Everything else (long strings and numbers
+// included) is forwarded as soon as it is known to lie outside the selected values and to be
+// valid so far, in the Write that brings it. [Stream.Held] reports what is held, for a memory
+// budget. More than the limits allow is refused with a [*LimitError] wrapping [ErrTooLarge].
+//
+// What differs from the buffered path follows from not holding the document:
+//
+//   - The stream forwards the start of a document before it has seen the end, so an invalid
+//     document is found invalid only after its valid prefix (with the transformed values up to
+//     there) was returned. A selected value's own bytes are never returned, only the
+//     transform's result for the complete value, and the transform is never called with a
+//     value that is not complete and valid. A caller that must not deliver a partial document
+//     must abort the whole message on an error (for a proxy: reset the stream).
+//   - The check is called for each string as soon as it is complete (before it is forwarded),
+//     and the transform for each value as soon as it is complete, interleaved in document
+//     order, rather than all checks before any transform. An error from either stops the stream.
+//   - Errors carry offsets from the start of the stream. A [*SyntaxError] is the one Rewrite
+//     reports for the same document (the same offset and message), unless a check or transform
+//     error came first; in NDJSON mode it also names the line ([SyntaxError].Line, in its
+//     message), as do [*ValueError], [*LimitError] and the check's wrapped error.
+//   - After an error, the stream is dead: Write and Close return the same error and nothing else.
+//     The failing call returns dst unchanged and clears what it had appended.
+//
+// In NDJSON mode every line feed ends a line, and each line must be one JSON value with optional
+// white space: a line feed inside a value, even where JSON allows white space, makes the line
+// incomplete. A line of nothing but white space (an empty line, or a CR before the line feed) is
+// copied as it is, and a carriage return before a line feed is white space after the value, so
+// CRLF line ends are kept. The selectors apply to each line's top-level value afresh; [Stream.Close]
+// fails when the last line (one not ended by a line feed) is not blank and not a complete value.
+// JSON text sequences (RFC 7464, records introduced by U+001E) are not accepted.
+//
+// The stream runs at about the speed of [Plan.Rewrite] (see BENCHMARKS.md): a resumable state
+// machine whose string scanning reads eight bytes at a time, and which copies unselected bytes in
+// bulk and holds nothing of them.
+//
 // # Failure behaviour
 //
 // Invalid documents give a [*SyntaxError] wrapping [ErrInvalidJSON] with the byte offset at which

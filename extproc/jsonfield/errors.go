@@ -29,9 +29,15 @@ type SyntaxError struct {
 	Msg    string // what is wrong, e.g. "invalid escape sequence in string"
 	// MaxDepth is the nesting limit the document exceeds, when that is the problem; else 0.
 	MaxDepth int
+	// Line is, for a [Stream] in NDJSON mode, the 1-based number of the line that is not a JSON
+	// value (Offset then counts from the start of the stream); else 0.
+	Line int
 }
 
 func (e *SyntaxError) Error() string {
+	if e.Line > 0 {
+		return "invalid json on line " + strconv.Itoa(e.Line) + " at offset " + strconv.Itoa(e.Offset) + ": " + e.Msg
+	}
 	return "invalid json at offset " + strconv.Itoa(e.Offset) + ": " + e.Msg
 }
 
@@ -65,13 +71,44 @@ func (e *SelectorError) Unwrap() error { return ErrInvalidSelector }
 type ValueError struct {
 	Op       string    // "transform" or "visit"
 	Selector *Selector // the selector that matched the value
-	Offset   int       // byte offset in the document at which the value starts
+	Offset   int       // byte offset in the document (or stream) at which the value starts
 	Err      error     // the function's error
+	Line     int       // for a [Stream] in NDJSON mode, the 1-based line of the value; else 0
 }
 
 func (e *ValueError) Error() string {
-	return e.Op + " value selected by " + e.Selector.String() + " at offset " + strconv.Itoa(e.Offset) + ": " + e.Err.Error()
+	at := " at offset " + strconv.Itoa(e.Offset)
+	if e.Line > 0 {
+		at = " on line " + strconv.Itoa(e.Line) + at
+	}
+	return e.Op + " value selected by " + e.Selector.String() + at + ": " + e.Err.Error()
 }
 
 // Unwrap returns Err.
 func (e *ValueError) Unwrap() error { return e.Err }
+
+// ErrTooLarge is wrapped by the [*LimitError] of a [Stream] that would have to hold more than
+// its limits allow: a selected value longer than [StreamOptions.MaxValue], or an unfinished
+// member name, held separator or checked string longer than [StreamOptions.MaxPending]. The
+// document may well be valid JSON; it is refused because of the limit.
+var ErrTooLarge = errors.New("json value too large to stream")
+
+// LimitError reports where a [Stream] met more than it may hold. It unwraps to [ErrTooLarge].
+// Like [SyntaxError], it never quotes document bytes.
+type LimitError struct {
+	Offset int    // offset in the stream of the first byte of what was being held
+	What   string // "selected value" or "pending token"
+	Limit  int    // the limit, in bytes
+	Line   int    // in NDJSON mode, the 1-based line; else 0
+}
+
+func (e *LimitError) Error() string {
+	at := "at offset " + strconv.Itoa(e.Offset)
+	if e.Line > 0 {
+		at = "on line " + strconv.Itoa(e.Line) + " " + at
+	}
+	return "json " + e.What + " " + at + " exceeds the stream limit of " + strconv.Itoa(e.Limit) + " bytes"
+}
+
+// Unwrap returns [ErrTooLarge].
+func (e *LimitError) Unwrap() error { return ErrTooLarge }

@@ -45,6 +45,7 @@ type Plan struct {
 	nodes    []node
 	maxDepth int
 	fold     bool
+	remove   bool // some field is a Remove field
 	// maxRecorded is the number of strings the walk records for the guard pass (a field so that
 	// tests can make the guard pass find the rest by scanning).
 	maxRecorded int
@@ -116,6 +117,7 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 		if p.nodes[cur].field < 0 {
 			p.nodes[cur].field = int32(fi)
 		}
+		p.remove = p.remove || f.Remove
 	}
 	for id := range p.nodes {
 		nd := &p.nodes[id]

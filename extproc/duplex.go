@@ -27,14 +27,15 @@ const (
 
 // duplexState is one direction of a streamed exchange.
 type duplexState struct {
-	bs    bodyStream      // nil: the chunks pass unchanged (nothing to transform or inspect)
-	t     *transformer    // bs's transformer, nil with bs
-	ctx   context.Context // the key context of the chunk being transformed (bs's callback reads it)
-	out   []byte          // the output of the last chunk, reused; may hold plaintext
-	total int64           // body bytes received
-	held  int64           // budget reserved for what bs holds and out
-	ended bool            // end_of_stream seen: later data is ignored (envoyproxy/envoy#46237)
-	began bool            // a chunk was seen
+	bs     bodyStream      // nil: the chunks pass unchanged (nothing to transform or inspect)
+	t      *transformer    // bs's transformer, nil with bs
+	ctx    context.Context // the key context of the chunk being transformed (bs's callback reads it)
+	out    []byte          // the output of the last chunk, reused; may hold plaintext
+	total  int64           // body bytes received
+	held   int64           // budget reserved for what bs holds and out
+	ended  bool            // end_of_stream seen: later data is ignored (envoyproxy/envoy#46237)
+	began  bool            // a chunk was seen
+	ndjson bool            // errors name the line
 }
 
 // streamMeta reads the route's body mode from the stream's gRPC metadata; see
@@ -77,13 +78,14 @@ func (p *processor) openStream(ctx context.Context, ph phase, hm headerMap, fs *
 		return nil // nothing to open, seal or inspect: the chunks pass
 	}
 	var check func(*jsonfield.Outside) error
-	var reset func([]byte)
 	if fs.Inbound() {
+		// The guard of a streamed body has no document: streaming policies have no allow list
+		// (policy compile), and a refusal's path is not named.
+		p.guard.Reset(p.pol, nil)
 		if p.check == nil {
 			p.check = p.guard.Check
 		}
 		check = p.check
-		reset = func(line []byte) { p.guard.Reset(p.pol, line) }
 	}
 	t := newTransformer(p.s.keys, ph, p.pol, fs, p.keyID, p.context, nil)
 	t.maxFields = math.MaxInt // a stream's work is bounded by max_stream_bytes
@@ -95,8 +97,8 @@ func (p *processor) openStream(ctx context.Context, ph phase, hm headerMap, fs *
 			return err
 		}
 	}
-	st.t = t
-	st.bs = newLineStream(fs.Plan(), ndjson, check, reset, func(f *jsonfield.Field, raw []byte) ([]byte, error) {
+	st.t, st.ndjson = t, ndjson
+	st.bs = newBodyStream(fs.Plan(), ndjson, check, func(f *jsonfield.Field, raw []byte) ([]byte, error) {
 		return t.field(st.ctx, f, raw)
 	})
 	return nil
@@ -201,7 +203,7 @@ func (p *processor) streamChunk(ctx context.Context, ph phase, st *duplexState, 
 	st.out = out[:0]
 	if err != nil {
 		clear(out[:cap(out)])
-		return nil, streamError(ph, err)
+		return nil, streamError(ph, err, st)
 	}
 	if err := p.holdStream(ph, st); err != nil {
 		return nil, err
@@ -211,11 +213,10 @@ func (p *processor) streamChunk(ctx context.Context, ph phase, st *duplexState, 
 
 // streamError classifies an error of a streamed transform; an NDJSON body's error names its
 // line in the message the client (request) or the log (response) sees.
-func streamError(ph phase, err error) error {
+func streamError(ph phase, err error, st *duplexState) error {
 	pe := classify(ph, err)
-	var le *LineError
-	if errors.As(err, &le) && pe.kind != kindInternal && pe.kind != kindUnavailable {
-		pe.msg = fmt.Sprintf("%s (line %d)", pe.msg, le.Line)
+	if st.ndjson && pe.kind != kindInternal && pe.kind != kindUnavailable {
+		pe.msg = fmt.Sprintf("%s (line %d)", pe.msg, st.bs.Line())
 	}
 	return pe
 }
@@ -266,9 +267,6 @@ func (s *Server) freeStreams(p *processor) {
 		clear(st.out[:cap(st.out)])
 		if st.t != nil {
 			clear(st.t.scratch[:cap(st.t.scratch)])
-		}
-		if ls, ok := st.bs.(*lineStream); ok {
-			ls.drop()
 		}
 		p.dx[i] = duplexState{}
 	}

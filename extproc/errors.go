@@ -336,6 +336,8 @@ func classify(ph phase, err error) *procError {
 		return newError(kindBadInput, ph, "computed key id is invalid", err)
 	case errors.Is(err, jsonfield.ErrTooDeep):
 		return newError(kindBadInput, ph, tooDeepMsg(ph, err), err)
+	case errors.Is(err, jsonfield.ErrTooLarge):
+		return newError(kindTooLarge, ph, ph.String()+" body holds a value or token longer than the streaming limit", err)
 	case errors.Is(err, jsonfield.ErrInvalidJSON):
 		return newError(kindBadInput, ph, ph.String()+" body is not valid JSON", err)
 	case errors.Is(err, context.Canceled):

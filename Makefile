@@ -30,7 +30,7 @@ CONFIG ?=
 # Fuzzing: FUZZTIME per target (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short bench bench-bulk fuzz lint tools generate demo clean load chaos abuse mutate
+.PHONY: help build run test test-short bench bench-bulk stream-big fuzz lint tools generate demo clean load chaos abuse mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ bench: ## Go benchmarks of the hot paths, each beside its baseline (about 5 minu
 BULK_SIZE ?= 1GiB
 bench-bulk: ## rkms seal -j over a generated NDJSON file (BULK_SIZE) vs jq -c . in the same run: ratio and peak RSS (BENCHMARKS.md)
 	bash internal/testing/bulkgen/bench-bulk.sh '$(BULK_SIZE)'
+
+# The streaming acceptance run (internal/app TestStreamRSS): a 200 MB and a 1 GiB NDJSON import and
+# export through the real Envoy, rkms's peak RSS against idle + 64 MiB. `make test` runs 20 MB.
+stream-big: tools ## 200 MB and 1 GiB streamed through Envoy and rkms serve (about 3 minutes; BENCHMARKS.md)
+	RKMS_STREAM_BYTES=209715200 $(GO) test -count=1 -v -timeout 30m -run '^TestStreamRSS$$' ./internal/app/
+	RKMS_STREAM_BYTES=1073741824 $(GO) test -count=1 -v -timeout 30m -run '^TestStreamRSS$$' ./internal/app/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

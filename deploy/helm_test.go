@@ -316,7 +316,7 @@ func TestHelmChart(t *testing.T) {
 				wantExt = "127.0.0.1:50051" // only the sidecar reaches ext_proc
 			}
 			if cfg.ExtProc.Listen != wantExt || cfg.Admin.Listen != "0.0.0.0:8080" || cfg.Admin.GRPCListen != "0.0.0.0:8081" ||
-				len(cfg.KMS.Regions) != 3 || cfg.Store.Type != "dynamodb" || len(cfg.Policies) != 1 {
+				len(cfg.KMS.Regions) != 3 || cfg.Store.Type != "dynamodb" || len(cfg.Policies) != 3 {
 				t.Errorf("rendered config %+v", cfg)
 			}
 			mounts := map[string]string{}

@@ -59,8 +59,9 @@ func checkLimits(t *testing.T, b *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConnecti
 		if a := r.GetTypedPerFilterConfig()["envoy.filters.http.buffer"]; a != nil {
 			bufOff = unpack(t, a, &bufferv3.BufferPerRoute{}).GetDisabled()
 		}
-		if bufOff != routeDisabled(t, r) {
-			t.Errorf("route %s: buffer disabled %v but ext_proc disabled %v: they go together", where, bufOff, routeDisabled(t, r))
+		streams := perRoute(t, r).GetOverrides().GetProcessingMode().GetRequestBodyMode() == extprocfilterv3.ProcessingMode_FULL_DUPLEX_STREAMED
+		if bufOff != (routeDisabled(t, r) || streams) {
+			t.Errorf("route %s: buffer disabled %v but ext_proc disabled %v, streamed %v: the buffer is off exactly where ext_proc is off or streams", where, bufOff, routeDisabled(t, r), streams)
 		}
 		checkRouteTimeout(t, where, r, ep.GetMessageTimeout().AsDuration())
 	}

@@ -76,6 +76,11 @@
 //	ciphertext under a retired key version             403 + code key_version_retired (both phases)
 //	new key over the key service's creation limit      429 + retry-after (both phases)
 //	body over MaxBodyBytes                             413      502
+//	streamed body over the policy's max_stream_bytes   413      reset
+//	streamed value over 1 MiB or token over 64 KiB     413      reset
+//	streamed body on a policy without stream           500      500 (at response headers)
+//	streamed body neither NDJSON nor JSON              415      502 if it encrypts, else passed
+//	streamed response: bad JSON, value fails to open   -       reset (gRPC InvalidArgument)
 //	more than MaxFields values selected in the body    413      502
 //	route names an unknown policy                      500      -
 //	broken ext_proc message sequence                   gRPC FailedPrecondition (Envoy: status_on_error)
@@ -98,10 +103,33 @@
 // no observability mode (refused: it cannot enforce anything); a buffer limit no larger than
 // [Options.MaxBodyBytes]; the stamp accepted (metadata_options.receiving_namespaces) and
 // checked after ext_proc. Path normalization in Envoy is recommended but not relied on: rkms
-// canonicalizes the path itself. Only BUFFERED bodies are supported: a second body message in
-// one direction ends the stream with an error. A response that arrives before any request
+// canonicalizes the path itself. Bodies are BUFFERED (a second body message in one direction
+// ends the stream with an error) except on streaming routes (below). A response that arrives before any request
 // headers is Envoy's own reply to a request it refused before ext_proc saw it: it passes,
 // logged at debug level.
+//
+// # Streaming routes
+//
+// A route that Envoy configures with FULL_DUPLEX_STREAMED bodies and the gRPC metadata
+// [StreamMetadataKey]: [StreamMetadataValue] (envoy/README.md, "Streaming routes") has its
+// bodies rewritten chunk by chunk with jsonfield's Stream: each chunk is answered with a
+// streamed_response holding what may go on now, the last with end_of_stream; data after the
+// first end_of_stream is ignored (envoyproxy/envoy#46237). The policy must set
+// request.stream / response.stream for the directions that stream (else 500); NDJSON content
+// types get the policy per line and errors name the line. The key id is computed and the keys
+// looked up at the request headers (streaming policies cannot read the key id from the body),
+// and the stamp rides on the request headers' answer, since the body only ever goes on through
+// rkms. What the stream holds (one value, a pending token, the last answer) is charged to
+// [Options.MemoryBudget] chunk by chunk, and a body over the policy's max_stream_bytes is
+// refused. No mode_override is sent on these routes (Envoy 1.40 applies it and then rejects the
+// streamed answers).
+//
+// A refusal while the request streams is an immediate response (Envoy sends it; the app, which
+// has the lines before the bad one, sealed, sees its request reset). Once response headers have
+// gone to the client, a refusal ends the ext_proc stream with a non-OK gRPC status
+// (InvalidArgument for a bad value, ResourceExhausted for a limit, Unavailable for the key
+// service): Envoy resets the client's stream, whose body stops short. A selected value's bytes
+// are never forwarded before it has been sealed or opened whole.
 //
 // # Limits
 //

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
@@ -247,6 +249,24 @@ func httpStatus(e *procError) int {
 	}
 }
 
+// grpcCode is the gRPC status that ends an ext_proc stream whose streamed body failed after
+// its headers went to the client (Envoy then resets the HTTP stream); the other place where an
+// error class becomes a status.
+func grpcCode(e *procError) codes.Code {
+	switch e.kind {
+	case kindBadInput, kindAuth, kindMediaType:
+		return codes.InvalidArgument
+	case kindTooLarge, kindOverloaded, kindBusy, kindKeyLimited:
+		return codes.ResourceExhausted
+	case kindUnavailable:
+		return codes.Unavailable
+	case kindKeyUnknown, kindKeyRetired:
+		return codes.PermissionDenied
+	default:
+		return codes.Internal
+	}
+}
+
 // details is the Envoy response code detail for an error class (no spaces allowed there).
 func (k kind) details() string {
 	switch k {
@@ -316,6 +336,8 @@ func classify(ph phase, err error) *procError {
 		return newError(kindBadInput, ph, "computed key id is invalid", err)
 	case errors.Is(err, jsonfield.ErrTooDeep):
 		return newError(kindBadInput, ph, tooDeepMsg(ph, err), err)
+	case errors.Is(err, jsonfield.ErrTooLarge):
+		return newError(kindTooLarge, ph, ph.String()+" body holds a value or token longer than the streaming limit", err)
 	case errors.Is(err, jsonfield.ErrInvalidJSON):
 		return newError(kindBadInput, ph, ph.String()+" body is not valid JSON", err)
 	case errors.Is(err, context.Canceled):

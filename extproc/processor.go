@@ -37,6 +37,9 @@ type processor struct {
 	localReply                       bool // a response to a request Envoy refused before ext_proc saw it
 	finished                         bool // an immediate response was sent
 	endAfter                         bool // end the stream once the answer is sent (a limit refused it)
+	duplex                           bool // the route streams bodies (StreamMetadataKey): see duplex.go
+	aborting                         bool // a streamed body failed where only a reset can stop it
+	dx                               [2]duplexState
 
 	// Limits (limits.go): the shares this stream holds and its body reservations. Each is given
 	// back exactly once: by freeProcessor, or (spent) by sent once the answer is sent.
@@ -96,6 +99,7 @@ func (s *Server) newProcessor(ctx context.Context) *processor {
 			}
 		}
 	}
+	p.streamMeta(metadata.ValueFromIncomingContext(ctx, StreamMetadataKey), authenticatedPeer(ctx))
 	return p
 }
 
@@ -118,6 +122,10 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 		}
 	}
 	if p.finished {
+		if p.duplex {
+			// Chunks Envoy sent before it read the immediate response: dropped, unanswered.
+			return nil, nil
+		}
 		return nil, protocolError("message after an immediate response")
 	}
 	if req.GetObservabilityMode() {
@@ -131,7 +139,7 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return p.trailers(phaseRequest)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return p.responseHeaders(m.ResponseHeaders)
+		return p.responseHeaders(ctx, m.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return p.responseBody(ctx, m.ResponseBody)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
@@ -147,6 +155,12 @@ func (p *processor) fail(err error) (*extprocv3.ProcessingResponse, error) {
 	pe := classify(phaseRequest, err)
 	if pe.reason != "" {
 		p.s.refused(pe.reason)
+	}
+	if p.aborting {
+		// A streamed response body failed after its headers went to the client: a non-OK
+		// status makes Envoy reset the stream (an OK end would let the rest pass unprocessed).
+		p.logger().Error("streamed body refused: stream reset", pe.logAttrs(httpStatus(pe))...)
+		return nil, status.Error(grpcCode(pe), pe.msg)
 	}
 	if pe.kind == kindProtocol {
 		p.logger().Error("ext_proc stream refused", "error", pe.err)
@@ -183,7 +197,11 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 		return nil, err
 	}
 	if pol == nil {
-		r := p.hresp.fill(phaseRequest, nil, p.s.modes.passThrough)
+		mode := p.s.modes.passThrough
+		if p.duplex {
+			mode = nil // the chunks still come: they pass (duplexBody)
+		}
+		r := p.hresp.fill(phaseRequest, nil, mode)
 		r.DynamicMetadata = p.s.stamps.none
 		return r, nil
 	}
@@ -194,7 +212,7 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 	}
 	reqFields := pol.Request()
 	p.needKeyID = !pol.Response().Empty() || (hasBody && !reqFields.Empty())
-	if hasBody {
+	if hasBody && !p.duplex {
 		// Every body on a policy route is read: it is encrypted, or inspected for tripwires, or
 		// (egress) decrypted. So it must be JSON that rkms reads the way the application will.
 		if err := p.headers.checkJSON(reqFields.Inbound()); err != nil {
@@ -203,6 +221,11 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 	}
 	if p.needKeyID {
 		if err := p.evalIDs(nil, hasBody); err != nil {
+			return nil, err
+		}
+	}
+	if hasBody && p.duplex {
+		if err := p.openStream(ctx, phaseRequest, p.headers, reqFields); err != nil {
 			return nil, err
 		}
 	}
@@ -216,13 +239,18 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 			return nil, err
 		}
 	}
-	if hasBody {
+	if hasBody && !p.duplex {
 		if err := p.reserve(phaseRequest, p.headers.first("content-length")); err != nil {
 			return nil, err
 		}
 	}
-	r := p.hresp.fill(phaseRequest, mut, p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())])
-	if !hasBody {
+	mode := p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())]
+	if p.duplex {
+		mode = nil // Envoy 1.40 applies a mode_override even on a full-duplex route (TestStreamImportExport)
+	}
+	r := p.hresp.fill(phaseRequest, mut, mode)
+	if !hasBody || p.duplex {
+		// A streamed body goes on only through rkms's answers: the request is processed from here.
 		r.DynamicMetadata = p.s.stamps.of(pol) // the last request message rkms answers
 	}
 	return r, nil
@@ -234,6 +262,8 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, protocolError("request body before request headers")
 	case p.reqEnded:
 		return nil, protocolError("request body after end of stream")
+	case p.duplex:
+		return p.duplexBody(ctx, phaseRequest, b)
 	case p.reqBody:
 		return nil, protocolError("second request body message (only the BUFFERED body mode is supported)")
 	}
@@ -358,7 +388,7 @@ func (p *processor) body(ctx context.Context, ph phase, fs *policy.Fields, body 
 	return out, n, nil
 }
 
-func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	switch {
 	case p.respHeaders:
 		return nil, protocolError("response headers received twice")
@@ -380,6 +410,9 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 	p.respHdrs = parseHeadersInto(p.respHdrs, h.GetHeaders())
 	hm := p.respHdrs
 	resp := p.pol.Response()
+	if p.duplex {
+		return p.duplexResponseHeaders(ctx, hm, resp)
+	}
 	if !hm.isJSON() && !resp.Encrypts() {
 		// Decrypting only: a body that is not JSON holds no field to open, and passing it
 		// reveals nothing. This also lets Envoy's own local replies (text/plain 413, 503, ...),
@@ -399,7 +432,7 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 
 func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	switch {
-	case p.localReply && !p.respEnded && !p.respBody:
+	case p.localReply && !p.respEnded && !p.respBody && !p.duplex:
 		p.respBody = true
 		defer p.bodyDone(phaseResponse)
 		if err := p.holdBody(phaseResponse, len(b.GetBody())); err != nil {
@@ -410,6 +443,8 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, protocolError("response body before request headers")
 	case p.respEnded:
 		return nil, protocolError("response body after end of stream")
+	case p.duplex:
+		return p.duplexBody(ctx, phaseResponse, b)
 	case p.respBody:
 		return nil, protocolError("second response body message (only the BUFFERED body mode is supported)")
 	}
@@ -455,6 +490,9 @@ func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
 	if !p.reqHeaders && !p.localReply {
 		return nil, protocolError("%s trailers before request headers", ph)
 	}
+	if p.duplex {
+		return p.duplexTrailers(ph)
+	}
 	return trailersResponse(ph), nil
 }
 
@@ -488,6 +526,7 @@ func (p *processor) debug(msg string, args ...any) {
 // freeProcessor clears p (it may hold header values and, in its scratch buffer, plaintext) and
 // puts it back in the pool.
 func (s *Server) freeProcessor(p *processor) {
+	s.freeStreams(p)
 	s.freeLimits(p)
 	p.release()
 	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check

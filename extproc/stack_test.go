@@ -80,6 +80,7 @@ type stackConfig struct {
 	clientTLS *tls.Config
 	policies  []policy.Config // nil: ingressPolicies
 	keyring   keyring.Options // the stack keyring's options (its defaults when zero)
+	app       http.Handler    // the application; nil: the recorder app (s.app)
 }
 
 // ingressPolicies are testdata/policies.yaml as the stack serves them behind Envoy: the
@@ -130,7 +131,11 @@ func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *sta
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
 
-	appSrv := httptest.NewServer(s.app)
+	var app http.Handler = s.app
+	if sc.app != nil {
+		app = sc.app
+	}
+	appSrv := httptest.NewServer(app)
 	t.Cleanup(appSrv.Close)
 	s.appURL = appSrv.URL
 

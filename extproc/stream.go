@@ -180,6 +180,9 @@ func (r *run) serve() {
 			return
 		}
 		r.arm(s.opts.IdleTimeout, 1) // covers Send too: a peer that reads nothing is bounded
+		if resp == nil {
+			continue // data after a streamed body's end is not answered (duplex.go)
+		}
 		err = r.stream.Send(resp)
 		p.sent(resp) // Send has encoded resp: its body buffer and most of its reservation can be given back
 		if err != nil || p.endAfter {

@@ -34,6 +34,10 @@ type transformer struct {
 	versions map[uint32]envelope.Key    // the others
 	scratch  []byte                     // one field's replacement; Rewrite copies it before the next
 	indexes  map[string]*blindindex.Key // index keys derived for this body, by index name
+
+	// Counts of field: values selected, sealed and changed (sealed ones included), and the most
+	// values that may be selected.
+	selected, sealed, changed, maxFields int
 }
 
 // transform rewrites body, in direction fs of the stream's policy, with jsonfield's
@@ -94,37 +98,42 @@ func (t *transformer) rewrite(ctx context.Context, dst, body []byte, check func(
 		// Policies refuse such ids (policy.KeyID.Eval); this also covers BodyTransform's caller.
 		return dst, 0, 0, newError(kindBadInput, t.phase, "key id is invalid", fmt.Errorf("%w: reserved for rkms's own keys", ErrInvalidKeyID))
 	}
-	selected := 0
+	t.maxFields = maxFields
 	var n int
 	out, n, err = t.fields.Plan().RewriteChecked(dst, body, check,
-		func(f *jsonfield.Field, raw []byte) ([]byte, error) {
-			if selected++; selected > maxFields {
-				// Each value costs a seal or an open: bound the work one body can ask for.
-				return nil, newError(kindTooLarge, t.phase, fmt.Sprintf("%s body has more than %d selected fields", t.phase, maxFields), nil)
-			}
-			var repl []byte
-			var err error
-			o := t.fields.Op(f)
-			switch o {
-			case policy.Encrypt:
-				repl, err = t.seal(ctx, f, raw)
-			case policy.Decrypt:
-				repl, err = t.open(ctx, f, raw)
-			default:
-				err = fmt.Errorf("selector %s has no operation", f.Selector)
-			}
-			if err == nil && !bytes.Equal(repl, raw) {
-				changed++
-				if o == policy.Encrypt {
-					sealed++
-				}
-			}
-			return repl, err
-		})
+		func(f *jsonfield.Field, raw []byte) ([]byte, error) { return t.field(ctx, f, raw) })
 	if err == nil {
-		changed += n - selected // members removed (client-sent or application-sent blind indexes)
+		t.changed += n - t.selected // members removed (client-sent or application-sent blind indexes)
 	}
-	return out, sealed, changed, err
+	return out, t.sealed, t.changed, err
+}
+
+// field seals or opens one selected value, raw its JSON text, as the policy's operation for its
+// selector says, and counts it. It is jsonfield's callback for the buffered body (rewrite) and
+// the streamed one (see duplex.go) alike. It refuses the value past maxFields selected values.
+func (t *transformer) field(ctx context.Context, f *jsonfield.Field, raw []byte) ([]byte, error) {
+	if t.selected++; t.selected > t.maxFields {
+		// Each value costs a seal or an open: bound the work one body can ask for.
+		return nil, newError(kindTooLarge, t.phase, fmt.Sprintf("%s body has more than %d selected fields", t.phase, t.maxFields), nil)
+	}
+	var repl []byte
+	var err error
+	o := t.fields.Op(f)
+	switch o {
+	case policy.Encrypt:
+		repl, err = t.seal(ctx, f, raw)
+	case policy.Decrypt:
+		repl, err = t.open(ctx, f, raw)
+	default:
+		err = fmt.Errorf("selector %s has no operation", f.Selector)
+	}
+	if err == nil && !bytes.Equal(repl, raw) {
+		t.changed++
+		if o == policy.Encrypt {
+			t.sealed++
+		}
+	}
+	return repl, err
 }
 
 // seal replaces raw (the JSON text of a value) by the JSON string of its ciphertext.

@@ -83,7 +83,23 @@ type Policy struct {
 	// Blind indexes: their member names, and the query parameters turned into one.
 	indexNames []string
 	queries    []QueryIndex
+	// Streaming (Direction.Stream): per direction (0 request, 1 response), and the bound on one
+	// streamed body.
+	stream         [2]bool
+	maxStreamBytes int64
 }
+
+// Streams reports whether bodies of the request (response false) or response direction may
+// arrive streamed (Direction.Stream).
+func (p *Policy) Streams(response bool) bool {
+	if response {
+		return p.stream[1]
+	}
+	return p.stream[0]
+}
+
+// MaxStreamBytes is the bound on one streamed body of this policy (Config.MaxStreamBytes).
+func (p *Policy) MaxStreamBytes() int64 { return p.maxStreamBytes }
 
 // CreateMode says whether sealing may create a policy's key (Config.Create).
 type CreateMode uint8
@@ -290,10 +306,43 @@ func compile(c *Config) (*Policy, []error) {
 			p.allow = plan
 		}
 	}
+	errs = append(errs, p.compileStream(c)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return p, nil
+}
+
+// compileStream checks and records the streaming settings (Direction.Stream,
+// Config.MaxStreamBytes). A streamed body is forwarded as it is rewritten, so everything that
+// would need the whole body first is refused: a key id or context read from the body ({json:...};
+// the keys are looked up before the first chunk goes on) and allow (its selectors are matched
+// against the whole document).
+func (p *Policy) compileStream(c *Config) []error {
+	var errs []error
+	p.stream = [2]bool{c.Request.Stream, c.Response.Stream}
+	p.maxStreamBytes = c.MaxStreamBytes
+	switch {
+	case c.MaxStreamBytes == 0:
+		p.maxStreamBytes = DefaultMaxStreamBytes
+	case c.MaxStreamBytes < 0 || c.MaxStreamBytes > MaxMaxStreamBytes:
+		errs = append(errs, fmt.Errorf("max_stream_bytes: %d is not between 1 and %d", c.MaxStreamBytes, MaxMaxStreamBytes))
+	}
+	if !p.stream[0] && !p.stream[1] {
+		return errs
+	}
+	for _, t := range []struct {
+		name string
+		tmpl *KeyID
+	}{{"key_id", p.keyID}, {"context", p.context}} {
+		if t.tmpl != nil && t.tmpl.NeedsBody() {
+			errs = append(errs, fmt.Errorf("%s: a streaming policy (request.stream or response.stream) cannot read it from the body ({json:...}): the keys are looked up before the first chunk is forwarded", t.name))
+		}
+	}
+	if p.stream[0] && len(c.Allow) > 0 {
+		errs = append(errs, fmt.Errorf("allow: not supported with request.stream (it is matched against the whole body)"))
+	}
+	return errs
 }
 
 type compiledField struct {

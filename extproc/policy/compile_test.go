@@ -100,6 +100,13 @@ func TestCheckPolicies(t *testing.T) {
 		{"create admin_only", with(func(p *Config) { p.Create = "admin_only" }), nil},
 		{"create unknown", with(func(p *Config) { p.Create = "never" }), []string{`policy "p": create: "never" is not "on_demand" or "admin_only"`}},
 		{"create case", with(func(p *Config) { p.Create = "Admin_Only" }), []string{`policy "p": create:`}},
+		{"stream request", with(func(p *Config) { p.Request.Stream = true; p.MaxStreamBytes = 1 << 20 }), nil},
+		{"stream key id from body", with(func(p *Config) { p.Request.Stream = true; p.KeyID = "{json:$.tenant}" }), []string{`policy "p": key_id: a streaming policy`}},
+		{"stream context from body", with(func(p *Config) { p.Response.Stream = true; p.Context = "{json:$.id}" }), []string{`policy "p": context: a streaming policy`}},
+		{"key id from body without stream", with(func(p *Config) { p.KeyID = "{json:$.tenant}" }), nil},
+		{"stream with allow", with(func(p *Config) { p.Request.Stream = true; p.Allow = []string{"$.b.a"} }), []string{"allow: not supported with request.stream"}},
+		{"max_stream_bytes negative", with(func(p *Config) { p.MaxStreamBytes = -1 }), []string{"max_stream_bytes: -1"}},
+		{"max_stream_bytes too large", with(func(p *Config) { p.MaxStreamBytes = MaxMaxStreamBytes + 1 }), []string{"max_stream_bytes:"}},
 		{"several problems reported together", with(func(p *Config) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +126,33 @@ func TestCheckPolicies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStreamSettings: stream is per direction and off by default; max_stream_bytes defaults to
+// DefaultMaxStreamBytes.
+func TestStreamSettings(t *testing.T) {
+	for _, tc := range []struct {
+		yaml           string
+		request, resp  bool
+		maxStreamBytes int64
+	}{
+		{"request: {encrypt: [$.a]}\n", false, false, DefaultMaxStreamBytes},
+		{"request: {stream: true, encrypt: [$.a]}\nmax_stream_bytes: 1000\n", true, false, 1000},
+		{"request: {encrypt: [$.a]}\nresponse: {stream: true, decrypt: [$.a]}\n", false, true, DefaultMaxStreamBytes},
+	} {
+		var pc Config
+		if err := yaml.Unmarshal([]byte("name: p\nkey_id: k\n"+tc.yaml), &pc); err != nil {
+			t.Fatal(err)
+		}
+		set, err := Compile([]Config{pc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := set.Policies()[0]
+		if p.Streams(false) != tc.request || p.Streams(true) != tc.resp || p.MaxStreamBytes() != tc.maxStreamBytes {
+			t.Errorf("%q: streams %v/%v, max %d; want %v/%v, %d", tc.yaml, p.Streams(false), p.Streams(true), p.MaxStreamBytes(), tc.request, tc.resp, tc.maxStreamBytes)
+		}
 	}
 }
 

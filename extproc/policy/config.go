@@ -49,7 +49,18 @@ type Config struct {
 	// that has no key yet is refused with 403 and costs no KMS call, and an operator creates
 	// keys with the admin API (GET /key?id=...) or the gRPC key API (GetKey).
 	Create string `yaml:"create"`
+	// MaxStreamBytes bounds the total size of one streamed body of this policy, per direction
+	// (request.stream, response.stream). 0 means DefaultMaxStreamBytes. A buffered body is
+	// bounded by extproc.max_body_bytes as before.
+	MaxStreamBytes int64 `yaml:"max_stream_bytes"`
 }
+
+// DefaultMaxStreamBytes is the default bound on one streamed body (Config.MaxStreamBytes):
+// 1 GiB. MaxMaxStreamBytes is the largest value accepted: 1 TiB.
+const (
+	DefaultMaxStreamBytes int64 = 1 << 30
+	MaxMaxStreamBytes     int64 = 1 << 40
+)
 
 // Match selects the requests a policy applies to when Envoy does not name the policy.
 // An empty Match matches nothing: the policy is then used only when a route names it.
@@ -66,6 +77,12 @@ type Direction struct {
 	// before the application sees the request: `?ssn=123-45-6789` reaches it as
 	// `?ssn_idx=<index>`, so that it finds records by index without ever seeing the value.
 	IndexQuery []IndexQuery `yaml:"index_query"`
+	// Stream lets bodies of this direction arrive streamed, on a route that Envoy configures
+	// with FULL_DUPLEX_STREAMED and names as streaming (extproc.StreamMetadataKey): rkms then
+	// rewrites them chunk by chunk, holding one value plus a bounded window, never the whole
+	// body. Without it, a streamed body is refused. Streaming policies must compute the key id
+	// and context without the body, and (request) cannot use allow.
+	Stream bool `yaml:"stream"`
 }
 
 // Index declares a blind index for a request.encrypt field: the member Name, written next to

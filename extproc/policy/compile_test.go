@@ -100,6 +100,10 @@ func TestCheckPolicies(t *testing.T) {
 		{"create admin_only", with(func(p *Config) { p.Create = "admin_only" }), nil},
 		{"create unknown", with(func(p *Config) { p.Create = "never" }), []string{`policy "p": create: "never" is not "on_demand" or "admin_only"`}},
 		{"create case", with(func(p *Config) { p.Create = "Admin_Only" }), []string{`policy "p": create:`}},
+		{"compressed decompress", with(func(p *Config) { p.Request.Compressed = "decompress" }), nil},
+		{"compressed refuse", with(func(p *Config) { p.Request.Compressed = "refuse" }), nil},
+		{"compressed unknown", with(func(p *Config) { p.Request.Compressed = "pass" }), []string{`policy "p": request.compressed: "pass" is not "decompress" or "refuse"`}},
+		{"compressed on responses", with(func(p *Config) { p.Response.Compressed = "refuse" }), []string{`response.compressed: only requests take it`}},
 		{"several problems reported together", with(func(p *Config) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +148,31 @@ func TestCreateMode(t *testing.T) {
 		}
 		if got := ps.Policies()[0].Create(); got != tc.want || got.String() != tc.name {
 			t.Errorf("%q: create mode %v, want %v", tc.yaml, got, tc.name)
+		}
+	}
+}
+
+// TestCompressedRequests: request.compressed defaults to decompress; refuse is carried into the
+// compiled policy.
+func TestCompressedRequests(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"request: {encrypt: [$.a]}\n", false},
+		{"request: {encrypt: [$.a], compressed: decompress}\n", false},
+		{"request: {encrypt: [$.a], compressed: refuse}\n", true},
+	} {
+		var pc Config
+		if err := yaml.Unmarshal([]byte("name: p\nkey_id: k\n"+tc.yaml), &pc); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Compile([]Config{pc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ps.Policies()[0].RefusesCompressedRequests(); got != tc.want {
+			t.Errorf("%q: refuses compressed requests %v, want %v", tc.yaml, got, tc.want)
 		}
 	}
 }

@@ -66,6 +66,11 @@ type Direction struct {
 	// before the application sees the request: `?ssn=123-45-6789` reaches it as
 	// `?ssn_idx=<index>`, so that it finds records by index without ever seeing the value.
 	IndexQuery []IndexQuery `yaml:"index_query"`
+	// Compressed (request only) says what a request body with a content-encoding (gzip,
+	// deflate, br, zstd) gets: "decompress" (default) decodes it within the body limit, rewrites
+	// it and sends it on uncompressed; "refuse" answers 415. Unknown or stacked codings are
+	// always refused.
+	Compressed string `yaml:"compressed"`
 }
 
 // Index declares a blind index for a request.encrypt field: the member Name, written next to

@@ -155,6 +155,12 @@ func TestEnvoyCompression(t *testing.T) {
 				t.Errorf("%q: status %d %s", ce, r.status, r.body)
 			}
 		}
+		// rkms's JSON refusals are compressed like any response for a client that accepts gzip.
+		r := s.sendBytes(t, "POST", "/patients", []byte(patient),
+			append([]string{"Content-Type", "application/json", "Content-Encoding", "compress", "Accept-Encoding", "gzip"}, tenant...)...)
+		if r.status != 415 || r.header.Get("Content-Encoding") != "gzip" || !strings.Contains(string(gunzip(t, r.body)), `"error"`) {
+			t.Errorf("refusal to a gzip client: status %d, content-encoding %q", r.status, r.header.Get("Content-Encoding"))
+		}
 	})
 	// Every reservation, decoding's included, is given back once the streams end.
 	deadline := time.Now().Add(2 * time.Second)

@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"regexp"
@@ -225,5 +226,37 @@ func TestEnvoyCompressorOrder(t *testing.T) {
 	r = s.do(t, "GET", "/notes", "", "Accept-Encoding", "gzip")
 	if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" {
 		t.Errorf("route without policy: status %d, content-encoding %q", r.status, r.header.Get("Content-Encoding"))
+	}
+}
+
+// TestEnvoyEgressCompression runs envoy/egress.yaml with compression both ways: the app sends a
+// gzip request holding a ciphertext and accepts gzip, the external API always answers gzip.
+// The API gets the decrypted body uncompressed; the app gets a gzip response whose tagged field
+// rkms encrypted.
+func TestEnvoyEgressCompression(t *testing.T) {
+	testenv.Integration(t)
+	s := startStack(t, "egress.yaml", Options{}) // the recorder plays the external API
+	k, err := StackKeys(s.keyring).Current(context.Background(), "partner-acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := envelope.Seal(nil, k, envelope.Randomized, "token", nil, []byte(`"tok_live_123"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := compress(t, "gzip", []byte(`{"token":"`+string(ct)+`","amount":5}`))
+	r := s.sendBytes(t, "POST", "/partner?encoding=gzip", body, "Content-Type", "application/json",
+		"Content-Encoding", "gzip", "Accept-Encoding", "gzip", "x-partner", "acme")
+	if r.status != 201 || r.header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("status %d, content-encoding %q: %q", r.status, r.header.Get("Content-Encoding"), r.body)
+	}
+	got := s.app.Received()
+	if len(got) != 1 || string(got[0].Body) != `{"token":"tok_live_123","amount":5}` || got[0].Header.Get("Content-Encoding") != "" {
+		t.Fatalf("external API got %q (content-encoding %q)", got[0].Body, got[0].Header.Get("Content-Encoding"))
+	}
+	plain := gunzip(t, r.body)
+	tok, _ := field(t, plain, "token").(string)
+	if !envelope.IsCiphertext([]byte(tok)) || bytes.Contains(plain, []byte("tok_live_123")) {
+		t.Errorf("the app got plaintext back: %s", plain)
 	}
 }

@@ -281,3 +281,43 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestStateBytes: what decoding allocates, bombs and the largest windows included, stays within
+// StateBytes plus the output's growth (doubling: at most twice the bound, and the final array),
+// which is what the ext_proc server reserves before decoding.
+func TestStateBytes(t *testing.T) {
+	const maxSize = 1 << 20
+	zeros := make([]byte, 64<<20)
+	big := bytes.Repeat([]byte(`{"id":"12345","ssn":"123-45-6789"},`), (2<<20)/35)
+	for _, tc := range []struct {
+		c   Coding
+		src []byte
+	}{
+		{Gzip, encode(t, Gzip, zeros)},
+		{Deflate, encode(t, Deflate, zeros)},
+		{Brotli, encode(t, Brotli, zeros)},
+		{Brotli, func() []byte {
+			var b bytes.Buffer
+			w := brotli.NewWriterOptions(&b, brotli.WriterOptions{Quality: 5, LGWin: 24})
+			w.Write(big)
+			w.Close()
+			return b.Bytes()
+		}()},
+		{Zstd, encode(t, Zstd, zeros)},
+		{Zstd, encode(t, Zstd, big, zstd.WithWindowSize(8<<20), zstd.WithSingleSegment(false))},
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Append(nil, tc.c, tc.src, Limits{MaxSize: maxSize})
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: err = %v, want ErrTooLarge", tc.c, err)
+		}
+		alloc := int64(after.TotalAlloc - before.TotalAlloc)
+		if limit := tc.c.StateBytes() + 3*maxSize; alloc > limit {
+			t.Errorf("%s: allocated %d bytes, over StateBytes + 3 x bound = %d", tc.c, alloc, limit)
+		}
+		t.Logf("%s: %d bytes allocated (StateBytes %d)", tc.c, alloc, tc.c.StateBytes())
+	}
+}

@@ -196,3 +196,25 @@ func TestCompressedBudget(t *testing.T) {
 		t.Errorf("br state %d bytes, below its 16 MiB window", c)
 	}
 }
+
+// TestCompressedEmptyResponse: a compressed response that decodes to nothing goes on as an
+// empty body, content-encoding removed.
+func TestCompressedEmptyResponse(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	empty := compress(t, "gzip", nil)
+	p := &processor{s: e.srv, coding: [2]decompress.Coding{decompress.Identity, decompress.Gzip}}
+	body, err := p.decode(phaseResponse, empty)
+	if err != nil || len(body) != 0 || p.decoded == nil {
+		t.Fatalf("decode = %q, %v", body, err)
+	}
+	r := p.answerBody(phaseResponse, nil)
+	cr := r.GetResponseBody().GetResponse()
+	if got := cr.GetBodyMutation().GetBody(); got == nil || len(got) != 0 {
+		t.Errorf("body mutation %v, want an empty body", cr.GetBodyMutation())
+	}
+	if rm := cr.GetHeaderMutation().GetRemoveHeaders(); len(rm) != 1 || rm[0] != "content-encoding" {
+		t.Errorf("removed headers %v", rm)
+	}
+	p.dropDecoded()
+	e.srv.budget.release(p.reserved[phaseResponse])
+}

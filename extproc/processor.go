@@ -450,7 +450,7 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, err
 	}
 	if len(body) == 0 {
-		return p.bresp.fill(phaseResponse, nil), nil
+		return p.answerBody(phaseResponse, nil), nil
 	}
 	if p.keyID == "" {
 		return nil, newError(kindInternal, phaseResponse, "internal error",

@@ -11,6 +11,8 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	gzipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/compression/gzip/compressor/v3"
+	compressorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/compressor/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
@@ -137,6 +139,8 @@ func TestShippedConfigs(t *testing.T) {
 			if tc.jwt {
 				want = append([]string{"envoy.filters.http.header_mutation", "envoy.filters.http.jwt_authn"}, want...)
 			}
+			// The compressor before ext_proc: it encodes after it (envoy/README.md, "Compression").
+			want = append([]string{"envoy.filters.http.compressor"}, want...)
 			var names []string
 			for _, f := range filters {
 				names = append(names, f.GetName())
@@ -147,6 +151,7 @@ func TestShippedConfigs(t *testing.T) {
 			first := len(want) - 3 // ext_proc
 			ep := unpack(t, filters[first].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
 			checkExtProc(t, ep)
+			checkCompressor(t, unpack(t, filters[0].GetTypedConfig(), &compressorv3.Compressor{}))
 			checkStampCheck(t, ep, unpack(t, filters[first+1].GetTypedConfig(), &rbacfilterv3.RBAC{}))
 			checkRoutes(t, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes(), tc.healthOnly)
 			checkLocalReplies(t, hcm.GetLocalReplyConfig())
@@ -198,6 +203,26 @@ func checkExtProc(t *testing.T, ep *extprocfilterv3.ExternalProcessor) {
 	}
 	if ep.GetObservabilityMode() || ep.GetSendBodyWithoutWaitingForHeaderResponse() {
 		t.Error("observability mode or send_body_without_waiting_for_header_response would disable enforcement or mode_override")
+	}
+}
+
+// checkCompressor: responses only (a compressed request would reach rkms as compressed bytes
+// for nothing), gzip, JSON content types.
+func checkCompressor(t *testing.T, c *compressorv3.Compressor) {
+	t.Helper()
+	if c.GetRequestDirectionConfig() != nil {
+		t.Error("the compressor compresses requests")
+	}
+	if c.GetResponseDirectionConfig().GetRemoveAcceptEncodingHeader() {
+		t.Error("remove_accept_encoding_header: the app would lose accept-encoding on every route")
+	}
+	if got := c.GetCompressorLibrary().GetTypedConfig().GetTypeUrl(); got != "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip" {
+		t.Errorf("compressor library %s, want gzip", got)
+	}
+	unpack(t, c.GetCompressorLibrary().GetTypedConfig(), &gzipv3.Gzip{})
+	types := c.GetResponseDirectionConfig().GetCommonConfig().GetContentType()
+	if !slices.Contains(types, "application/json") {
+		t.Errorf("compressed content types %v lack application/json", types)
 	}
 }
 

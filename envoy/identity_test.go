@@ -32,7 +32,8 @@ const (
 // nothing; others: a token when present).
 func checkVerifiedTenants(t *testing.T, filters []*hcmv3.HttpFilter, ep *extprocfilterv3.ExternalProcessor, routes []*routev3.Route) {
 	t.Helper()
-	hm := unpack(t, filters[0].GetTypedConfig(), &headermutationv3.HeaderMutation{})
+	// Only the compressor, which reads accept-encoding, comes before it.
+	hm := unpack(t, filterNamed(t, filters, "envoy.filters.http.header_mutation").GetTypedConfig(), &headermutationv3.HeaderMutation{})
 	var removed []string
 	for _, m := range hm.GetMutations().GetRequestMutations() {
 		removed = append(removed, m.GetRemove())
@@ -41,7 +42,7 @@ func checkVerifiedTenants(t *testing.T, filters []*hcmv3.HttpFilter, ep *extproc
 		t.Errorf("header_mutation %v: want exactly the removal of the request's x-tenant-id", hm)
 	}
 
-	ja := unpack(t, filters[1].GetTypedConfig(), &jwtv3.JwtAuthentication{})
+	ja := unpack(t, filterNamed(t, filters, "envoy.filters.http.jwt_authn").GetTypedConfig(), &jwtv3.JwtAuthentication{})
 	if len(ja.GetProviders()) != 1 || len(ja.GetRules()) != 0 || ja.GetFilterStateRules() != nil || ja.GetBypassCorsPreflight() {
 		t.Errorf("jwt_authn: want one provider, no rules (routes name their requirement), no filter state rules, no CORS bypass")
 	}
@@ -126,4 +127,16 @@ func checkRequestIDs(t *testing.T, hcm *hcmv3.HttpConnectionManager) {
 			hcm.GetUseRemoteAddress(), hcm.GetPreserveExternalRequestId(), hcm.GetGenerateRequestId(),
 			hcm.GetXffNumTrustedHops(), hcm.GetInternalAddressConfig().GetCidrRanges())
 	}
+}
+
+// filterNamed returns the HTTP filter named name.
+func filterNamed(t *testing.T, filters []*hcmv3.HttpFilter, name string) *hcmv3.HttpFilter {
+	t.Helper()
+	for _, f := range filters {
+		if f.GetName() == name {
+			return f
+		}
+	}
+	t.Fatalf("no filter %s", name)
+	return nil
 }

@@ -63,7 +63,10 @@
 //	body nested deeper than 1000 levels (JSON limit)   400      502
 //	content-type not JSON                              415      502 if it encrypts, else passed
 //	charset other than UTF-8 (body to the application) 415      502 if it encrypts
-//	content-encoding not identity                      415      502
+//	content-encoding unknown or stacked (gzip, br)     415      502
+//	compressed request, request.compressed: refuse     415      -
+//	compressed body corrupt, truncated, wrong coding   400      502
+//	decoded body over MaxBodyBytes or the ratio (bomb) 413      502
 //	ambiguous path (matches a policy only once decoded) 400     -
 //	ciphertext marker in the path, query or a header   400      -
 //	tripwire: tagged name not encrypted, ciphertext    400      502 if it encrypts
@@ -90,8 +93,18 @@
 //	no message within FirstMessageTimeout/IdleTimeout, gRPC DeadlineExceeded (Envoy: status_on_error)
 //	or a stream older than StreamTimeout
 //
+// # Compressed bodies
+//
+// A body whose content-encoding is gzip (or x-gzip), deflate (zlib), br or zstd is decoded
+// (package [github.com/rkms/rkms/extproc/decompress]) before it is read, within MaxBodyBytes and
+// [Options.MaxCompressionRatio] times its size, with that bound and the decoder's window reserved
+// from the memory budget first; a bomb stops at the bound. The decoded body is what rkms checks
+// and rewrites, and it goes on decoded, content-encoding removed and content-length set, even
+// when no value changed. A policy with request.compressed: refuse refuses compressed requests.
 // Requests on a route whose policy has response fields lose their accept-encoding header so
-// that the application answers uncompressed. A response that is not JSON passes unchanged when
+// that the application answers uncompressed (one that compresses anyway is decoded); Envoy's
+// compressor filter, before ext_proc in the shipped configurations, still read the client's
+// header and compresses the rewritten response. A response that is not JSON passes unchanged when
 // the policy only decrypts responses (there is nothing to open and nothing to hide); this is
 // also how Envoy's own local replies (text/plain 413 for an oversized request, 503 for a dead
 // upstream), which run through ext_proc's response path, reach the client.

@@ -10,6 +10,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/rkms/rkms/extproc/decompress"
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
 )
@@ -333,4 +334,11 @@ func (h headerMap) streamMedia(strictCharset bool) (ndjson bool, err error) {
 		return false, errors.New("content-encoding is not supported")
 	}
 	return ndjson, nil
+}
+
+// isIdentity reports whether the body has no content-encoding (absent, or identity): streamed
+// bodies are not decoded (a compressed body on a streaming route is refused).
+func (h headerMap) isIdentity() bool {
+	c, err := decompress.Parse(h.Values("content-encoding"))
+	return err == nil && c == decompress.Identity
 }

@@ -111,8 +111,8 @@ func (h headerMap) jsonMedia() (isJSON, utf8 bool) {
 
 // checkJSON reports, as an error message to put after "request " or "upstream response ",
 // why a body with these headers cannot be read as the application would read it: not JSON,
-// a content encoding, or (when strictCharset) a declared charset other than UTF-8, which a
-// framework that honours it would decode into other member names than rkms sees.
+// or (when strictCharset) a declared charset other than UTF-8, which a framework that honours
+// it would decode into other member names than rkms sees. Content codings are checkCoding's.
 func (h headerMap) checkJSON(strictCharset bool) error {
 	isJSON, utf8 := h.jsonMedia()
 	switch {
@@ -120,22 +120,8 @@ func (h headerMap) checkJSON(strictCharset bool) error {
 		return errors.New("content-type must be application/json")
 	case strictCharset && !utf8:
 		return errors.New("charset must be utf-8")
-	case !h.isIdentity():
-		return errors.New("content-encoding is not supported")
 	}
 	return nil
-}
-
-// isIdentity reports whether the content-encoding is absent or identity.
-func (h headerMap) isIdentity() bool {
-	for v := range h.Values("content-encoding") {
-		for _, tok := range strings.Split(v, ",") {
-			if t := strings.TrimSpace(tok); t != "" && !strings.EqualFold(t, "identity") {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // setHeader is a header mutation that overwrites name with value, in raw_value only (Envoy

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/rkms/rkms/extproc/decompress"
 )
 
 func TestParseHeaders(t *testing.T) {
@@ -83,10 +85,13 @@ func TestHeaderLookups(t *testing.T) {
 			t.Errorf("first(%q) = %q, want %q", tc.name, got, tc.first)
 		}
 	}
-	if !h.isJSON() || h.isIdentity() {
-		t.Errorf("isJSON = %v, isIdentity = %v; want true, false", h.isJSON(), h.isIdentity())
+	if !h.isJSON() {
+		t.Error("isJSON = false, want true")
 	}
-	if (headerMap{}).isJSON() || !(headerMap{}).isIdentity() {
-		t.Error("no headers: want not JSON, identity")
+	if c, err := decompress.Parse(h.Values("content-encoding")); c != decompress.Gzip || err != nil {
+		t.Errorf("content-encoding identity, gzip: %v, %v; want gzip", c, err)
+	}
+	if (headerMap{}).isJSON() {
+		t.Error("no headers: want not JSON")
 	}
 }

@@ -324,6 +324,7 @@ func (p *processor) bodyDone(ph phase) {
 // message arrives (Envoy sends it only after reading the answer) or the stream ends.
 func (p *processor) sent(resp *extprocv3.ProcessingResponse) {
 	p.release()
+	p.dropDecoded()
 	body := resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()
 	if body == nil {
 		body = resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()

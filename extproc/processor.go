@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/rkms/rkms/extproc/decompress"
 	"github.com/rkms/rkms/extproc/jsonfield"
 	"github.com/rkms/rkms/extproc/policy"
 )
@@ -71,6 +72,9 @@ type processor struct {
 	check    func(*jsonfield.Outside) error // guard.Check, bound once per pooled processor
 	respHdrs headerMap
 	scratch  []byte
+
+	coding  [2]decompress.Coding // content-encoding of each phase's body (encoding.go)
+	decoded *[]byte              // the decoded body until its answer is sent
 }
 
 // newProcessor returns a processor for one stream, from the server's pool; give it back with
@@ -218,6 +222,9 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 		if err := p.headers.checkJSON(reqFields.Inbound()); err != nil {
 			return nil, newError(kindMediaType, phaseRequest, "request "+err.Error(), nil)
 		}
+		if err := p.checkCoding(phaseRequest, p.headers); err != nil {
+			return nil, err
+		}
 	}
 	if p.needKeyID {
 		if err := p.evalIDs(nil, hasBody); err != nil {
@@ -284,6 +291,10 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 	if err := p.holdBody(phaseRequest, len(body)); err != nil {
 		return nil, err
 	}
+	body, err := p.decode(phaseRequest, body)
+	if err != nil {
+		return nil, err
+	}
 	if p.needKeyID {
 		if err := p.evalIDs(body, true); err != nil {
 			return nil, err
@@ -294,14 +305,14 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, err
 	}
 	if n == 0 {
-		return p.stamped(p.bresp.fill(phaseRequest, nil)), nil
+		return p.stamped(p.answerBody(phaseRequest, nil)), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		// Envoy holds the replaced body in the same buffer: over its limit it would answer a
 		// bare 413 itself. Say why instead.
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
 	}
-	return p.stamped(p.bresp.fill(phaseRequest, out)), nil
+	return p.stamped(p.answerBody(phaseRequest, out)), nil
 }
 
 // evalIDs computes the key id and the record binding context that are not computed yet, from
@@ -424,6 +435,9 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if err := hm.checkJSON(resp.Inbound()); err != nil {
 		return nil, newError(kindMediaType, phaseResponse, "upstream response "+err.Error(), nil)
 	}
+	if err := p.checkCoding(phaseResponse, hm); err != nil {
+		return nil, err
+	}
 	if err := p.reserve(phaseResponse, hm.first("content-length")); err != nil {
 		return nil, err
 	}
@@ -466,8 +480,12 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 	if err := p.holdBody(phaseResponse, len(body)); err != nil {
 		return nil, err
 	}
+	body, err := p.decode(phaseResponse, body)
+	if err != nil {
+		return nil, err
+	}
 	if len(body) == 0 {
-		return p.bresp.fill(phaseResponse, nil), nil
+		return p.answerBody(phaseResponse, nil), nil
 	}
 	if p.keyID == "" {
 		return nil, newError(kindInternal, phaseResponse, "internal error",
@@ -478,12 +496,12 @@ func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) (*e
 		return nil, err
 	}
 	if n == 0 {
-		return p.bresp.fill(phaseResponse, nil), nil
+		return p.answerBody(phaseResponse, nil), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		return nil, newError(kindTooLarge, phaseResponse, "upstream response body too large once transformed", nil)
 	}
-	return p.bresp.fill(phaseResponse, out), nil
+	return p.answerBody(phaseResponse, out), nil
 }
 
 func (p *processor) trailers(ph phase) (*extprocv3.ProcessingResponse, error) {
@@ -529,6 +547,7 @@ func (s *Server) freeProcessor(p *processor) {
 	s.freeStreams(p)
 	s.freeLimits(p)
 	p.release()
+	p.dropDecoded()
 	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check
 	clear(respHdrs[:cap(respHdrs)])
 	clear(scratch[:cap(scratch)])

@@ -139,9 +139,9 @@ func TestFailures(t *testing.T) {
 			return r
 		}(), want: 415},
 		{name: "no content-type", req: httpReq{method: "POST", path: "/patients", headers: hdrs{{"x-tenant-id", "t1"}}, body: []byte(patient)}, want: 415},
-		{name: "compressed request", req: func() httpReq {
+		{name: "compressed request in an unknown coding", req: func() httpReq {
 			r := jsonReq("POST", "/patients", "t1", patient)
-			r.headers = append(r.headers, [2]string{"content-encoding", "gzip"})
+			r.headers = append(r.headers, [2]string{"content-encoding", "exi"})
 			return r
 		}(), want: 415},
 		{name: "missing tenant on create", req: jsonReq("POST", "/patients", "", patient), want: 400, wantMsg: "x-tenant-id"},
@@ -185,8 +185,6 @@ func TestFailures(t *testing.T) {
 		}, req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, wantMsg: authFailed, atApp: true},
 		{name: "key deleted", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e); e.keys.remove("tenant-t1") },
 			req: jsonReq("GET", "/patients/1", "t1", ""), want: 502, atApp: true},
-		{name: "compressed response", setup: func(t *testing.T, e *testEnv) { storedPatient(t, e) },
-			req: jsonReq("GET", "/patients/1?encoding=gzip", "t1", ""), want: 502, atApp: true},
 		{name: "body over MaxBodyBytes", opts: Options{MaxBodyBytes: 64}, cfg: envoyCfg{bufferLimit: 1 << 20},
 			req: jsonReq("POST", "/patients", "t1", patient), want: 413},
 		{name: "body over Envoy's buffer", cfg: envoyCfg{bufferLimit: 64},

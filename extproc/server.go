@@ -26,6 +26,7 @@ const (
 	DefaultIdleTimeout          = limits.DefaultIdleTimeout
 	DefaultFirstMessageTimeout  = limits.DefaultFirstMessageTimeout
 	DefaultMemoryBudget         = limits.DefaultMemoryBudget
+	DefaultMaxCompressionRatio  = limits.DefaultMaxCompressionRatio
 	// streamWindow is the HTTP/2 flow-control window of a stream: what a peer can push that
 	// rkms has not asked to read. Explicit windows also turn off grpc-go's BDP-driven growth.
 	streamWindow = 64 << 10
@@ -86,6 +87,11 @@ type Options struct {
 	// Observer, if not nil, is told about every message answered and every field transformed
 	// (for metrics). Nil costs nothing.
 	Observer Observer
+	// MaxCompressionRatio bounds a compressed body's decoded size per encoded byte, besides
+	// MaxBodyBytes (which bounds the decoded size): a body over either is refused (413 on
+	// requests, 502 on responses) without being decoded further. 0 means
+	// DefaultMaxCompressionRatio.
+	MaxCompressionRatio int
 }
 
 // Server is the Envoy ext_proc gRPC service. It is safe for concurrent use; each stream gets
@@ -155,7 +161,9 @@ func (o *Options) withDefaults() error {
 	orDefault(&o.MaxFields, DefaultMaxFields)
 	orDefault(&o.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 	orDefault(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&o.MaxCompressionRatio, DefaultMaxCompressionRatio)
 	if err := errors.Join(
+		optionErr("MaxCompressionRatio", limits.CheckMaxCompressionRatio(o.MaxCompressionRatio)),
 		optionErr("MaxBodyBytes", limits.CheckMaxBodyBytes(int64(o.MaxBodyBytes))),
 		optionErr("MaxFields", limits.CheckMaxFields(o.MaxFields)),
 		optionErr("MaxConcurrentStreams", limits.CheckMaxConcurrentStreams(o.MaxConcurrentStreams)),

@@ -46,6 +46,7 @@ type stack struct {
 	client  *http.Client
 	streams *streamLog
 	logs    *testenv.LockedBuffer
+	srv     *Server
 }
 
 // startStack runs a shipped configuration (envoy.Config(cfgName)); see startStackYAML.
@@ -122,6 +123,7 @@ func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *sta
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.srv = srv
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +165,9 @@ func startStackWith(t testing.TB, cfg []byte, opts Options, sc stackConfig) *sta
 		scheme = "https"
 	}
 	s.base = fmt.Sprintf("%s://127.0.0.1:%d", scheme, listener)
-	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: sc.clientTLS}}
+	// DisableCompression: the client sends no accept-encoding of its own, so that tests see
+	// the bytes and headers Envoy sends; the compression tests ask for gzip themselves.
+	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: sc.clientTLS, DisableCompression: true}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("rkms log:\n%s\nenvoy log:\n%s", s.logs.String(), s.envoy.Output())

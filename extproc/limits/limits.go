@@ -47,7 +47,16 @@ const (
 	MaxBodyBytesLimit         = 64 << 20
 	MaxFieldsLimit            = 1000000
 	MaxConcurrentStreamsLimit = 1000000
+	// DefaultMaxCompressionRatio bounds the decoded size of a compressed body per encoded byte
+	// (besides MaxBodyBytes): JSON rarely compresses beyond 20:1, a bomb reaches 1000:1 (deflate)
+	// and more (br, zstd). MaxCompressionRatioLimit is the largest value accepted.
+	DefaultMaxCompressionRatio = 100
+	MaxCompressionRatioLimit   = 1 << 20
 )
+
+// CheckMaxCompressionRatio reports whether n is a valid Options.MaxCompressionRatio:
+// 1..MaxCompressionRatioLimit.
+func CheckMaxCompressionRatio(n int) error { return between(int64(n), 1, MaxCompressionRatioLimit) }
 
 // BodyCostFactor is how many bytes the ext_proc server holds at the peak of one body's
 // transform, per byte of body: the gRPC message buffer and the decoded request (1 each), the

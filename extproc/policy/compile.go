@@ -80,6 +80,7 @@ type Policy struct {
 	allow    *jsonfield.Plan   // nil: nothing allowed
 	legacy   bool              // legacy plaintext passes at decrypt paths
 	create   CreateMode
+	noDecomp bool // compressed request bodies are refused (request.compressed: refuse)
 	// Blind indexes: their member names, and the query parameters turned into one.
 	indexNames []string
 	queries    []QueryIndex
@@ -139,6 +140,10 @@ func (p *Policy) Response() *Fields { return &p.response }
 
 // Create returns who may create the policy's keys.
 func (p *Policy) Create() CreateMode { return p.create }
+
+// RefusesCompressedRequests reports whether a request body with a content-encoding is refused
+// (request.compressed: refuse) instead of decompressed.
+func (p *Policy) RefusesCompressedRequests() bool { return p.noDecomp }
 
 // LegacyPlaintextPasses reports whether a value that is not a ciphertext passes unchanged at a
 // decrypt path (legacy_plaintext: pass) instead of failing the message.
@@ -228,6 +233,16 @@ func compile(c *Config) (*Policy, []error) {
 		p.legacy = true
 	default:
 		fail("legacy_plaintext: %q is not \"refuse\" or \"pass\"", c.LegacyPlaintext)
+	}
+	switch c.Request.Compressed {
+	case "", "decompress":
+	case "refuse":
+		p.noDecomp = true
+	default:
+		fail("request.compressed: %q is not \"decompress\" or \"refuse\"", c.Request.Compressed)
+	}
+	if c.Response.Compressed != "" {
+		fail("response.compressed: only requests take it (compressed responses are always decompressed)")
 	}
 	switch c.Create {
 	case "", "on_demand":

@@ -107,6 +107,10 @@ func TestCheckPolicies(t *testing.T) {
 		{"stream with allow", with(func(p *Config) { p.Request.Stream = true; p.Allow = []string{"$.b.a"} }), []string{"allow: not supported with request.stream"}},
 		{"max_stream_bytes negative", with(func(p *Config) { p.MaxStreamBytes = -1 }), []string{"max_stream_bytes: -1"}},
 		{"max_stream_bytes too large", with(func(p *Config) { p.MaxStreamBytes = MaxMaxStreamBytes + 1 }), []string{"max_stream_bytes:"}},
+		{"compressed decompress", with(func(p *Config) { p.Request.Compressed = "decompress" }), nil},
+		{"compressed refuse", with(func(p *Config) { p.Request.Compressed = "refuse" }), nil},
+		{"compressed unknown", with(func(p *Config) { p.Request.Compressed = "pass" }), []string{`policy "p": request.compressed: "pass" is not "decompress" or "refuse"`}},
+		{"compressed on responses", with(func(p *Config) { p.Response.Compressed = "refuse" }), []string{`response.compressed: only requests take it`}},
 		{"several problems reported together", with(func(p *Config) { p.Mode = "x"; p.KeyID = "" }), []string{"mode:", "key_id:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,6 +182,31 @@ func TestCreateMode(t *testing.T) {
 		}
 		if got := ps.Policies()[0].Create(); got != tc.want || got.String() != tc.name {
 			t.Errorf("%q: create mode %v, want %v", tc.yaml, got, tc.name)
+		}
+	}
+}
+
+// TestCompressedRequests: request.compressed defaults to decompress; refuse is carried into the
+// compiled policy.
+func TestCompressedRequests(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"request: {encrypt: [$.a]}\n", false},
+		{"request: {encrypt: [$.a], compressed: decompress}\n", false},
+		{"request: {encrypt: [$.a], compressed: refuse}\n", true},
+	} {
+		var pc Config
+		if err := yaml.Unmarshal([]byte("name: p\nkey_id: k\n"+tc.yaml), &pc); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Compile([]Config{pc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ps.Policies()[0].RefusesCompressedRequests(); got != tc.want {
+			t.Errorf("%q: refuses compressed requests %v, want %v", tc.yaml, got, tc.want)
 		}
 	}
 }

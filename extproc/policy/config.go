@@ -83,6 +83,11 @@ type Direction struct {
 	// body. Without it, a streamed body is refused. Streaming policies must compute the key id
 	// and context without the body, and (request) cannot use allow.
 	Stream bool `yaml:"stream"`
+	// Compressed (request only) says what a request body with a content-encoding (gzip,
+	// deflate, br, zstd) gets: "decompress" (default) decodes it within the body limit, rewrites
+	// it and sends it on uncompressed; "refuse" answers 415. Unknown or stacked codings are
+	// always refused.
+	Compressed string `yaml:"compressed"`
 }
 
 // Index declares a blind index for a request.encrypt field: the member Name, written next to

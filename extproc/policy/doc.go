@@ -10,6 +10,8 @@
 //	    match: {path_prefix: /patients, methods: [POST, PUT, PATCH, GET]}
 //	    key_id: "tenant-{header:x-tenant-id}"
 //	    request:  {encrypt: ["$..ssn", "$..contact.email", "$..cards[*].number"]}
+//	    # request.compressed: decompress (default: gzip/deflate/br/zstd bodies are decoded,
+//	    # rewritten and sent on uncompressed) or refuse (415)
 //	    response: {decrypt: ["$.ssn", "$.items[*].ssn", "$.contact.email", ...]}
 //	    allow: ["$.doctor.email"]      # tagged names that may be plaintext there
 //	    mode: randomized               # or deterministic

@@ -147,5 +147,6 @@ func extprocOptions(cfg *config.Config, log *slog.Logger, obs extproc.Observer, 
 		FirstMessageTimeout:  e.FirstMessageTimeout,
 		MemoryBudget:         budget,
 		TrustRequestID:       e.TrustRequestID,
+		MaxCompressionRatio:  e.MaxCompressionRatio,
 	}
 }

@@ -115,6 +115,9 @@ type ExtProc struct {
 	// it only when Envoy generates that id for every request (envoy/README.md, "Request ids");
 	// otherwise rkms makes its own and logs the client's as client_request_id.
 	TrustRequestID bool `yaml:"trust_request_id"`
+	// MaxCompressionRatio bounds a compressed body's decoded size per encoded byte (besides
+	// max_body_bytes, which bounds the decoded size); over it: 413 on requests, 502 on responses.
+	MaxCompressionRatio int `yaml:"max_compression_ratio"`
 }
 
 // KMS configures the regions that wrap data keys.
@@ -312,6 +315,7 @@ func defaults() *Config {
 			StreamTimeout:        limits.DefaultStreamTimeout,
 			IdleTimeout:          limits.DefaultIdleTimeout,
 			FirstMessageTimeout:  limits.DefaultFirstMessageTimeout,
+			MaxCompressionRatio:  limits.DefaultMaxCompressionRatio,
 		},
 		KMS: KMS{
 			Provider:         "local",
@@ -593,6 +597,7 @@ func (c *checker) extprocLimits(e *ExtProc) {
 	c.positive("extproc.first_message_timeout", e.FirstMessageTimeout)
 	maxBody := int(min(e.MaxBodyBytes, limits.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
 	c.owner("extproc.memory_budget_bytes", limits.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
+	c.owner("extproc.max_compression_ratio", limits.CheckMaxCompressionRatio(e.MaxCompressionRatio))
 }
 
 // owner records err, the verdict of the package that owns the rule for the value at path.

@@ -71,6 +71,7 @@ func TestLimitChecks(t *testing.T) {
 	}{
 		{"extproc:\n  max_fields: 0\n", "line 2: extproc.max_fields: must be between 1 and 1000000"},
 		{"extproc:\n  max_concurrent_streams: -1\n", "line 2: extproc.max_concurrent_streams: must be between 1 and 1000000"},
+		{"extproc:\n  max_compression_ratio: 0\n", "line 2: extproc.max_compression_ratio: must be between 1 and 1048576"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml))

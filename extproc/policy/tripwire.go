@@ -135,6 +135,38 @@ func (g *Guard) taggedLabel(name []byte) (string, bool) {
 // buf is scratch space, overwritten (folding in place is safe: a rune never folds to a longer
 // encoding).
 func tripName(buf, name []byte) []byte {
+	if isASCII(name) {
+		return tripNameASCII(buf, name)
+	}
+	return tripNameRunes(buf, name)
+}
+
+// tripNameASCII is tripName for a name of ASCII bytes only, the common case, without decoding
+// runes: there, bytes.TrimSpace trims only ASCII white space, and upper-then-lower casing and
+// folding map a-z to A-Z and leave every other byte as it is (FuzzTripName compares it with
+// tripNameRunes).
+func tripNameASCII(buf, name []byte) []byte {
+	buf = buf[:0]
+	for _, c := range bytes.TrimSpace(name) {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return buf
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// tripNameRunes is tripName for any UTF-8 text.
+func tripNameRunes(buf, name []byte) []byte {
 	buf = buf[:0]
 	for _, r := range string(bytes.TrimSpace(name)) {
 		buf = utf8.AppendRune(buf, unicode.ToLower(unicode.ToUpper(r)))

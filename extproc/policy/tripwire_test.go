@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -217,4 +218,29 @@ func TestGuardAllow(t *testing.T) {
 			t.Errorf("%.60s: %v, want allowed %v", tc.body, err, tc.ok)
 		}
 	}
+}
+
+// FuzzTripName checks that the ASCII fast path of tripName gives what the rune-by-rune
+// comparison form does, for every ASCII name (the seeds cover every ASCII byte, white space at
+// either end and the letters that case-fold beyond ASCII: k and s).
+func FuzzTripName(f *testing.F) {
+	all := make([]byte, 128)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, s := range []string{"", "ssn", " SSN\t", "\v\f\r\n kelvin  ", "Email", "a b", "\x00\x7f", string(all)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, name []byte) {
+		if !isASCII(name) {
+			return
+		}
+		fast, slow := tripNameASCII(nil, name), tripNameRunes(nil, name)
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("tripName(%q): ASCII path %q, rune path %q", name, fast, slow)
+		}
+		if got := tripName(nil, name); !bytes.Equal(got, slow) {
+			t.Fatalf("tripName(%q) = %q, want %q", name, got, slow)
+		}
+	})
 }

@@ -44,6 +44,9 @@ type scanner struct {
 	doc      []byte
 	maxDepth int
 	rec      *recorder // nil, or &scratch.rec when a guard pass follows the walk
+	// at is added to the offsets the guard pass reports, and line (1-based, or 0) is named in
+	// its errors: a Stream rewrites an NDJSON line as a document of its own.
+	at, line int
 }
 
 // validate checks that doc is exactly one JSON value with optional whitespace around it.

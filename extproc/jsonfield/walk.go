@@ -222,7 +222,7 @@ func (sc *scanner) child(ps, pe int, rawKey []byte, escaped bool, idx int) int32
 			if !decoded {
 				key, decoded = sc.memberName(rawKey, escaped), true
 			}
-			if next, ok := nd.members[string(key)]; ok {
+			if next, ok := nd.member(key); ok {
 				term = sc.addClosure(next, term)
 			}
 		} else if len(nd.index) > 0 {

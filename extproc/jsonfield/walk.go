@@ -100,7 +100,17 @@ func (sc *scanner) walk() error {
 		switch {
 		case term >= 0:
 			start := i
-			if i, err = sc.skip(i, depth, nil); err != nil {
+			// Strings and other scalars are scanned here: skipValue would do the same, with
+			// the cost of a call and its container bookkeeping.
+			switch {
+			case c == '"':
+				i, _, err = scanString(doc, i)
+			case c == '{' || c == '[':
+				i, err = sc.skip(i, depth, nil)
+			default:
+				i, err = scanScalar(doc, i)
+			}
+			if err != nil {
 				return err
 			}
 			sp := span{start: start, end: i, field: term}
@@ -110,7 +120,22 @@ func (sc *scanner) walk() error {
 			}
 			sc.spans = append(sc.spans, sp)
 			sc.active = sc.active[:cs]
-		case len(sc.active) == cs || (c != '{' && c != '['):
+		case c == '"':
+			start := i
+			var esc bool
+			if i, esc, err = scanString(doc, i); err != nil {
+				return err
+			}
+			if sc.rec != nil {
+				sc.rec.add(start, i, strFlags(esc, false, false))
+			}
+			sc.active = sc.active[:cs]
+		case c != '{' && c != '[':
+			if i, err = scanScalar(doc, i); err != nil {
+				return err
+			}
+			sc.active = sc.active[:cs]
+		case len(sc.active) == cs:
 			if i, err = sc.skip(i, depth, sc.rec); err != nil {
 				return err
 			}

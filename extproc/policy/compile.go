@@ -77,6 +77,9 @@ type Policy struct {
 	request  Fields
 	response Fields
 	tagged   map[string]string // folded member name -> label, for the tripwire
+	// taggedLens has bit min(len(name), 63) set for each name of tagged: an ASCII member name
+	// (whose folded form is as long as its trimmed form) of another length is not tagged.
+	taggedLens uint64
 	allow    *jsonfield.Plan   // nil: nothing allowed
 	legacy   bool              // legacy plaintext passes at decrypt paths
 	create   CreateMode
@@ -287,6 +290,9 @@ func compile(c *Config) (*Policy, []error) {
 				p.tagged[string(tripName(nil, []byte(name)))] = f.Label
 			}
 		}
+	}
+	for name := range p.tagged {
+		p.taggedLens |= lenBit(len(name))
 	}
 	if len(c.Allow) > 0 {
 		var allowed []jsonfield.Field

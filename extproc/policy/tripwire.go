@@ -122,10 +122,21 @@ func valueAfterName(doc []byte, off int) int {
 
 // taggedLabel returns the label of the policy field a member name (decoded) is named like.
 func (g *Guard) taggedLabel(name []byte) (string, bool) {
-	g.name = tripName(g.name[:0], name)
+	if !isASCII(name) {
+		g.name = tripNameRunes(g.name[:0], name)
+	} else {
+		// Most member names are ASCII and not tagged: most have a length no tagged name has.
+		if g.p.taggedLens&lenBit(len(bytes.TrimSpace(name))) == 0 {
+			return "", false
+		}
+		g.name = tripNameASCII(g.name[:0], name)
+	}
 	label, ok := g.p.tagged[string(g.name)]
 	return label, ok
 }
+
+// lenBit is the bit of Policy.taggedLens for a name of n bytes.
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
 
 // tripName appends the form in which the tripwire compares member names: surrounding white
 // space trimmed (some binders trim keys), then every rune mapped to upper case, to lower case

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func mustCompile(t *testing.T, cfgs ...Config) *Set {
+func mustCompile(t testing.TB, cfgs ...Config) *Set {
 	t.Helper()
 	set, err := Compile(cfgs)
 	if err != nil {
@@ -228,10 +228,17 @@ func FuzzTripName(f *testing.F) {
 	for i := range all {
 		all[i] = byte(i)
 	}
-	for _, s := range []string{"", "ssn", " SSN\t", "\v\f\r\n kelvin  ", "Email", "a b", "\x00\x7f", string(all)} {
+	for _, s := range []string{"", "ssn", " SSN\t", "ſsn", "e\u00admail", "Pan", " number ", "numbeR\v", "\v\f\r\n kelvin  ", "Email", "a b", "\x00\x7f", string(all)} {
 		f.Add([]byte(s))
 	}
+	pol := mustCompile(f, patients).Policies()[0]
+	g := pol.Guard(nil)
 	f.Fuzz(func(t *testing.T, name []byte) {
+		// The guard's lookup (with its length filter) finds what the map of folded names has.
+		wantLabel, wantOK := pol.tagged[string(tripNameRunes(nil, name))]
+		if label, ok := g.taggedLabel(name); label != wantLabel || ok != wantOK {
+			t.Fatalf("taggedLabel(%q) = %q, %v; want %q, %v", name, label, ok, wantLabel, wantOK)
+		}
 		if !isASCII(name) {
 			return
 		}

@@ -126,10 +126,11 @@ func (g *Guard) taggedLabel(name []byte) (string, bool) {
 		g.name = tripNameRunes(g.name[:0], name)
 	} else {
 		// Most member names are ASCII and not tagged: most have a length no tagged name has.
-		if g.p.taggedLens&lenBit(len(bytes.TrimSpace(name))) == 0 {
+		name = trimASCII(name)
+		if g.p.taggedLens&lenBit(len(name)) == 0 {
 			return "", false
 		}
-		g.name = tripNameASCII(g.name[:0], name)
+		g.name = upperASCII(g.name[:0], name)
 	}
 	label, ok := g.p.tagged[string(g.name)]
 	return label, ok
@@ -156,9 +157,12 @@ func tripName(buf, name []byte) []byte {
 // runes: there, bytes.TrimSpace trims only ASCII white space, and upper-then-lower casing and
 // folding map a-z to A-Z and leave every other byte as it is (FuzzTripName compares it with
 // tripNameRunes).
-func tripNameASCII(buf, name []byte) []byte {
+func tripNameASCII(buf, name []byte) []byte { return upperASCII(buf, trimASCII(name)) }
+
+// upperASCII appends name to buf[:0] with a-z mapped to A-Z.
+func upperASCII(buf, name []byte) []byte {
 	buf = buf[:0]
-	for _, c := range bytes.TrimSpace(name) {
+	for _, c := range name {
 		if 'a' <= c && c <= 'z' {
 			c -= 'a' - 'A'
 		}
@@ -166,6 +170,19 @@ func tripNameASCII(buf, name []byte) []byte {
 	}
 	return buf
 }
+
+// trimASCII is bytes.TrimSpace for ASCII text: it trims \t, \n, \v, \f, \r and space.
+func trimASCII(b []byte) []byte {
+	for len(b) > 0 && isASCIISpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isASCIISpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isASCIISpace(c byte) bool { return c == ' ' || '\t' <= c && c <= '\r' }
 
 func isASCII(b []byte) bool {
 	for _, c := range b {

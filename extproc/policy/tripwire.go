@@ -51,7 +51,7 @@ const maxKeptSpans = 1024
 //     that no allow selector covers: a shape the selectors do not foresee (a list where an
 //     object was expected, a nested copy) must not carry tagged plaintext to the application.
 func (g *Guard) Check(o *jsonfield.Outside) error {
-	if bytes.Contains(o.Text, []byte(CiphertextMarker)) {
+	if containsMarker(o.Text) {
 		if o.Name { // its path would quote the name
 			return &Error{Reason: BadInput, Msg: "a ciphertext is not accepted as a member name: clients never send ciphertexts"}
 		}
@@ -69,6 +69,24 @@ func (g *Guard) Check(o *jsonfield.Outside) error {
 	}
 	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " has the name of tagged field " + label +
 		" but is not encrypted by this policy: send it where the policy encrypts it"}
+}
+
+// containsMarker is bytes.Contains(s, []byte(CiphertextMarker)) for the short strings of a
+// body, which it searches for the marker's last byte, the rarer ':', rather than the whole
+// marker: that costs less than bytes.Index's setup on every string.
+func containsMarker(s []byte) bool {
+	const last = len(CiphertextMarker) - 1
+	for len(s) > last {
+		k := bytes.IndexByte(s[last:], CiphertextMarker[last])
+		if k < 0 {
+			return false
+		}
+		if string(s[k:k+last]) == CiphertextMarker[:last] {
+			return true
+		}
+		s = s[k+1:]
+	}
+	return false
 }
 
 // isAllowed reports whether an allow selector covers the member whose name starts at off: the

@@ -251,3 +251,15 @@ func FuzzTripName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContainsMarker compares the tripwire's marker search with bytes.Contains.
+func FuzzContainsMarker(f *testing.F) {
+	for _, s := range []string{"", "rkms", "rkms:", ":rkms:", "xrkms:y", "rkm:s:", "rkms;rkms:", "::::", "rrkms:", "rkmsrkms:"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		if got, want := containsMarker(s), bytes.Contains(s, []byte(CiphertextMarker)); got != want {
+			t.Fatalf("containsMarker(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

@@ -301,12 +301,32 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 		n := len(sc.key)
 		if !escaped {
 			n = 0
+			if folded, ok := foldASCII(sc.key[:0], raw); ok {
+				sc.key = folded
+				return folded
+			}
 			sc.key = sc.key[:0]
 		}
 		sc.key = Fold(sc.key, name)
 		name = sc.key[n:]
 	}
 	return name
+}
+
+// foldASCII is Fold for ASCII text, which it writes by index rather than appending: dst[:0]
+// extended by s with a-z mapped to A-Z, and true; or false when s has a byte that is not ASCII.
+func foldASCII(dst, s []byte) ([]byte, bool) {
+	dst = slices.Grow(dst[:0], len(s))[:len(s)]
+	for i, c := range s {
+		if c >= utf8.RuneSelf {
+			return dst[:0], false
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst[i] = c
+	}
+	return dst, true
 }
 
 // unescape appends the decoded value of the validated string body s. Like encoding/json, it

@@ -60,6 +60,9 @@ type node struct {
 	// few strings costs less than hashing the name for a map lookup.
 	names []string
 	nexts []int32
+	// lens has bit lenBit(len(name)) set for each name of members; all bits when members is
+	// not listed.
+	lens uint64
 	index   map[int]int32    // array index -> next node
 	wild    int32            // next node for any child, or -1
 	desc    int32            // loop node entered for free (epsilon) at this node, or -1
@@ -129,10 +132,13 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 		if nd.desc >= 0 {
 			nd.closure = append(nd.closure, nd.desc)
 		}
+		nd.lens = ^uint64(0)
 		if len(nd.members) <= maxListed {
+			nd.lens = 0
 			for name, next := range nd.members {
 				nd.names = append(nd.names, name)
 				nd.nexts = append(nd.nexts, next)
+				nd.lens |= lenBit(len(name))
 			}
 		}
 	}
@@ -142,6 +148,9 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 
 // maxListed is the most member names of a node looked up in a list rather than its map.
 const maxListed = 8
+
+// lenBit is the bit of node.lens for a name of n bytes.
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
 
 // member returns the node that the member named name leads to from nd.
 func (nd *node) member(name []byte) (int32, bool) {

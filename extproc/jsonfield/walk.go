@@ -245,6 +245,11 @@ func (sc *scanner) child(ps, pe int, rawKey []byte, escaped bool, idx int) int32
 				continue
 			}
 			if !decoded {
+				if !escaped && nd.lens&lenBit(len(rawKey)) == 0 && (!sc.plan.fold || isASCII(rawKey)) {
+					// The name (as long as the raw key: no escapes, and ASCII if folded) is
+					// not as long as any of nd's: no need to decode or fold it.
+					continue
+				}
 				key, decoded = sc.memberName(rawKey, escaped), true
 			}
 			if next, ok := nd.member(key); ok {
@@ -311,6 +316,22 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 		name = sc.key[n:]
 	}
 	return name
+}
+
+// isASCII reports whether s has only ASCII bytes.
+func isASCII(s []byte) bool {
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64(s)&msb != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // foldASCII is Fold for ASCII text, which it writes by index rather than appending: dst[:0]

@@ -62,13 +62,13 @@ type node struct {
 	nexts []int32
 	// lens has bit lenBit(len(name)) set for each name of members; all bits when members is
 	// not listed.
-	lens uint64
-	index   map[int]int32    // array index -> next node
-	wild    int32            // next node for any child, or -1
-	desc    int32            // loop node entered for free (epsilon) at this node, or -1
-	loop    bool             // stays active in every child
-	field   int32            // the first field selecting values reaching this node, or -1
-	closure []int32          // this node, then desc if any
+	lens    uint64
+	index   map[int]int32 // array index -> next node
+	wild    int32         // next node for any child, or -1
+	desc    int32         // loop node entered for free (epsilon) at this node, or -1
+	loop    bool          // stays active in every child
+	field   int32         // the first field selecting values reaching this node, or -1
+	closure []int32       // this node, then desc if any
 }
 
 // NewPlan compiles fields. It copies the slice; the transform function of [Plan.Rewrite] receives

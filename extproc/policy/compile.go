@@ -80,9 +80,9 @@ type Policy struct {
 	// taggedLens has bit min(len(name), 63) set for each name of tagged: an ASCII member name
 	// (whose folded form is as long as its trimmed form) of another length is not tagged.
 	taggedLens uint64
-	allow    *jsonfield.Plan   // nil: nothing allowed
-	legacy   bool              // legacy plaintext passes at decrypt paths
-	create   CreateMode
+	allow      *jsonfield.Plan // nil: nothing allowed
+	legacy     bool            // legacy plaintext passes at decrypt paths
+	create     CreateMode
 	// Blind indexes: their member names, and the query parameters turned into one.
 	indexNames []string
 	queries    []QueryIndex

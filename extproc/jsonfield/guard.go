@@ -159,8 +159,9 @@ func (sc *scanner) guard(check func(*Outside) error) error {
 func (sc *scanner) report(check func(*Outside) error) error {
 	o := &sc.outside
 	doc := sc.doc
+	defer func() { o.Text = nil }() // no reference to the document once the pass is over
 	for _, s := range sc.rec.strs {
-		o.Offset, o.Name, o.Covered = s.start, s.flags&strName != 0, s.flags&strCovered != 0
+		o.Offset, o.Name, o.Covered = sc.at+s.start, s.flags&strName != 0, s.flags&strCovered != 0
 		if s.flags&strEscaped == 0 {
 			o.Text = doc[s.start+1 : s.end-1 : s.end-1]
 		} else {
@@ -168,14 +169,23 @@ func (sc *scanner) report(check func(*Outside) error) error {
 			o.Text = sc.key[:len(sc.key):len(sc.key)]
 		}
 		if err := check(o); err != nil {
-			what := "string value"
-			if o.Name {
-				what = "member name"
-			}
-			return fmt.Errorf("check %s at offset %d: %w", what, o.Offset, err)
+			return checkErr(o.Name, sc.line, o.Offset, err)
 		}
 	}
 	return nil
+}
+
+// checkErr wraps an error of the check for the string at offset at (on the 1-based line, or 0
+// when the document is not NDJSON).
+func checkErr(name bool, line, at int, err error) error {
+	what := "string value"
+	if name {
+		what = "member name"
+	}
+	if line > 0 {
+		return fmt.Errorf("check %s on line %d at offset %d: %w", what, line, at, err)
+	}
+	return fmt.Errorf("check %s at offset %d: %w", what, at, err)
 }
 
 // scanStrings records the strings of the validated document outside the spans from offset from,

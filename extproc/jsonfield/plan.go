@@ -56,12 +56,19 @@ type Plan struct {
 // recursive descent is a "loop" node that stays active in every descendant.
 type node struct {
 	members map[string]int32 // member name -> next node
-	index   map[int]int32    // array index -> next node
-	wild    int32            // next node for any child, or -1
-	desc    int32            // loop node entered for free (epsilon) at this node, or -1
-	loop    bool             // stays active in every child
-	field   int32            // the first field selecting values reaching this node, or -1
-	closure []int32          // this node, then desc if any
+	// names and nexts are members as a list, when it has at most maxListed names: comparing a
+	// few strings costs less than hashing the name for a map lookup.
+	names []string
+	nexts []int32
+	// lens has bit lenBit(len(name)) set for each name of members; all bits when members is
+	// not listed.
+	lens    uint64
+	index   map[int]int32 // array index -> next node
+	wild    int32         // next node for any child, or -1
+	desc    int32         // loop node entered for free (epsilon) at this node, or -1
+	loop    bool          // stays active in every child
+	field   int32         // the first field selecting values reaching this node, or -1
+	closure []int32       // this node, then desc if any
 }
 
 // NewPlan compiles fields. It copies the slice; the transform function of [Plan.Rewrite] receives
@@ -125,9 +132,38 @@ func compile(fields []Field, opts Options) (*Plan, error) {
 		if nd.desc >= 0 {
 			nd.closure = append(nd.closure, nd.desc)
 		}
+		nd.lens = ^uint64(0)
+		if len(nd.members) <= maxListed {
+			nd.lens = 0
+			for name, next := range nd.members {
+				nd.names = append(nd.names, name)
+				nd.nexts = append(nd.nexts, next)
+				nd.lens |= lenBit(len(name))
+			}
+		}
 	}
 	p.pool.New = func() any { return new(scratch) }
 	return p, nil
+}
+
+// maxListed is the most member names of a node looked up in a list rather than its map.
+const maxListed = 8
+
+// lenBit is the bit of node.lens for a name of n bytes.
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
+
+// member returns the node that the member named name leads to from nd.
+func (nd *node) member(name []byte) (int32, bool) {
+	if nd.names == nil {
+		next, ok := nd.members[string(name)]
+		return next, ok
+	}
+	for k, n := range nd.names {
+		if n == string(name) {
+			return nd.nexts[k], true
+		}
+	}
+	return -1, false
 }
 
 func (p *Plan) newNode(loop bool) int32 {

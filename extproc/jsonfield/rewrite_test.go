@@ -343,3 +343,23 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFoldASCII compares the ASCII fast path of member-name folding with Fold.
+func FuzzFoldASCII(f *testing.F) {
+	for _, s := range []string{"", "ssn", "SsN", "ſsn", "a-b_9 ", "kelvin", "\x00\x7f{}", "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		got, ok := foldASCII([]byte("junk"), s)
+		ascii := true
+		for _, c := range s {
+			ascii = ascii && c < 0x80
+		}
+		if ok != ascii {
+			t.Fatalf("foldASCII(%q) ok = %v, want %v", s, ok, ascii)
+		}
+		if ok && string(got) != string(Fold(nil, s)) {
+			t.Fatalf("foldASCII(%q) = %q, Fold gives %q", s, got, Fold(nil, s))
+		}
+	})
+}

@@ -2,7 +2,6 @@ package jsonfield
 
 import (
 	"errors"
-	"fmt"
 )
 
 // Default limits of a [Stream] (see [StreamOptions]).
@@ -90,9 +89,6 @@ type Stream struct {
 	line    int // 1-based number of the current line (NDJSON)
 	lineMax int // longest NDJSON line rewritten whole by the buffered path
 	lsc     *scratch
-	lineAt  int                  // stream offset of the line being rewritten whole
-	lineErr error                // the check's error for that line
-	lineChk func(*Outside) error // s.lineCheck, bound once
 	count   int
 	closed  bool
 	err     error
@@ -142,9 +138,6 @@ func (p *Plan) NewStream(opts StreamOptions, check func(*Outside) error, fn func
 	s.sc.mark = make([]uint32, len(p.nodes))
 	s.line = 1
 	s.lineMax = min(s.maxPending, s.maxValue)
-	if check != nil {
-		s.lineChk = s.lineCheck
-	}
 	s.startDoc()
 	return s
 }
@@ -409,19 +402,7 @@ func (s *Stream) checkString(str []byte, at int, name, covered bool) error {
 		s.sc.key = nil
 	}
 	if err != nil {
-		return s.checkErr(name, at, err)
+		return checkErr(name, s.lineNo(), at, err)
 	}
 	return nil
-}
-
-// checkErr wraps an error of the check for the string at offset at.
-func (s *Stream) checkErr(name bool, at int, err error) error {
-	what := "string value"
-	if name {
-		what = "member name"
-	}
-	if s.ndjson {
-		return fmt.Errorf("check %s on line %d at offset %d: %w", what, s.line, at, err)
-	}
-	return fmt.Errorf("check %s at offset %d: %w", what, at, err)
 }

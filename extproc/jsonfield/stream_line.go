@@ -41,30 +41,39 @@ func blank(line []byte) bool {
 	return true
 }
 
-// rewriteLine rewrites line, which starts at buf[i], with the buffered path.
+// rewriteLine rewrites line, which starts at buf[i], with the buffered path: the walk, the
+// guard pass (check sees offsets from the start of the stream, and its errors name the line)
+// and the rewrite.
 func (s *Stream) rewriteLine(i int, line []byte) error {
 	if s.lsc == nil {
 		s.lsc = new(scratch)
 	}
 	sc := s.lsc
-	s.lineAt, s.lineErr = s.base+i, nil
-	if err := s.p.prepareRec(sc, line, s.lineChk, streamRecorded); err != nil {
+	at := s.base + i
+	scn := scanner{scratch: sc, plan: s.p, doc: line, maxDepth: s.p.maxDepth, at: at, line: s.line}
+	if s.check != nil {
+		sc.rec.reset(streamRecorded)
+		scn.rec = &sc.rec
+	}
+	if err := scn.walk(); err != nil {
 		var se *SyntaxError
-		switch {
-		case s.lineErr != nil:
-			return s.lineErr
-		case errors.As(err, &se):
-			se.Offset += s.lineAt
+		if errors.As(err, &se) {
+			se.Offset += at
 			se.Line = s.line
 		}
 		return err
+	}
+	if s.check != nil {
+		if err := scn.guard(s.check); err != nil {
+			return err
+		}
 	}
 	s.out = append(s.out, s.buf[s.mark:i]...)
 	out, n, err := s.p.rewrite(sc, s.out, line, s.fn)
 	if err != nil {
 		var ve *ValueError
 		if errors.As(err, &ve) {
-			ve.Offset += s.lineAt
+			ve.Offset += at
 			ve.Line = s.line
 		}
 		return err
@@ -76,18 +85,4 @@ func (s *Stream) rewriteLine(i int, line []byte) error {
 		sc.key = nil
 	}
 	return nil
-}
-
-// lineCheck is the check of a line rewritten whole: the stream's check, with offsets from the
-// start of the stream, its error wrapped as the stream wraps it.
-func (s *Stream) lineCheck(o *Outside) error {
-	c := &s.outside // not a copy on the stack: it would escape to the heap at every call
-	*c = *o
-	c.Offset += s.lineAt
-	err := s.check(c)
-	c.Text = nil
-	if err != nil {
-		s.lineErr = s.checkErr(c.Name, c.Offset, err)
-	}
-	return err
 }

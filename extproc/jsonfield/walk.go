@@ -44,6 +44,9 @@ type scanner struct {
 	doc      []byte
 	maxDepth int
 	rec      *recorder // nil, or &scratch.rec when a guard pass follows the walk
+	// at is added to the offsets the guard pass reports, and line (1-based, or 0) is named in
+	// its errors: a Stream rewrites an NDJSON line as a document of its own.
+	at, line int
 }
 
 // validate checks that doc is exactly one JSON value with optional whitespace around it.
@@ -97,7 +100,17 @@ func (sc *scanner) walk() error {
 		switch {
 		case term >= 0:
 			start := i
-			if i, err = sc.skip(i, depth, nil); err != nil {
+			// Strings and other scalars are scanned here: skipValue would do the same, with
+			// the cost of a call and its container bookkeeping.
+			switch {
+			case c == '"':
+				i, _, err = scanString(doc, i)
+			case c == '{' || c == '[':
+				i, err = sc.skip(i, depth, nil)
+			default:
+				i, err = scanScalar(doc, i)
+			}
+			if err != nil {
 				return err
 			}
 			sp := span{start: start, end: i, field: term}
@@ -107,7 +120,22 @@ func (sc *scanner) walk() error {
 			}
 			sc.spans = append(sc.spans, sp)
 			sc.active = sc.active[:cs]
-		case len(sc.active) == cs || (c != '{' && c != '['):
+		case c == '"':
+			start := i
+			var esc bool
+			if i, esc, err = scanString(doc, i); err != nil {
+				return err
+			}
+			if sc.rec != nil {
+				sc.rec.add(start, i, strFlags(esc, false, false))
+			}
+			sc.active = sc.active[:cs]
+		case c != '{' && c != '[':
+			if i, err = scanScalar(doc, i); err != nil {
+				return err
+			}
+			sc.active = sc.active[:cs]
+		case len(sc.active) == cs:
 			if i, err = sc.skip(i, depth, sc.rec); err != nil {
 				return err
 			}
@@ -217,9 +245,14 @@ func (sc *scanner) child(ps, pe int, rawKey []byte, escaped bool, idx int) int32
 				continue
 			}
 			if !decoded {
+				if !escaped && nd.lens&lenBit(len(rawKey)) == 0 && (!sc.plan.fold || isASCII(rawKey)) {
+					// The name (as long as the raw key: no escapes, and ASCII if folded) is
+					// not as long as any of nd's: no need to decode or fold it.
+					continue
+				}
 				key, decoded = sc.memberName(rawKey, escaped), true
 			}
-			if next, ok := nd.members[string(key)]; ok {
+			if next, ok := nd.member(key); ok {
 				term = sc.addClosure(next, term)
 			}
 		} else if len(nd.index) > 0 {
@@ -273,12 +306,48 @@ func (sc *scanner) memberName(raw []byte, escaped bool) []byte {
 		n := len(sc.key)
 		if !escaped {
 			n = 0
+			if folded, ok := foldASCII(sc.key[:0], raw); ok {
+				sc.key = folded
+				return folded
+			}
 			sc.key = sc.key[:0]
 		}
 		sc.key = Fold(sc.key, name)
 		name = sc.key[n:]
 	}
 	return name
+}
+
+// isASCII reports whether s has only ASCII bytes.
+func isASCII(s []byte) bool {
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64(s)&msb != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// foldASCII is Fold for ASCII text, which it writes by index rather than appending: dst[:0]
+// extended by s with a-z mapped to A-Z, and true; or false when s has a byte that is not ASCII.
+func foldASCII(dst, s []byte) ([]byte, bool) {
+	dst = slices.Grow(dst[:0], len(s))[:len(s)]
+	for i, c := range s {
+		if c >= utf8.RuneSelf {
+			return dst[:0], false
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst[i] = c
+	}
+	return dst, true
 }
 
 // unescape appends the decoded value of the validated string body s. Like encoding/json, it

@@ -77,10 +77,13 @@ type Policy struct {
 	request  Fields
 	response Fields
 	tagged   map[string]string // folded member name -> label, for the tripwire
-	allow    *jsonfield.Plan   // nil: nothing allowed
-	legacy   bool              // legacy plaintext passes at decrypt paths
-	create   CreateMode
-	noDecomp bool // compressed request bodies are refused (request.compressed: refuse)
+	// taggedLens has bit min(len(name), 63) set for each name of tagged: an ASCII member name
+	// (whose folded form is as long as its trimmed form) of another length is not tagged.
+	taggedLens uint64
+	allow      *jsonfield.Plan // nil: nothing allowed
+	legacy     bool            // legacy plaintext passes at decrypt paths
+	create     CreateMode
+	noDecomp   bool // compressed request bodies are refused (request.compressed: refuse)
 	// Blind indexes: their member names, and the query parameters turned into one.
 	indexNames []string
 	queries    []QueryIndex
@@ -302,6 +305,9 @@ func compile(c *Config) (*Policy, []error) {
 				p.tagged[string(tripName(nil, []byte(name)))] = f.Label
 			}
 		}
+	}
+	for name := range p.tagged {
+		p.taggedLens |= lenBit(len(name))
 	}
 	if len(c.Allow) > 0 {
 		var allowed []jsonfield.Field

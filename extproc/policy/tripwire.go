@@ -51,7 +51,7 @@ const maxKeptSpans = 1024
 //     that no allow selector covers: a shape the selectors do not foresee (a list where an
 //     object was expected, a nested copy) must not carry tagged plaintext to the application.
 func (g *Guard) Check(o *jsonfield.Outside) error {
-	if bytes.Contains(o.Text, []byte(CiphertextMarker)) {
+	if containsMarker(o.Text) {
 		if o.Name { // its path would quote the name
 			return &Error{Reason: BadInput, Msg: "a ciphertext is not accepted as a member name: clients never send ciphertexts"}
 		}
@@ -69,6 +69,24 @@ func (g *Guard) Check(o *jsonfield.Outside) error {
 	}
 	return &Error{Reason: BadInput, Msg: "field " + g.path(o.Offset) + " has the name of tagged field " + label +
 		" but is not encrypted by this policy: send it where the policy encrypts it"}
+}
+
+// containsMarker is bytes.Contains(s, []byte(CiphertextMarker)) for the short strings of a
+// body, which it searches for the marker's last byte, the rarer ':', rather than the whole
+// marker: that costs less than bytes.Index's setup on every string.
+func containsMarker(s []byte) bool {
+	const last = len(CiphertextMarker) - 1
+	for len(s) > last {
+		k := bytes.IndexByte(s[last:], CiphertextMarker[last])
+		if k < 0 {
+			return false
+		}
+		if string(s[k:k+last]) == CiphertextMarker[:last] {
+			return true
+		}
+		s = s[k+1:]
+	}
+	return false
 }
 
 // isAllowed reports whether an allow selector covers the member whose name starts at off: the
@@ -122,10 +140,22 @@ func valueAfterName(doc []byte, off int) int {
 
 // taggedLabel returns the label of the policy field a member name (decoded) is named like.
 func (g *Guard) taggedLabel(name []byte) (string, bool) {
-	g.name = tripName(g.name[:0], name)
+	if !isASCII(name) {
+		g.name = tripNameRunes(g.name[:0], name)
+	} else {
+		// Most member names are ASCII and not tagged: most have a length no tagged name has.
+		name = trimASCII(name)
+		if g.p.taggedLens&lenBit(len(name)) == 0 {
+			return "", false
+		}
+		g.name = upperASCII(g.name[:0], name)
+	}
 	label, ok := g.p.tagged[string(g.name)]
 	return label, ok
 }
+
+// lenBit is the bit of Policy.taggedLens for a name of n bytes.
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
 
 // tripName appends the form in which the tripwire compares member names: surrounding white
 // space trimmed (some binders trim keys), then every rune mapped to upper case, to lower case
@@ -135,6 +165,54 @@ func (g *Guard) taggedLabel(name []byte) (string, bool) {
 // buf is scratch space, overwritten (folding in place is safe: a rune never folds to a longer
 // encoding).
 func tripName(buf, name []byte) []byte {
+	if isASCII(name) {
+		return tripNameASCII(buf, name)
+	}
+	return tripNameRunes(buf, name)
+}
+
+// tripNameASCII is tripName for a name of ASCII bytes only, the common case, without decoding
+// runes: there, bytes.TrimSpace trims only ASCII white space, and upper-then-lower casing and
+// folding map a-z to A-Z and leave every other byte as it is (FuzzTripName compares it with
+// tripNameRunes).
+func tripNameASCII(buf, name []byte) []byte { return upperASCII(buf, trimASCII(name)) }
+
+// upperASCII appends name to buf[:0] with a-z mapped to A-Z.
+func upperASCII(buf, name []byte) []byte {
+	buf = buf[:0]
+	for _, c := range name {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return buf
+}
+
+// trimASCII is bytes.TrimSpace for ASCII text: it trims \t, \n, \v, \f, \r and space.
+func trimASCII(b []byte) []byte {
+	for len(b) > 0 && isASCIISpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isASCIISpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isASCIISpace(c byte) bool { return c == ' ' || '\t' <= c && c <= '\r' }
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// tripNameRunes is tripName for any UTF-8 text.
+func tripNameRunes(buf, name []byte) []byte {
 	buf = buf[:0]
 	for _, r := range string(bytes.TrimSpace(name)) {
 		buf = utf8.AppendRune(buf, unicode.ToLower(unicode.ToUpper(r)))

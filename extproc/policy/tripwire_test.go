@@ -1,12 +1,13 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 )
 
-func mustCompile(t *testing.T, cfgs ...Config) *Set {
+func mustCompile(t testing.TB, cfgs ...Config) *Set {
 	t.Helper()
 	set, err := Compile(cfgs)
 	if err != nil {
@@ -217,4 +218,48 @@ func TestGuardAllow(t *testing.T) {
 			t.Errorf("%.60s: %v, want allowed %v", tc.body, err, tc.ok)
 		}
 	}
+}
+
+// FuzzTripName checks that the ASCII fast path of tripName gives what the rune-by-rune
+// comparison form does, for every ASCII name (the seeds cover every ASCII byte, white space at
+// either end and the letters that case-fold beyond ASCII: k and s).
+func FuzzTripName(f *testing.F) {
+	all := make([]byte, 128)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, s := range []string{"", "ssn", " SSN\t", "ſsn", "e\u00admail", "Pan", " number ", "numbeR\v", "\v\f\r\n kelvin  ", "Email", "a b", "\x00\x7f", string(all)} {
+		f.Add([]byte(s))
+	}
+	pol := mustCompile(f, patients).Policies()[0]
+	g := pol.Guard(nil)
+	f.Fuzz(func(t *testing.T, name []byte) {
+		// The guard's lookup (with its length filter) finds what the map of folded names has.
+		wantLabel, wantOK := pol.tagged[string(tripNameRunes(nil, name))]
+		if label, ok := g.taggedLabel(name); label != wantLabel || ok != wantOK {
+			t.Fatalf("taggedLabel(%q) = %q, %v; want %q, %v", name, label, ok, wantLabel, wantOK)
+		}
+		if !isASCII(name) {
+			return
+		}
+		fast, slow := tripNameASCII(nil, name), tripNameRunes(nil, name)
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("tripName(%q): ASCII path %q, rune path %q", name, fast, slow)
+		}
+		if got := tripName(nil, name); !bytes.Equal(got, slow) {
+			t.Fatalf("tripName(%q) = %q, want %q", name, got, slow)
+		}
+	})
+}
+
+// FuzzContainsMarker compares the tripwire's marker search with bytes.Contains.
+func FuzzContainsMarker(f *testing.F) {
+	for _, s := range []string{"", "rkms", "rkms:", ":rkms:", "xrkms:y", "rkm:s:", "rkms;rkms:", "::::", "rrkms:", "rkmsrkms:"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		if got, want := containsMarker(s), bytes.Contains(s, []byte(CiphertextMarker)); got != want {
+			t.Fatalf("containsMarker(%q) = %v, want %v", s, got, want)
+		}
+	})
 }

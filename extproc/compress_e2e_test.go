@@ -54,10 +54,12 @@ func TestEnvoyCompression(t *testing.T) {
 	testenv.Integration(t)
 	s := startStack(t, "ingress.yaml", Options{})
 	tenant := envoytest.Bearer(t, "t1")
-	if r := s.do(t, "POST", "/patients", patient, tenant...); r.status != 201 {
+	// Over the compressor's min_content_length (1 KiB): smaller responses go uncompressed.
+	record := largePatient()
+	if r := s.do(t, "POST", "/patients", record, tenant...); r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
-	wantRecord := `{"id":"1",` + patient[1:]
+	wantRecord := `{"id":"1",` + record[1:]
 	gz := append([]string{"Accept-Encoding", "gzip"}, tenant...)
 
 	t.Run("client that accepts gzip gets a compressed, decrypted response", func(t *testing.T) {
@@ -156,10 +158,12 @@ func TestEnvoyCompression(t *testing.T) {
 				t.Errorf("%q: status %d %s", ce, r.status, r.body)
 			}
 		}
-		// rkms's JSON refusals are compressed like any response for a client that accepts gzip.
+		// rkms's JSON refusals are small (under min_content_length): they go uncompressed even
+		// to a client that accepts gzip, so that a flood of refused requests costs Envoy no
+		// compression.
 		r := s.sendBytes(t, "POST", "/patients", []byte(patient),
 			append([]string{"Content-Type", "application/json", "Content-Encoding", "compress", "Accept-Encoding", "gzip"}, tenant...)...)
-		if r.status != 415 || r.header.Get("Content-Encoding") != "gzip" || !strings.Contains(string(gunzip(t, r.body)), `"error"`) {
+		if r.status != 415 || r.header.Get("Content-Encoding") != "" || !strings.Contains(string(r.body), `"error"`) {
 			t.Errorf("refusal to a gzip client: status %d, content-encoding %q", r.status, r.header.Get("Content-Encoding"))
 		}
 	})
@@ -220,7 +224,7 @@ func TestEnvoyCompressorOrder(t *testing.T) {
 			r.status, r.header.Get("Content-Encoding"))
 	}
 	// On a route whose responses rkms does not rewrite, accept-encoding reaches it: it compresses.
-	if r := s.do(t, "POST", "/notes", `{"text":"`+strings.Repeat("a note ", 20)+`"}`); r.status != 201 {
+	if r := s.do(t, "POST", "/notes", `{"text":"`+strings.Repeat("a note ", 200)+`"}`); r.status != 201 {
 		t.Fatalf("note: %d %s", r.status, r.body)
 	}
 	r = s.do(t, "GET", "/notes", "", "Accept-Encoding", "gzip")
@@ -244,14 +248,16 @@ func TestEnvoyEgressCompression(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := compress(t, "gzip", []byte(`{"token":"`+string(ct)+`","amount":5}`))
+	// A memo takes the response over the compressor's min_content_length (1 KiB).
+	memo := strings.Repeat("monthly subscription renewal; ", 40)
+	body := compress(t, "gzip", []byte(`{"token":"`+string(ct)+`","amount":5,"memo":"`+memo+`"}`))
 	r := s.sendBytes(t, "POST", "/partner?encoding=gzip", body, "Content-Type", "application/json",
 		"Content-Encoding", "gzip", "Accept-Encoding", "gzip", "x-partner", "acme")
 	if r.status != 201 || r.header.Get("Content-Encoding") != "gzip" {
 		t.Fatalf("status %d, content-encoding %q: %q", r.status, r.header.Get("Content-Encoding"), r.body)
 	}
 	got := s.app.Received()
-	if len(got) != 1 || string(got[0].Body) != `{"token":"tok_live_123","amount":5}` || got[0].Header.Get("Content-Encoding") != "" {
+	if len(got) != 1 || string(got[0].Body) != `{"token":"tok_live_123","amount":5,"memo":"`+memo+`"}` || got[0].Header.Get("Content-Encoding") != "" {
 		t.Fatalf("external API got %q (content-encoding %q)", got[0].Body, got[0].Header.Get("Content-Encoding"))
 	}
 	plain := gunzip(t, r.body)
@@ -259,4 +265,10 @@ func TestEnvoyEgressCompression(t *testing.T) {
 	if !envelope.IsCiphertext([]byte(tok)) || bytes.Contains(plain, []byte("tok_live_123")) {
 		t.Errorf("the app got plaintext back: %s", plain)
 	}
+}
+
+// largePatient is the test patient with an untagged note that takes it over the shipped
+// compressor's min_content_length (1 KiB).
+func largePatient() string {
+	return patient[:len(patient)-1] + `,"note":"` + strings.Repeat("seen for a routine check; ", 60) + `"}`
 }

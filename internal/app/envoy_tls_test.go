@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 	"github.com/rkms/rkms/internal/testing/tlstest"
@@ -83,33 +81,16 @@ policies:
 	r, _, _, _ := startServeTLS(t, cfg)
 
 	app := &echoApp{}
-	appLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appSrv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = appSrv.Serve(appLis) }()
-	t.Cleanup(func() { appSrv.Close() })
+	appPort := serveApp(t, app)
 
 	startEnvoy := func(client tlstest.Pair) string {
-		base, err := envoy.Config("ingress.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
 		listener := testenv.FreePort(t)
-		rendered, err := envoy.Render(base, map[string]int{"admin": testenv.FreePort(t), "listener": listener,
-			"app": appLis.Addr().(*net.TCPAddr).Port, "rkms": extPort})
-		if err == nil {
-			rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		rendered := ingressYAML(t, listener, appPort, extPort)
 		const anchor = "    - name: rkms\n      type: STATIC\n"
-		if !strings.Contains(string(rendered), anchor) {
+		if !strings.Contains(rendered, anchor) {
 			t.Fatal("ingress.yaml: rkms cluster not found")
 		}
-		withTLS := strings.Replace(string(rendered), anchor, anchor+mtlsSnippet(t, client, p.ca.File, "localhost"), 1)
+		withTLS := strings.Replace(rendered, anchor, anchor+mtlsSnippet(t, client, p.ca.File, "localhost"), 1)
 		testenv.StartEnvoy(t, withTLS)
 		return fmt.Sprintf("http://127.0.0.1:%d", listener)
 	}

@@ -138,27 +138,9 @@ store: {type: memory}
 	server := "http://" + r.admin
 
 	app := &storeApp{}
-	appLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appSrv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = appSrv.Serve(appLis) }()
-	t.Cleanup(func() { appSrv.Close() })
-	base, err := envoy.Config("ingress.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	appPort := serveApp(t, app)
 	listener := testenv.FreePort(t)
-	rendered, err := envoy.Render(base, map[string]int{"admin": testenv.FreePort(t), "listener": listener,
-		"app": appLis.Addr().(*net.TCPAddr).Port, "rkms": extPort})
-	if err == nil {
-		rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartEnvoy(t, string(rendered))
+	testenv.StartEnvoy(t, ingressYAML(t, listener, appPort, extPort))
 	send := func(method, tenant, body string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/patients/1", listener), strings.NewReader(body))
@@ -210,4 +192,35 @@ store: {type: memory}
 		!strings.Contains(out, "$.contact.email    tenant-acme  1        randomized  email") {
 		t.Fatalf("inspect of what Envoy sealed: exit %d\n%s", code, out)
 	}
+}
+
+// serveApp serves h on a loopback port until the test ends and returns the port.
+func serveApp(t *testing.T, h http.Handler) int {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Close() })
+	return lis.Addr().(*net.TCPAddr).Port
+}
+
+// ingressYAML renders envoy/ingress.yaml for an Envoy listening on listener (its admin on a free
+// port), with the app on app, rkms's ext_proc on rkms and the test issuer's JWKS.
+func ingressYAML(t *testing.T, listener, app, rkms int) string {
+	t.Helper()
+	base, err := envoy.Config("ingress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := envoy.Render(base, map[string]int{"admin": testenv.FreePort(t), "listener": listener, "app": app, "rkms": rkms})
+	if err == nil {
+		rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(rendered)
 }

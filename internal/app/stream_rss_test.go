@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
@@ -199,27 +198,9 @@ log: {level: warn}
 	waitListening(t, fmt.Sprintf("127.0.0.1:%d", extPort), logs)
 
 	app := &sealedStore{}
-	appLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appSrv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = appSrv.Serve(appLis) }()
-	t.Cleanup(func() { appSrv.Close() })
-	base, err := envoy.Config("ingress.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	appPort := serveApp(t, app)
 	listener := testenv.FreePort(t)
-	rendered, err := envoy.Render(base, map[string]int{"admin": testenv.FreePort(t), "listener": listener,
-		"app": appLis.Addr().(*net.TCPAddr).Port, "rkms": extPort})
-	if err == nil {
-		rendered, err = envoy.RenderFiles(rendered, map[string]string{"jwks": envoytest.JWKSFile(t)})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := string(rendered)
+	yml := ingressYAML(t, listener, appPort, extPort)
 	if long {
 		yml = strings.ReplaceAll(yml, "request_timeout: 30s", "request_timeout: 1800s")
 		yml = strings.ReplaceAll(yml, "route: {cluster: app, timeout: 25s}", "route: {cluster: app, timeout: 1800s}")

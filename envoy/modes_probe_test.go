@@ -153,4 +153,3 @@ func startProbe(t testing.TB, p *probe) int {
 	t.Cleanup(g.Stop)
 	return lis.Addr().(*net.TCPAddr).Port
 }
-

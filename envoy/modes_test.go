@@ -206,7 +206,7 @@ func TestEnvoyModes(t *testing.T) {
 			return nil, false
 		}}
 		s := startProbeStack(t, p, func(cfg string) string {
-			return withProbeRoute(t, cfg, `                            envoy.filters.http.ext_proc:
+			return withProbeRoute(t, envoytest.WithPipelinedFilter(t, cfg), `                            envoy.filters.http.ext_proc:
                               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute
                               disabled: true
                             rkms.ext_proc.pipelined:

@@ -11,8 +11,8 @@ import (
 // Pipelined request bodies (envoy/README.md, "Fewest round trips").
 //
 // A route served by an ext_proc filter with send_body_without_waiting_for_header_response and
-// request_body_mode STREAMED (the second filter instance of the shipped configurations,
-// [PipelinedFilterName]) sends rkms the request headers and, right after, the request body
+// request_body_mode STREAMED ([PipelinedFilterName]; not in the shipped configurations, see
+// envoy/README.md) sends rkms the request headers and, right after, the request body
 // (one message: the buffer filter before ext_proc delivers it whole), without waiting for the
 // answer to the headers. rkms then holds its answer to the headers until the body is
 // processed, and sends both answers back to back: the request waits for one round trip to

@@ -15,6 +15,9 @@ const (
 	// PipelinedFilterName is the second ext_proc filter: send_body_without_waiting_for_header_response
 	// with STREAMED request bodies (one message: the buffer filter before it delivers the body
 	// whole) and allow_content_length_header, off by default (disabled: true in http_filters).
+	// rkms serves it (pipelined.go); the shipped configurations do not include it
+	// (envoy/README.md, "Fewest round trips", says why; internal/testing/envoytest.PipelinedFilter
+	// is its configuration).
 	// A route it serves enables it (typed_per_filter_config[PipelinedFilterName] is an
 	// envoy.config.route.v3.FilterConfig{config: ExtProcPerRoute{overrides: ...}}, disabled
 	// false) and disables MainFilterName (ExtProcPerRoute{disabled: true}). See pipelined.go.
@@ -30,8 +33,9 @@ const (
 // drift.
 type RouteConfig struct {
 	// Filter is the http_filters name of the ext_proc filter that serves the route:
-	// MainFilterName or PipelinedFilterName. When it is PipelinedFilterName the route disables
-	// MainFilterName and enables PipelinedFilterName with the overrides below.
+	// MainFilterName (what RouteConfigFor returns today) or PipelinedFilterName, which rkms
+	// supports and the shipped configurations do not use. When it is PipelinedFilterName the
+	// route disables MainFilterName and enables PipelinedFilterName with the overrides below.
 	Filter string
 	// Metadata is the gRPC initial metadata of the route's ext_proc streams
 	// (overrides.grpc_initial_metadata): the policy's name under PolicyMetadataKey, and
@@ -53,11 +57,13 @@ type RouteConfig struct {
 // RouteConfigFor returns the Envoy route settings of policy p.
 //
 //   - A streaming policy: MainFilterName, FULL_DUPLEX_STREAMED both ways (duplex.go), no buffer.
-//   - Any other policy: PipelinedFilterName. A request with a body costs request headers and
-//     body sent back to back (one wait instead of two); the response costs headers and body
-//     only when the policy decrypts or encrypts in it.
+//   - Any other policy: MainFilterName, BUFFERED. A request with a body costs request headers,
+//     then body; a bodiless one its headers only; the response costs headers and body only
+//     when the policy decrypts or encrypts in it (rkms's mode_override says the same per
+//     request). Not PipelinedFilterName: it saved no measurable latency and it lets a flood of
+//     bodies past rkms's admission at the headers (envoy/README.md, "Fewest round trips").
 func RouteConfigFor(p *policy.Policy) RouteConfig {
-	rc := RouteConfig{Filter: PipelinedFilterName, Metadata: [][2]string{{PolicyMetadataKey, p.Name()}}, Buffered: true}
+	rc := RouteConfig{Filter: MainFilterName, Metadata: [][2]string{{PolicyMetadataKey, p.Name()}}, Buffered: true}
 	if p.Streams(false) || p.Streams(true) {
 		rc.Filter = MainFilterName
 		rc.Metadata = append(rc.Metadata, [2]string{StreamMetadataKey, StreamMetadataValue})
@@ -76,7 +82,6 @@ func RouteConfigFor(p *policy.Policy) RouteConfig {
 	// response only when the policy transforms it.
 	rc.Mode = policyMode(true, !p.Response().Empty())
 	rc.Mode.RequestHeaderMode = filterv3.ProcessingMode_SEND
-	rc.Mode.RequestBodyMode = filterv3.ProcessingMode_STREAMED
 	rc.Mode.RequestTrailerMode = filterv3.ProcessingMode_SKIP
 	rc.Mode.ResponseTrailerMode = filterv3.ProcessingMode_SKIP
 	return rc

@@ -200,6 +200,7 @@ type streamRecord struct {
 	mu             sync.Mutex
 	path           string
 	recv, sent     []string
+	events         []string // "recv:KIND" and "sent:KIND" in the order they happened
 	protocolConfig bool
 }
 
@@ -225,6 +226,22 @@ func (l *streamLog) find(path string) (recv, sent []string, ok bool) {
 		}
 	}
 	return nil, nil, false
+}
+
+// events returns what happened on the last stream for path, in order ("recv:KIND", "sent:KIND").
+func (l *streamLog) events(path string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.streams) - 1; i >= 0; i-- {
+		r := l.streams[i]
+		r.mu.Lock()
+		p, ev := r.path, append([]string(nil), r.events...)
+		r.mu.Unlock()
+		if p == path {
+			return ev
+		}
+	}
+	return nil
 }
 
 func (l *streamLog) count() int {
@@ -269,6 +286,7 @@ func (s *recordingStream) RecvMsg(m any) error {
 			s.r.protocolConfig = true
 		}
 		s.r.recv = append(s.r.recv, kind)
+		s.r.events = append(s.r.events, "recv:"+kind)
 	}
 	return err
 }
@@ -278,6 +296,7 @@ func (s *recordingStream) SendMsg(m any) error {
 		_, kind, _ := strings.Cut(fmt.Sprintf("%T", resp.GetResponse()), "ProcessingResponse_")
 		s.r.mu.Lock()
 		s.r.sent = append(s.r.sent, kind)
+		s.r.events = append(s.r.events, "sent:"+kind)
 		s.r.mu.Unlock()
 	}
 	return s.ServerStream.SendMsg(m)

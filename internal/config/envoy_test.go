@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rkms/rkms/extproc/policy"
 )
 
 // TestEnvoyUnprotectedChecks: an unprotected route is refused when a request it takes could be
@@ -88,4 +90,32 @@ func TestEnvoySettingsChecks(t *testing.T) {
 	if err != nil || cfg.Envoy.ListenerPort != DefaultEnvoyListenerPort || cfg.Envoy.JWT.Audiences[0] != DefaultJWTAudience {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
+}
+
+// FuzzUnprotectedOverlap checks the overlap rule against rkms's own matcher: whenever a request
+// path is taken by the unprotected route (Envoy's exact or prefix match, case-sensitive) and
+// rkms would select the policy for a bodiless GET, the check must have refused the route.
+func FuzzUnprotectedOverlap(f *testing.F) {
+	f.Add("/healthz", false, "/health", false, "/healthz")
+	f.Add("/static/", true, "/STATIC/a", false, "/static/a/b")
+	f.Add("/a", true, "/ab", true, "/abc")
+	f.Fuzz(func(t *testing.T, u string, isPrefix bool, pp string, caseSens bool, req string) {
+		if !policy.ValidPathPrefix(u) || !policy.ValidPathPrefix(pp) || policy.Canonical(req) != req {
+			return
+		}
+		pc := policy.Config{Name: "p", Match: policy.Match{PathPrefix: pp}, CaseSensitive: caseSens,
+			KeyID: "k", Request: policy.Direction{Encrypt: []policy.Field{{Path: "$.ssn"}}}}
+		set, err := policy.Compile([]policy.Config{pc})
+		if err != nil {
+			return
+		}
+		takes := req == u || isPrefix && strings.HasPrefix(req, u)
+		p, _, err := set.Select("", policy.Request{Method: "GET", Path: req})
+		if !takes || err != nil || p == nil {
+			return
+		}
+		if _, overlaps := unprotectedOverlap(isPrefix, u, []string{"GET", "HEAD"}, pc); !overlaps {
+			t.Fatalf("unprotected %q (prefix %v) takes %q, which policy prefix %q (case_sensitive %v) matches, and was not refused", u, isPrefix, req, pp, caseSens)
+		}
+	})
 }

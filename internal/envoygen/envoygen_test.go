@@ -5,12 +5,14 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -287,7 +289,7 @@ func TestRouteKinds(t *testing.T) {
 	type row struct {
 		match, policy, jwt string
 		headers            []string
-		buffer             string // "", "disabled", "limit"
+		buffer             string // "", "disabled", "limit N"
 		extproc            string // "disabled", "named", "default"
 		timeout            string
 	}
@@ -333,8 +335,12 @@ func TestRouteKinds(t *testing.T) {
 			}
 		}
 		if a := tp[filterBuffer]; a != nil {
-			w.buffer = "limit"
-			if strings.Contains(protojson.Format(a), `"disabled": true`) {
+			var br bufferv3.BufferPerRoute
+			if err := a.UnmarshalTo(&br); err != nil {
+				t.Fatal(err)
+			}
+			w.buffer = "limit " + strconv.Itoa(int(br.GetBuffer().GetMaxRequestBytes().GetValue()))
+			if br.GetDisabled() {
 				w.buffer = "disabled"
 			}
 		}
@@ -342,8 +348,8 @@ func TestRouteKinds(t *testing.T) {
 	}
 	bodiless := []string{":method~GET|HEAD", "!content-length", "!transfer-encoding"}
 	want := []row{
-		{"=/healthz", "", "disabled", bodiless, "limit", "disabled", "15s"},
-		{"/static/", "", "disabled", []string{":method~GET", "!content-length", "!transfer-encoding"}, "limit", "disabled", "15s"},
+		{"=/healthz", "", "disabled", bodiless, "limit 1", "disabled", "15s"},
+		{"/static/", "", "disabled", []string{":method~GET", "!content-length", "!transfer-encoding"}, "limit 1", "disabled", "15s"},
 		{"/patients (any case)", "patients", "tenant", []string{":method~POST|PUT|GET"}, "", "named", "15s"},
 		{"/patients (any case)", "", "tenant_if_present", nil, "", "default", "15s"},
 		{"/Files/", "Files", "tenant_if_present", nil, "", "named", "15s"},

@@ -27,7 +27,8 @@ func ingress(edit func(t testing.TB, cfg string) string) envoytest.Render {
 		}
 		s := string(out)
 		if failureModeAllow {
-			s = envoytest.ReplaceOnce(t, s, "failure_mode_allow: false", "failure_mode_allow: true")
+			// Both ext_proc filters (the main one and the pipelined one).
+			s = envoytest.ReplaceAll(t, s, "failure_mode_allow: false", "failure_mode_allow: true")
 		}
 		if edit != nil {
 			s = edit(t, s)

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"github.com/rkms/rkms/extproc"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,9 +111,11 @@ func TestShippedConfigs(t *testing.T) {
 		// jwt: bearer tokens verified before ext_proc, x-tenant-id removed (ingress: the
 		// client is a user; egress: the client is the app itself, on loopback)
 		jwt bool
+		// pipelined: the second ext_proc filter (extproc.PipelinedFilterName) is there
+		pipelined bool
 	}{
-		{"ingress.yaml", "patients", true, true},
-		{"egress.yaml", "partner", false, false},
+		{"ingress.yaml", "patients", true, true, true},
+		{"egress.yaml", "partner", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Config(tc.name)
@@ -136,6 +139,9 @@ func TestShippedConfigs(t *testing.T) {
 			}
 			filters := hcm.GetHttpFilters()
 			want := []string{"envoy.filters.http.buffer", "envoy.filters.http.ext_proc", "envoy.filters.http.rbac", "envoy.filters.http.router"}
+			if tc.pipelined {
+				want = slices.Insert(want, 2, extproc.PipelinedFilterName)
+			}
 			if tc.jwt {
 				want = append([]string{"envoy.filters.http.header_mutation", "envoy.filters.http.jwt_authn"}, want...)
 			}
@@ -148,11 +154,13 @@ func TestShippedConfigs(t *testing.T) {
 			if !slices.Equal(names, want) {
 				t.Fatalf("http filters %v, want %v", names, want)
 			}
-			first := len(want) - 3 // ext_proc
-			ep := unpack(t, filters[first].GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
+			ep := unpack(t, filterNamed(t, filters, extproc.MainFilterName).GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
 			checkExtProc(t, ep)
 			checkCompressor(t, unpack(t, filters[0].GetTypedConfig(), &compressorv3.Compressor{}))
-			checkStampCheck(t, ep, unpack(t, filters[first+1].GetTypedConfig(), &rbacfilterv3.RBAC{}))
+			checkStampCheck(t, ep, unpack(t, filterNamed(t, filters, "envoy.filters.http.rbac").GetTypedConfig(), &rbacfilterv3.RBAC{}))
+			if tc.pipelined {
+				checkPipelined(t, ep, filterNamed(t, filters, extproc.PipelinedFilterName))
+			}
 			checkRoutes(t, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes(), tc.healthOnly)
 			checkLocalReplies(t, hcm.GetLocalReplyConfig())
 			checkRequestIDs(t, hcm)
@@ -240,8 +248,39 @@ func checkCompressor(t *testing.T, c *compressorv3.Compressor) {
 	}
 }
 
+// checkPipelined: the pipelined ext_proc filter is off unless a route enables it, fails closed
+// like the main one, sends the body without waiting, keeps content-length (rkms sets it in the
+// headers answer), and gets the same metadata and attributes as the main filter.
+func checkPipelined(t *testing.T, main *extprocfilterv3.ExternalProcessor, f *hcmv3.HttpFilter) {
+	t.Helper()
+	if !f.GetDisabled() {
+		t.Error("the pipelined ext_proc filter is on by default: routes must enable it")
+	}
+	ep := unpack(t, f.GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
+	switch {
+	case ep.GetFailureModeAllow():
+		t.Error("pipelined: failure_mode_allow is true")
+	case !ep.GetSendBodyWithoutWaitingForHeaderResponse() || !ep.GetAllowContentLengthHeader():
+		t.Error("pipelined: want send_body_without_waiting_for_header_response and allow_content_length_header")
+	case ep.GetProcessingMode().GetRequestBodyMode() != extprocfilterv3.ProcessingMode_STREAMED:
+		t.Error("pipelined: request_body_mode must be STREAMED (Envoy pipelines only that mode)")
+	case !proto.Equal(ep.GetMetadataOptions(), main.GetMetadataOptions()) || !slices.Equal(ep.GetRequestAttributes(), main.GetRequestAttributes()):
+		t.Error("pipelined: metadata_options and request_attributes must be the main filter's")
+	case !proto.Equal(ep.GetGrpcService(), main.GetGrpcService()) || !proto.Equal(ep.GetMessageTimeout(), main.GetMessageTimeout()) || !proto.Equal(ep.GetStatusOnError(), main.GetStatusOnError()):
+		t.Error("pipelined: grpc_service, message_timeout and status_on_error must be the main filter's")
+	}
+}
+
+// perRoute returns the ExtProcPerRoute of the ext_proc filter that serves r: the pipelined
+// filter's when the route enables it, else the main filter's (nil when r sets none).
 func perRoute(t *testing.T, r *routev3.Route) *extprocfilterv3.ExtProcPerRoute {
 	t.Helper()
+	if a := r.GetTypedPerFilterConfig()[extproc.PipelinedFilterName]; a != nil {
+		fc := unpack(t, a, &routev3.FilterConfig{})
+		if !fc.GetDisabled() {
+			return unpack(t, fc.GetConfig(), &extprocfilterv3.ExtProcPerRoute{})
+		}
+	}
 	a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]
 	if a == nil {
 		return nil

@@ -106,10 +106,11 @@ func TestEnvoyIngress(t *testing.T) {
 			{name: "missing token on read", method: "GET", path: "/patients/1", want: 401},
 			{name: "not json", method: "POST", path: "/patients", body: patient, headers: append([]string{"content-type", "text/plain"}, tenant...), want: 415},
 			// The buffer filter before ext_proc (envoy/README.md, "Resource limits") answers 413
-			// itself: rkms sees the request headers and no body, and Envoy's local reply (text, no
-			// tagged field) does not go through ext_proc's response path.
+			// itself: rkms sees the request headers and (the pipelined filter serves /patients)
+			// an end of body that nothing follows, and Envoy's local reply (text, no tagged
+			// field) does not go through ext_proc's response path.
 			{name: "body over the buffer limit", method: "POST", path: "/patients", body: big, headers: tenant, want: 413,
-				wantRecv: []string{"request_headers"}, envoyReply: true},
+				wantRecv: []string{"request_headers", "request_body(eos=true)"}, envoyReply: true},
 			{name: "body over the buffer limit once encrypted", method: "POST", path: "/patients", body: growing, headers: tenant, want: 413,
 				wantRecv: []string{"request_headers", "request_body(eos=true)"}},
 			{name: "keyring unavailable", method: "POST", path: "/patients", body: patient, headers: envoytest.Bearer(t, "t-new"),

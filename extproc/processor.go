@@ -39,8 +39,13 @@ type processor struct {
 	finished                         bool // an immediate response was sent
 	endAfter                         bool // end the stream once the answer is sent (a limit refused it)
 	duplex                           bool // the route streams bodies (StreamMetadataKey): see duplex.go
-	aborting                         bool // a streamed body failed where only a reset can stop it
-	dx                               [2]duplexState
+	pipelined                        bool // Envoy sends the request body without waiting (pipelined.go)
+	held                             bool // the request headers answer waits for the body (pipelined.go)
+	heldMut                          *extprocv3.HeaderMutation
+	// before is an answer to send before the one handle returns (the held headers answer).
+	before   *extprocv3.ProcessingResponse
+	aborting bool // a streamed body failed where only a reset can stop it
+	dx       [2]duplexState
 
 	// Limits (limits.go): the shares this stream holds and its body reservations. Each is given
 	// back exactly once: by freeProcessor, or (spent) by sent once the answer is sent.
@@ -126,7 +131,7 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 		}
 	}
 	if p.finished {
-		if p.duplex {
+		if p.duplex || p.pipelined {
 			// Chunks Envoy sent before it read the immediate response: dropped, unanswered.
 			return nil, nil
 		}
@@ -186,6 +191,7 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 		return nil, protocolError("request headers received twice")
 	}
 	p.reqHeaders = true
+	p.pipelined = !p.duplex && pipelinedConfig(req)
 	p.identities(req)
 	p.headers = parseHeaders(h.GetHeaders())
 	p.reqEnded = h.GetEndOfStream()
@@ -251,6 +257,10 @@ func (p *processor) requestHeaders(ctx context.Context, req *extprocv3.Processin
 			return nil, err
 		}
 	}
+	if hasBody && p.pipelined {
+		p.holdHeaders(mut)
+		return nil, nil // answered with the body (pipelined.go)
+	}
 	mode := p.s.modes.policy[b2i(hasBody)][b2i(!pol.Response().Empty())]
 	if p.duplex {
 		mode = nil // Envoy 1.40 applies a mode_override even on a full-duplex route (TestStreamImportExport)
@@ -273,6 +283,9 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return p.duplexBody(ctx, phaseRequest, b)
 	case p.reqBody:
 		return nil, protocolError("second request body message (only the BUFFERED body mode is supported)")
+	case p.held && !b.GetEndOfStream():
+		return nil, newError(kindBadInput, phaseRequest, "request body must come in one message",
+			fmt.Errorf("pipelined request body without end_of_stream (trailers, or no buffer filter before ext_proc)"))
 	}
 	p.reqBody = true
 	defer p.bodyDone(phaseRequest)
@@ -305,14 +318,14 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*ex
 		return nil, err
 	}
 	if n == 0 {
-		return p.stamped(p.answerBody(phaseRequest, nil)), nil
+		return p.lastRequestAnswer(p.answerBody(phaseRequest, nil)), nil
 	}
 	if len(out) > p.s.opts.MaxBodyBytes {
 		// Envoy holds the replaced body in the same buffer: over its limit it would answer a
 		// bare 413 itself. Say why instead.
 		return nil, newError(kindTooLarge, phaseRequest, "request body too large once encrypted", nil)
 	}
-	return p.stamped(p.answerBody(phaseRequest, out)), nil
+	return p.lastRequestAnswer(p.answerBody(phaseRequest, out)), nil
 }
 
 // evalIDs computes the key id and the record binding context that are not computed yet, from
@@ -346,6 +359,15 @@ func (p *processor) evalIDs(body []byte, hasBody bool) error {
 		}
 	}
 	return nil
+}
+
+// lastRequestAnswer stamps r, the answer to the request body, or (pipelined) releases the held
+// headers answer, stamped, before it.
+func (p *processor) lastRequestAnswer(r *extprocv3.ProcessingResponse) *extprocv3.ProcessingResponse {
+	if p.held {
+		return p.releaseHeaders(r)
+	}
+	return p.stamped(r)
 }
 
 // stamped adds the stamp that tells Envoy's filters after ext_proc that rkms processed the

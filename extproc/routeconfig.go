@@ -6,30 +6,60 @@ import (
 	"github.com/rkms/rkms/extproc/policy"
 )
 
-// RouteConfig is what the Envoy route of one policy sets for rkms's ext_proc filter, so that
-// Envoy sends rkms exactly the messages the policy needs and no more. `rkms envoy-config`
-// renders it into the route's typed_per_filter_config; the message-count test checks it against
-// the real Envoy. It is derived from the compiled policy only, so a configuration and the
-// Envoy routes rendered from it cannot drift.
+// The ext_proc filter instances of the shipped configurations (their http_filters names).
+const (
+	// MainFilterName is the ext_proc filter every route uses unless it names another: BUFFERED
+	// bodies, allow_mode_override (rkms asks per request for the messages it needs; a request
+	// no policy covers costs one message), on by default.
+	MainFilterName = "envoy.filters.http.ext_proc"
+	// PipelinedFilterName is the second ext_proc filter: send_body_without_waiting_for_header_response
+	// with STREAMED request bodies (one message: the buffer filter before it delivers the body
+	// whole) and allow_content_length_header, off by default (disabled: true in http_filters).
+	// A route it serves enables it (typed_per_filter_config[PipelinedFilterName] is an
+	// envoy.config.route.v3.FilterConfig{config: ExtProcPerRoute{overrides: ...}}, disabled
+	// false) and disables MainFilterName (ExtProcPerRoute{disabled: true}). See pipelined.go.
+	PipelinedFilterName = "rkms.ext_proc.pipelined"
+)
+
+// RouteConfig is what the Envoy route of one policy sets for rkms's ext_proc filters, so that
+// Envoy sends rkms exactly the messages the policy needs, with as few waits as Envoy 1.40
+// allows (envoy/README.md, "Fewest round trips"). `rkms envoy-config` renders it into the
+// route's typed_per_filter_config; TestMessagesPerRouteKind checks it against the real Envoy
+// and TestShippedRouteConfig checks the shipped ingress.yaml against it. It is derived from
+// the compiled policy only, so a configuration and the Envoy routes rendered from it cannot
+// drift.
 type RouteConfig struct {
+	// Filter is the http_filters name of the ext_proc filter that serves the route:
+	// MainFilterName or PipelinedFilterName. When it is PipelinedFilterName the route disables
+	// MainFilterName and enables PipelinedFilterName with the overrides below.
+	Filter string
 	// Metadata is the gRPC initial metadata of the route's ext_proc streams
 	// (overrides.grpc_initial_metadata): the policy's name under PolicyMetadataKey, and
 	// StreamMetadataKey on streaming routes.
 	Metadata [][2]string
-	// Mode is the route's static processing mode (overrides.processing_mode).
+	// Mode is the route's static processing mode (overrides.processing_mode). Routes of the
+	// pipelined filter need it exact: Envoy ignores rkms's mode_override there.
 	Mode *filterv3.ProcessingMode
 	// RequestAttributes and ResponseAttributes, when not nil, replace the filter's attributes
-	// on this route (overrides.request_attributes / response_attributes).
+	// on this route (overrides.request_attributes / response_attributes). RouteConfigFor leaves
+	// them nil: Envoy 1.40 ignores them per route (TestEnvoyModes "per-route attributes").
 	RequestAttributes, ResponseAttributes []string
 	// Buffered says whether the request body is buffered whole before ext_proc opens its stream
-	// (the buffer filter stays on): false on streaming routes.
+	// (the buffer filter stays on): false on streaming routes. The pipelined filter relies on
+	// it: it must get the body in one message.
 	Buffered bool
 }
 
 // RouteConfigFor returns the Envoy route settings of policy p.
+//
+//   - A streaming policy: MainFilterName, FULL_DUPLEX_STREAMED both ways (duplex.go), no buffer.
+//   - Any other policy: PipelinedFilterName. A request with a body costs request headers and
+//     body sent back to back (one wait instead of two); the response costs headers and body
+//     only when the policy decrypts or encrypts in it.
 func RouteConfigFor(p *policy.Policy) RouteConfig {
-	rc := RouteConfig{Metadata: [][2]string{{PolicyMetadataKey, p.Name()}}, Buffered: true}
+	rc := RouteConfig{Filter: PipelinedFilterName, Metadata: [][2]string{{PolicyMetadataKey, p.Name()}}, Buffered: true}
 	if p.Streams(false) || p.Streams(true) {
+		rc.Filter = MainFilterName
 		rc.Metadata = append(rc.Metadata, [2]string{StreamMetadataKey, StreamMetadataValue})
 		rc.Buffered = false
 		rc.Mode = &filterv3.ProcessingMode{
@@ -43,8 +73,11 @@ func RouteConfigFor(p *policy.Policy) RouteConfig {
 		return rc
 	}
 	// Every body on a policy route is read (encrypted, or inspected for tripwires); the
-	// response only when the policy decrypts in it.
+	// response only when the policy transforms it.
 	rc.Mode = policyMode(true, !p.Response().Empty())
 	rc.Mode.RequestHeaderMode = filterv3.ProcessingMode_SEND
+	rc.Mode.RequestBodyMode = filterv3.ProcessingMode_STREAMED
+	rc.Mode.RequestTrailerMode = filterv3.ProcessingMode_SKIP
+	rc.Mode.ResponseTrailerMode = filterv3.ProcessingMode_SKIP
 	return rc
 }

@@ -181,7 +181,15 @@ func (r *run) serve() {
 		}
 		r.arm(s.opts.IdleTimeout, 1) // covers Send too: a peer that reads nothing is bounded
 		if resp == nil {
-			continue // data after a streamed body's end is not answered (duplex.go)
+			continue // data after a streamed body's end is not answered (duplex.go), a held answer (pipelined.go)
+		}
+		if p.before != nil {
+			b := p.before
+			p.before = nil
+			if err := r.stream.Send(b); err != nil {
+				r.done <- err
+				return
+			}
 		}
 		err = r.stream.Send(resp)
 		p.sent(resp) // Send has encoded resp: its body buffer and most of its reservation can be given back

@@ -57,6 +57,9 @@ const RejectBody = `{"error":"request body is not valid JSON"}`
 //     dynamic_metadata {"rkms": {"processed": true, "policy": NAME}}: the request_body answer
 //     when a body message follows the headers, else the request_headers answer. NAME is the
 //     route's x-rkms-policy gRPC initial metadata, "" when the route names none.
+//   - On a pipelined stream (protocol_config send_body_without_waiting_for_header_response, the
+//     filter rkms.ext_proc.pipelined) the request_headers answer waits for the request body and
+//     carries the stamp; both answers are then sent back to back (extproc/pipelined.go).
 //   - Its ImmediateResponse is a JSON error with content-type application/json.
 //   - Response messages are answered without changes and without metadata.
 type FakeRkms struct {
@@ -120,6 +123,7 @@ func (f *FakeRkms) Process(stream extprocv3.ExternalProcessor_ProcessServer) err
 	idx := len(f.streams) - 1
 	f.mu.Unlock()
 	var do map[string]bool
+	var held *extprocv3.ProcessingResponse // the request_headers answer of a pipelined stream
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
@@ -152,6 +156,11 @@ func (f *FakeRkms) Process(stream extprocv3.ExternalProcessor_ProcessServer) err
 			if (last || do[EarlyStamp]) && !do[NoStamp] {
 				resp.DynamicMetadata = Stamp(policy)
 			}
+			// EarlyStamp answers at once even when pipelined: the broken rkms it stands for.
+			if pc := req.GetProtocolConfig(); pc.GetSendBodyWithoutWaitingForHeaderResponse() && !hs.GetEndOfStream() && !do[EarlyStamp] {
+				held = resp
+				continue
+			}
 		case *extprocv3.ProcessingRequest_RequestBody:
 			f.record(idx, "request_body", "")
 			if do[FailAtBody] {
@@ -160,6 +169,14 @@ func (f *FakeRkms) Process(stream extprocv3.ExternalProcessor_ProcessServer) err
 			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
 			if !do[NoStamp] && !do[EarlyStamp] {
 				resp.DynamicMetadata = Stamp(policy)
+			}
+			if held != nil {
+				// Pipelined: the headers answer goes first and is the one Envoy's stamp check sees.
+				held.DynamicMetadata, resp.DynamicMetadata = resp.DynamicMetadata, nil
+				if err := stream.Send(held); err != nil {
+					return err
+				}
+				held = nil
 			}
 		case *extprocv3.ProcessingRequest_ResponseHeaders:
 			f.record(idx, "response_headers", "")

@@ -223,3 +223,12 @@ func ReplaceOnce(t testing.TB, s, old, new string) string {
 	}
 	return strings.Replace(s, old, new, 1)
 }
+
+// ReplaceAll replaces every old by new in s, and fails t unless old occurs at least once.
+func ReplaceAll(t testing.TB, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("configuration has no %q", old)
+	}
+	return strings.ReplaceAll(s, old, new)
+}

@@ -19,8 +19,10 @@
 //     the first match in that order, so Envoy's first match names the policy rkms would pick):
 //     the prefix, case-insensitive unless the policy is case_sensitive, with the route's
 //     ext_proc settings from [extproc.RouteConfigFor] in typed_per_filter_config (initial
-//     metadata, the processing mode where it differs from the filter's, request and response
-//     attributes; the buffer filter off on streaming routes). A policy whose key id or context
+//     metadata, processing mode, request and response attributes, on the ext_proc filter it
+//     names: another than the main one is enabled with an envoy.config.route.v3.FilterConfig
+//     and the main one disabled; the buffer filter off on streaming routes). A policy whose
+//     key id or context
 //     reads {jwt:...} requires a token (jwt_authn requirement "tenant"); the others verify one
 //     when present ("tenant_if_present"). A policy that lists methods matches them on :method,
 //     and is followed by a route for the same prefix that names no policy: rkms's methods limit

@@ -319,20 +319,14 @@ func TestRouteKinds(t *testing.T) {
 		if jwt.GetDisabled() {
 			w.jwt = "disabled"
 		}
-		w.extproc = "default"
-		if a := tp[filterExtProc]; a != nil {
-			var ep extprocv3.ExtProcPerRoute
-			if err := a.UnmarshalTo(&ep); err != nil {
-				t.Fatal(err)
-			}
-			if ep.GetDisabled() {
-				w.extproc = "disabled"
-			}
-			for _, md := range ep.GetOverrides().GetGrpcInitialMetadata() {
-				if md.GetKey() == extproc.PolicyMetadataKey {
-					w.extproc, w.policy = "named", md.GetValue()
-				}
-			}
+		name, off := routePolicy(t, r)
+		switch {
+		case off:
+			w.extproc = "disabled"
+		case name != "":
+			w.extproc, w.policy = "named", name
+		default:
+			w.extproc = "default"
 		}
 		if a := tp[filterBuffer]; a != nil {
 			var br bufferv3.BufferPerRoute
@@ -362,34 +356,27 @@ func TestRouteKinds(t *testing.T) {
 	}
 }
 
-// TestOverridesRenderRouteConfig: every field of extproc.RouteConfig reaches the route's ext_proc
-// overrides. A field added to RouteConfig fails this test until the generator renders it.
+// TestOverridesRenderRouteConfig: every field of extproc.RouteConfig reaches the route. A field
+// added to RouteConfig fails this test until the generator renders it.
 func TestOverridesRenderRouteConfig(t *testing.T) {
 	var fields []string
 	for f := range reflect.TypeFor[extproc.RouteConfig]().Fields() {
 		fields = append(fields, f.Name)
 	}
-	if rendered := []string{"Metadata", "Mode", "RequestAttributes", "ResponseAttributes", "Buffered"}; !slices.Equal(fields, rendered) {
+	if rendered := []string{"Filter", "Metadata", "Mode", "RequestAttributes", "ResponseAttributes", "Buffered"}; !slices.Equal(fields, rendered) {
 		t.Fatalf("extproc.RouteConfig has fields %v; the generator renders %v: render the new ones (routes.go)", fields, rendered)
 	}
-	filterMode := &extprocv3.ProcessingMode{RequestHeaderMode: extprocv3.ProcessingMode_SEND, RequestBodyMode: extprocv3.ProcessingMode_BUFFERED,
-		ResponseBodyMode: extprocv3.ProcessingMode_BUFFERED, RequestTrailerMode: extprocv3.ProcessingMode_SKIP}
 	rc := extproc.RouteConfig{
 		Metadata:           [][2]string{{"x-rkms-policy", "p"}, {"x-rkms-body", "stream"}},
 		Mode:               &extprocv3.ProcessingMode{RequestBodyMode: extprocv3.ProcessingMode_NONE, ResponseHeaderMode: extprocv3.ProcessingMode_SKIP},
 		RequestAttributes:  []string{"source.address"},
 		ResponseAttributes: []string{"response.code"},
 	}
-	o := overrides(rc, filterMode)
+	o := overrides(rc)
 	if len(o.GetGrpcInitialMetadata()) != 2 || o.GetGrpcInitialMetadata()[1].GetValue() != "stream" ||
 		!proto.Equal(o.GetProcessingMode(), rc.Mode) || !slices.Equal(o.GetRequestAttributes(), rc.RequestAttributes) ||
 		!slices.Equal(o.GetResponseAttributes(), rc.ResponseAttributes) {
 		t.Errorf("overrides %v do not render %+v", o, rc)
-	}
-	// The filter's own mode, spelled with DEFAULTs, is not repeated on the route.
-	rc.Mode = &extprocv3.ProcessingMode{RequestBodyMode: extprocv3.ProcessingMode_BUFFERED, ResponseBodyMode: extprocv3.ProcessingMode_BUFFERED}
-	if o := overrides(rc, filterMode); o.GetProcessingMode() != nil {
-		t.Errorf("mode %v equals the filter's and is rendered anyway", o.GetProcessingMode())
 	}
 }
 

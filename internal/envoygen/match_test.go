@@ -32,7 +32,7 @@ envoy:
 func TestRoutesPickRkmsPolicy(t *testing.T) {
 	for name, text := range map[string]string{"mixed": mixed, "overlapping": overlapping} {
 		cfg := load(t, text)
-		rs, err := routes(cfg, &extprocv3.ProcessingMode{})
+		rs, err := routes(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,23 +86,11 @@ func envoyPick(t *testing.T, rs []*routev3.Route, method, path string, body bool
 		if !routeMatches(t, r.GetMatch(), method, path, body) {
 			continue
 		}
-		var ep extprocv3.ExtProcPerRoute
-		a := r.GetTypedPerFilterConfig()[filterExtProc]
-		if a == nil {
-			return "", true
-		}
-		if err := a.UnmarshalTo(&ep); err != nil {
-			t.Fatal(err)
-		}
-		if ep.GetDisabled() {
+		name, off := routePolicy(t, r)
+		if off {
 			return unprotected, true
 		}
-		for _, md := range ep.GetOverrides().GetGrpcInitialMetadata() {
-			if md.GetKey() == extproc.PolicyMetadataKey {
-				return md.GetValue(), true
-			}
-		}
-		return "", true
+		return name, true
 	}
 	return "", false
 }
@@ -134,4 +122,44 @@ func routeMatches(t *testing.T, m *routev3.RouteMatch, method, path string, body
 		}
 	}
 	return true
+}
+
+// routePolicy returns the policy route r names ("" for none) and whether every ext_proc filter
+// is off on it. The policy may be named by the main ext_proc filter or by another one that the
+// route enables (envoy.config.route.v3.FilterConfig), the main one then being off.
+func routePolicy(t *testing.T, r *routev3.Route) (policy string, off bool) {
+	t.Helper()
+	off = true
+	for name, a := range r.GetTypedPerFilterConfig() {
+		var ep extprocv3.ExtProcPerRoute
+		switch {
+		case name == filterExtProc:
+			if err := a.UnmarshalTo(&ep); err != nil {
+				t.Fatal(err)
+			}
+		case a.MessageIs(&routev3.FilterConfig{}):
+			var fc routev3.FilterConfig
+			if err := a.UnmarshalTo(&fc); err != nil {
+				t.Fatal(err)
+			}
+			if fc.GetDisabled() || fc.GetConfig().UnmarshalTo(&ep) != nil {
+				continue
+			}
+		default:
+			continue
+		}
+		if ep.GetDisabled() {
+			continue
+		}
+		off = false
+		for _, md := range ep.GetOverrides().GetGrpcInitialMetadata() {
+			if md.GetKey() == extproc.PolicyMetadataKey {
+				policy = md.GetValue()
+			}
+		}
+	}
+	if r.GetTypedPerFilterConfig()[filterExtProc] == nil {
+		off = false // the main filter is on by default
+	}
+	return policy, off
 }

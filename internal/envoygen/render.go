@@ -15,7 +15,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/compression/gzip/compressor/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/compressor/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -62,12 +62,11 @@ func Ingress(cfg *config.Config, header string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	filterMode, err := extProcMode(tpl)
+	rs, err := routes(cfg)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := routes(cfg, filterMode)
-	if err != nil {
+	if err := checkTemplate(tpl, rs); err != nil {
 		return nil, err
 	}
 	var doc yaml.Node
@@ -91,43 +90,38 @@ func Ingress(cfg *config.Config, header string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// extProcMode parses the bootstrap as Envoy's API, checks that it has every filter and
-// jwt_authn requirement the routes name (Envoy's validate mode does not check requirement
-// names), and returns the ext_proc filter's processing_mode.
-func extProcMode(tpl []byte) (*extprocv3.ProcessingMode, error) {
+// checkTemplate parses the bootstrap as Envoy's API and checks that it has every HTTP filter
+// that routes rs configure and every jwt_authn requirement they name (Envoy's validate mode
+// checks neither).
+func checkTemplate(tpl []byte, rs []*routev3.Route) error {
 	hcm, err := connectionManager(tpl)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var mode *extprocv3.ProcessingMode
 	seen := map[string]bool{}
+	var requirements map[string]*jwtv3.JwtRequirement
 	for _, f := range hcm.GetHttpFilters() {
 		seen[f.GetName()] = true
-		switch f.GetName() {
-		case filterExtProc:
-			var ep extprocv3.ExternalProcessor
-			if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
-				return nil, fmt.Errorf("%w: ext_proc filter: %v", ErrTemplate, err)
-			}
-			mode = ep.GetProcessingMode()
-		case filterJWT:
+		if f.GetName() == filterJWT {
 			var ja jwtv3.JwtAuthentication
 			if err := f.GetTypedConfig().UnmarshalTo(&ja); err != nil {
-				return nil, fmt.Errorf("%w: jwt_authn filter: %v", ErrTemplate, err)
+				return fmt.Errorf("%w: jwt_authn filter: %v", ErrTemplate, err)
 			}
-			for _, req := range []string{requireToken, requireTokenIfPresent} {
-				if ja.GetRequirementMap()[req] == nil {
-					return nil, fmt.Errorf("%w: jwt_authn has no requirement %q", ErrTemplate, req)
-				}
+			requirements = ja.GetRequirementMap()
+		}
+	}
+	for _, r := range rs {
+		for name, a := range r.GetTypedPerFilterConfig() {
+			if !seen[name] {
+				return fmt.Errorf("%w: no HTTP filter %q, which route %v configures", ErrTemplate, name, r.GetMatch())
+			}
+			var jwt jwtv3.PerRouteConfig
+			if name == filterJWT && a.UnmarshalTo(&jwt) == nil && jwt.GetRequirementName() != "" && requirements[jwt.GetRequirementName()] == nil {
+				return fmt.Errorf("%w: jwt_authn has no requirement %q", ErrTemplate, jwt.GetRequirementName())
 			}
 		}
 	}
-	for _, name := range []string{filterJWT, filterExtProc, filterRBAC, filterBuffer} {
-		if !seen[name] {
-			return nil, fmt.Errorf("%w: no %s filter", ErrTemplate, name)
-		}
-	}
-	return mode, nil
+	return nil
 }
 
 // connectionManager parses a bootstrap and returns its first listener's HTTP connection manager.

@@ -48,9 +48,8 @@ const (
 // body there (HTTP/2 without content-length) gets 413 beyond it. Envoy's minimum.
 const unprotectedBodyLimit = 1
 
-// routes returns the route table for cfg (see the package documentation). filterMode is the
-// ext_proc filter's processing_mode, which a route's mode is compared with.
-func routes(cfg *config.Config, filterMode *extprocv3.ProcessingMode) ([]*routev3.Route, error) {
+// routes returns the route table for cfg (see the package documentation).
+func routes(cfg *config.Config) ([]*routev3.Route, error) {
 	set, err := cfg.PolicySet()
 	if err != nil {
 		return nil, fmt.Errorf("compile policies: %w", err)
@@ -71,7 +70,7 @@ func routes(cfg *config.Config, filterMode *extprocv3.ProcessingMode) ([]*routev
 		if pc.Match.PathPrefix == "" {
 			continue // selected by name, or by methods on every path: the catch-all's
 		}
-		rs, err := policyRoutes(&pc, compiled[i], filterMode)
+		rs, err := policyRoutes(&pc, compiled[i])
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
 		}
@@ -109,7 +108,7 @@ func unprotectedRoute(u config.UnprotectedRoute) (*routev3.Route, error) {
 
 // policyRoutes is the route that names policy p, and after it, when p lists methods, the route
 // that leaves the rest of its prefix to rkms.
-func policyRoutes(pc *policy.Config, p *policy.Policy, filterMode *extprocv3.ProcessingMode) ([]*routev3.Route, error) {
+func policyRoutes(pc *policy.Config, p *policy.Policy) ([]*routev3.Route, error) {
 	rc := extproc.RouteConfigFor(p)
 	match := func() *routev3.RouteMatch {
 		m := &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: pc.Match.PathPrefix}}
@@ -131,8 +130,20 @@ func policyRoutes(pc *policy.Config, p *policy.Policy, filterMode *extprocv3.Pro
 		require = requireToken
 	}
 	filters := map[string]proto.Message{
-		filterJWT:     &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: require}},
-		filterExtProc: &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: overrides(rc, filterMode)}},
+		filterJWT: &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: require}},
+	}
+	perRoute := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: overrides(rc)}}
+	if rc.Filter == "" || rc.Filter == filterExtProc {
+		filters[filterExtProc] = perRoute
+	} else {
+		// Another ext_proc filter serves the route: it is off by default (disabled in
+		// http_filters), so the route enables it with the overrides, and turns the main one off.
+		a, err := anypb.New(perRoute)
+		if err != nil {
+			return nil, fmt.Errorf("ext_proc per-route config: %w", err)
+		}
+		filters[rc.Filter] = &routev3.FilterConfig{Config: a}
+		filters[filterExtProc] = &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}
 	}
 	timeout := routeTimeout
 	if !rc.Buffered {
@@ -147,40 +158,18 @@ func policyRoutes(pc *policy.Config, p *policy.Policy, filterMode *extprocv3.Pro
 	return []*routev3.Route{r, rest}, err
 }
 
-// overrides renders every field of rc as the route's ext_proc overrides; the processing mode
-// only where it differs from the filter's (the route then behaves as the filter says).
-func overrides(rc extproc.RouteConfig, filterMode *extprocv3.ProcessingMode) *extprocv3.ExtProcOverrides {
+// overrides renders rc's metadata, processing mode and attributes as the route's ext_proc
+// overrides.
+func overrides(rc extproc.RouteConfig) *extprocv3.ExtProcOverrides {
 	o := &extprocv3.ExtProcOverrides{
 		RequestAttributes:  slices.Clone(rc.RequestAttributes),
 		ResponseAttributes: slices.Clone(rc.ResponseAttributes),
+		ProcessingMode:     proto.CloneOf(rc.Mode),
 	}
 	for _, kv := range rc.Metadata {
 		o.GrpcInitialMetadata = append(o.GrpcInitialMetadata, &corev3.HeaderValue{Key: kv[0], Value: kv[1]})
 	}
-	if rc.Mode != nil && !proto.Equal(effective(rc.Mode), effective(filterMode)) {
-		o.ProcessingMode = proto.CloneOf(rc.Mode)
-	}
 	return o
-}
-
-// effective is m with each DEFAULT replaced by what Envoy does for it: headers SEND, bodies
-// NONE, trailers SKIP.
-func effective(m *extprocv3.ProcessingMode) *extprocv3.ProcessingMode {
-	e := proto.CloneOf(m)
-	if e == nil {
-		e = &extprocv3.ProcessingMode{}
-	}
-	for _, h := range []*extprocv3.ProcessingMode_HeaderSendMode{&e.RequestHeaderMode, &e.ResponseHeaderMode} {
-		if *h == extprocv3.ProcessingMode_DEFAULT {
-			*h = extprocv3.ProcessingMode_SEND
-		}
-	}
-	for _, t := range []*extprocv3.ProcessingMode_HeaderSendMode{&e.RequestTrailerMode, &e.ResponseTrailerMode} {
-		if *t == extprocv3.ProcessingMode_DEFAULT {
-			*t = extprocv3.ProcessingMode_SKIP
-		}
-	}
-	return e // body DEFAULT is NONE already (0)
 }
 
 // deferRoute names no policy: rkms applies its own matching, a token is verified when present.

@@ -31,6 +31,9 @@ func TestHelpEveryCommand(t *testing.T) {
 		{[]string{"rewrap", "--help"}, "usage: rkms rewrap"},
 		{[]string{"seal", "--help"}, "--reject FILE"},
 		{[]string{"--help"}, "rkms rewrap"},
+		{[]string{"--help"}, "rkms envoy-config"},
+		{[]string{"envoy-config", "--help"}, "usage: rkms envoy-config"},
+		{[]string{"envoy-config", "-h"}, "--out"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -65,6 +68,9 @@ func TestUnknownFlags(t *testing.T) {
 		{"policy", "test", "--bogus"},
 		{"version", "--bogus"},
 		{"rewrap", "--bogus"},
+		{"envoy-config"},
+		{"envoy-config", "--bogus"},
+		{"envoy-config", "--config", "x.yaml", "extra"},
 	} {
 		t.Run(strings.Join(tc, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -35,6 +35,8 @@ Usage:
                                move sealed fields to their key's current version (after a rotation)
   rkms inspect [--config FILE --policy NAME] < doc.json
                                list each ciphertext's path, key id, version, mode, label (no keys)
+  rkms envoy-config --config FILE [--out FILE]
+                               render the Envoy bootstrap, its routes generated from the policies
   rkms version                 print the version
 
 Run 'rkms COMMAND --help' for the flags of each command.
@@ -65,6 +67,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return inspectCmd(args[1:], stdin, stdout, stderr)
 	case "rewrap":
 		return rewrapCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "envoy-config":
+		return envoyConfigCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

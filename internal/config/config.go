@@ -33,6 +33,8 @@ type Config struct {
 	Cache    Cache           `yaml:"cache"`
 	Keyring  Keyring         `yaml:"keyring"`
 	Policies []policy.Config `yaml:"policies"`
+	// Envoy configures `rkms envoy-config` (envoy.go); rkms serve ignores it.
+	Envoy Envoy `yaml:"envoy"`
 
 	// compiled is Policies as compiled by the check in Parse; nil for a Config that did not come
 	// from Parse (see PolicySet).
@@ -343,6 +345,7 @@ func defaults() *Config {
 		Keyring: Keyring{Rotation: Rotation{MaxAge: DefaultMaxAge, MaxSeals: DefaultMaxSeals,
 			RetireGrace: DefaultRetireGrace, MaintenanceInterval: DefaultMaintenanceInterval,
 			MaintenanceRate: DefaultMaintenanceRate}},
+		Envoy: defaultEnvoy(),
 	}
 }
 
@@ -538,6 +541,7 @@ func (c *checker) check(cfg *Config) {
 	}
 	c.rotation(cfg)
 	c.policies(cfg.Policies)
+	c.envoy(&cfg.Envoy, cfg.Policies)
 }
 
 // rotation checks keyring.rotation: durations not negative, and a max age that leaves each

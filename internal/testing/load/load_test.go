@@ -13,7 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/rkms/rkms/envoy"
+	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
@@ -98,7 +98,7 @@ func TestLoops(t *testing.T) {
 // fields, the no-op server changes nothing, and warm keys make no KMS or store call, even with
 // the store released.
 func TestServers(t *testing.T) {
-	rig, err := NewRig(t.TempDir())
+	rig, err := NewRig(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,40 +143,83 @@ func TestServers(t *testing.T) {
 	}
 }
 
-// TestEnvoyConfigs checks the three bootstraps the load runs with against the real Envoy.
+// TestEnvoyConfigs checks the three bootstraps the load runs with against the real Envoy: the
+// rig's routes, the filters of each configuration, and the rkms configuration's per-route
+// settings from extproc.RouteConfigFor.
 func TestEnvoyConfigs(t *testing.T) {
 	testenv.Integration(t)
 	for _, tc := range []struct {
-		name    string
-		extproc int
+		name     string
+		extproc  int
+		perRoute bool
 	}{
-		{EnvoyNoFilter, 0},
-		{EnvoyNoop + " and " + EnvoyRKMS, 50051},
+		{EnvoyNoFilter, 0, false},
+		{EnvoyNoop, 50051, false},
+		{EnvoyRKMS, 50051, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := envoyConfig(9901, 10000, 8000, tc.extproc, envoytest.JWKSFile(t))
+			cfg, err := envoyConfig(9901, 10000, 8000, tc.extproc, envoytest.JWKSFile(t), tc.perRoute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Contains(string(cfg), "envoy.filters.http.ext_proc"); got != (tc.extproc != 0) {
+			s := string(cfg)
+			if got := strings.Contains(s, "envoy.filters.http.ext_proc"); got != (tc.extproc != 0) {
 				t.Fatalf("ext_proc filter present = %v in\n%s", got, cfg)
 			}
-			if got := strings.Contains(string(cfg), "name: envoy.filters.http.rbac"); got != (tc.extproc != 0) {
+			if got := strings.Contains(s, "name: envoy.filters.http.rbac"); got != (tc.extproc != 0) {
 				t.Fatalf("rbac filter (rkms's stamp check) present = %v in\n%s", got, cfg)
 			}
-			// Every route of ingress.yaml that requires a token keeps its requirement.
-			src, err := envoy.Config("ingress.yaml")
-			if err != nil {
-				t.Fatal(err)
+			for _, p := range []string{"path: " + HealthPath, "prefix: " + WritePath, "prefix: " + ReadPath, "prefix: /\n"} {
+				if !strings.Contains(s, p) {
+					t.Errorf("route %q missing", p)
+				}
 			}
-			routes := strings.Count(string(src), "requirement_name: tenant")
-			if !strings.Contains(string(cfg), "envoy.filters.http.jwt_authn") || routes < 2 || strings.Count(string(cfg), "requirement_name: tenant") != routes {
-				t.Fatalf("jwt_authn or its per-route requirements missing (every configuration verifies tokens) in\n%s", cfg)
+			// The route kinds and the catch-all require or check tokens; /healthz does not.
+			if n := strings.Count(s, "requirement_name: tenant\n"); n != 2 {
+				t.Errorf("%d routes require a token, want 2 (%s and %s)", n, WritePath, ReadPath)
 			}
-			if out, err := testenv.Validate(t, string(cfg)); err != nil {
+			// Per-route overrides only in the rkms configuration: the no-op gets the 4-phase default.
+			for _, p := range []string{WritePolicy, ReadPolicy} {
+				if got := strings.Contains(s, "value: "+p); got != tc.perRoute {
+					t.Errorf("policy %s named on its route = %v, want %v", p, got, tc.perRoute)
+				}
+			}
+			if got := strings.Contains(s, "processing_mode:\n") && strings.Count(s, "processing_mode:") > 1; got != tc.perRoute {
+				t.Errorf("per-route processing_mode present = %v, want %v", got, tc.perRoute)
+			}
+			if out, err := testenv.Validate(t, s); err != nil {
 				t.Fatalf("envoy --mode validate: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestPerRouteExtProc: a policy's RouteConfig becomes its route's ExtProcPerRoute overrides.
+func TestPerRouteExtProc(t *testing.T) {
+	rcs, err := RouteConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{WritePolicy, ReadPolicy} {
+		per, err := PerRouteExtProc(rcs[p])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(per)
+		s := string(b)
+		for _, want := range []string{`"@type":"type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"`,
+			`"grpc_initial_metadata":[{"key":"x-rkms-policy","value":"` + p + `"}]`, `"processing_mode":{`} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s: %s lacks %s", p, s, want)
+			}
+		}
+		if strings.Contains(s, "envoy.filters.http.buffer") {
+			t.Errorf("%s: a buffered route disables the buffer filter: %s", p, s)
+		}
+	}
+	per, err := PerRouteExtProc(extproc.RouteConfig{Buffered: false})
+	if err != nil || per["envoy.filters.http.buffer"] == nil {
+		t.Errorf("a streaming route keeps the buffer filter: %v %v", per, err)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 
 // RouteRun is one route kind measured through the three Envoy configurations.
 type RouteRun struct {
-	Kind string     // "encrypt-only POST /write", "decrypt-only GET /read/{id}"
+	Kind string      // "encrypt-only POST /write", "decrypt-only GET /read/{id}"
 	Max  []*Measured // each configuration at its maximum (closed loop)
 	Rate float64     // half the 4-phase no-op's maximum
 	Half []*Measured // each configuration at Rate (open loop)

@@ -15,7 +15,7 @@ import (
 type judged struct {
 	name   string
 	rounds []float64
-	target string            // "<= 1.15x"
+	target string             // "<= 1.15x"
 	ok     func(float64) bool // the target on one value
 }
 

@@ -79,4 +79,3 @@ func verdict(ok bool) string {
 	}
 	return "MISSED"
 }
-

@@ -50,6 +50,9 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 	if err := prepareRecords(ctx, rkms.addr, "http://"+app.addr, body, f.Records); err != nil {
 		return err
 	}
+	if err := fileTraces(f, "prepare"); err != nil {
+		return err
+	}
 	client := &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: f.MaxWorkers * 2, MaxConnsPerHost: f.MaxWorkers * 2}}
 	tokens, err := mintTokens(f.Keys, 24*time.Hour)
@@ -73,13 +76,13 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		confs = append(confs, envoyConf{name: c.name, env: e, stats: stats, rkms: c.child == rkms})
 	}
 	kinds := []struct {
-		kind string
-		do   func(envoyConf) func(context.Context, int) error
+		kind, phase string
+		do          func(envoyConf) func(context.Context, int) error
 	}{
-		{"encrypt-only POST " + WritePath, func(c envoyConf) func(context.Context, int) error {
+		{"encrypt-only POST " + WritePath, "write", func(c envoyConf) func(context.Context, int) error {
 			return poster(client, c.env.base+WritePath, body, tokens, c.rkms)
 		}},
-		{"decrypt-only GET " + ReadPath + "/{id}", func(c envoyConf) func(context.Context, int) error {
+		{"decrypt-only GET " + ReadPath + "/{id}", "read", func(c envoyConf) func(context.Context, int) error {
 			return getter(client, c.env.base+ReadPath+"/", f.Records, tokens, c.rkms)
 		}},
 	}
@@ -88,7 +91,7 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		for _, c := range confs {
 			ts = append(ts, target{name: c.name, child: c.stats, do: k.do(c)})
 		}
-		run, err := measureRoute(ctx, k.kind, ts, f, logf)
+		run, err := measureRoute(ctx, k.kind, k.phase, ts, f, logf)
 		if err != nil {
 			return err
 		}
@@ -103,17 +106,27 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 	if err := warm(ctx, health); err != nil {
 		return err
 	}
+	if err := fileTraces(f, "warm-up"); err != nil {
+		return err
+	}
 	logf("envoy: unprotected GET %s, maximum throughput with %d clients, %s each", HealthPath, f.MaxWorkers, f.Duration)
 	rep.Health, err = alternate(ctx, health, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return closedLoop(ctx, f.MaxWorkers, d, f.MaxRequests, do)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return fileTraces(f, "healthz")
 }
 
 // measureRoute measures one route kind: each configuration's maximum throughput (closed loop,
 // alternating rounds), then each at half the no-op's maximum (open loop).
-func measureRoute(ctx context.Context, kind string, ts []target, f *Flags, logf func(string, ...any)) (*RouteRun, error) {
+// Slow-stream traces are filed under phase-max and phase-half ([fileTraces]).
+func measureRoute(ctx context.Context, kind, phase string, ts []target, f *Flags, logf func(string, ...any)) (*RouteRun, error) {
 	if err := warm(ctx, ts); err != nil {
+		return nil, err
+	}
+	if err := fileTraces(f, "warm-up"); err != nil {
 		return nil, err
 	}
 	run := &RouteRun{Kind: kind}
@@ -122,6 +135,9 @@ func measureRoute(ctx context.Context, kind string, ts []target, f *Flags, logf 
 	run.Max, err = alternate(ctx, ts, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return closedLoop(ctx, f.MaxWorkers, d, f.MaxRequests, do)
 	})
+	if err == nil {
+		err = fileTraces(f, phase+"-max")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +146,9 @@ func measureRoute(ctx context.Context, kind string, ts []target, f *Flags, logf 
 	run.Half, err = alternate(ctx, ts, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return openLoop(ctx, run.Rate, d, f.MaxWorkers, do)
 	})
+	if err == nil {
+		err = fileTraces(f, phase+"-half")
+	}
 	return run, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -76,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.Records, "records", 10000, "records stored before the run for the decrypt-only GET (each sealed with its own tenant's key)")
 	fs.StringVar(&f.SlowTrace, "slow-trace", "", "directory: capture Go execution traces of rkms streams slower than -slow-threshold (extproc.slow_trace; one per 2 s at most)")
 	fs.DurationVar(&f.SlowThreshold, "slow-threshold", 50*time.Millisecond, "with -slow-trace: the stream duration that triggers a capture")
-	fs.IntVar(&f.SlowTraceFiles, "slow-trace-files", 20, "with -slow-trace: at most this many trace files in the directory")
+	fs.IntVar(&f.SlowTraceFiles, "slow-trace-files", 10, "with -slow-trace: at most this many trace files per phase (each phase's are moved to DIR/PHASE/)")
 	fs.StringVar(&f.Role, "role", "", "internal: run as a child process (rkms, noop, app)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -188,6 +189,9 @@ func runDirect(ctx context.Context, f *Flags, body []byte, noop, rkms *child, re
 	rep.Direct, err = alternate(ctx, direct[:], f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return closedLoop(ctx, f.Concurrency, d, f.MaxRequests, do)
 	})
+	if err == nil {
+		err = fileTraces(f, "direct-max")
+	}
 	if err != nil {
 		return err
 	}
@@ -199,7 +203,10 @@ func runDirect(ctx context.Context, f *Flags, body []byte, noop, rkms *child, re
 	rep.DirectFixed, err = alternate(ctx, direct[:], f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return openLoop(ctx, rep.DirectRate, d, f.Concurrency*4, do)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return fileTraces(f, "direct-rate")
 }
 
 // target is one configuration under comparison.
@@ -300,4 +307,29 @@ func sampleRSS(ctx context.Context, c *child) int64 {
 			}
 		}
 	}
+}
+
+// fileTraces moves the slow-stream traces that rkms wrote during the phase that just ended
+// (every rkms-slow-*.trace in f.SlowTrace) into the subdirectory named phase: traces are then
+// grouped by phase, and each phase has the whole -slow-trace-files budget (rkms counts only
+// the files directly in the directory). A capture still being written when the phase ends lands
+// in the next phase's group.
+func fileTraces(f *Flags, phase string) error {
+	if f.SlowTrace == "" {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(f.SlowTrace, "rkms-slow-*.trace"))
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	dst := filepath.Join(f.SlowTrace, phase)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("slow traces: %w", err)
+	}
+	for _, src := range files {
+		if err := os.Rename(src, filepath.Join(dst, filepath.Base(src))); err != nil {
+			return fmt.Errorf("slow traces: %w", err)
+		}
+	}
+	return nil
 }

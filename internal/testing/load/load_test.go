@@ -6,6 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,6 +58,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-body", "10"}, "-body"},
 		{[]string{"-concurrency", "0"}, "at least 1"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-records", "0"}, "-records"},
+		{[]string{"-slow-trace", "/nonexistent-rkms-dir"}, "-slow-trace: dir"},
+		{[]string{"-slow-trace", os.TempDir(), "-slow-threshold", "0s"}, "-slow-trace: threshold"},
+		{[]string{"-slow-trace", os.TempDir(), "-slow-trace-files", "5"}, ""},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
@@ -252,6 +261,168 @@ func TestPairedMedian(t *testing.T) {
 	} {
 		if got := time.Duration(pairedMedian(tc.a, tc.b, p99)); got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestJudged(t *testing.T) {
+	j := judged{name: "x", rounds: []float64{0.8, 1.2, 0.95, 0.7, 1.1}, target: "<= 1.00x", ok: atMost(1)}
+	var b strings.Builder
+	j.print(&b)
+	if m, ok := j.verdict(); m != 0.95 || !ok {
+		t.Errorf("verdict %.2f %v, want the median 0.95 MET", m, ok)
+	}
+	for _, want := range []string{"0.80 MET", "1.20 MISSED", "median of rounds 0.95: MET"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%q lacks %q", b.String(), want)
+		}
+	}
+	if _, ok := (judged{ok: atLeast(0)}).verdict(); ok {
+		t.Error("a target with no rounds is met")
+	}
+	rounds := func(rates ...int) *Measured {
+		m := &Measured{}
+		for _, r := range rates {
+			m.Rounds = append(m.Rounds, &Result{Requests: r, Elapsed: time.Second})
+		}
+		return m
+	}
+	if got := noiseBand(rounds(100, 90, 110, 100, 105)); got < 0.0999 || got > 0.1001 {
+		t.Errorf("noise band %.4f, want 0.10 (the largest deviation from the median)", got)
+	}
+}
+
+// TestMsgCounter: the children's interceptor counts every stream and received message.
+func TestMsgCounter(t *testing.T) {
+	var mc msgCounter
+	g := grpc.NewServer(grpc.StreamInterceptor(mc.intercept))
+	(&Noop{}).Register(g)
+	lis := listen(t)
+	go func() { _ = g.Serve(lis) }()
+	defer g.Stop()
+	client, closeFn, err := dialExtProc(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	body, _ := Body(1024)
+	x := NewExchange(body, 3, false)
+	for n := range 5 {
+		if err := x.Run(PolicyContext(context.Background()), client, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s Stats
+	mc.fill(&s)
+	if s.Streams != 5 || s.Messages != 5*Messages {
+		t.Errorf("counted %d streams and %d messages, want 5 and %d", s.Streams, s.Messages, 5*Messages)
+	}
+}
+
+// TestPrepareRecords: the records the decrypt-only GET reads are sealed by rkms's encrypt-only
+// policy and imported with their ids.
+func TestPrepareRecords(t *testing.T) {
+	rig, err := NewRig(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rig.Close()
+	const n = 7
+	if err := rig.Warm(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	rig.Server.Register(g)
+	lis := listen(t)
+	go func() { _ = g.Serve(lis) }()
+	defer g.Stop()
+	var imported []byte
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != ReadPath+"/_import" {
+			http.Error(w, "unexpected "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		imported = append(imported, b...)
+	}))
+	defer app.Close()
+	body, _ := Body(1024)
+	if err := prepareRecords(context.Background(), lis.Addr().String(), app.URL, body, n); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(imported)), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d records imported, want %d", len(lines), n)
+	}
+	for i, l := range lines {
+		var rec struct{ ID string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.ID != strconv.Itoa(i) || ciphertexts([]byte(l)) != TaggedFields {
+			t.Errorf("record %d: id %q, %d ciphertexts, error %v", i, rec.ID, ciphertexts([]byte(l)), err)
+		}
+	}
+}
+
+// TestFileTraces: the traces of a phase move to its subdirectory, and nothing else does.
+func TestFileTraces(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"rkms-slow-1.trace", "rkms-slow-2.trace", "other.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fileTraces(&Flags{SlowTrace: dir}, "write-half"); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := filepath.Glob(filepath.Join(dir, "write-half", "*"))
+	left, _ := filepath.Glob(filepath.Join(dir, "*.*"))
+	if len(moved) != 2 || len(left) != 1 {
+		t.Errorf("moved %v, left %v", moved, left)
+	}
+	if err := fileTraces(&Flags{}, "x"); err != nil {
+		t.Errorf("without -slow-trace: %v", err)
+	}
+}
+
+// TestReportPrint: every target is printed per round and judged on the median, with the
+// configurations and the machine load at start and end.
+func TestReportPrint(t *testing.T) {
+	res := func(rate int, lat time.Duration) *Result {
+		return &Result{Requests: rate, Elapsed: time.Second, lat: []time.Duration{lat, lat}}
+	}
+	meas := func(name string, rate int, lat time.Duration, msgs uint64) *Measured {
+		m := &Measured{Name: name, Result: &Result{}, Messages: msgs}
+		for range 3 {
+			r := res(rate, lat)
+			m.Rounds = append(m.Rounds, r)
+			m.RoundCPU = append(m.RoundCPU, time.Duration(rate)*time.Microsecond)
+			m.Result.merge(r)
+		}
+		m.CPU = time.Duration(3*rate) * time.Microsecond
+		return m
+	}
+	rep := &Report{Flags: Flags{Duration: 3 * time.Second, Rounds: 3, MaxWorkers: 32, Concurrency: 16, BodySize: 1024, Keys: 10},
+		LoadStart: "1.00 0.50 0.25 1/100 1", LoadEnd: "2.00 1.00 0.50 1/100 2",
+		Direct: []*Measured{meas(RoleNoop, 1000, time.Millisecond, 4000), meas(RoleRKMS, 1000, time.Millisecond, 4000)},
+		Routes: []*RouteRun{{Kind: "encrypt-only POST /write", Rate: 500,
+			Max:  []*Measured{meas(EnvoyNoFilter, 3000, time.Millisecond, 0), meas(EnvoyNoop, 1000, time.Millisecond, 4000), meas(EnvoyRKMS, 950, time.Millisecond, 2000)},
+			Half: []*Measured{meas(EnvoyNoFilter, 500, time.Millisecond, 0), meas(EnvoyNoop, 500, 4*time.Millisecond, 2000), meas(EnvoyRKMS, 500, 5*time.Millisecond, 1000)}}},
+		Health: []*Measured{meas(EnvoyNoFilter, 8000, time.Millisecond, 0), meas(EnvoyRKMS, 8000, time.Millisecond, 0)},
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	out := b.String()
+	for _, want := range []string{
+		"at start 1.00 0.50 0.25 1/100 1; at end 2.00",
+		"MET     (1) direct: CPU per stream rkms/no-op = 1.00 (target <= 1.15x)",
+		"MET     (2) encrypt-only POST /write: max throughput rkms/no-op = 0.95 (target >= 0.90x)",
+		"MISSED  (2) encrypt-only POST /write: p99 rkms/no-op = 1.25 (target <= 1.00x)",
+		"MET     (3) unprotected route: ext_proc messages = 0 (target 0)",
+		"noise band 3.0%",
+		"policy \"write\": req headers SEND body BUFFERED",
+		"4-phase BUFFERED",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 }

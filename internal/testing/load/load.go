@@ -148,8 +148,9 @@ func Main(ctx context.Context, args []string, app func(maxRecords int) http.Hand
 		return err
 	}
 
-	// rkms's resident memory, sampled while the load runs.
+	// rkms's resident memory, sampled while the load runs, and the machine's stalls.
 	sampleCtx, stopSampling := context.WithCancel(ctx)
+	stalls := startStallMeter(sampleCtx)
 	sampled := make(chan int64, 1)
 	go func() { sampled <- sampleRSS(sampleCtx, rkms) }()
 	defer stopSampling()
@@ -164,6 +165,8 @@ func Main(ctx context.Context, args []string, app func(maxRecords int) http.Hand
 	}
 	stopSampling()
 	rep.LoadRSS = <-sampled
+	<-stalls.done
+	rep.Stalls = stalls.result()
 	if rep.Final, err = rkms.stats(); err != nil {
 		return err
 	}

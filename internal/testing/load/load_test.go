@@ -272,7 +272,7 @@ func TestJudged(t *testing.T) {
 	if m, ok := j.verdict(); m != 0.95 || !ok {
 		t.Errorf("verdict %.2f %v, want the median 0.95 MET", m, ok)
 	}
-	for _, want := range []string{"0.80 MET", "1.20 MISSED", "median of rounds 0.95: MET"} {
+	for _, want := range []string{"0.80 MET", "1.20 MISSED", "median of rounds 0.950: MET"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("%q lacks %q", b.String(), want)
 		}
@@ -402,6 +402,7 @@ func TestReportPrint(t *testing.T) {
 	}
 	rep := &Report{Flags: Flags{Duration: 3 * time.Second, Rounds: 3, MaxWorkers: 32, Concurrency: 16, BodySize: 1024, Keys: 10},
 		LoadStart: "1.00 0.50 0.25 1/100 1", LoadEnd: "2.00 1.00 0.50 1/100 2",
+		Stalls: Stalls{Wakes: 1000, Count: 2, Longest: 90 * time.Millisecond, Total: 120 * time.Millisecond},
 		Direct: []*Measured{meas(RoleNoop, 1000, time.Millisecond, 4000), meas(RoleRKMS, 1000, time.Millisecond, 4000)},
 		Routes: []*RouteRun{{Kind: "encrypt-only POST /write", Rate: 500,
 			Max:  []*Measured{meas(EnvoyNoFilter, 3000, time.Millisecond, 0), meas(EnvoyNoop, 1000, time.Millisecond, 4000), meas(EnvoyRKMS, 950, time.Millisecond, 2000)},
@@ -413,16 +414,28 @@ func TestReportPrint(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"at start 1.00 0.50 0.25 1/100 1; at end 2.00",
-		"MET     (1) direct: CPU per stream rkms/no-op = 1.00 (target <= 1.15x)",
-		"MET     (2) encrypt-only POST /write: max throughput rkms/no-op = 0.95 (target >= 0.90x)",
-		"MISSED  (2) encrypt-only POST /write: p99 rkms/no-op = 1.25 (target <= 1.00x)",
+		"MET     (1) direct: CPU per stream rkms/no-op = 1.000 (target <= 1.15x)",
+		"MET     (2) encrypt-only POST /write: max throughput rkms/no-op = 0.950 (target >= 0.90x)",
+		"MISSED  (2) encrypt-only POST /write: p99 rkms/no-op = 1.250 (target <= 1.00x)",
 		"MET     (3) unprotected route: ext_proc messages = 0 (target 0)",
 		"noise band 3.0%",
 		"policy \"write\": req headers SEND body BUFFERED",
 		"4-phase BUFFERED",
+		"machine stalls: 2 of 1000 wake-ups",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestStallMeter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := startStallMeter(ctx)
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-m.done
+	if s := m.result(); s.Wakes == 0 || s.Count > s.Wakes {
+		t.Errorf("stall meter: %+v", s)
 	}
 }

@@ -40,7 +40,7 @@ func (j judged) print(w io.Writer) {
 		fmt.Fprintf(w, " %.2f %s", v, verdict(j.ok(v)))
 	}
 	m, ok := j.verdict()
-	fmt.Fprintf(w, "\n    median of rounds %.2f: %s\n", m, verdict(ok))
+	fmt.Fprintf(w, "\n    median of rounds %.3f: %s\n", m, verdict(ok))
 }
 
 // perRound applies f to the paired rounds of a and b.
@@ -87,13 +87,14 @@ func (r *Report) Print(w io.Writer) {
 	f := r.Flags
 	fmt.Fprintf(w, "rkms-load: %s, %d CPUs, %s\n", r.CPUModel, r.NumCPU, r.Go)
 	fmt.Fprintf(w, "machine load (/proc/loadavg): at start %s; at end %s\n", r.LoadStart, r.LoadEnd)
+	fmt.Fprintf(w, "machine stalls: %s\n", r.Stalls)
 	fmt.Fprintf(w, "body %d B with %d tagged fields; %d tenants (keys) warmed in %s; %s per configuration in %d alternating rounds\n",
 		f.BodySize, TaggedFields, f.Keys, r.WarmTime.Round(time.Millisecond), f.Duration, f.Rounds)
 	var summary []string
 	add := func(section string, j judged) {
 		j.print(w)
 		m, ok := j.verdict()
-		summary = append(summary, fmt.Sprintf("%-7s %s: %s = %.2f (target %s)", verdict(ok), section, j.name, m, j.target))
+		summary = append(summary, fmt.Sprintf("%-7s %s: %s = %.3f (target %s)", verdict(ok), section, j.name, m, j.target))
 	}
 
 	var kms, st uint64
@@ -183,7 +184,8 @@ func (r *Report) Print(w io.Writer) {
 	okMem := r.Final.CacheEntries >= TargetRSSKeys && max(rss, r.LoadRSS) < TargetRSS
 	summary = append(summary, fmt.Sprintf("%-7s memory: max VmRSS %.1f MiB with %d cached keys (target < %.1f MiB with >= %d)", verdict(okMem),
 		mib(max(rss, r.LoadRSS)), r.Final.CacheEntries, mib(TargetRSS), TargetRSSKeys))
-	fmt.Fprintf(w, "\nverdicts (median over rounds; machine load at start %s, at end %s):\n  %s\n", r.LoadStart, r.LoadEnd, strings.Join(summary, "\n  "))
+	fmt.Fprintf(w, "\nverdicts (median over rounds; machine load at start %s, at end %s; stalls: %s):\n  %s\n",
+		r.LoadStart, r.LoadEnd, r.Stalls, strings.Join(summary, "\n  "))
 }
 
 // cpuRounds is rkms's CPU per stream over the no-op's, per round, of a direct comparison.
@@ -231,4 +233,13 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// String summarises the stalls for the report.
+func (s Stalls) String() string {
+	if s.Wakes == 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%d of %d wake-ups of the load client from a 1 ms sleep were more than %s late (%.1f%% of the time), the latest by %s",
+		s.Count, s.Wakes, stallLimit, 100*float64(s.Total)/float64(time.Duration(s.Wakes)*time.Millisecond+s.Total), s.Longest.Round(time.Millisecond))
 }

@@ -32,6 +32,7 @@ type Report struct {
 	NumCPU    int
 	LoadStart string // /proc/loadavg at the start
 	LoadEnd   string // and at the end
+	Stalls    Stalls // the load client's wake-ups from a 1 ms sleep, over the measured runs
 	Go        string
 	WarmTime  time.Duration
 	Idle      Stats       // rkms after warming, before load

@@ -164,11 +164,13 @@ abuse: tools ## the attacks of issue 13 at full volume, with the report (RELIABI
 demo: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## run Envoy, rkms and the example app on loopback until Ctrl-C (examples/README.md)
 	GO=$(GO) GOFLAGS="$(strip $(GOFLAGS) $(STAMP_GOFLAGS))" bash examples/demo.sh
 
-# Load runs: LOAD_DURATION per configuration (the whole run takes about 8x that, plus setup);
-# LOAD_KEYS tenants, each with its own key, taken in turn by the requests.
+# Load runs: LOAD_DURATION per configuration (the whole run takes about 20x that, plus about a
+# minute of setup: 4-5 minutes with the default); LOAD_KEYS tenants, each with its own key, taken
+# in turn by the requests. LOAD_ARGS adds flags, e.g. LOAD_ARGS='-slow-trace /tmp/traces'.
 LOAD_DURATION ?= 10s
 LOAD_KEYS ?= 100000
+LOAD_ARGS ?=
 
-load: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## rkms against no-op baselines, direct and through Envoy, with 100k warm keys (BENCHMARKS.md)
+load: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## issue 18's targets, MET/MISSED per round: rkms vs no-op baselines, direct and through Envoy per route kind, 100k warm keys (BENCHMARKS.md)
 	$(GO) build -trimpath -o bin/rkms-load ./cmd/rkms-load
-	./bin/rkms-load -duration $(LOAD_DURATION) -keys $(LOAD_KEYS)
+	./bin/rkms-load -duration $(LOAD_DURATION) -keys $(LOAD_KEYS) $(LOAD_ARGS)

@@ -15,7 +15,7 @@ import (
 // opened: rewritten bodies live in pooled buffers, and a buffer reused too early would carry
 // another stream's bytes (under another tenant's key, so it would fail to open).
 func TestConcurrentStreamsKeepTheirBodies(t *testing.T) {
-	rig, err := load.NewRig(t.TempDir())
+	rig, err := load.NewRig(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,9 @@ type Options struct {
 	// requests, 502 on responses) without being decoded further. 0 means
 	// DefaultMaxCompressionRatio.
 	MaxCompressionRatio int
+	// SlowTrace, if not nil, captures a Go execution trace when a stream takes longer than its
+	// threshold (see [SlowTraceOptions]); [Server.Close] stops it. Nil costs nothing.
+	SlowTrace *SlowTraceOptions
 }
 
 // Server is the Envoy ext_proc gRPC service. It is safe for concurrent use; each stream gets
@@ -115,6 +118,7 @@ type Server struct {
 	budget   budget        // body bytes reserved, bounded by MemoryBudget
 	large    chan struct{} // one token per large body being transformed (largeBodies)
 	lim      LimitObserver
+	slow     *slowTracer // nil unless Options.SlowTrace
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -150,6 +154,12 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	s.budget.size = opts.MemoryBudget
 	s.large = make(chan struct{}, largeBodies())
 	s.lim, _ = opts.Observer.(LimitObserver)
+	if opts.SlowTrace != nil {
+		var err error
+		if s.slow, err = newSlowTracer(*opts.SlowTrace, log); err != nil {
+			return nil, fmt.Errorf("new ext_proc server: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -170,6 +180,7 @@ func (o *Options) withDefaults() error {
 		optionErr("MaxStreamsPerClient", limits.CheckStreamShare(o.MaxStreamsPerClient, o.MaxConcurrentStreams)),
 		optionErr("MaxStreamsPerTenant", limits.CheckStreamShare(o.MaxStreamsPerTenant, o.MaxConcurrentStreams)),
 		optionErr("MemoryBudget", limits.CheckMemoryBudget(o.MemoryBudget, o.MaxBodyBytes)),
+		optionErr("SlowTrace", CheckSlowTrace(o.SlowTrace)),
 	); err != nil {
 		return err
 	}

@@ -96,6 +96,8 @@ type run struct {
 
 	evicted atomic.Bool // ended by evictSilent, not by a timeout (fired is set too)
 
+	start time.Time // the stream's start (the slow-stream trace's clock)
+
 	opener  string        // the ext_proc peer's address
 	opening *list.Element // r in s.openers until the first message; nil after (serve's)
 }
@@ -109,7 +111,8 @@ func (r *run) opened() {
 }
 
 func (s *Server) newRun(stream extprocv3.ExternalProcessor_ProcessServer) *run {
-	r := &run{s: s, stream: stream, done: make(chan error, 2), end: time.Now().Add(s.opts.StreamTimeout)}
+	now := time.Now()
+	r := &run{s: s, stream: stream, done: make(chan error, 2), start: now, end: now.Add(s.opts.StreamTimeout)}
 	r.arm(s.opts.FirstMessageTimeout, 0)
 	r.timer = time.AfterFunc(time.Duration(r.limit.Load()), r.fire)
 	return r
@@ -149,10 +152,12 @@ func (r *run) expiry() (string, time.Duration) {
 // serve is the stream's loop, on its own goroutine.
 func (r *run) serve() {
 	s := r.s
-	ctx := r.stream.Context()
+	ctx, endTask := s.slow.stream(r.stream.Context())
 	p := s.newProcessor(ctx)
 	defer func() {
 		r.timer.Stop()
+		s.slow.ended(ctx, time.Since(r.start), p.logger())
+		endTask()
 		if r.fired.Load() && !r.evicted.Load() {
 			reason, limit := r.expiry()
 			p.logger().Warn("ext_proc stream ended: timeout", "reason", reason, "limit", limit.String())
@@ -174,7 +179,9 @@ func (r *run) serve() {
 			r.done <- err
 			return
 		}
+		endMsg := s.slow.message(ctx)
 		resp, err := p.handle(ctx, req)
+		endMsg()
 		if err != nil {
 			r.done <- err
 			return

@@ -55,7 +55,7 @@ func (tg benchTarget) check(b *testing.B, ctx context.Context, n int) {
 // benchRig returns a load rig with benchTenants warm keys and the 1 KiB body with 3 fields.
 func benchRig(b *testing.B) (*load.Rig, []byte) {
 	b.Helper()
-	rig, err := load.NewRig(b.TempDir())
+	rig, err := load.NewRig(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

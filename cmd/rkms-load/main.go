@@ -3,7 +3,8 @@
 // server, and through the real Envoy against Envoy without ext_proc and with a no-op ext_proc.
 // See internal/testing/load for the method and BENCHMARKS.md for the figures.
 //
-//	make load                                  # 10 s per configuration
+//	make load                                  # 10 s per configuration, about 4-5 minutes in all
+//	go run ./cmd/rkms-load -slow-trace /tmp/traces  # and Go execution traces of rkms's slow streams
 //	go run ./cmd/rkms-load -duration 5s -skip-envoy -keys 1000 -cpuprofile rkms.prof
 package main
 
@@ -22,7 +23,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := load.Main(ctx, os.Args[1:], func() http.Handler { return recorder.New() }, os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := load.Main(ctx, os.Args[1:], func(n int) http.Handler { return recorder.NewBounded(n) }, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "rkms-load:", err)
 		os.Exit(1)
 	}

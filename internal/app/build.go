@@ -148,5 +148,14 @@ func extprocOptions(cfg *config.Config, log *slog.Logger, obs extproc.Observer, 
 		MemoryBudget:         budget,
 		TrustRequestID:       e.TrustRequestID,
 		MaxCompressionRatio:  e.MaxCompressionRatio,
+		SlowTrace:            slowTrace(e.SlowTrace),
 	}
+}
+
+// slowTrace maps extproc.slow_trace to the server's option (nil: off).
+func slowTrace(t config.SlowTrace) *extproc.SlowTraceOptions {
+	if !t.On() {
+		return nil
+	}
+	return &extproc.SlowTraceOptions{Threshold: t.Threshold, Dir: t.Dir, MaxFiles: t.MaxFiles, MinInterval: t.MinInterval}
 }

@@ -53,6 +53,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 	if err != nil {
 		return err
 	}
+	defer ext.Close() // the slow-stream flight recorder, after the servers have stopped
 	// /readyz and the gRPC health check report ready once the cache warm-up is done.
 	warm := newWarmup(cfg, keys.kr, log)
 	apis, err := buildAPIs(keys, warm, auth, log, m)

@@ -120,7 +120,23 @@ type ExtProc struct {
 	// MaxCompressionRatio bounds a compressed body's decoded size per encoded byte (besides
 	// max_body_bytes, which bounds the decoded size); over it: 413 on requests, 502 on responses.
 	MaxCompressionRatio int `yaml:"max_compression_ratio"`
+	// SlowTrace captures a Go execution trace when a stream takes longer than its threshold
+	// (an operator's tool for tail latency; off when threshold is 0).
+	SlowTrace SlowTrace `yaml:"slow_trace"`
 }
+
+// SlowTrace configures the slow-stream trace (extproc.SlowTraceOptions): with a threshold, a
+// stream longer than it writes the last seconds of the Go execution trace to a file in Dir, at
+// most one file per MinInterval and MaxFiles files in Dir.
+type SlowTrace struct {
+	Threshold   time.Duration `yaml:"threshold"` // 0: off
+	Dir         string        `yaml:"dir"`
+	MaxFiles    int           `yaml:"max_files"`    // 0: 10
+	MinInterval time.Duration `yaml:"min_interval"` // 0: 1m
+}
+
+// On reports whether the slow-stream trace is configured.
+func (t SlowTrace) On() bool { return t.Threshold != 0 || t.Dir != "" }
 
 // KMS configures the regions that wrap data keys.
 type KMS struct {
@@ -602,6 +618,9 @@ func (c *checker) extprocLimits(e *ExtProc) {
 	maxBody := int(min(e.MaxBodyBytes, limits.MaxBodyBytesLimit)) // a bad max_body_bytes is reported above
 	c.owner("extproc.memory_budget_bytes", limits.CheckMemoryBudget(e.MemoryBudgetBytes, maxBody))
 	c.owner("extproc.max_compression_ratio", limits.CheckMaxCompressionRatio(e.MaxCompressionRatio))
+	if t := e.SlowTrace; t.On() {
+		c.owner("extproc.slow_trace", limits.CheckSlowTrace(t.Threshold, t.Dir, t.MaxFiles, t.MinInterval))
+	}
 }
 
 // owner records err, the verdict of the package that owns the rule for the value at path.

@@ -136,6 +136,9 @@ func TestProblemsHaveLines(t *testing.T) {
 		{"budget under one body", "extproc:\n  max_body_bytes: 1048576\n  memory_budget_bytes: 1048576\n",
 			[]string{"line 3: extproc.memory_budget_bytes: must be 0 (from the container memory limit) or hold one largest body: at least 5242880"}},
 		{"negative budget", "extproc:\n  memory_budget_bytes: -1\n", []string{"line 2: extproc.memory_budget_bytes"}},
+		{"slow trace without dir", "extproc:\n  slow_trace: {threshold: 50ms}\n", []string{"line 2: extproc.slow_trace: dir must be set"}},
+		{"slow trace without threshold", "extproc:\n  slow_trace:\n    dir: /nonexistent-rkms-dir\n    max_files: 5000\n",
+			[]string{"line 2: extproc.slow_trace: threshold must be a positive", "max_files must be between", "dir: stat /nonexistent-rkms-dir"}},
 		{"blind index", "policies:\n  - name: p\n    key_id: k\n    request:\n      encrypt:\n        - {path: $.ssn, index: {name: ssn_idx, bits: 12}}\n" +
 			"        - {path: \"$.a[*]\", label: a, index: {name: a_idx}}\n      index_query: [{param: ssn, index: nope}]\n",
 			[]string{"line 6: policies[0].request.encrypt[0].index.bits: 12 is not a multiple of 8",

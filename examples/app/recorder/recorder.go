@@ -56,6 +56,9 @@ type App struct {
 	colls    map[string]*collection
 	received []Received
 	nextID   int
+	// bounded (NewBounded): no log of received requests, and at most maxRecords per collection.
+	bounded    bool
+	maxRecords int
 }
 
 type collection struct {
@@ -67,6 +70,14 @@ var _ http.Handler = (*App)(nil)
 
 // New returns an empty App.
 func New() *App { return &App{colls: map[string]*collection{}} }
+
+// NewBounded returns an empty App for load runs, whose memory stays bounded however many
+// requests it serves: it keeps no log of received requests ([App.Received] returns nothing), and
+// a collection holds at most maxRecords records (at least 1): storing a new one beyond that drops
+// the oldest.
+func NewBounded(maxRecords int) *App {
+	return &App{colls: map[string]*collection{}, bounded: true, maxRecords: max(maxRecords, 1)}
+}
 
 // Received returns a copy of every request received so far, in order.
 func (a *App) Received() []Received {
@@ -102,6 +113,10 @@ func (a *App) put(coll, id string, raw []byte) {
 	}
 	if _, ok := c.records[id]; !ok {
 		c.order = append(c.order, id)
+		if a.bounded && len(c.order) > a.maxRecords {
+			delete(c.records, c.order[0])
+			c.order = c.order[1:]
+		}
 	}
 	c.records[id] = raw
 }
@@ -113,10 +128,12 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, r, http.StatusRequestEntityTooLarge, errorBody("body unreadable or too large"))
 		return
 	}
-	a.mu.Lock()
-	a.received = append(a.received, Received{Method: r.Method, Path: r.URL.RequestURI(), RawURI: r.RequestURI,
-		Host: r.Host, Header: r.Header.Clone(), Body: body, Trailer: r.Trailer.Clone()})
-	a.mu.Unlock()
+	if !a.bounded {
+		a.mu.Lock()
+		a.received = append(a.received, Received{Method: r.Method, Path: r.URL.RequestURI(), RawURI: r.RequestURI,
+			Host: r.Host, Header: r.Header.Clone(), Body: body, Trailer: r.Trailer.Clone()})
+		a.mu.Unlock()
+	}
 
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {

@@ -121,3 +121,24 @@ func TestImportExportPages(t *testing.T) {
 		t.Errorf("export: %d %q %q, want %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
 	}
 }
+
+// TestBounded: a bounded app keeps at most maxRecords per collection (the oldest go first) and
+// no log of requests.
+func TestBounded(t *testing.T) {
+	a := NewBounded(2)
+	for i := range 4 {
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, httptest.NewRequest("POST", "/w", bytes.NewReader([]byte(`{"n":`+strconv.Itoa(i)+`}`))))
+		if rec.Code != 201 {
+			t.Fatalf("POST %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	for id, want := range map[string]bool{"1": false, "2": false, "3": true, "4": true} {
+		if _, ok := a.Record("w", id); ok != want {
+			t.Errorf("record %s kept = %v, want %v", id, ok, want)
+		}
+	}
+	if n := len(a.Received()); n != 0 {
+		t.Errorf("bounded app logged %d requests", n)
+	}
+}

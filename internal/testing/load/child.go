@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,33 @@ type Stats struct {
 	KMSCalls     uint64        `json:"kms_calls"`
 	StoreCalls   uint64        `json:"store_calls"`
 	CacheEntries int           `json:"cache_entries"`
+	// Streams and Messages count the ext_proc streams opened to the server and the messages it
+	// received on them (ext_proc children; a gRPC interceptor, the same for both servers).
+	Streams  uint64 `json:"streams"`
+	Messages uint64 `json:"messages"`
+}
+
+// msgCounter counts ext_proc streams and received messages through a stream interceptor.
+type msgCounter struct{ streams, msgs atomic.Uint64 }
+
+func (c *msgCounter) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	c.streams.Add(1)
+	return h(srv, countingStream{ss, c})
+}
+
+func (c *msgCounter) fill(s *Stats) { s.Streams, s.Messages = c.streams.Load(), c.msgs.Load() }
+
+type countingStream struct {
+	grpc.ServerStream
+	c *msgCounter
+}
+
+func (s countingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.c.msgs.Add(1)
+	}
+	return err
 }
 
 // Roles of the child processes; the parent re-executes its own binary with -role.
@@ -46,12 +74,13 @@ const (
 	RoleApp  = "app"  // the application behind Envoy (Main's app: the example recorder)
 )
 
-// serveChild runs one child role: it listens on a loopback port, writes "ready ADDR" on out,
-// then answers each "stats" line of in with a JSON Stats line until in is closed.
 // profiles names the profile files of the rkms child ("": none).
 type profiles struct{ cpu, mem string }
 
-func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof profiles, app func() http.Handler, in io.Reader, out io.Writer) error {
+// serveChild runs one child role: it listens on a loopback port, writes "ready ADDR" on out,
+// then answers each "stats" line of in with a JSON Stats line until in is closed.
+func serveChild(ctx context.Context, role string, f *Flags, app func(maxRecords int) http.Handler, in io.Reader, out io.Writer) error {
+	keys, keepStore, prof := f.Keys, f.KeepStore, profiles{f.CPUProfile, f.MemProfile}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -65,11 +94,12 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 			return err
 		}
 		defer os.RemoveAll(dir)
-		rig, err := NewRig(dir)
+		rig, err := NewRig(dir, slowTrace(f))
 		if err != nil {
 			return err
 		}
 		defer rig.Close()
+		defer rig.Server.Close()
 		if err := rig.Warm(ctx, keys); err != nil {
 			return err
 		}
@@ -85,13 +115,15 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 			return err
 		}
 		defer stopProfile()
-		g := grpc.NewServer(rig.Server.GRPCServerOptions()...)
+		var mc msgCounter
+		g := grpc.NewServer(append(rig.Server.GRPCServerOptions(), grpc.StreamInterceptor(mc.intercept))...)
 		rig.Server.Register(g)
 		go func() { _ = g.Serve(lis) }()
 		defer g.Stop()
 		counters = func(s *Stats) {
 			s.KMSCalls, s.StoreCalls = rig.Region.Calls(), rig.Store.Calls()
 			s.CacheEntries = rig.Keyring.Stats().CacheEntries
+			mc.fill(s)
 		}
 	case RoleNoop:
 		stopProfile, err := startCPUProfile(prof.cpu)
@@ -99,12 +131,14 @@ func serveChild(ctx context.Context, role string, keys int, keepStore bool, prof
 			return err
 		}
 		defer stopProfile()
-		g := grpc.NewServer()
+		var mc msgCounter
+		g := grpc.NewServer(grpc.StreamInterceptor(mc.intercept))
 		(&Noop{}).Register(g)
 		go func() { _ = g.Serve(lis) }()
 		defer g.Stop()
+		counters = mc.fill
 	case RoleApp:
-		srv := &http.Server{Handler: app(), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: app(2 * f.Records), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(lis) }()
 		defer srv.Close()
 	default:
@@ -203,22 +237,38 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// startChild re-executes this binary in role and waits for its "ready" line.
-func startChild(exe, role string, keys int, keepStore bool, memLimit string, prof profiles, stderr io.Writer) (*child, error) {
+// childArgs are the flags of role's child process, from the parent's flags f.
+func childArgs(role string, f *Flags) []string {
 	args := []string{"-role", role}
-	if role == RoleRKMS {
-		args = append(args, "-keys", strconv.Itoa(keys), "-keep-store="+strconv.FormatBool(keepStore))
-		if prof.mem != "" {
-			args = append(args, "-memprofile", prof.mem)
+	switch role {
+	case RoleRKMS:
+		args = append(args, "-keys", strconv.Itoa(f.Keys), "-keep-store="+strconv.FormatBool(f.KeepStore))
+		if f.MemProfile != "" {
+			args = append(args, "-memprofile", f.MemProfile)
 		}
+		if f.CPUProfile != "" {
+			args = append(args, "-cpuprofile", f.CPUProfile)
+		}
+		if f.SlowTrace != "" {
+			args = append(args, "-slow-trace", f.SlowTrace, "-slow-threshold", f.SlowThreshold.String(),
+				"-slow-trace-files", strconv.Itoa(f.SlowTraceFiles))
+		}
+	case RoleNoop:
+		if f.NoopProfile != "" {
+			args = append(args, "-cpuprofile", f.NoopProfile)
+		}
+	case RoleApp:
+		args = append(args, "-records", strconv.Itoa(f.Records))
 	}
-	if prof.cpu != "" {
-		args = append(args, "-cpuprofile", prof.cpu)
-	}
-	cmd := exec.Command(exe, args...)
+	return args
+}
+
+// startChild re-executes this binary in role (with [childArgs]) and waits for its "ready" line.
+func startChild(exe, role string, f *Flags, stderr io.Writer) (*child, error) {
+	cmd := exec.Command(exe, childArgs(role, f)...)
 	cmd.Stderr = stderr
-	if memLimit != "" {
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	if role == RoleRKMS && f.MemLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+f.MemLimit)
 	}
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -10,7 +10,8 @@
 // and RoleApp (the recorder of examples/app, which cmd/rkms-load hands to [Main]). A child prints "ready ADDR" and then answers each
 // "stats" line on its stdin with a JSON [Stats] line: CPU time from getrusage(RUSAGE_SELF)
 // (all threads, microsecond resolution), VmRSS and VmHWM from /proc/self/status, the Go heap
-// marked live, and the KMS and store call counters. It exits when its stdin closes.
+// marked live, the KMS and store call counters, and the ext_proc streams and messages the server
+// received (a gRPC stream interceptor, the same in both ext_proc children). It exits when its stdin closes.
 //
 // # Keys
 //
@@ -26,15 +27,22 @@
 //     headers, the sealed body as the response body) over loopback gRPC, with -concurrency
 //     streams in flight, against the no-op server and rkms in alternating rounds.
 //     Reported: streams/s, p50/p99/p99.9 and server CPU per stream.
-//  2. Envoy: client -> Envoy (envoy/ingress.yaml, one worker) -> the app, three configurations
-//     sent the same PUT with the same body: without the ext_proc filter, ext_proc to the no-op
-//     server, ext_proc to rkms. All three verify the client's bearer token (jwt_authn,
-//     internal/testing/envoytest's test key; the tokens are minted before the run), so the baseline
-//     pays for verification too. First each configuration's maximum throughput (closed loop,
-//     -max-workers clients, alternating rounds): the throughput target compares these maxima.
-//     Then each configuration at half the no-op's maximum (open loop: latency counts from the
-//     scheduled start): the p99 target compares latencies at the same offered rate. Reported:
-//     throughput and p50/p99 of both.
+//  2. Envoy, per route kind ([WritePath]: encrypt-only POST; [ReadPath]: decrypt-only GET of
+//     records sealed before the run, see prepareRecords): client -> Envoy (envoy/ingress.yaml's
+//     filters, the rig's routes, one worker) -> the app, three configurations: without the
+//     ext_proc filter, ext_proc to the no-op server in the filter's 4-phase BUFFERED default,
+//     ext_proc to rkms with each route's settings from extproc.RouteConfigFor ([PerRouteExtProc]).
+//     All three verify the client's bearer token (jwt_authn, internal/testing/envoytest's test
+//     key; the tokens are minted before the run), so the baseline pays for verification too.
+//     First each configuration's maximum throughput (closed loop, -max-workers clients,
+//     alternating rounds), then each at half the no-op's maximum (open loop: latency counts
+//     from the scheduled start).
+//  3. The unprotected route (/healthz) through Envoy without ext_proc and the rkms
+//     configuration: the ext_proc messages rkms received (0 expected) and the throughput.
+//
+// Each target is judged per round and on the median over rounds (report.go, print.go). With
+// -slow-trace DIR the rkms child captures Go execution traces of slow streams
+// (extproc.slow_trace), filed by phase ([fileTraces]); ./slowtrace reads them.
 //
 // Every loop is bounded in time (-duration, plus a 10 s grace for stuck requests) and in count
 // (-max-requests). Any request error fails the run.

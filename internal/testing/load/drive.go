@@ -1,15 +1,8 @@
 package load
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,41 +184,6 @@ func streamer(client extprocv3.ExternalProcessorClient, x *Exchange) func(ctx co
 	var next atomic.Int64
 	return func(ctx context.Context, _ int) error {
 		return x.Run(PolicyContext(ctx), client, int(next.Add(1)-1))
-	}
-}
-
-// putter returns a request function that PUTs body as record n mod 1000 to base+"/patients/"
-// through Envoy, for tenant n (the app stores a bounded number of records), with tokens[n] as
-// its bearer token (see [mintTokens]).
-//
-// Tenants are taken in turn by a counter of its own, as in [streamer].
-func putter(client *http.Client, base string, body []byte, tokens []string) func(ctx context.Context, n int) error {
-	var next atomic.Int64
-	return func(ctx context.Context, n int) error {
-		tenant := int(next.Add(1)-1) % len(tokens)
-		url := base + "/patients/" + strconv.Itoa(n%1000)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", tokens[tenant])
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		got, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("PUT %s: %s: %s", url, resp.Status, got)
-		}
-		if strings.Contains(string(got), `"rkms:`) {
-			return errors.New("response still holds ciphertexts")
-		}
-		return nil
 	}
 }
 

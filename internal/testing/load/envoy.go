@@ -23,11 +23,12 @@ const (
 	EnvoyRKMS     = "ext_proc-rkms" // ingress.yaml, ext_proc to rkms with warm keys
 )
 
-// envoyConfig renders envoy/ingress.yaml on the given ports, verifying tokens with the JWKS file
+// envoyConfig renders envoy/ingress.yaml on the given ports with the rig's routes ([withRoutes];
+// perRoute: the rkms configuration's per-route settings), verifying tokens with the JWKS file
 // jwks; without a filter port (extproc 0) the ext_proc filter, the rbac filter that checks rkms's
 // stamp, and their per-route settings are removed. Every configuration keeps jwt_authn, so that
 // the baseline pays for token verification as the others do.
-func envoyConfig(admin, listener, app, extproc int, jwks string) ([]byte, error) {
+func envoyConfig(admin, listener, app, extproc int, jwks string, perRoute bool) ([]byte, error) {
 	cfg, err := envoy.Config("ingress.yaml")
 	if err != nil {
 		return nil, err
@@ -39,6 +40,9 @@ func envoyConfig(admin, listener, app, extproc int, jwks string) ([]byte, error)
 	out, err := envoy.Render(cfg, ports)
 	if err == nil {
 		out, err = envoy.RenderFiles(out, map[string]string{"jwks": jwks})
+	}
+	if err == nil {
+		out, err = withRoutes(out, perRoute)
 	}
 	if err != nil || extproc != 0 {
 		return out, err
@@ -126,8 +130,8 @@ func EnvoyBinary(path string) (string, error) {
 }
 
 // startEnvoy runs bin (testenv.LaunchEnvoy: one worker thread) on a configuration pointing at
-// app and extproc (0: no ext_proc filter) and waits up to 60 s for its admin /ready.
-func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Writer) (*envoyProc, error) {
+// app and extproc (0: no ext_proc filter; perRoute: see [envoyConfig]) and waits up to 60 s for its admin /ready.
+func startEnvoy(ctx context.Context, bin string, app, extproc int, perRoute bool, logs io.Writer) (*envoyProc, error) {
 	ports, err := testenv.FreePorts(2)
 	if err != nil {
 		return nil, err
@@ -141,7 +145,7 @@ func startEnvoy(ctx context.Context, bin string, app, extproc int, logs io.Write
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cfg, err := envoyConfig(ports[0], ports[1], app, extproc, jwks)
+	cfg, err := envoyConfig(ports[0], ports[1], app, extproc, jwks, perRoute)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

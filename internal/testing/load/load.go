@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rkms/rkms/extproc"
 )
 
 // Flags configure a run. Every loop is bounded both in time and in count.
@@ -33,8 +36,25 @@ type Flags struct {
 	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
 	NoopProfile string        // write the no-op server CPU profile to this file
 	MemProfile  string        // write the rkms server heap profile (at the end) to this file
-	Role        string        // internal: the child process role
+	Records     int           // stored records that the decrypt-only GET reads (one tenant each)
+	// SlowTrace turns on rkms's slow-stream trace (extproc.slow_trace) in the rkms child,
+	// writing to this directory: streams over SlowThreshold, at most SlowTraceFiles files.
+	SlowTrace      string
+	SlowThreshold  time.Duration
+	SlowTraceFiles int
+	Role           string // internal: the child process role
 }
+
+// slowTrace is the rkms child's slow-stream trace option (nil: off).
+func slowTrace(f *Flags) *extproc.SlowTraceOptions {
+	if f.SlowTrace == "" {
+		return nil
+	}
+	return &extproc.SlowTraceOptions{Threshold: f.SlowThreshold, Dir: f.SlowTrace, MaxFiles: f.SlowTraceFiles, MinInterval: slowTraceInterval}
+}
+
+// slowTraceInterval spaces the rig's captures: a few per run, each of a different moment.
+const slowTraceInterval = 2 * time.Second
 
 func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	f := &Flags{}
@@ -54,6 +74,10 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")
 	fs.StringVar(&f.NoopProfile, "noop-cpuprofile", "", "write the CPU profile of the no-op server process to this file (compare with -cpuprofile: go tool pprof -diff_base)")
 	fs.StringVar(&f.MemProfile, "memprofile", "", "write the heap profile of the rkms server process (at the end of the run) to this file")
+	fs.IntVar(&f.Records, "records", 10000, "records stored before the run for the decrypt-only GET (each sealed with its own tenant's key)")
+	fs.StringVar(&f.SlowTrace, "slow-trace", "", "directory: capture Go execution traces of rkms streams slower than -slow-threshold (extproc.slow_trace; one per 2 s at most)")
+	fs.DurationVar(&f.SlowThreshold, "slow-threshold", 50*time.Millisecond, "with -slow-trace: the stream duration that triggers a capture")
+	fs.IntVar(&f.SlowTraceFiles, "slow-trace-files", 10, "with -slow-trace: at most this many trace files per phase (each phase's are moved to DIR/PHASE/)")
 	fs.StringVar(&f.Role, "role", "", "internal: run as a child process (rkms, noop, app)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -71,6 +95,15 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	if _, err := Body(f.BodySize); err != nil || f.BodySize > 512<<10 {
 		errs = append(errs, fmt.Errorf("-body must be in [256, 524288]"))
 	}
+	if f.Records < 1 || f.Records > 100000 {
+		errs = append(errs, errors.New("-records must be in [1, 100000]"))
+	}
+	f.Records = min(f.Records, max(f.Keys, 1)) // one tenant per record
+	if f.SlowTrace != "" {
+		if err := extproc.CheckSlowTrace(slowTrace(f)); err != nil {
+			errs = append(errs, fmt.Errorf("-slow-trace: %w", err))
+		}
+	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -78,16 +111,16 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 }
 
 // Main runs rkms-load with args (without the program name), writing the report to stdout. app
-// makes the application that the app child serves behind Envoy (cmd/rkms-load passes the
-// example app's recorder.New): the rig takes it as a parameter so that it imports nothing from
-// examples/.
-func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.Reader, stdout, stderr io.Writer) error {
+// makes the application that the app child serves behind Envoy, holding at most maxRecords
+// records per collection (cmd/rkms-load passes the example app's recorder.NewBounded): the rig
+// takes it as a parameter so that it imports nothing from examples/.
+func Main(ctx context.Context, args []string, app func(maxRecords int) http.Handler, stdin io.Reader, stdout, stderr io.Writer) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	if f.Role != "" {
-		return serveChild(ctx, f.Role, f.Keys, f.KeepStore, profiles{f.CPUProfile, f.MemProfile}, app, stdin, stdout)
+		return serveChild(ctx, f.Role, f, app, stdin, stdout)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -95,19 +128,17 @@ func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.
 	}
 	body, _ := Body(f.BodySize)
 	rep := &Report{Flags: *f}
-	if err := rep.machine(); err != nil {
-		return err
-	}
+	rep.machine()
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "rkms-load: "+format+"\n", a...) }
 
 	logf("starting the no-op server and rkms (warming %d keys)", f.Keys)
-	noop, err := startChild(exe, RoleNoop, 0, false, "", profiles{cpu: f.NoopProfile}, stderr)
+	noop, err := startChild(exe, RoleNoop, f, stderr)
 	if err != nil {
 		return err
 	}
 	defer noop.stop()
 	t0 := time.Now()
-	rkms, err := startChild(exe, RoleRKMS, f.Keys, f.KeepStore, f.MemLimit, profiles{f.CPUProfile, f.MemProfile}, stderr)
+	rkms, err := startChild(exe, RoleRKMS, f, stderr)
 	if err != nil {
 		return err
 	}
@@ -117,13 +148,36 @@ func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.
 		return err
 	}
 
-	// rkms's resident memory, sampled while the load runs.
+	// rkms's resident memory, sampled while the load runs, and the machine's stalls.
 	sampleCtx, stopSampling := context.WithCancel(ctx)
+	stalls := startStallMeter(sampleCtx)
 	sampled := make(chan int64, 1)
 	go func() { sampled <- sampleRSS(sampleCtx, rkms) }()
 	defer stopSampling()
 
-	// (1) ext_proc directly over loopback gRPC.
+	if err := runDirect(ctx, f, body, noop, rkms, rep, logf); err != nil {
+		return err
+	}
+	if !f.SkipEnvoy {
+		if err := runEnvoy(ctx, exe, f, body, noop, rkms, rep, logf); err != nil {
+			return err
+		}
+	}
+	stopSampling()
+	rep.LoadRSS = <-sampled
+	<-stalls.done
+	rep.Stalls = stalls.result()
+	if rep.Final, err = rkms.stats(); err != nil {
+		return err
+	}
+	rep.LoadEnd = loadAvg()
+	rep.Print(stdout)
+	return nil
+}
+
+// runDirect is run (1): the ext_proc servers over loopback gRPC, at fixed concurrency and (1b)
+// at one offered rate.
+func runDirect(ctx context.Context, f *Flags, body []byte, noop, rkms *child, rep *Report, logf func(string, ...any)) error {
 	var direct [2]target
 	for i, c := range []*child{noop, rkms} {
 		client, closeFn, err := dialExtProc(c.addr)
@@ -134,9 +188,13 @@ func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.
 		direct[i] = target{name: c.role, child: c, do: streamer(client, NewExchange(body, f.Keys, c == rkms))}
 	}
 	logf("direct ext_proc: %d streams in flight, %s per server", f.Concurrency, f.Duration)
+	var err error
 	rep.Direct, err = alternate(ctx, direct[:], f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
 		return closedLoop(ctx, f.Concurrency, d, f.MaxRequests, do)
 	})
+	if err == nil {
+		err = fileTraces(f, "direct-max")
+	}
 	if err != nil {
 		return err
 	}
@@ -151,82 +209,7 @@ func Main(ctx context.Context, args []string, app func() http.Handler, stdin io.
 	if err != nil {
 		return err
 	}
-	if !f.SkipEnvoy {
-		if err := runEnvoy(ctx, exe, f, body, noop, rkms, rep, logf); err != nil {
-			return err
-		}
-	}
-	stopSampling()
-	rep.LoadRSS = <-sampled
-	if rep.Final, err = rkms.stats(); err != nil {
-		return err
-	}
-	rep.Print(stdout)
-	return nil
-}
-
-func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms *child, rep *Report, logf func(string, ...any)) error {
-	bin, err := EnvoyBinary(f.Envoy)
-	if err != nil {
-		return err
-	}
-	app, err := startChild(exe, RoleApp, 0, false, "", profiles{}, io.Discard)
-	if err != nil {
-		return err
-	}
-	defer app.stop()
-	appPort := port(app.addr)
-	client := &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: f.MaxWorkers * 2, MaxConnsPerHost: f.MaxWorkers * 2}}
-	tokens, err := mintTokens(f.Keys, 24*time.Hour)
-	if err != nil {
-		return err
-	}
-	var targets []target
-	for _, c := range []struct {
-		name  string
-		child *child
-	}{{EnvoyNoFilter, nil}, {EnvoyNoop, noop}, {EnvoyRKMS, rkms}} {
-		ext := 0
-		if c.child != nil {
-			ext = port(c.child.addr)
-		}
-		e, err := startEnvoy(ctx, bin, appPort, ext, io.Discard)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		defer e.stop()
-		stats := c.child
-		if stats == nil {
-			stats = app
-		}
-		targets = append(targets, target{name: c.name, child: stats, do: putter(client, e.base, body, tokens)})
-	}
-	// Warm up every path (connections, Envoy's first requests) before measuring.
-	for _, t := range targets {
-		if r := closedLoop(ctx, 4, 500*time.Millisecond, 2000, t.do); r.Errors > 0 {
-			return fmt.Errorf("%s warm-up: %d errors, first: %w", t.name, r.Errors, r.FirstErr)
-		}
-	}
-	// Maximum throughput of every configuration, closed loop (each client sends its next request
-	// when the last one is answered), in alternating rounds: the throughput target compares what
-	// each configuration can do at most. At one offered rate below both maxima, any server that
-	// keeps up scores 1.00x, which says nothing.
-	logf("envoy: maximum throughput of each configuration with %d clients, %s each", f.MaxWorkers, f.Duration)
-	rep.EnvoyMax, err = alternate(ctx, targets, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
-		return closedLoop(ctx, f.MaxWorkers, d, f.MaxRequests, do)
-	})
-	if err != nil {
-		return err
-	}
-	// Latency at one offered rate, half the no-op's maximum: the p99 target compares the two
-	// at the same load.
-	rep.Rate = rep.EnvoyMax[1].Result.Throughput() / 2
-	logf("envoy: %.0f req/s offered to each configuration, %s each", rep.Rate, f.Duration)
-	rep.Envoy, err = alternate(ctx, targets, f, func(ctx context.Context, d time.Duration, do func(context.Context, int) error) *Result {
-		return openLoop(ctx, rep.Rate, d, f.MaxWorkers, do)
-	})
-	return err
+	return fileTraces(f, "direct-rate")
 }
 
 // target is one configuration under comparison.
@@ -244,6 +227,8 @@ type Measured struct {
 	CPU      time.Duration   // server process CPU during the measured runs
 	RoundCPU []time.Duration // CPU per round, paired with Rounds
 	MaxRSS   int64           // largest VmRSS sampled after a run
+	Streams  uint64          // ext_proc streams the server received during the runs (ext_proc servers)
+	Messages uint64          // ext_proc messages the server received during the runs
 	GCCycles uint64          // garbage collections of the server during the runs
 	GCCPU    time.Duration   // the runtime's estimate of its collector's CPU (Stats.GCCPU)
 	KMS      uint64          // KMS calls during the runs (rkms only)
@@ -289,6 +274,8 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 			m.GCCPU += s1.GCCPU - s0.GCCPU
 			m.KMS += s1.KMSCalls - s0.KMSCalls
 			m.Store += s1.StoreCalls - s0.StoreCalls
+			m.Streams += s1.Streams - s0.Streams
+			m.Messages += s1.Messages - s0.Messages
 		}
 	}
 	return out, nil
@@ -323,4 +310,29 @@ func sampleRSS(ctx context.Context, c *child) int64 {
 			}
 		}
 	}
+}
+
+// fileTraces moves the slow-stream traces that rkms wrote during the phase that just ended
+// (every rkms-slow-*.trace in f.SlowTrace) into the subdirectory named phase: traces are then
+// grouped by phase, and each phase has the whole -slow-trace-files budget (rkms counts only
+// the files directly in the directory). A capture still being written when the phase ends lands
+// in the next phase's group.
+func fileTraces(f *Flags, phase string) error {
+	if f.SlowTrace == "" {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(f.SlowTrace, "rkms-slow-*.trace"))
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	dst := filepath.Join(f.SlowTrace, phase)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("slow traces: %w", err)
+	}
+	for _, src := range files {
+		if err := os.Rename(src, filepath.Join(dst, filepath.Base(src))); err != nil {
+			return fmt.Errorf("slow traces: %w", err)
+		}
+	}
+	return nil
 }

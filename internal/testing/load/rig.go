@@ -24,8 +24,9 @@ type Rig struct {
 }
 
 // NewRig builds the server. dir holds the localkms master key. The key cache lives for an hour,
-// so that no entry expires during a run.
-func NewRig(dir string) (*Rig, error) {
+// so that no entry expires during a run. slow, if not nil, turns on the server's slow-stream
+// trace (extproc.Options.SlowTrace).
+func NewRig(dir string, slow *extproc.SlowTraceOptions) (*Rig, error) {
 	region, err := localkms.Open(dir, "local-1", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
@@ -37,7 +38,7 @@ func NewRig(dir string) (*Rig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load rig: %w", err)
 	}
-	r.Server, err = extproc.NewServer(Policies(), keysource.Keyring{K: r.Keyring}, extproc.Options{})
+	r.Server, err = extproc.NewServer(Policies(), keysource.Keyring{K: r.Keyring}, extproc.Options{SlowTrace: slow})
 	if err != nil {
 		r.Keyring.Close()
 		return nil, fmt.Errorf("load rig: %w", err)

@@ -31,26 +31,7 @@ type Exchange struct {
 func NewExchange(body []byte, tenants int, sealed bool) *Exchange {
 	x := &Exchange{body: body, check: sealed}
 	for n := range max(tenants, 1) {
-		hm := &corev3.HeaderMap{}
-		for _, kv := range [][2]string{
-			{":authority", "127.0.0.1:10000"}, {":path", "/patients"}, {":method", "POST"}, {":scheme", "http"},
-			{"user-agent", "rkms-load"}, {"content-type", "application/json"},
-			{"content-length", strconv.Itoa(len(body))}, {"x-tenant-id", TenantValue(n)},
-			{"x-forwarded-proto", "http"}, {"x-request-id", "5f7b2c1e-load-" + strconv.Itoa(n)},
-		} {
-			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
-		}
-		payload, err := structpb.NewStruct(map[string]any{"iss": devjwt.DefaultIssuer, "aud": devjwt.DefaultAudience,
-			"sub": "user@" + TenantValue(n), devjwt.TenantClaim: TenantValue(n), "iat": 1780000000, "exp": 1780003600})
-		if err != nil {
-			panic(err) // only strings and numbers above
-		}
-		x.headers = append(x.headers, &extprocv3.ProcessingRequest{
-			Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}},
-			MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-				extproc.JWTNamespace: {Fields: map[string]*structpb.Value{extproc.JWTPayloadKey: structpb.NewStructValue(payload)}},
-			}},
-		})
+		x.headers = append(x.headers, requestHeaders("/patients", "POST", len(body), n))
 	}
 	rh := &corev3.HeaderMap{}
 	for _, kv := range [][2]string{{":status", "201"}, {"content-type", "application/json"},
@@ -60,6 +41,35 @@ func NewExchange(body []byte, tenants int, sealed bool) *Exchange {
 	x.respHdr = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
 		ResponseHeaders: &extprocv3.HttpHeaders{Headers: rh}}}
 	return x
+}
+
+// requestHeaders is the request headers message of tenant n's request as Envoy presents it:
+// the verified token's payload in metadata_context and x-tenant-id set from its tenant claim;
+// bodyLen > 0 adds a JSON content type and length.
+func requestHeaders(path, method string, bodyLen, n int) *extprocv3.ProcessingRequest {
+	hm := &corev3.HeaderMap{}
+	kvs := [][2]string{
+		{":authority", "127.0.0.1:10000"}, {":path", path}, {":method", method}, {":scheme", "http"},
+		{"user-agent", "rkms-load"}, {"x-tenant-id", TenantValue(n)},
+		{"x-forwarded-proto", "http"}, {"x-request-id", "5f7b2c1e-load-" + strconv.Itoa(n)},
+	}
+	if bodyLen > 0 {
+		kvs = append(kvs, [2]string{"content-type", "application/json"}, [2]string{"content-length", strconv.Itoa(bodyLen)})
+	}
+	for _, kv := range kvs {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
+	payload, err := structpb.NewStruct(map[string]any{"iss": devjwt.DefaultIssuer, "aud": devjwt.DefaultAudience,
+		"sub": "user@" + TenantValue(n), devjwt.TenantClaim: TenantValue(n), "iat": 1780000000, "exp": 1780003600})
+	if err != nil {
+		panic(err) // only strings and numbers above
+	}
+	return &extprocv3.ProcessingRequest{
+		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm, EndOfStream: bodyLen == 0}},
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			extproc.JWTNamespace: {Fields: map[string]*structpb.Value{extproc.JWTPayloadKey: structpb.NewStructValue(payload)}},
+		}},
+	}
 }
 
 // Tenants returns how many tenants the exchange cycles through.

@@ -19,16 +19,18 @@ const PolicyName = "patients"
 // presents the verified payload as Envoy would.
 
 // Policies returns the configuration of the rkms server under load: the patients policy of
-// envoy/ingress.yaml, three fields sealed in requests and opened in responses.
+// envoy/ingress.yaml, three fields sealed in requests and opened in responses (the direct
+// comparison), and the encrypt-only and decrypt-only policies of the route kinds measured
+// through Envoy ([WritePolicy], [ReadPolicy]).
 func Policies() []policy.Config {
 	fields := []policy.Field{{Path: "$.ssn"}, {Path: "$.contact.email"}, {Path: "$.cards[*].number"}}
-	return []policy.Config{{
+	return append([]policy.Config{{
 		Name:     PolicyName,
 		Match:    policy.Match{PathPrefix: "/patients"},
 		KeyID:    "tenant-{jwt:" + devjwt.TenantClaim + "}",
 		Request:  policy.Direction{Encrypt: fields},
 		Response: policy.Direction{Decrypt: fields},
-	}}
+	}}, routePolicies()...)
 }
 
 // TaggedFields is how many values of [Body] the policy seals (and opens).

@@ -31,7 +31,8 @@
 //     records sealed before the run, see prepareRecords): client -> Envoy (envoy/ingress.yaml's
 //     filters, the rig's routes, one worker) -> the app, three configurations: without the
 //     ext_proc filter, ext_proc to the no-op server in the filter's 4-phase BUFFERED default,
-//     ext_proc to rkms with each route's settings from extproc.RouteConfigFor ([PerRouteExtProc]).
+//     ext_proc to rkms on the configuration `rkms envoy-config` renders for the rig's policies
+//     (internal/envoygen): each policy route with its extproc.RouteConfigFor settings.
 //     All three verify the client's bearer token (jwt_authn, internal/testing/envoytest's test
 //     key; the tokens are minted before the run), so the baseline pays for verification too.
 //     First each configuration's maximum throughput (closed loop, -max-workers clients,

@@ -11,7 +11,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
@@ -23,26 +22,21 @@ const (
 	EnvoyRKMS     = "ext_proc-rkms" // ingress.yaml, ext_proc to rkms with warm keys
 )
 
-// envoyConfig renders envoy/ingress.yaml on the given ports with the rig's routes ([withRoutes];
-// perRoute: the rkms configuration's per-route settings), verifying tokens with the JWKS file
-// jwks; without a filter port (extproc 0) the ext_proc filter, the rbac filter that checks rkms's
-// stamp, and their per-route settings are removed. Every configuration keeps jwt_authn, so that
-// the baseline pays for token verification as the others do.
+// envoyConfig renders the rig's Envoy configuration on the given ports ([generated]: what
+// `rkms envoy-config` prints for the rig's policies), verifying tokens with the JWKS file jwks.
+// perRoute keeps each policy route's settings (the rkms configuration); without it every route
+// that reaches ext_proc gets the filter's default 4-phase BUFFERED mode (the no-op
+// configuration). Without a filter port (extproc 0) the ext_proc filter, the rbac filter that
+// checks rkms's stamp, and their per-route settings are removed. Every configuration keeps
+// jwt_authn, so that the baseline pays for token verification as the others do.
 func envoyConfig(admin, listener, app, extproc int, jwks string, perRoute bool) ([]byte, error) {
-	cfg, err := envoy.Config("ingress.yaml")
-	if err != nil {
-		return nil, err
+	port := extproc
+	if port == 0 {
+		port = 1 // rendered, then removed with the filter
 	}
-	ports := map[string]int{"admin": admin, "listener": listener, "app": app}
-	if extproc != 0 {
-		ports["rkms"] = extproc
-	}
-	out, err := envoy.Render(cfg, ports)
-	if err == nil {
-		out, err = envoy.RenderFiles(out, map[string]string{"jwks": jwks})
-	}
-	if err == nil {
-		out, err = withRoutes(out, perRoute)
+	out, err := generated(admin, listener, app, port, jwks)
+	if err == nil && !perRoute {
+		out, err = withoutOverrides(out)
 	}
 	if err != nil || extproc != 0 {
 		return out, err

@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
@@ -183,9 +182,10 @@ func TestEnvoyConfigs(t *testing.T) {
 					t.Errorf("route %q missing", p)
 				}
 			}
-			// The route kinds and the catch-all require or check tokens; /healthz does not.
-			if n := strings.Count(s, "requirement_name: tenant\n"); n != 2 {
-				t.Errorf("%d routes require a token, want 2 (%s and %s)", n, WritePath, ReadPath)
+			// The policy routes (patients, write, read) require tokens; the rest check one if
+			// present, /healthz neither.
+			if n := strings.Count(s, "requirement_name: tenant\n"); n != 3 {
+				t.Errorf("%d routes require a token, want 3 (/patients, %s and %s)", n, WritePath, ReadPath)
 			}
 			// Per-route overrides only in the rkms configuration: the no-op gets the 4-phase default.
 			for _, p := range []string{WritePolicy, ReadPolicy} {
@@ -200,35 +200,6 @@ func TestEnvoyConfigs(t *testing.T) {
 				t.Fatalf("envoy --mode validate: %v\n%s", err, out)
 			}
 		})
-	}
-}
-
-// TestPerRouteExtProc: a policy's RouteConfig becomes its route's ExtProcPerRoute overrides.
-func TestPerRouteExtProc(t *testing.T) {
-	rcs, err := RouteConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{WritePolicy, ReadPolicy} {
-		per, err := PerRouteExtProc(rcs[p])
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(per)
-		s := string(b)
-		for _, want := range []string{`"@type":"type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"`,
-			`"grpc_initial_metadata":[{"key":"x-rkms-policy","value":"` + p + `"}]`, `"processing_mode":{`} {
-			if !strings.Contains(s, want) {
-				t.Errorf("%s: %s lacks %s", p, s, want)
-			}
-		}
-		if strings.Contains(s, "envoy.filters.http.buffer") {
-			t.Errorf("%s: a buffered route disables the buffer filter: %s", p, s)
-		}
-	}
-	per, err := PerRouteExtProc(extproc.RouteConfig{Buffered: false})
-	if err != nil || per["envoy.filters.http.buffer"] == nil {
-		t.Errorf("a streaming route keeps the buffer filter: %v %v", per, err)
 	}
 }
 

@@ -126,7 +126,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "\n(2) client -> Envoy (envoy/ingress.yaml, 1 worker, jwt_authn in every configuration) -> app; configurations:\n")
 		fmt.Fprintf(w, "  %-14s ext_proc and rbac (stamp check) filters removed\n", EnvoyNoFilter)
 		fmt.Fprintf(w, "  %-14s ext_proc to the no-op server, the filter's 4-phase BUFFERED mode (headers SEND, bodies BUFFERED), no per-route override, no mode_override\n", EnvoyNoop)
-		fmt.Fprintf(w, "  %-14s ext_proc to rkms; each route's typed_per_filter_config from extproc.RouteConfigFor(policy):\n", EnvoyRKMS)
+		fmt.Fprintf(w, "  %-14s ext_proc to rkms; the configuration rkms envoy-config renders for the rig's policies; policy routes:\n", EnvoyRKMS)
 		if rcs, err := RouteConfigs(); err == nil {
 			for _, p := range []string{WritePolicy, ReadPolicy} {
 				fmt.Fprintf(w, "  %-14s   policy %q: %s; rkms's own mode_override on top\n", "", p, describeMode(rcs[p].Mode))

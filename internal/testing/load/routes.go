@@ -1,16 +1,15 @@
 package load
 
 import (
-	"encoding/json"
 	"fmt"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/config"
+	"github.com/rkms/rkms/internal/envoygen"
 )
 
 // Route kinds measured through Envoy: each has its own route and, in the rkms configuration, its
@@ -54,41 +53,25 @@ func RouteConfigs() (map[string]extproc.RouteConfig, error) {
 	return out, nil
 }
 
-// PerRouteExtProc renders rc as the typed_per_filter_config entries of its route: the ext_proc
-// filter's ExtProcPerRoute overrides (processing mode, gRPC initial metadata, attributes) and,
-// for a route whose body is not buffered, the buffer filter disabled. (The lead switches this to
-// the envoy-config generator's renderer once it lands.)
-func PerRouteExtProc(rc extproc.RouteConfig) (map[string]any, error) {
-	ov := &filterv3.ExtProcOverrides{ProcessingMode: rc.Mode,
-		RequestAttributes: rc.RequestAttributes, ResponseAttributes: rc.ResponseAttributes}
-	for _, kv := range rc.Metadata {
-		ov.GrpcInitialMetadata = append(ov.GrpcInitialMetadata, &corev3.HeaderValue{Key: kv[0], Value: kv[1]})
-	}
-	per := &filterv3.ExtProcPerRoute{Override: &filterv3.ExtProcPerRoute_Overrides{Overrides: ov}}
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(per)
-	if err != nil {
-		return nil, fmt.Errorf("render ext_proc per-route config: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	m["@type"] = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
-	out := map[string]any{"envoy.filters.http.ext_proc": m}
-	if !rc.Buffered {
-		out["envoy.filters.http.buffer"] = map[string]any{
-			"@type":    "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
-			"disabled": true}
-	}
-	return out, nil
+// generated renders the rig's Envoy configuration with the envoy-config generator
+// (internal/envoygen, what `rkms envoy-config` prints) from the rig's rkms configuration: the
+// policies of [Policies], /healthz unprotected, on the given ports. So the rkms configuration
+// measures exactly what an operator would ship: each policy route with its
+// extproc.RouteConfigFor settings, the unprotected route with 0 messages, rkms's catch-all.
+func generated(admin, listener, app, extproc int, jwks string) ([]byte, error) {
+	cfg := config.Default()
+	cfg.Policies = Policies()
+	cfg.Envoy.ListenerPort, cfg.Envoy.AdminPort, cfg.Envoy.AppPort = listener, admin, app
+	cfg.Envoy.RkmsPort = extproc
+	cfg.Envoy.JWT.JWKSFile = jwks
+	cfg.Envoy.Unprotected = []config.UnprotectedRoute{{Path: HealthPath}}
+	return envoygen.Ingress(cfg, "")
 }
 
-// withRoutes replaces the routes of ingress.yaml's virtual host by the rig's: /healthz and the
-// catch-all as shipped, and before the catch-all one route per route kind that requires a token.
-// With perRoute (the rkms configuration) each kind's route gets its policy's settings
-// ([PerRouteExtProc]); without it (the no-op configuration) none: the filter's default 4-phase
-// BUFFERED mode, no mode override.
-func withRoutes(cfg []byte, perRoute bool) ([]byte, error) {
+// withoutOverrides removes every route's ext_proc overrides (policy routes), keeping the
+// routes where ext_proc is disabled: the no-op configuration then gets the filter's default
+// 4-phase BUFFERED mode on every route that reaches ext_proc, and no policy metadata.
+func withoutOverrides(cfg []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(cfg, &doc); err != nil {
 		return nil, fmt.Errorf("parse envoy config: %w", err)
@@ -97,41 +80,14 @@ func withRoutes(cfg []byte, perRoute bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := hosts.([]any)[0].(map[string]any)
-	var health, catchAll any
-	for _, r := range host["routes"].([]any) {
-		match, _ := r.(map[string]any)["match"].(map[string]any)
-		switch {
-		case match["path"] == HealthPath:
-			health = r
-		case match["prefix"] == "/":
-			catchAll = r
-		}
-	}
-	if health == nil || catchAll == nil {
-		return nil, fmt.Errorf("envoy config: ingress.yaml has no %s or catch-all route", HealthPath)
-	}
-	rcs, err := RouteConfigs()
-	if err != nil {
-		return nil, err
-	}
-	routes := []any{health}
-	for _, k := range []struct{ path, policy string }{{WritePath, WritePolicy}, {ReadPath, ReadPolicy}} {
-		per := map[string]any{}
-		if perRoute {
-			if per, err = PerRouteExtProc(rcs[k.policy]); err != nil {
-				return nil, err
+	for _, h := range hosts.([]any) {
+		for _, r := range h.(map[string]any)["routes"].([]any) {
+			pf, _ := r.(map[string]any)["typed_per_filter_config"].(map[string]any)
+			if ep, ok := pf["envoy.filters.http.ext_proc"].(map[string]any); ok && ep["disabled"] != true {
+				delete(pf, "envoy.filters.http.ext_proc")
 			}
 		}
-		per["envoy.filters.http.jwt_authn"] = map[string]any{
-			"@type":            "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
-			"requirement_name": "tenant"}
-		routes = append(routes, map[string]any{
-			"match":                   map[string]any{"prefix": k.path},
-			"route":                   map[string]any{"cluster": "app", "timeout": "15s"},
-			"typed_per_filter_config": per})
 	}
-	host["routes"] = append(routes, catchAll)
 	return yaml.Marshal(doc)
 }
 

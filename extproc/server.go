@@ -11,6 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
+	"github.com/rkms/rkms/extproc/grpccodec"
 	"github.com/rkms/rkms/extproc/limits"
 	"github.com/rkms/rkms/extproc/policy"
 )
@@ -209,9 +210,11 @@ func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorS
 // MaxConcurrentStreams per connection (advertised to Envoy in HTTP/2 SETTINGS), and fixed
 // flow-control windows (64 KiB per stream, 1 MiB per connection) so that the data a peer can
 // push before rkms reads it stays bounded; fixed windows also turn off grpc-go's BDP-driven
-// window growth.
+// window growth; and rkms's codec (extproc/grpccodec: protobuf as grpc-go's default codec, with
+// vtprotobuf marshalling of the answers when built with the tag vtprotobuf), for this server only.
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpccodec.ServerOption(),
 		grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20),
 		grpc.MaxConcurrentStreams(uint32(s.opts.MaxConcurrentStreams)),
 		grpc.InitialWindowSize(streamWindow),

@@ -116,6 +116,7 @@ type Server struct {
 	budget   budget        // body bytes reserved, bounded by MemoryBudget
 	large    chan struct{} // one token per large body being transformed (largeBodies)
 	lim      LimitObserver
+	runners  runners // goroutines that serve streams, kept between streams
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -149,6 +150,7 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
 		clients: newShares(opts.MaxStreamsPerClient), openers: newSilent(), tenants: newShares(opts.MaxStreamsPerTenant)}
 	s.budget.size = opts.MemoryBudget
+	s.runners.init(maxIdleRunners, runnerIdle)
 	s.large = make(chan struct{}, largeBodies())
 	s.lim, _ = opts.Observer.(LimitObserver)
 	return s, nil

@@ -24,6 +24,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      := -s -w -X github.com/rkms/rkms/internal/app.Version=$(VERSION)
 STAMP_GOFLAGS := -trimpath '-ldflags=$(LDFLAGS)'
 
+# Build tags of every go command make runs (exported through GOFLAGS, so that build, test, bench,
+# load, demo and the Dockerfile's `make build` all compile the same code): vtprotobuf compiles
+# go-control-plane's generated marshalling, which rkms's ext_proc codec uses (extproc/grpccodec;
+# BENCHMARKS.md, "Cheaper messages"). `make GOTAGS=` builds without it; plain `go build ./...`
+# works too and marshals with proto.Marshal.
+GOTAGS ?= vtprotobuf
+export GOFLAGS := $(strip $(GOFLAGS) $(if $(GOTAGS),-tags=$(GOTAGS)))
+
 # make run CONFIG=file.yaml: serve that file instead of the embedded defaults.
 CONFIG ?=
 
@@ -46,13 +54,18 @@ run: build ## start rkms on its embedded defaults (no AWS, no Envoy needed); CON
 # they run after the other packages, alone, so that no other package's tests share the CPU with
 # the good client they time.
 TIMED := ./internal/testing/chaos
+# The ext_proc codec's tests without the build tags too: its proto.Marshal path is what a plain
+# `go build` ships.
+UNTAGGED_TESTS = $(GO) test -tags= -count=1 ./extproc/grpccodec && $(GO) test -tags= -count=1 -run '^TestCodec' ./extproc
 test: tools ## the full suite: vet, unit tests and real-component integration tests, with -race
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/internal/testing/chaos$$')
 	$(GO) test -race -count=1 -timeout 20m $(TIMED)
+	$(UNTAGGED_TESTS)
 
 test-short: ## unit tests only (no local-kms, dynalite or Envoy)
 	$(GO) test -short -count=1 $(PKGS)
+	$(UNTAGGED_TESTS)
 
 bench: ## Go benchmarks of the hot paths, each beside its baseline (about 5 minutes; BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS)

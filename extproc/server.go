@@ -11,6 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
+	"github.com/rkms/rkms/extproc/grpccodec"
 	"github.com/rkms/rkms/extproc/limits"
 	"github.com/rkms/rkms/extproc/policy"
 )
@@ -119,6 +120,7 @@ type Server struct {
 	large    chan struct{} // one token per large body being transformed (largeBodies)
 	lim      LimitObserver
 	slow     *slowTracer // nil unless Options.SlowTrace
+	runners  runners     // goroutines that serve streams, kept between streams
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -152,6 +154,7 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	s := &Server{policies: compiled, stamps: newStamps(compiled.Policies()), keys: keys, opts: opts, log: log, obs: opts.Observer, modes: newModes(),
 		clients: newShares(opts.MaxStreamsPerClient), openers: newSilent(), tenants: newShares(opts.MaxStreamsPerTenant)}
 	s.budget.size = opts.MemoryBudget
+	s.runners.init(maxIdleRunners, runnerIdle)
 	s.large = make(chan struct{}, largeBodies())
 	s.lim, _ = opts.Observer.(LimitObserver)
 	if opts.SlowTrace != nil {
@@ -220,9 +223,11 @@ func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorS
 // MaxConcurrentStreams per connection (advertised to Envoy in HTTP/2 SETTINGS), and fixed
 // flow-control windows (64 KiB per stream, 1 MiB per connection) so that the data a peer can
 // push before rkms reads it stays bounded; fixed windows also turn off grpc-go's BDP-driven
-// window growth.
+// window growth; and rkms's codec (extproc/grpccodec: protobuf as grpc-go's default codec, with
+// vtprotobuf marshalling of the answers when built with the tag vtprotobuf), for this server only.
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpccodec.ServerOption(),
 		grpc.MaxRecvMsgSize(s.opts.MaxBodyBytes + 1<<20),
 		grpc.MaxConcurrentStreams(uint32(s.opts.MaxConcurrentStreams)),
 		grpc.InitialWindowSize(streamWindow),

@@ -20,7 +20,8 @@ import (
 // A stream's life, the wait for its first message and the wait for each next message are
 // bounded (Options.StreamTimeout, FirstMessageTimeout, IdleTimeout): past one, the stream ends
 // with DEADLINE_EXCEEDED. Recv and Send block until the peer acts, and only the handler's
-// return cancels them; so the stream is served on a second goroutine (see [run]) while the
+// return cancels them; so the stream is served on a second goroutine (see [run] and
+// [runners]) while the
 // handler waits for its end or for its watchdog timer.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	opener := peerIP(stream.Context())
@@ -32,7 +33,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	}
 	r := s.newRun(stream)
 	r.opener, r.opening = opener, s.openers.add(opener, r)
-	go r.serve()
+	s.runners.start(r)
 	if err := <-r.done; err != errTimedOut {
 		return err
 	}

@@ -26,6 +26,7 @@ func TestImportDirection(t *testing.T) {
 		{"store", []string{module + "/"}},
 		{"extproc/jsonfield", []string{module + "/"}},
 		{"extproc/limits", []string{module + "/", "google.golang.org/grpc"}},
+		{"extproc/grpccodec", []string{module + "/"}},
 		{"envelope", []string{module + "/internal/", module + "/keyring", module + "/extproc"}},
 		{"keyring", []string{module + "/internal/", module + "/extproc"}},
 		{"extproc/policy", []string{module + "/internal/", module + "/keyring", "google.golang.org/grpc"}},

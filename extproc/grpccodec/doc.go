@@ -1,0 +1,28 @@
+// Package grpccodec is the gRPC codec of rkms's ext_proc server: protobuf on the wire, exactly
+// as grpc-go's default codec ("proto"), with cheaper marshalling where the message allows it.
+//
+// # Marshalling
+//
+// A message that has vtprotobuf's generated methods (SizeVT and MarshalToSizedBufferVTStrict)
+// is sized and written by them, without protobuf-go's reflection: go-control-plane ships them
+// for every Envoy message, ProcessingResponse included, in files behind the build tag
+// vtprotobuf. Built without that tag (go build ./...), no message has them and every message
+// goes through proto.Marshal, as with the default codec. Either way the encoding has the same
+// length and decodes to the same message; the bytes may come in another order (the Strict
+// variant writes fields in field-number order, proto.Marshal puts a oneof after the other
+// fields, and protobuf defines no order for map entries), which protobuf allows. Encodings of
+// at least mem.BufferPoolingThreshold bytes are written into a buffer from gRPC's buffer pool,
+// which gRPC returns to it once the bytes are on the wire.
+//
+// # Unmarshalling
+//
+// proto.Unmarshal with default options, as the default codec: go-control-plane has no
+// generated unmarshalling, and the same decoder keeps what rkms receives exactly what it
+// received before.
+//
+// # Compatibility
+//
+// The codec is registered under the name "proto" but only on the server that asks for it with
+// [ServerOption] (grpc.ForceServerCodecV2), never globally: other gRPC servers and clients of
+// the process keep grpc-go's codec.
+package grpccodec

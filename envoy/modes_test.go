@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3filter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -231,4 +232,61 @@ func TestEnvoyModes(t *testing.T) {
 			t.Errorf("messages %v", got)
 		}
 	})
+}
+
+// TestEnvoyModesResponseOnly records what Envoy 1.40 sends when a route skips the request
+// headers and sends only the response (extproc.RouteConfig.ResponseOnly, the 2-message
+// decrypt-only GET): the response headers and body only; the verified JWT payload in every
+// message's metadata_context (rkms's {jwt:CLAIM} key ids work); no attributes (no request
+// message, so no request_attributes: no source.address, no peer SANs); protocol_config on the
+// first message with the route's body modes, request NONE and response BUFFERED, which is how
+// rkms tells this route from a local reply on a normal one; jwt_authn's own 401 reply to a
+// forged token still runs through ext_proc (without the JWT payload); and the client's
+// accept-encoding reaches the app unless the route removes it (the generator's route does).
+func TestEnvoyModesResponseOnly(t *testing.T) {
+	testenv.Integration(t)
+	p := &probe{}
+	s := startProbeStack(t, p, func(cfg string) string {
+		return withProbeRoute(t, cfg, `                            envoy.filters.http.rbac:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+                            envoy.filters.http.buffer:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                              buffer: {max_request_bytes: 1}
+                            envoy.filters.http.ext_proc:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute
+                              overrides:
+                                grpc_initial_metadata: [{key: x-rkms-policy, value: patients}]
+                                processing_mode: {request_header_mode: SKIP, request_body_mode: NONE, response_header_mode: SEND, response_body_mode: BUFFERED, request_trailer_mode: SKIP, response_trailer_mode: SKIP}
+`)
+	})
+	r := s.do(t, "GET", "/probe/1", "", "Accept-Encoding", "gzip, br")
+	ms := p.last()
+	if r.Status != 200 || !slices.Equal(kinds(ms), []string{"response_headers", "response_body"}) {
+		t.Fatalf("status %d, messages %v; want 200 after response headers and body only", r.Status, kinds(ms))
+	}
+	for i, m := range ms {
+		jwt := m.GetMetadataContext().GetFilterMetadata()["envoy.filters.http.jwt_authn"].GetFields()["jwt_payload"].GetStructValue()
+		if jwt.GetFields()["tenant"].GetStringValue() != "t1" {
+			t.Errorf("message %d: metadata_context %v, want the verified JWT payload", i, m.GetMetadataContext())
+		}
+		if len(m.GetAttributes()) != 0 {
+			t.Errorf("message %d: attributes %v: request attributes now arrive without a request message", i, m.GetAttributes())
+		}
+	}
+	pc := ms[0].GetProtocolConfig()
+	if pc.GetRequestBodyMode() != extprocv3filter.ProcessingMode_NONE || pc.GetResponseBodyMode() != extprocv3filter.ProcessingMode_BUFFERED {
+		t.Errorf("protocol_config %v, want request body NONE and response body BUFFERED", pc)
+	}
+	if a, _ := s.lastApp(); a.header.Get("Accept-Encoding") != "gzip, br" {
+		t.Errorf("app got accept-encoding %q: Envoy now drops it on this route by itself", a.header.Get("Accept-Encoding"))
+	}
+	n := p.count()
+	req := envoytest.NewRequest(t, s.base, "GET", "/probe/2", "", "Authorization", "Bearer forged.token.x")
+	r = envoytest.Send(t, &http.Client{}, req)
+	if r.Status != 401 || p.count() != n+1 || !slices.Equal(kinds(p.last()), []string{"response_headers", "response_body"}) {
+		t.Errorf("forged token: status %d, streams %d -> %d, messages %v; want jwt_authn's 401 through ext_proc's response path", r.Status, n, p.count(), kinds(p.last()))
+	}
+	if md := p.last()[0].GetMetadataContext().GetFilterMetadata()["envoy.filters.http.jwt_authn"]; md != nil {
+		t.Errorf("forged token: jwt_authn metadata %v", md)
+	}
 }

@@ -148,6 +148,9 @@ func (p *processor) dispatch(ctx context.Context, req *extprocv3.ProcessingReque
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return p.trailers(phaseRequest)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		if !p.reqHeaders && !p.respHeaders && responseOnlyRoute(req) {
+			return p.responseOnly(ctx, req, m.ResponseHeaders)
+		}
 		return p.responseHeaders(ctx, m.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return p.responseBody(ctx, m.ResponseBody)

@@ -52,6 +52,47 @@ type RouteConfig struct {
 	// (the buffer filter stays on): false on streaming routes. The pipelined filter relies on
 	// it: it must get the body in one message.
 	Buffered bool
+	// ResponseOnly says the policy's bodiless GET and HEAD requests may skip the request
+	// headers: 2 messages (response headers, response body) instead of 3 (the policy's
+	// response_only, see ResponseOnlyCapable). `rkms envoy-config` then renders, before the policy's route, a route for
+	// those requests only (:method GET|HEAD, no content-length, no transfer-encoding, a path
+	// without '%' or ':', a request body over 1 byte refused by the buffer filter), with
+	// ResponseOnlyMode, the same Metadata, accept-encoding removed and the stamp check off:
+	// nothing reaches rkms before the app answers, and a request without a body carries no
+	// tagged plaintext for the stamp to keep from the app. Every other request to the prefix
+	// takes the policy's route (stamped). envoy/README.md, "Fewest round trips".
+	ResponseOnly bool
+}
+
+// ResponseOnlyPathRegex is what the :path (with its query) of a request must match, whole, to
+// take a ResponseOnly route: no '%' and no ':', so that no ciphertext ("rkms:", percent-encoded
+// or not) can be in it. rkms checks the path of every request it sees for one (the tripwire);
+// it sees none of these, so a path that could hold one takes the policy's normal route.
+const ResponseOnlyPathRegex = "[^%:]*"
+
+// ResponseOnlyMode is the processing mode of a ResponseOnly route: the request headers are
+// skipped, the response headers and the buffered response body sent.
+func ResponseOnlyMode() *filterv3.ProcessingMode {
+	return &filterv3.ProcessingMode{
+		RequestHeaderMode:   filterv3.ProcessingMode_SKIP,
+		RequestBodyMode:     filterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+		ResponseHeaderMode:  filterv3.ProcessingMode_SEND,
+		ResponseBodyMode:    filterv3.ProcessingMode_BUFFERED,
+		ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
+	}
+}
+
+// ResponseOnlyCapable reports whether policy p's bodiless GET and HEAD requests are processed
+// from the response alone (RouteConfig.ResponseOnly): the policy sets response_only, which
+// policy.Compile accepts only when it decrypts response fields and encrypts none, does not
+// stream, has no index_query, and its key id and context read only literals and {jwt:CLAIM}s
+// (Envoy 1.40 sends the jwt_authn payload in every message's metadata_context, and no request
+// attributes when no request message is sent: TestEnvoyModesResponseOnly). rkms refuses a
+// stream that starts with the response headers of a route in ResponseOnlyMode for any other
+// policy.
+func ResponseOnlyCapable(p *policy.Policy) bool {
+	return p.ResponseOnly() && !p.Streams(false) && !p.Streams(true)
 }
 
 // RouteConfigFor returns the Envoy route settings of policy p.
@@ -62,6 +103,7 @@ type RouteConfig struct {
 //     when the policy decrypts or encrypts in it (rkms's mode_override says the same per
 //     request). Not PipelinedFilterName: it saved no measurable latency and it lets a flood of
 //     bodies past rkms's admission at the headers (envoy/README.md, "Fewest round trips").
+//   - ResponseOnly when ResponseOnlyCapable: bodiless GET/HEAD requests in 2 messages.
 func RouteConfigFor(p *policy.Policy) RouteConfig {
 	rc := RouteConfig{Filter: MainFilterName, Metadata: [][2]string{{PolicyMetadataKey, p.Name()}}, Buffered: true}
 	if p.Streams(false) || p.Streams(true) {
@@ -84,5 +126,6 @@ func RouteConfigFor(p *policy.Policy) RouteConfig {
 	rc.Mode.RequestHeaderMode = filterv3.ProcessingMode_SEND
 	rc.Mode.RequestTrailerMode = filterv3.ProcessingMode_SKIP
 	rc.Mode.ResponseTrailerMode = filterv3.ProcessingMode_SKIP
+	rc.ResponseOnly = ResponseOnlyCapable(p)
 	return rc
 }

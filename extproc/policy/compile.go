@@ -91,6 +91,7 @@ type Policy struct {
 	// streamed body.
 	stream         [2]bool
 	maxStreamBytes int64
+	responseOnly   bool // Config.ResponseOnly, checked by compileResponseOnly
 }
 
 // Streams reports whether bodies of the request (response false) or response direction may
@@ -328,11 +329,50 @@ func compile(c *Config) (*Policy, []error) {
 		}
 	}
 	errs = append(errs, p.compileStream(c)...)
+	if c.ResponseOnly && len(errs) == 0 {
+		errs = append(errs, p.compileResponseOnly()...)
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return p, nil
 }
+
+// compileResponseOnly checks and records Config.ResponseOnly: everything the response phase of a
+// bodiless GET needs must be computable without the request headers.
+func (p *Policy) compileResponseOnly() []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("response_only: "+format, args...))
+	}
+	switch {
+	case !p.response.decrypts:
+		fail("the policy decrypts no response field")
+	case p.response.encrypts:
+		fail("the policy encrypts response fields (only decrypting responses can skip the request headers)")
+	}
+	if p.stream[0] || p.stream[1] {
+		fail("not with request.stream or response.stream")
+	}
+	if len(p.queries) > 0 {
+		fail("not with index_query (it rewrites the request's query)")
+	}
+	if !p.keyID.ResponsePhase() {
+		fail("key_id %q reads the request: only {jwt:CLAIM} and literals are available without the request headers", p.keyID.String())
+	}
+	if !p.context.ResponsePhase() {
+		fail("context %q reads the request: only {jwt:CLAIM} and literals are available without the request headers", p.context.String())
+	}
+	if p.methods != nil && !p.methods["GET"] && !p.methods["HEAD"] {
+		fail("match.methods has neither GET nor HEAD")
+	}
+	p.responseOnly = len(errs) == 0
+	return errs
+}
+
+// ResponseOnly reports whether the policy's bodiless GET and HEAD requests may skip the request
+// headers (Config.ResponseOnly, checked).
+func (p *Policy) ResponseOnly() bool { return p.responseOnly }
 
 // compileStream checks and records the streaming settings (Direction.Stream,
 // Config.MaxStreamBytes). A streamed body is forwarded as it is rewritten, so everything that

@@ -28,6 +28,15 @@ type Config struct {
 	// route fed by another route or a bulk job). Without it, every decrypted field must be
 	// covered by an encrypted field of the other direction with the same label.
 	DecryptOnly bool `yaml:"decrypt_only"`
+	// ResponseOnly lets the policy's bodiless GET and HEAD requests skip the request headers
+	// message: Envoy sends rkms the response only (2 ext_proc messages instead of 3; `rkms
+	// envoy-config` renders the route, envoy/README.md "Fewest round trips"). rkms then never
+	// sees those requests' headers, so its tripwire for a ciphertext in a request header is off
+	// for them (one in the path or query makes the request take the policy's normal route);
+	// see SECURITY.md. Only for a policy that decrypts response fields and encrypts none, does
+	// not stream, has no index_query, and whose key_id and context read only {jwt:CLAIM}s and
+	// literals; its methods, when listed, must include GET or HEAD.
+	ResponseOnly bool `yaml:"response_only"`
 	// Context binds every field the policy seals to a value of the request, computed like the
 	// key id ({path:N}, {header:NAME}, {jwt:CLAIM}, {json:SELECTOR}...): a ciphertext moved to
 	// another record (another context) fails to open. Only for routes where writer and reader

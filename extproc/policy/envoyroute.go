@@ -26,3 +26,21 @@ func (t *KeyID) Claims() []string {
 	}
 	return out
 }
+
+// ResponsePhase reports whether the template can be computed from what Envoy sends on a stream
+// that starts with the response headers (a route that skips the request headers): literals and
+// {jwt:CLAIM} only, the verified JWT payload coming in every message's metadata_context. A
+// {header:}, {path:}, {json:} or {peer:} part needs the request (headers, body or the
+// request_attributes Envoy sends only with a request message). A nil template (no context)
+// needs nothing.
+func (t *KeyID) ResponsePhase() bool {
+	if t == nil {
+		return true
+	}
+	for _, p := range t.parts {
+		if p.kind != partLiteral && p.kind != partJWT {
+			return false
+		}
+	}
+	return true
+}

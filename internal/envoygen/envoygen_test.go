@@ -14,7 +14,9 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +39,8 @@ var update = flag.Bool("update", false, "rewrite the golden files of the tests")
 const shippedPolicies = "../../envoy/ingress-policies.yaml"
 
 // mixed exercises every kind of route: unprotected path and prefix, a policy with methods, a
-// case-sensitive one, one without {jwt:...}, a decrypt-only one, a name-only one, a streaming one.
+// case-sensitive one, one without {jwt:...}, a decrypt-only one, a response-only one, a name-only
+// one, a streaming one.
 const mixed = `extproc: {listen: 127.0.0.1:50051}
 policies:
   - name: patients
@@ -55,6 +58,12 @@ policies:
     key_id: "r-{header:x-org}"
     trusted_headers: [x-org]
     decrypt_only: true
+    response: {decrypt: ["$.ssn"]}
+  - name: reads
+    match: {path_prefix: /reads, methods: [GET, head, OPTIONS]}
+    key_id: "tenant-{jwt:tenant}"
+    decrypt_only: true
+    response_only: true
     response: {decrypt: ["$.ssn"]}
   - name: by-name
     key_id: n
@@ -320,9 +329,28 @@ func TestRouteKinds(t *testing.T) {
 			w.jwt = "disabled"
 		}
 		name, off := routePolicy(t, r)
+		var ep extprocv3.ExtProcPerRoute
+		if a := tp[filterExtProc]; a != nil {
+			if err := a.UnmarshalTo(&ep); err != nil {
+				t.Fatal(err)
+			}
+		}
 		switch {
 		case off:
 			w.extproc = "disabled"
+		case name != "" && proto.Equal(ep.GetOverrides().GetProcessingMode(), extproc.ResponseOnlyMode()):
+			w.extproc, w.policy = "response-only", name
+			var hm headermutationv3.HeaderMutationPerRoute
+			if err := tp[filterHeaders].UnmarshalTo(&hm); err != nil {
+				t.Fatalf("%s: header_mutation: %v", w.match, err)
+			}
+			if rm := hm.GetMutations().GetRequestMutations(); len(rm) != 2 || rm[0].GetRemove() != "accept-encoding" || rm[1].GetRemove() != "x-tenant-id" {
+				t.Errorf("%s: request mutations %v, want accept-encoding and x-tenant-id removed", w.match, rm)
+			}
+			var rb rbacv3.RBACPerRoute
+			if err := tp[filterRBAC].UnmarshalTo(&rb); err != nil || rb.GetRbac() != nil {
+				t.Errorf("%s: rbac %v, %v: want the stamp check off (no rbac)", w.match, &rb, err)
+			}
 		case name != "":
 			w.extproc, w.policy = "named", name
 		default:
@@ -348,6 +376,9 @@ func TestRouteKinds(t *testing.T) {
 		{"/patients (any case)", "", "tenant_if_present", nil, "", "default", "15s"},
 		{"/Files/", "Files", "tenant_if_present", nil, "", "named", "15s"},
 		{"/reports (any case)", "reports", "tenant_if_present", nil, "", "named", "15s"},
+		{"/reads (any case)", "reads", "tenant", []string{":method~GET|HEAD", "!content-length", "!transfer-encoding", ":path~[^%:]*"}, "limit 1", "response-only", "15s"},
+		{"/reads (any case)", "reads", "tenant", []string{":method~GET|HEAD|OPTIONS"}, "", "named", "15s"},
+		{"/reads (any case)", "", "tenant_if_present", nil, "", "default", "15s"},
 		{"/imports (any case)", "imports", "tenant", nil, "disabled", "named", "25s"},
 		{"/", "", "tenant_if_present", nil, "", "default", "15s"},
 	}
@@ -363,7 +394,7 @@ func TestOverridesRenderRouteConfig(t *testing.T) {
 	for f := range reflect.TypeFor[extproc.RouteConfig]().Fields() {
 		fields = append(fields, f.Name)
 	}
-	if rendered := []string{"Filter", "Metadata", "Mode", "RequestAttributes", "ResponseAttributes", "Buffered"}; !slices.Equal(fields, rendered) {
+	if rendered := []string{"Filter", "Metadata", "Mode", "RequestAttributes", "ResponseAttributes", "Buffered", "ResponseOnly"}; !slices.Equal(fields, rendered) {
 		t.Fatalf("extproc.RouteConfig has fields %v; the generator renders %v: render the new ones (routes.go)", fields, rendered)
 	}
 	rc := extproc.RouteConfig{

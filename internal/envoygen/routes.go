@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -30,6 +32,7 @@ const (
 	filterExtProc = "envoy.filters.http.ext_proc"
 	filterRBAC    = "envoy.filters.http.rbac"
 	filterBuffer  = "envoy.filters.http.buffer"
+	filterHeaders = "envoy.filters.http.header_mutation"
 
 	requireToken          = "tenant"
 	requireTokenIfPresent = "tenant_if_present"
@@ -145,17 +148,75 @@ func policyRoutes(pc *policy.Config, p *policy.Policy) ([]*routev3.Route, error)
 		filters[rc.Filter] = &routev3.FilterConfig{Config: a}
 		filters[filterExtProc] = &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}
 	}
+	var out []*routev3.Route
+	if rc.ResponseOnly {
+		r, err := responseOnlyRoute(match(), pc.Match.Methods, require, rc)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			out = append(out, r)
+		}
+	}
 	timeout := routeTimeout
 	if !rc.Buffered {
 		filters[filterBuffer] = &bufferv3.BufferPerRoute{Override: &bufferv3.BufferPerRoute_Disabled{Disabled: true}}
 		timeout = streamTimeout
 	}
 	r, err := route(named, timeout, filters)
-	if err != nil || len(pc.Match.Methods) == 0 {
-		return []*routev3.Route{r}, err
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, r)
+	if len(pc.Match.Methods) == 0 {
+		return out, nil
 	}
 	rest, err := deferRoute(match())
-	return []*routev3.Route{r, rest}, err
+	return append(out, rest), err
+}
+
+// responseOnlyRoute is the route of a ResponseOnly policy's bodiless GET and HEAD requests (those
+// of methods, when the policy lists any), before its normal route: the same prefix, a
+// :method GET|HEAD, no content-length or transfer-encoding, a path without '%' or ':'
+// (extproc.ResponseOnlyPathRegex), the same token requirement; ext_proc in
+// extproc.ResponseOnlyMode with the policy's metadata; the stamp check off (rkms answers no
+// request message, so nothing can stamp it; a request without a body carries no tagged
+// plaintext); the buffer filter's limit 1 byte (an HTTP/2 body without either header gets
+// 413); and accept-encoding removed, as rkms's request headers answer removes it on the
+// normal route, so that the app answers uncompressed. nil when methods has neither GET nor HEAD.
+func responseOnlyRoute(m *routev3.RouteMatch, methods []string, require string, rc extproc.RouteConfig) (*routev3.Route, error) {
+	var bodiless []string
+	for _, want := range []string{"GET", "HEAD"} {
+		if len(methods) == 0 || slices.ContainsFunc(methods, func(s string) bool { return strings.EqualFold(s, want) }) {
+			bodiless = append(bodiless, want)
+		}
+	}
+	if len(bodiless) == 0 {
+		return nil, nil
+	}
+	m.Headers = []*routev3.HeaderMatcher{
+		methodMatcher(bodiless),
+		absent("content-length"),
+		absent("transfer-encoding"),
+		{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: extproc.ResponseOnlyPathRegex}}}}},
+	}
+	o := overrides(rc)
+	o.ProcessingMode = extproc.ResponseOnlyMode()
+	return route(m, routeTimeout, map[string]proto.Message{
+		filterJWT:     &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_RequirementName{RequirementName: require}},
+		filterExtProc: &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: o}},
+		// No rbac field: the stamp check is off on this route only.
+		filterRBAC: &rbacv3.RBACPerRoute{},
+		filterBuffer: &bufferv3.BufferPerRoute{Override: &bufferv3.BufferPerRoute_Buffer{Buffer: &bufferv3.Buffer{
+			MaxRequestBytes: wrapperspb.UInt32(unprotectedBodyLimit)}}},
+		// x-tenant-id too: the filter's own removal, in case a route's mutations replace it.
+		filterHeaders: &headermutationv3.HeaderMutationPerRoute{Mutations: &headermutationv3.Mutations{
+			RequestMutations: []*mutationv3.HeaderMutation{
+				{Action: &mutationv3.HeaderMutation_Remove{Remove: "accept-encoding"}},
+				{Action: &mutationv3.HeaderMutation_Remove{Remove: "x-tenant-id"}},
+			}}},
+	})
 }
 
 // overrides renders rc's metadata, processing mode and attributes as the route's ext_proc

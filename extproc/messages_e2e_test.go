@@ -54,7 +54,34 @@ func routeYAML(t testing.TB, prefix string, rc RouteConfig) string {
 		filters += `                            envoy.filters.http.buffer: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true}
 `
 	}
-	return `                        - match: {prefix: ` + prefix + `, case_sensitive: false}
+	route := ""
+	if rc.ResponseOnly {
+		// What `rkms envoy-config` renders before the policy's route (internal/envoygen
+		// TestRouteKinds checks the generator's).
+		respMode, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ResponseOnlyMode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		route = `                        - match:
+                            prefix: ` + prefix + `
+                            case_sensitive: false
+                            headers:
+                              - {name: ":method", string_match: {safe_regex: {regex: "GET|HEAD"}}}
+                              - {name: content-length, present_match: false}
+                              - {name: transfer-encoding, present_match: false}
+                              - {name: ":path", string_match: {safe_regex: {regex: "` + ResponseOnlyPathRegex + `"}}}
+                          route: {cluster: app, timeout: 15s}
+                          typed_per_filter_config:
+                            envoy.filters.http.jwt_authn: {"@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig, requirement_name: tenant}
+                            envoy.filters.http.ext_proc: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute, overrides: {grpc_initial_metadata: [` + strings.Join(md, ", ") + `], processing_mode: ` + string(respMode) + `}}
+                            envoy.filters.http.rbac: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute}
+                            envoy.filters.http.buffer: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: {max_request_bytes: 1}}
+                            envoy.filters.http.header_mutation:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute
+                              mutations: {request_mutations: [{remove: accept-encoding}, {remove: x-tenant-id}]}
+`
+	}
+	return route + `                        - match: {prefix: ` + prefix + `, case_sensitive: false}
                           route: {cluster: app, timeout: 15s}
                           typed_per_filter_config:
                             envoy.filters.http.jwt_authn: {"@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig, requirement_name: tenant}
@@ -78,7 +105,7 @@ func startKindsStack(t testing.TB) (*stack, *strings.Builder) {
 	t.Helper()
 	pols := append(ingressPolicies(t),
 		policy.Config{Name: "intake", KeyID: "tenant-{jwt:tenant}", Request: policy.Direction{Encrypt: []policy.Field{{Path: "$.ssn"}}}},
-		policy.Config{Name: "reports", KeyID: "tenant-{jwt:tenant}", DecryptOnly: true, Response: policy.Direction{Decrypt: []policy.Field{{Path: "$.ssn"}}}},
+		policy.Config{Name: "reports", KeyID: "tenant-{jwt:tenant}", DecryptOnly: true, ResponseOnly: true, Response: policy.Direction{Decrypt: []policy.Field{{Path: "$.ssn"}}}},
 		bulkPolicies()[0])
 	set, err := policy.Compile(pols)
 	if err != nil {
@@ -135,6 +162,10 @@ func TestMessagesPerRouteKind(t *testing.T) {
 		want                                  int
 		events                                []string // nil: no ext_proc stream at all
 		prefix                                bool     // events is what the exchange starts with
+		last                                  bool     // events is the last stream's (no request headers name its path)
+		headers                               []string // more request headers
+		token                                 string   // the Authorization header: "" a valid one for t1, "-" none
+		noApp                                 bool     // the request must not reach the app
 		check                                 func(t *testing.T, r reply)
 	}{
 		{kind: "unprotected", method: "GET", path: "/healthz", want: 200},
@@ -159,6 +190,13 @@ func TestMessagesPerRouteKind(t *testing.T) {
 			check: func(t *testing.T, r reply) {
 				stored, _ := s.app.Record("pipelined", field(t, r.body, "id").(string))
 				s.app.Put("reports", "1", stored)
+				// reports/2: the same record, its ciphertext's last character changed.
+				v, _ := field(t, stored, "ssn").(string)
+				last := "A"
+				if strings.HasSuffix(v, "A") {
+					last = "B"
+				}
+				s.app.Put("reports", "2", []byte(strings.Replace(string(stored), v, v[:len(v)-1]+last, 1)))
 				if v, _ := field(t, stored, "ssn").(string); !envelope.IsCiphertext([]byte(v)) || field(t, stored, "name") != "Ada" {
 					t.Errorf("app stored %s", stored)
 				}
@@ -175,14 +213,66 @@ func TestMessagesPerRouteKind(t *testing.T) {
 					}
 				}
 			}},
-		{kind: "decrypt-only GET", method: "GET", path: "/reports/1", want: 200,
+		// response_only: the request headers are skipped (the route of bodiless GET/HEAD), the
+		// stamp check is off there; the app's reply is opened as on the normal route.
+		{kind: "decrypt-only GET (response only)", method: "GET", path: "/reports/1", want: 200, headers: []string{"accept-encoding", "gzip, br"},
+			last:   true,
+			events: []string{"recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ResponseBody"},
+			check: func(t *testing.T, r reply) {
+				if field(t, r.body, "ssn") != "123-45-6789" || r.header.Get("content-encoding") != "" {
+					t.Errorf("client got %s (content-encoding %q)", r.body, r.header.Get("content-encoding"))
+				}
+				checkLength(t, r)
+				got := s.app.Received()
+				if ae := got[len(got)-1].Header.Get("Accept-Encoding"); ae != "" {
+					t.Errorf("the app got accept-encoding %q", ae)
+				}
+			}},
+		// The recorder app has no HEAD (405): the route is what is checked.
+		{kind: "HEAD (response only)", method: "HEAD", path: "/reports/1", want: 405, last: true,
+			events: []string{"recv:response_headers(eos)", "sent:ResponseHeaders"}},
+		// The same path the stamped way: a GET with a body, or a path that could hold a
+		// ciphertext ('%' or ':', which the route's guard keeps out).
+		{kind: "decrypt-only GET with a body", method: "GET", path: "/reports/1", body: `{"q":1}`, want: 200,
+			events: []string{"recv:request_headers", "sent:RequestHeaders", "recv:request_body(eos=true)", "sent:RequestBody",
+				"recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ResponseBody"},
+			check: func(t *testing.T, r reply) {
+				if field(t, r.body, "ssn") != "123-45-6789" {
+					t.Errorf("client got %s", r.body)
+				}
+			}},
+		{kind: "decrypt-only GET, ':' in the query", method: "GET", path: "/reports/1?at=12:00", want: 200,
 			events: []string{"recv:request_headers(eos)", "sent:RequestHeaders", "recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ResponseBody"},
 			check: func(t *testing.T, r reply) {
 				if field(t, r.body, "ssn") != "123-45-6789" {
 					t.Errorf("client got %s", r.body)
 				}
-				checkLength(t, r)
 			}},
+		{kind: "decrypt-only GET, ciphertext in the query", method: "GET", path: "/reports/1?q=rkms%3Aabc", want: 400,
+			events: []string{"recv:request_headers(eos)", "sent:ImmediateResponse"}},
+		// The trade-off response_only makes (SECURITY.md): rkms sees no request header on this
+		// route, so a ciphertext in one is not refused here (on the normal route it gets 400).
+		{kind: "decrypt-only GET, ciphertext in a header (response only)", method: "GET", path: "/reports/1", want: 200,
+			headers: []string{"x-note", "rkms:abc"}, last: true,
+			events: []string{"recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ResponseBody"}},
+		{kind: "decrypt-only GET, tampered ciphertext (response only)", method: "GET", path: "/reports/2", want: 502, last: true,
+			events: []string{"recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ImmediateResponse"},
+			check: func(t *testing.T, r reply) {
+				if strings.Contains(string(r.body), "123-45-6789") {
+					t.Errorf("client got %s", r.body)
+				}
+			}},
+		// jwt_authn's own reply runs through ext_proc's response path: passed unchanged (no JWT:
+		// nothing reached the app), its body not even asked for (mode_override).
+		{kind: "decrypt-only GET, forged token (response only)", method: "GET", path: "/reports/1", want: 401, token: "Bearer forged.token.x",
+			last: true, noApp: true, events: []string{"recv:response_headers", "sent:ResponseHeaders"},
+			check: func(t *testing.T, r reply) {
+				if strings.Contains(string(r.body), "123-45-6789") || strings.Contains(string(r.body), "rkms:") {
+					t.Errorf("client got %s", r.body)
+				}
+			}},
+		{kind: "decrypt-only GET, no token (response only)", method: "GET", path: "/reports/1", want: 401, token: "-",
+			last: true, noApp: true, events: []string{"recv:response_headers", "sent:ResponseHeaders"}},
 		{kind: "both (encrypt request, decrypt response)", method: "POST", path: "/patients", body: rec, want: 201,
 			events: []string{"recv:request_headers", "sent:RequestHeaders", "recv:request_body(eos=true)", "sent:RequestBody",
 				"recv:response_headers", "sent:ResponseHeaders", "recv:response_body(eos=true)", "sent:ResponseBody"},
@@ -205,10 +295,19 @@ func TestMessagesPerRouteKind(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			before := s.streams.count()
-			headers := tenant
-			if tc.contentType != "" {
-				headers = append([]string{"content-type", tc.contentType}, tenant...)
+			headers := slices.Clone(tenant)
+			switch tc.token {
+			case "":
+			case "-":
+				headers = nil
+			default:
+				headers = []string{"Authorization", tc.token}
 			}
+			if tc.contentType != "" {
+				headers = append([]string{"content-type", tc.contentType}, headers...)
+			}
+			headers = append(headers, tc.headers...)
+			seen := len(s.app.Received())
 			r := s.do(t, tc.method, tc.path, tc.body, headers...)
 			if r.status != tc.want {
 				t.Fatalf("status %d, want %d: %s", r.status, tc.want, r.body)
@@ -217,8 +316,15 @@ func TestMessagesPerRouteKind(t *testing.T) {
 				if n := s.streams.count() - before; n != 0 {
 					t.Errorf("%d ext_proc streams, want none", n)
 				}
-			} else if got := s.streams.events(tc.path); !slices.Equal(got, tc.events) && !(tc.prefix && len(got) > len(tc.events) && slices.Equal(got[:len(tc.events)], tc.events)) {
+			} else if got := s.streams.events(tc.path); tc.last {
+				if got = s.streams.last(); !slices.Equal(got, tc.events) {
+					t.Errorf("ext_proc exchange %v, want %v", got, tc.events)
+				}
+			} else if !slices.Equal(got, tc.events) && !(tc.prefix && len(got) > len(tc.events) && slices.Equal(got[:len(tc.events)], tc.events)) {
 				t.Errorf("ext_proc exchange %v, want %v", got, tc.events)
+			}
+			if n := len(s.app.Received()); tc.noApp && n != seen {
+				t.Errorf("the app got the request: %+v", s.app.Received()[n-1])
 			}
 			if tc.check != nil {
 				tc.check(t, r)

@@ -244,6 +244,19 @@ func (l *streamLog) events(path string) []string {
 	return nil
 }
 
+// last returns what happened on the last stream.
+func (l *streamLog) last() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.streams) == 0 {
+		return nil
+	}
+	r := l.streams[len(l.streams)-1]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
+
 func (l *streamLog) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

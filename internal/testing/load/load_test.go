@@ -182,10 +182,10 @@ func TestEnvoyConfigs(t *testing.T) {
 					t.Errorf("route %q missing", p)
 				}
 			}
-			// The policy routes (patients, write, read) require tokens; the rest check one if
-			// present, /healthz neither.
-			if n := strings.Count(s, "requirement_name: tenant\n"); n != 3 {
-				t.Errorf("%d routes require a token, want 3 (/patients, %s and %s)", n, WritePath, ReadPath)
+			// The policy routes (patients, write, read and read's response-only route) require
+			// tokens; the rest check one if present, /healthz neither.
+			if n := strings.Count(s, "requirement_name: tenant\n"); n != 4 {
+				t.Errorf("%d routes require a token, want 4 (/patients, %s and %s twice)", n, WritePath, ReadPath)
 			}
 			// Per-route overrides only in the rkms configuration: the no-op gets the 4-phase default.
 			for _, p := range []string{WritePolicy, ReadPolicy} {

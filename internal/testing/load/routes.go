@@ -35,7 +35,9 @@ func routePolicies() []policy.Config {
 		{Name: WritePolicy, Match: policy.Match{PathPrefix: WritePath, Methods: []string{"POST"}},
 			KeyID: "tenant-{jwt:tenant}", Request: policy.Direction{Encrypt: fields}},
 		{Name: ReadPolicy, Match: policy.Match{PathPrefix: ReadPath, Methods: []string{"GET"}},
-			KeyID: "tenant-{jwt:tenant}", Response: policy.Direction{Decrypt: fields}, DecryptOnly: true},
+			KeyID: "tenant-{jwt:tenant}", Response: policy.Direction{Decrypt: fields}, DecryptOnly: true,
+			// Bodiless GETs in 2 messages (response headers, response body): extproc.RouteConfig.ResponseOnly.
+			ResponseOnly: true},
 	}
 }
 

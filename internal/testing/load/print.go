@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rkms/rkms/extproc"
 )
 
 // judged is one target judged in every round (configurations measured back to back) and, for
@@ -130,6 +132,9 @@ func (r *Report) Print(w io.Writer) {
 		if rcs, err := RouteConfigs(); err == nil {
 			for _, p := range []string{WritePolicy, ReadPolicy} {
 				fmt.Fprintf(w, "  %-14s   policy %q: %s; rkms's own mode_override on top\n", "", p, describeMode(rcs[p].Mode))
+				if rcs[p].ResponseOnly {
+					fmt.Fprintf(w, "  %-14s     and, before it, its bodiless GET/HEAD route (response_only, stamp check off): %s\n", "", describeMode(extproc.ResponseOnlyMode()))
+				}
 			}
 		}
 	}

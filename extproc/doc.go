@@ -119,7 +119,19 @@
 // canonicalizes the path itself. Bodies are BUFFERED (a second body message in one direction
 // ends the stream with an error) except on streaming routes (below). A response that arrives before any request
 // headers is Envoy's own reply to a request it refused before ext_proc saw it: it passes,
-// logged at debug level.
+// logged at debug level; unless it comes from a response-only route (below).
+//
+// # Response-only streams
+//
+// A policy with response_only ([ResponseOnlyCapable]) gets, from `rkms envoy-config`, a route
+// for its bodiless GET and HEAD requests that skips the request headers ([ResponseOnlyMode],
+// [RouteConfig].ResponseOnly): 2 messages instead of 3. rkms knows such a stream by its first
+// message, response headers whose protocol_config says request body NONE and response body
+// BUFFERED, and processes it as the response phase of the same request on the normal route, the
+// key id and context computed from the JWT payload in metadata_context. The stream is refused
+// when the route names no policy, an unknown one or one without response_only; without a JWT
+// payload where the key id reads one, it is jwt_authn's own reply and passes unopened
+// (responseonly.go; envoy/README.md, "Fewest round trips").
 //
 // # Pipelined request bodies
 //

@@ -54,9 +54,9 @@ type RouteConfig struct {
 	Buffered bool
 	// ResponseOnly says the policy's bodiless GET and HEAD requests may skip the request
 	// headers: 2 messages (response headers, response body) instead of 3 (the policy's
-	// response_only, see ResponseOnlyCapable). `rkms envoy-config` then renders, before the policy's route, a route for
-	// those requests only (:method GET|HEAD, no content-length, no transfer-encoding, a path
-	// without '%' or ':', a request body over 1 byte refused by the buffer filter), with
+	// response_only, see ResponseOnlyCapable). `rkms envoy-config` then renders, before the
+	// policy's route, a route for those requests only (:method GET|HEAD, no content-length, no
+	// transfer-encoding, a path without '%' or ':', a request body over 1 byte refused), with
 	// ResponseOnlyMode, the same Metadata, accept-encoding removed and the stamp check off:
 	// nothing reaches rkms before the app answers, and a request without a body carries no
 	// tagged plaintext for the stamp to keep from the app. Every other request to the prefix

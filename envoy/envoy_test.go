@@ -20,77 +20,19 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
 	"github.com/rkms/rkms/extproc"
-	"github.com/rkms/rkms/internal/testing/env"
+	testenv "github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // parse decodes a bootstrap the way a control plane would and validates it and every Any
-// inside it (ValidateAll does not open Any payloads).
+// inside it (envoytest.ParseBootstrap).
 func parse(t *testing.T, cfg []byte) *bootstrapv3.Bootstrap {
 	t.Helper()
-	js, err := yaml.YAMLToJSON(cfg)
-	if err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("protojson: %v", err)
-	}
-	if err := b.ValidateAll(); err != nil {
-		t.Fatalf("validate bootstrap: %v", err)
-	}
-	n := validateAnys(t, b.ProtoReflect())
-	if n == 0 {
-		t.Fatal("no typed config found")
-	}
-	return &b
-}
-
-type validator interface{ ValidateAll() error }
-
-// validateAnys walks m, unpacks every Any, validates it and walks it too. It returns how many
-// Any payloads it checked.
-func validateAnys(t *testing.T, m protoreflect.Message) int {
-	t.Helper()
-	if a, ok := m.Interface().(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			t.Fatalf("unpack %s (missing blank import?): %v", a.GetTypeUrl(), err)
-		}
-		v, ok := inner.(validator)
-		if !ok {
-			t.Fatalf("%s has no ValidateAll", a.GetTypeUrl())
-		}
-		if err := v.ValidateAll(); err != nil {
-			t.Fatalf("validate %s: %v", a.GetTypeUrl(), err)
-		}
-		return 1 + validateAnys(t, inner.ProtoReflect())
-	}
-	n := 0
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			for i := 0; i < v.List().Len(); i++ {
-				n += validateAnys(t, v.List().Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				n += validateAnys(t, mv.Message())
-				return true
-			})
-		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-			n += validateAnys(t, v.Message())
-		}
-		return true
-	})
-	return n
+	return envoytest.ParseBootstrap(t, cfg)
 }
 
 func unpack[T proto.Message](t *testing.T, a *anypb.Any, m T) T {

@@ -20,17 +20,16 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rkms/rkms/envoy"
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/internal/config"
-	"github.com/rkms/rkms/internal/testing/env"
+	testenv "github.com/rkms/rkms/internal/testing/env"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the tests")
@@ -108,62 +107,11 @@ func render(t *testing.T, cfg *config.Config) []byte {
 	return out
 }
 
-// parse decodes a bootstrap the way a control plane would, validates it with go-control-plane
-// (ValidateAll) and every Any inside it, and returns it.
-func parse(t *testing.T, boot []byte) *bootstrapv3.Bootstrap {
+// parse decodes a bootstrap the way a control plane would and validates it and every Any
+// inside it (envoytest.ParseBootstrap).
+func parse(t *testing.T, cfg []byte) *bootstrapv3.Bootstrap {
 	t.Helper()
-	js, err := yaml.YAMLToJSON(boot)
-	if err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("protojson: %v", err)
-	}
-	if err := b.ValidateAll(); err != nil {
-		t.Fatalf("validate bootstrap: %v", err)
-	}
-	if n := validateAnys(t, b.ProtoReflect()); n == 0 {
-		t.Fatal("no typed config found")
-	}
-	return &b
-}
-
-// validateAnys unpacks every Any in m, validates it and walks it; it returns how many it checked.
-func validateAnys(t *testing.T, m protoreflect.Message) int {
-	t.Helper()
-	if a, ok := m.Interface().(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			t.Fatalf("unpack %s: %v", a.GetTypeUrl(), err)
-		}
-		v, ok := inner.(interface{ ValidateAll() error })
-		if !ok {
-			t.Fatalf("%s has no ValidateAll", a.GetTypeUrl())
-		}
-		if err := v.ValidateAll(); err != nil {
-			t.Fatalf("validate %s: %v", a.GetTypeUrl(), err)
-		}
-		return 1 + validateAnys(t, inner.ProtoReflect())
-	}
-	n := 0
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			for i := 0; i < v.List().Len(); i++ {
-				n += validateAnys(t, v.List().Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				n += validateAnys(t, mv.Message())
-				return true
-			})
-		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-			n += validateAnys(t, v.Message())
-		}
-		return true
-	})
-	return n
+	return envoytest.ParseBootstrap(t, cfg)
 }
 
 // routeTable returns the routes of a bootstrap's first virtual host.

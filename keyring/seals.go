@@ -28,16 +28,22 @@ func (k *Keyring) sealBlock() uint64 {
 	return min(max(m/1024, minSealBlock), maxSealBlock, m)
 }
 
-// sealBudget is this replica's allowance of seals under one version of one key.
+// sealBudget is this replica's allowance of seals under one version of one key. One exists per
+// key that seals (up to the cache's size), so it is kept small (32 bytes): the key id is the
+// budgets map's key, and what only a reservation under way needs lives in a pendingReservation.
 type sealBudget struct {
-	id      string
-	version uint32
 	avail   atomic.Int64 // seals reserved in the store and not used yet
+	version uint32
 
-	mu       sync.Mutex
-	inflight chan struct{} // closed when the reservation under way ends; nil when none is
-	spent    bool          // the version may reserve no more: it is rotated, or must be
-	err      error         // the last reservation's failure, for the callers that waited on it
+	mu      sync.Mutex
+	spent   bool                // the version may reserve no more: it is rotated, or must be
+	pending *pendingReservation // the reservation under way; nil when none is
+}
+
+// pendingReservation is one reservation of a block under way; err is set before done is closed.
+type pendingReservation struct {
+	done chan struct{}
+	err  error // its failure, for the callers that waited on it
 }
 
 // budgets maps key ids to the budget of their current version. Bounded: past
@@ -67,16 +73,17 @@ func (bs *budgets) get(id string, v uint32) (*sealBudget, bool) {
 			break
 		}
 	}
-	b = &sealBudget{id: id, version: v}
+	b = &sealBudget{version: v}
 	bs.m[id] = b
 	return b, true
 }
 
-// drop forgets b (spent) so that the next seal of its id starts a budget for the new version.
-func (bs *budgets) drop(b *sealBudget) {
+// drop forgets b, the budget of id (spent), so that the next seal of id starts a budget for
+// the new version.
+func (bs *budgets) drop(id string, b *sealBudget) {
 	bs.mu.Lock()
-	if bs.m[b.id] == b {
-		delete(bs.m, b.id)
+	if bs.m[id] == b {
+		delete(bs.m, id)
 	}
 	bs.mu.Unlock()
 }
@@ -111,65 +118,63 @@ func (k *Keyring) ReserveSeals(ctx context.Context, id string, v uint32, n int) 
 				continue
 			}
 			if left-need < half {
-				k.refill(b) // ahead of need, in the background
+				k.refill(id, b) // ahead of need, in the background
 			}
 			return nil
 		}
-		wait, err := k.refill(b)
+		p, err := k.refill(id, b)
 		if err != nil {
 			return err
 		}
 		select {
-		case <-wait:
+		case <-p.done:
 		case <-ctx.Done():
 			return fmt.Errorf("wait for a seal reservation of key %q: %w: %w", id, ErrUnavailable, ctx.Err())
 		}
-		b.mu.Lock()
-		err = b.err
-		b.mu.Unlock()
-		if err != nil && b.avail.Load() < need {
-			return err
+		if p.err != nil && b.avail.Load() < need {
+			return p.err
 		}
 	}
 }
 
-// refill starts a reservation for b unless one is under way, and returns the channel closed
-// when it ends; or the error that says b is spent.
-func (k *Keyring) refill(b *sealBudget) (<-chan struct{}, error) {
+// refill starts a reservation for b, the budget of id, unless one is under way, and returns it
+// (its done channel is closed when it ends, its err set before); or the error that says b is
+// spent.
+func (k *Keyring) refill(id string, b *sealBudget) (*pendingReservation, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.spent {
-		return nil, fmt.Errorf("key %q version %d: %w", b.id, b.version, ErrSealLimit)
+		return nil, fmt.Errorf("key %q version %d: %w", id, b.version, ErrSealLimit)
 	}
-	if b.inflight != nil {
-		return b.inflight, nil
+	if b.pending != nil {
+		return b.pending, nil
 	}
-	ch := make(chan struct{})
-	b.inflight = ch
+	p := &pendingReservation{done: make(chan struct{})}
+	b.pending = p
 	// Not in k.loops: Close may be waiting on it already. The reservation ends with k.bg.
 	go func() {
-		err := k.reserve(k.bg, b)
-		b.mu.Lock()
-		b.err = err
-		b.inflight = nil
+		err := k.reserve(k.bg, id, b)
 		spent := errors.Is(err, ErrSealLimit)
+		b.mu.Lock()
+		p.err = err
+		b.pending = nil
 		b.spent = b.spent || spent
 		b.mu.Unlock()
 		if spent {
-			k.budgets.drop(b)
+			k.budgets.drop(id, b)
 		}
-		close(ch)
+		close(p.done)
 	}()
-	return ch, nil
+	return p, nil
 }
 
-// reserve adds one block to the stored seal count of b's version (compare-and-swap) and to b.
+// reserve adds one block to the stored seal count of b's version (b is the budget of id) (compare-and-swap) and to b.
 // When the block would pass MaxSeals, or the version is no longer current, it rotates the key
 // (if no replica did) and returns ErrSealLimit.
-func (k *Keyring) reserve(ctx context.Context, b *sealBudget) error {
+func (k *Keyring) reserve(ctx context.Context, id string, b *sealBudget) error {
 	block := k.sealBlock()
 	for range maxCASAttempts {
-		rec, err := k.storeGet(ctx, b.id)
+		rec, err := k.storeGet(ctx, id)
 		if err != nil {
 			return fmt.Errorf("reserve seals: %w", err)
 		}
@@ -181,17 +186,17 @@ func (k *Keyring) reserve(ctx context.Context, b *sealBudget) error {
 			}
 		}
 		if i < 0 || rec.Current != b.version || k.pastMaxAge(rec) {
-			k.cache.remove(b.id) // this replica's current is stale: read the store again
-			return fmt.Errorf("key %q version %d is not current: %w", b.id, b.version, ErrSealLimit)
+			k.cache.remove(id) // this replica's current is stale: read the store again
+			return fmt.Errorf("key %q version %d is not current: %w", id, b.version, ErrSealLimit)
 		}
 		ver := &rec.Versions[i]
 		if ver.Seals > k.opts.MaxSeals-block {
-			k.cache.remove(b.id)
-			_, _, err := k.rotate(ctx, b.id, ReasonSeals, func(r *store.Record) bool { return r.Current == b.version })
+			k.cache.remove(id)
+			_, _, err := k.rotate(ctx, id, ReasonSeals, func(r *store.Record) bool { return r.Current == b.version })
 			if err != nil {
-				k.log.Warn("seal limit reached and rotation failed", "key_id", b.id, "version", b.version, "err", err)
+				k.log.Warn("seal limit reached and rotation failed", "key_id", id, "version", b.version, "err", err)
 			}
-			return fmt.Errorf("key %q version %d: %w", b.id, b.version, ErrSealLimit)
+			return fmt.Errorf("key %q version %d: %w", id, b.version, ErrSealLimit)
 		}
 		ver.Seals += block
 		err = k.storeWrite(ctx, rec, false)
@@ -205,5 +210,5 @@ func (k *Keyring) reserve(ctx context.Context, b *sealBudget) error {
 		b.avail.Add(int64(block))
 		return nil
 	}
-	return fmt.Errorf("reserve seals of key %q: record kept changing: %w", b.id, ErrUnavailable)
+	return fmt.Errorf("reserve seals of key %q: record kept changing: %w", id, ErrUnavailable)
 }

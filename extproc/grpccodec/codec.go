@@ -3,6 +3,7 @@ package grpccodec
 import (
 	"fmt"
 
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -109,7 +110,8 @@ func (c Codec) marshalProto(m proto.Message) (mem.BufferSlice, error) {
 }
 
 // Unmarshal decodes data into v, a protobuf message, with proto.Unmarshal (which copies what
-// it keeps: data may be reused once it returns).
+// it keeps: data may be reused once it returns); a ProcessingRequest that carries a body or
+// trailers is decoded without its metadata_context ([unmarshalRequest]).
 func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m := messageOf(v)
 	if m == nil {
@@ -117,6 +119,12 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	buf := data.MaterializeToBuffer(c.pool())
 	defer buf.Free()
+	if req, ok := m.(*extprocv3.ProcessingRequest); ok {
+		if err := unmarshalRequest(buf.ReadOnlyData(), req); err != nil {
+			return fmt.Errorf("grpc codec: unmarshal %T: %w", m, err)
+		}
+		return nil
+	}
 	if err := proto.Unmarshal(buf.ReadOnlyData(), m); err != nil {
 		return fmt.Errorf("grpc codec: unmarshal %T: %w", m, err)
 	}

@@ -86,19 +86,26 @@ const Messages = 4
 // Message returns message i (0 to Messages-1) of tenant n's stream: request headers, request
 // body, response headers, response body. answers holds the server's answers to the messages
 // before i; the response body is the request body as the server's answer to it returned it
-// (sealed by rkms, unchanged by the no-op server).
+// (sealed by rkms, unchanged by the no-op server). Every message carries the tenant's verified
+// token payload in metadata_context, as Envoy 1.40 sends the forwarded metadata with each
+// message of a stream (envoy.TestEnvoyModesResponseOnly checks it on the real binary); until
+// issue 18 only the request headers carried it here.
 func (x *Exchange) Message(i, n int, answers []*extprocv3.ProcessingResponse) *extprocv3.ProcessingRequest {
+	hdr := x.headers[n%len(x.headers)]
+	var m *extprocv3.ProcessingRequest
 	switch i {
 	case 0:
-		return x.headers[n%len(x.headers)]
+		return hdr
 	case 1:
-		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		m = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
 			RequestBody: &extprocv3.HttpBody{Body: x.body, EndOfStream: true}}}
 	case 2:
-		return x.respHdr
+		m = &extprocv3.ProcessingRequest{Request: x.respHdr.Request}
 	default:
-		return x.ResponseBody(answers[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody())
+		m = x.ResponseBody(answers[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody())
 	}
+	m.MetadataContext = hdr.MetadataContext
+	return m
 }
 
 // ResponseBody returns the response body message (message 3) carrying sealed, the request body

@@ -16,9 +16,16 @@
 //
 // # Unmarshalling
 //
-// proto.Unmarshal with default options, as the default codec: go-control-plane has no
-// generated unmarshalling, and the same decoder keeps what rkms receives exactly what it
-// received before.
+// proto.Unmarshal with default options, as the default codec (go-control-plane has no
+// generated unmarshalling), with one exception: a ProcessingRequest that holds a body or
+// trailers is decoded without its metadata_context. Envoy sends the dynamic metadata it forwards
+// (the verified JWT payload, nested Structs that protobuf-go decodes through reflection) with
+// every message of a stream, and rkms reads it only from the headers messages; decoding it again
+// for each body cost more than the rest of the message (11 µs against 1.4 µs for a 1 KiB body).
+// The records before and after the metadata are decoded in order and merged, which protobuf
+// defines to give the same message as decoding them together; FuzzCodec checks that the result
+// is proto.Unmarshal's without that metadata. Bytes that would not decode inside a skipped
+// metadata_context go unnoticed (they are never read).
 //
 // # Compatibility
 //

@@ -65,10 +65,13 @@ type RouteConfig struct {
 }
 
 // ResponseOnlyPathRegex is what the :path (with its query) of a request must match, whole, to
-// take a ResponseOnly route: no '%' and no ':', so that no ciphertext ("rkms:", percent-encoded
-// or not) can be in it. rkms checks the path of every request it sees for one (the tripwire);
-// it sees none of these, so a path that could hold one takes the policy's normal route.
-const ResponseOnlyPathRegex = "[^%:]*"
+// take a route whose request rkms does not see (a ResponseOnly route, an unprotected prefix): no
+// '%' and no ':', so that no ciphertext ("rkms:", percent-encoded or not) can be in it (rkms
+// checks the path of every request it sees for one, and sees none of these); and no ';', which
+// some application servers read as a path parameter ("/reports/..;/patients" is /patients for
+// Tomcat), so that such a path cannot reach another policy's resource past rkms. A path that
+// does not match takes the stamped route.
+const ResponseOnlyPathRegex = "[^%:;]*"
 
 // ResponseOnlyMode is the processing mode of a ResponseOnly route: the request headers are
 // skipped, the response headers and the buffered response body sent.

@@ -117,6 +117,10 @@ func routeMatches(t *testing.T, m *routev3.RouteMatch, method, path string, body
 				return false
 			}
 		case h.GetName() == "transfer-encoding" && !h.GetPresentMatch():
+		case h.GetName() == ":path":
+			if !regexp.MustCompile("^(?:" + h.GetStringMatch().GetSafeRegex().GetRegex() + ")$").MatchString(path) {
+				return false
+			}
 		default:
 			t.Fatalf("header matcher %v not simulated", h)
 		}

@@ -97,6 +97,9 @@ func unprotectedRoute(u config.UnprotectedRoute) (*routev3.Route, error) {
 		m.PathSpecifier = &routev3.RouteMatch_Path{Path: u.Path}
 	} else {
 		m.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: u.Prefix}
+		// Under a prefix, a path parameter could name another resource for the app
+		// ("/static/..;/patients"): such paths go to rkms (an exact path cannot).
+		m.Headers = append(m.Headers, pathMatcher())
 	}
 	return route(m, routeTimeout, map[string]proto.Message{
 		filterJWT:     &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_Disabled{Disabled: true}},
@@ -198,8 +201,7 @@ func responseOnlyRoute(m *routev3.RouteMatch, methods []string, require string, 
 		methodMatcher(bodiless),
 		absent("content-length"),
 		absent("transfer-encoding"),
-		{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: extproc.ResponseOnlyPathRegex}}}}},
+		pathMatcher(),
 	}
 	o := overrides(rc)
 	o.ProcessingMode = extproc.ResponseOnlyMode()
@@ -278,4 +280,11 @@ func methodMatcher(methods []string) *routev3.HeaderMatcher {
 // absent matches a request without header name.
 func absent(name string) *routev3.HeaderMatcher {
 	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: false}}
+}
+
+// pathMatcher matches the :path (with its query) of requests that may take a route whose
+// request rkms does not see (extproc.ResponseOnlyPathRegex).
+func pathMatcher() *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+		MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: extproc.ResponseOnlyPathRegex}}}}}
 }

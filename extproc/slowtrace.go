@@ -109,8 +109,9 @@ func (t *slowTracer) message(ctx context.Context) func() {
 
 // ended is told each stream's duration; over the threshold it logs the stream in the trace and
 // captures the window, unless a capture is under way, the last one was less than MinInterval
-// ago, or Dir is full.
-func (t *slowTracer) ended(ctx context.Context, d time.Duration, log *slog.Logger) {
+// ago, or Dir is full. log gives the stream's logger; it is called only for a capture (building
+// it costs every stream otherwise), on the stream's goroutine.
+func (t *slowTracer) ended(ctx context.Context, d time.Duration, log func() *slog.Logger) {
 	if t == nil || d <= t.opts.Threshold {
 		return
 	}
@@ -124,7 +125,7 @@ func (t *slowTracer) ended(ctx context.Context, d time.Duration, log *slog.Logge
 	t.writing, t.last = true, now
 	t.wg.Add(1)
 	t.mu.Unlock()
-	go t.capture(now, d, log)
+	go t.capture(now, d, log())
 }
 
 // capture writes the flight recorder's window to a new file in Dir, off the stream's goroutine.

@@ -157,7 +157,7 @@ func (r *run) serve() {
 	p := s.newProcessor(ctx)
 	defer func() {
 		r.timer.Stop()
-		s.slow.ended(ctx, time.Since(r.start), p.logger())
+		s.slow.ended(ctx, time.Since(r.start), p.logger)
 		endTask()
 		if r.fired.Load() && !r.evicted.Load() {
 			reason, limit := r.expiry()

@@ -46,12 +46,14 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		return err
 	}
 	defer app.stop()
-	logf("sealing %d records through rkms and storing them in the app (the decrypt-only GET reads them)", f.Records)
-	if err := prepareRecords(ctx, rkms.addr, "http://"+app.addr, body, f.Records); err != nil {
-		return err
-	}
-	if err := fileTraces(f, "prepare"); err != nil {
-		return err
+	if f.runs(SectionGet) {
+		logf("sealing %d records through rkms and storing them in the app (the decrypt-only GET reads them)", f.Records)
+		if err := prepareRecords(ctx, rkms.addr, "http://"+app.addr, body, f.Records); err != nil {
+			return err
+		}
+		if err := fileTraces(f, "prepare"); err != nil {
+			return err
+		}
 	}
 	client := &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: f.MaxWorkers * 2, MaxConnsPerHost: f.MaxWorkers * 2}}
@@ -76,20 +78,23 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		confs = append(confs, envoyConf{name: c.name, env: e, stats: stats, rkms: c.child == rkms})
 	}
 	kinds := []struct {
-		kind, phase string
-		do          func(envoyConf) func(context.Context, int) error
+		section, kind, phase string
+		do                   func(envoyConf) func(context.Context, int) error
 	}{
-		{"encrypt-only POST " + WritePath, "write", func(c envoyConf) func(context.Context, int) error {
+		{SectionPost, "encrypt-only POST " + WritePath, "write", func(c envoyConf) func(context.Context, int) error {
 			return poster(client, c.env.base+WritePath, body, tokens, c.rkms)
 		}},
-		{"decrypt-only GET " + ReadPath + "/{id}", "read", func(c envoyConf) func(context.Context, int) error {
+		{SectionGet, "decrypt-only GET " + ReadPath + "/{id}", "read", func(c envoyConf) func(context.Context, int) error {
 			return getter(client, c.env.base+ReadPath+"/", f.Records, tokens, c.rkms)
 		}},
 	}
 	for _, k := range kinds {
+		if !f.runs(k.section) {
+			continue
+		}
 		var ts []target
 		for _, c := range confs {
-			ts = append(ts, target{name: c.name, child: c.stats, do: k.do(c)})
+			ts = append(ts, target{name: c.name, child: c.stats, do: k.do(c), envoy: c.env.envoy.Pid()})
 		}
 		run, err := measureRoute(ctx, k.kind, k.phase, ts, f, logf)
 		if err != nil {
@@ -97,11 +102,14 @@ func runEnvoy(ctx context.Context, exe string, f *Flags, body []byte, noop, rkms
 		}
 		rep.Routes = append(rep.Routes, run)
 	}
+	if !f.runs(SectionHealth) {
+		return nil
+	}
 	// The unprotected route: the same GET /healthz through Envoy without ext_proc and through
 	// the rkms configuration, where ext_proc is disabled on the route.
 	health := []target{
-		{name: confs[0].name, child: confs[0].stats, do: healthGetter(client, confs[0].env.base+HealthPath)},
-		{name: confs[2].name, child: confs[2].stats, do: healthGetter(client, confs[2].env.base+HealthPath)},
+		{name: confs[0].name, child: confs[0].stats, do: healthGetter(client, confs[0].env.base+HealthPath), envoy: confs[0].env.envoy.Pid()},
+		{name: confs[2].name, child: confs[2].stats, do: healthGetter(client, confs[2].env.base+HealthPath), envoy: confs[2].env.envoy.Pid()},
 	}
 	if err := warm(ctx, health); err != nil {
 		return err

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -31,6 +33,7 @@ type Flags struct {
 	MaxRequests int64         // cap on requests per measured run
 	Envoy       string        // envoy binary ("" : RKMS_ENVOY, .tools/venv/bin/envoy, PATH)
 	SkipEnvoy   bool          // only the direct ext_proc comparison
+	Only        string        // comma-separated sections to run (Sections); "": all
 	KeepStore   bool          // keep the in-memory store in the rkms process after warming
 	MemLimit    string        // GOMEMLIMIT of the rkms process ("": none)
 	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
@@ -43,6 +46,25 @@ type Flags struct {
 	SlowThreshold  time.Duration
 	SlowTraceFiles int
 	Role           string // internal: the child process role
+}
+
+// Sections of a run, for -only.
+const (
+	SectionDirect = "direct" // (1) the ext_proc servers driven directly
+	SectionPost   = "post"   // (2) the encrypt-only POST through Envoy
+	SectionGet    = "get"    // (2) the decrypt-only GET through Envoy
+	SectionHealth = "health" // (3) the unprotected route through Envoy
+)
+
+// Sections lists every section in run order.
+var Sections = []string{SectionDirect, SectionPost, SectionGet, SectionHealth}
+
+// runs reports whether section is to be run.
+func (f *Flags) runs(section string) bool {
+	if f.Only == "" {
+		return true
+	}
+	return slices.Contains(strings.Split(f.Only, ","), section)
 }
 
 // slowTrace is the rkms child's slow-stream trace option (nil: off).
@@ -71,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.BoolVar(&f.KeepStore, "keep-store", false, "keep the in-memory key store in the rkms process after warming (by default it is released: it stands in for DynamoDB, outside rkms)")
 	fs.StringVar(&f.MemLimit, "rkms-gomemlimit", "", "GOMEMLIMIT for the rkms process only, e.g. 120MiB (default: none)")
 	fs.BoolVar(&f.SkipEnvoy, "skip-envoy", false, "run only the direct ext_proc comparison")
+	fs.StringVar(&f.Only, "only", "", "run only these sections, comma-separated: direct, post, get, health (default: all; targets of the others are not reported)")
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")
 	fs.StringVar(&f.NoopProfile, "noop-cpuprofile", "", "write the CPU profile of the no-op server process to this file (compare with -cpuprofile: go tool pprof -diff_base)")
 	fs.StringVar(&f.MemProfile, "memprofile", "", "write the heap profile of the rkms server process (at the end of the run) to this file")
@@ -99,6 +122,13 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 		errs = append(errs, errors.New("-records must be in [1, 100000]"))
 	}
 	f.Records = min(f.Records, max(f.Keys, 1)) // one tenant per record
+	if f.Only != "" {
+		for _, sec := range strings.Split(f.Only, ",") {
+			if !slices.Contains(Sections, sec) {
+				errs = append(errs, fmt.Errorf("-only: unknown section %q (want some of %s)", sec, strings.Join(Sections, ", ")))
+			}
+		}
+	}
 	if f.SlowTrace != "" {
 		if err := extproc.CheckSlowTrace(slowTrace(f)); err != nil {
 			errs = append(errs, fmt.Errorf("-slow-trace: %w", err))
@@ -155,10 +185,12 @@ func Main(ctx context.Context, args []string, app func(maxRecords int) http.Hand
 	go func() { sampled <- sampleRSS(sampleCtx, rkms) }()
 	defer stopSampling()
 
-	if err := runDirect(ctx, f, body, noop, rkms, rep, logf); err != nil {
-		return err
+	if f.runs(SectionDirect) {
+		if err := runDirect(ctx, f, body, noop, rkms, rep, logf); err != nil {
+			return err
+		}
 	}
-	if !f.SkipEnvoy {
+	if !f.SkipEnvoy && (f.runs(SectionPost) || f.runs(SectionGet) || f.runs(SectionHealth)) {
 		if err := runEnvoy(ctx, exe, f, body, noop, rkms, rep, logf); err != nil {
 			return err
 		}
@@ -217,6 +249,7 @@ type target struct {
 	name  string
 	child *child // the process whose CPU and memory are attributed to the configuration
 	do    func(ctx context.Context, n int) error
+	envoy int // the pid of the configuration's Envoy (0: none), whose CPU is measured too
 }
 
 // Measured is a configuration's merged result and its server process's usage over the runs.
@@ -233,6 +266,18 @@ type Measured struct {
 	GCCPU    time.Duration   // the runtime's estimate of its collector's CPU (Stats.GCCPU)
 	KMS      uint64          // KMS calls during the runs (rkms only)
 	Store    uint64          // store calls during the runs (rkms only)
+	// EnvoyCPU is the configuration's Envoy process CPU during the runs (0 when not measured);
+	// RoundEnvoyCPU per round, paired with Rounds.
+	EnvoyCPU      time.Duration
+	RoundEnvoyCPU []time.Duration
+}
+
+// EnvoyCPUPerRequest is Envoy's CPU time per completed request (0 when not measured).
+func (m *Measured) EnvoyCPUPerRequest() time.Duration {
+	if m.Result.Requests == 0 {
+		return 0
+	}
+	return m.EnvoyCPU / time.Duration(m.Result.Requests)
 }
 
 // CPUPerRequest is server CPU time per completed request.
@@ -256,7 +301,15 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 			if err != nil {
 				return nil, err
 			}
+			e0, err := procCPU(t.envoy)
+			if err != nil {
+				return nil, err
+			}
 			r := run(ctx, d, t.do)
+			e1, err := procCPU(t.envoy)
+			if err != nil {
+				return nil, err
+			}
 			s1, err := t.child.stats()
 			if err != nil {
 				return nil, err
@@ -269,6 +322,10 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 			m.Result.merge(r)
 			m.CPU += s1.CPU - s0.CPU
 			m.RoundCPU = append(m.RoundCPU, s1.CPU-s0.CPU)
+			if t.envoy != 0 {
+				m.EnvoyCPU += e1 - e0
+				m.RoundEnvoyCPU = append(m.RoundEnvoyCPU, e1-e0)
+			}
 			m.MaxRSS = max(m.MaxRSS, s1.RSS)
 			m.GCCycles += s1.GCCycles - s0.GCCycles
 			m.GCCPU += s1.GCCPU - s0.GCCPU
@@ -280,6 +337,39 @@ func alternate(ctx context.Context, ts []target, f *Flags, run func(context.Cont
 	}
 	return out, nil
 }
+
+// procCPU is the user + system CPU time of process pid and all its threads, from
+// /proc/PID/stat (clock ticks, 10 ms at the usual USER_HZ of 100: a round of seconds at full
+// load reads to about 1 %). 0 for pid 0.
+func procCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("envoy cpu: %w", err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("envoy cpu: unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("envoy cpu: unexpected /proc/%d/stat", pid)
+	}
+	// Fields 14 (utime) and 15 (stime) of the line, 12 and 13 after the name.
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("envoy cpu: %w", err)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux architecture
+// Go supports.
+const clockTicks = 100
 
 func dialExtProc(addr string) (extprocv3.ExternalProcessorClient, func(), error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -159,7 +159,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if len(r.Health) == 2 {
 		base, rk := r.Health[0], r.Health[1]
-		fmt.Fprintf(w, "\n(3) unprotected GET %s (ext_proc, stamp check, jwt_authn and buffer disabled on the route), %d clients, closed loop\n", HealthPath, f.MaxWorkers)
+		fmt.Fprintf(w, "\n(3) unprotected GET %s (ext_proc and the stamp check left out of the route's filter chain, jwt_authn verifying nothing, a 1-byte body limit), %d clients, closed loop\n", HealthPath, f.MaxWorkers)
 		printEnvoy(w, r.Health)
 		fmt.Fprintf(w, "  ext_proc streams/messages rkms received during these runs: %d/%d in %d requests\n", rk.Streams, rk.Messages, rk.Result.Requests)
 		okMsgs := rk.Messages == 0 && rk.Streams == 0 && rk.Result.Requests > 0
@@ -169,6 +169,13 @@ func (r *Report) Print(w io.Writer) {
 			100*band, 100*MinNoiseBand, EnvoyNoFilter, 100*noiseBand(base))
 		add("(3) unprotected route", judged{name: "throughput rkms config/" + EnvoyNoFilter, target: fmt.Sprintf("1.00 ± %.2f", band),
 			ok: func(v float64) bool { return abs(v-1) <= band }, rounds: perRound(rk, base, func(a, b *Result) float64 { return a.Throughput() / b.Throughput() })})
+		if r := envoyCPURounds(rk, base); len(r) > 0 {
+			fmt.Fprintf(w, "  context: Envoy CPU per request rkms config/%s per round:", EnvoyNoFilter)
+			for _, v := range r {
+				fmt.Fprintf(w, " %.2f", v)
+			}
+			fmt.Fprintf(w, "; median %.2f (less sensitive to other load on the machine than throughput)\n", median(r))
+		}
 	}
 
 	okSteady := kms == 0 && st == 0 && reqs > 0
@@ -208,14 +215,14 @@ func cpuRounds(ms2 []*Measured) []float64 {
 // printEnvoy prints the rows of the Envoy configurations; msgs/req is the ext_proc messages the
 // configuration's server received per request ("-" without ext_proc).
 func printEnvoy(w io.Writer, ms2 []*Measured) {
-	fmt.Fprintf(w, "  %-14s %10s %9s %9s %9s %9s\n", "configuration", "req/s", "p50 ms", "p99 ms", "msgs/req", "errors")
+	fmt.Fprintf(w, "  %-14s %10s %9s %9s %9s %9s %15s\n", "configuration", "req/s", "p50 ms", "p99 ms", "msgs/req", "errors", "Envoy CPU µs/req")
 	for _, m := range ms2 {
 		per := "-"
 		if m.Name != EnvoyNoFilter && m.Result.Requests > 0 {
 			per = fmt.Sprintf("%.2f", float64(m.Messages)/float64(m.Result.Requests))
 		}
-		fmt.Fprintf(w, "  %-14s %10.0f %9s %9s %9s %9d\n", m.Name, m.Result.Throughput(),
-			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), per, m.Result.Errors)
+		fmt.Fprintf(w, "  %-14s %10.0f %9s %9s %9s %9d %15.1f\n", m.Name, m.Result.Throughput(),
+			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), per, m.Result.Errors, float64(m.EnvoyCPUPerRequest())/1e3)
 	}
 }
 
@@ -247,4 +254,20 @@ func (s Stalls) String() string {
 	}
 	return fmt.Sprintf("%d of %d wake-ups of the load client from a 1 ms sleep were more than %s late (%.1f%% of the time), the latest by %s",
 		s.Count, s.Wakes, stallLimit, 100*float64(s.Total)/float64(time.Duration(s.Wakes)*time.Millisecond+s.Total), s.Longest.Round(time.Millisecond))
+}
+
+// envoyCPURounds is a's Envoy CPU per request over b's, per round (nil when not measured).
+func envoyCPURounds(a, b *Measured) []float64 {
+	if len(a.RoundEnvoyCPU) != len(a.Rounds) || len(b.RoundEnvoyCPU) != len(b.Rounds) {
+		return nil
+	}
+	var out []float64
+	for i := range min(len(a.Rounds), len(b.Rounds)) {
+		ra, rb := a.Rounds[i].Requests, b.Rounds[i].Requests
+		if ra == 0 || rb == 0 || b.RoundEnvoyCPU[i] == 0 {
+			continue
+		}
+		out = append(out, (float64(a.RoundEnvoyCPU[i])/float64(ra))/(float64(b.RoundEnvoyCPU[i])/float64(rb)))
+	}
+	return out
 }

@@ -96,6 +96,7 @@ func TestShippedConfigs(t *testing.T) {
 			checkCompressor(t, unpack(t, filters[0].GetTypedConfig(), &compressorv3.Compressor{}))
 			checkStampCheck(t, ep, unpack(t, filterNamed(t, filters, "envoy.filters.http.rbac").GetTypedConfig(), &rbacfilterv3.RBAC{}))
 			checkRoutes(t, hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes(), tc.healthOnly)
+			envoytest.CheckNoReroute(t, hcm)
 			checkLocalReplies(t, hcm.GetLocalReplyConfig())
 			checkRequestIDs(t, hcm)
 			checkPeerAttributes(t, ep)
@@ -237,14 +238,19 @@ func perRoute(t *testing.T, r *routev3.Route) *extprocfilterv3.ExtProcPerRoute {
 	return perRouteMain(t, r)
 }
 
-// perRouteMain returns the main ext_proc filter's ExtProcPerRoute of r (nil when r sets none).
+// perRouteMain returns the main ext_proc filter's ExtProcPerRoute of r (nil when r sets none;
+// one with disabled set when the route leaves the filter out of its chain).
 func perRouteMain(t *testing.T, r *routev3.Route) *extprocfilterv3.ExtProcPerRoute {
 	t.Helper()
-	a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]
-	if a == nil {
+	pr := &extprocfilterv3.ExtProcPerRoute{}
+	off, set := envoytest.PerRoute(t, r.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"], pr)
+	switch {
+	case off:
+		return &extprocfilterv3.ExtProcPerRoute{Override: &extprocfilterv3.ExtProcPerRoute_Disabled{Disabled: true}}
+	case !set:
 		return nil
 	}
-	return unpack(t, a, &extprocfilterv3.ExtProcPerRoute{})
+	return pr
 }
 
 func routePolicy(t *testing.T, r *routev3.Route) string {

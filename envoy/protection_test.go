@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,8 +10,10 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/lua/v3" // TestCheckNoRerouteCatches
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // Static checks of the bypass protection and local replies (README.md). bypass_test.go runs the
@@ -52,7 +55,8 @@ func checkRoutes(t *testing.T, routes []*routev3.Route, healthOnly bool) {
 		m := r.GetMatch()
 		where := m.GetPath() + m.GetPrefix()
 		if a := r.GetTypedPerFilterConfig()["envoy.filters.http.rbac"]; a != nil {
-			pr := unpack(t, a, &rbacfilterv3.RBACPerRoute{})
+			pr := &rbacfilterv3.RBACPerRoute{}
+			envoytest.PerRoute(t, a, pr) // left out of the chain (FilterConfig disabled) or no rbac: off
 			if pr.GetRbac() == nil && !routeDisabled(t, r) {
 				t.Errorf("route %s: the stamp check is off but ext_proc is on: an unprocessed request would pass", where)
 			}
@@ -127,4 +131,48 @@ func cel(t *testing.T, f *accesslogv3.AccessLogFilter) string {
 	}
 	e := unpack(t, ef.GetTypedConfig(), &celv3.ExpressionFilter{})
 	return strings.TrimSpace(e.GetExpression())
+}
+
+// errRecorder is a testing.TB that records Errorf instead of failing.
+type errRecorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *errRecorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestCheckNoRerouteCatches: the check that guards the unprotected routes' shortened filter
+// chain catches a jwt_authn provider that clears the route cache and a filter it does not know
+// (a Lua filter could rewrite the path and clear it), and passes the shipped chain.
+func TestCheckNoRerouteCatches(t *testing.T) {
+	cfg, err := Config("ingress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(string) string
+		errors int
+	}{
+		{"shipped", func(s string) string { return s }, 0},
+		{"jwt_authn clears the route cache", func(s string) string {
+			return envoytest.ReplaceOnce(t, s, "require_expiration: true\n", "require_expiration: true\n                          clear_route_cache: true\n")
+		}, 1},
+		{"unknown filter", func(s string) string {
+			return envoytest.ReplaceOnce(t, s, "                  - name: envoy.filters.http.router\n",
+				"                  - name: envoy.filters.http.lua\n                    typed_config:\n                      \"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua\n                      default_source_code: {inline_string: \"function envoy_on_request(h) end\"}\n                  - name: envoy.filters.http.router\n")
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := parse(t, []byte(tc.edit(string(cfg))))
+			hcm := unpack(t, b.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig(), &hcmv3.HttpConnectionManager{})
+			rec := &errRecorder{TB: t}
+			envoytest.CheckNoReroute(rec, hcm)
+			if len(rec.errs) != tc.errors {
+				t.Errorf("%d errors, want %d: %q", len(rec.errs), tc.errors, rec.errs)
+			}
+		})
+	}
 }

@@ -121,6 +121,7 @@ func routeTable(t *testing.T, b *bootstrapv3.Bootstrap) []*routev3.Route {
 	if err != nil {
 		t.Fatal(err)
 	}
+	envoytest.CheckNoReroute(t, hcm)
 	return hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
 }
 
@@ -269,23 +270,28 @@ func TestRouteKinds(t *testing.T) {
 		}
 		tp := r.GetTypedPerFilterConfig()
 		var jwt jwtv3.PerRouteConfig
-		if err := tp[filterJWT].UnmarshalTo(&jwt); err != nil {
-			t.Fatalf("%s: jwt_authn: %v", w.match, err)
-		}
+		jwtOff, _ := envoytest.PerRoute(t, tp[filterJWT], &jwt)
 		w.jwt = jwt.GetRequirementName()
 		if jwt.GetDisabled() {
+			w.jwt = "disabled (per-route)"
+		}
+		if jwtOff {
 			w.jwt = "disabled"
 		}
 		name, off := routePolicy(t, r)
 		var ep extprocv3.ExtProcPerRoute
-		if a := tp[filterExtProc]; a != nil {
-			if err := a.UnmarshalTo(&ep); err != nil {
-				t.Fatal(err)
-			}
-		}
+		epOff, _ := envoytest.PerRoute(t, tp[filterExtProc], &ep)
 		switch {
 		case off:
 			w.extproc = "disabled"
+			if epOff {
+				// Left out of the chain: the stamp check must be too (an empty RBACPerRoute
+				// would do, but the generator leaves it out the same way).
+				w.extproc = "not in chain"
+				if rbOff, _ := envoytest.PerRoute(t, tp[filterRBAC], &rbacv3.RBACPerRoute{}); !rbOff {
+					t.Errorf("%s: ext_proc is left out of the chain but the stamp check is not", w.match)
+				}
+			}
 		case name != "" && proto.Equal(ep.GetOverrides().GetProcessingMode(), extproc.ResponseOnlyMode()):
 			w.extproc, w.policy = "response-only", name
 			var hm headermutationv3.HeaderMutationPerRoute
@@ -318,9 +324,9 @@ func TestRouteKinds(t *testing.T) {
 	}
 	bodiless := []string{":method~GET|HEAD", "!content-length", "!transfer-encoding"}
 	want := []row{
-		{"=/healthz", "", "disabled", bodiless, "limit 1", "disabled", "15s"},
+		{"=/healthz", "", "disabled (per-route)", bodiless, "limit 1", "not in chain", "15s"},
 		// A prefix is guarded against path parameters (";"), an exact path needs no guard.
-		{"/static/", "", "disabled", []string{":method~GET", "!content-length", "!transfer-encoding", ":path~[^%:;]*"}, "limit 1", "disabled", "15s"},
+		{"/static/", "", "disabled (per-route)", []string{":method~GET", "!content-length", "!transfer-encoding", ":path~[^%:;]*"}, "limit 1", "not in chain", "15s"},
 		{"/patients (any case)", "patients", "tenant", []string{":method~POST|PUT|GET"}, "", "named", "15s"},
 		{"/patients (any case)", "", "tenant_if_present", nil, "", "default", "15s"},
 		{"/Files/", "Files", "tenant_if_present", nil, "", "named", "15s"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rkms/rkms/extproc"
 	"github.com/rkms/rkms/extproc/policy"
+	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
 // overlapping has policies whose prefixes and methods overlap, in an order where the shorter
@@ -136,20 +137,19 @@ func routePolicy(t *testing.T, r *routev3.Route) (policy string, off bool) {
 	off = true
 	for name, a := range r.GetTypedPerFilterConfig() {
 		var ep extprocv3.ExtProcPerRoute
-		switch {
-		case name == filterExtProc:
-			if err := a.UnmarshalTo(&ep); err != nil {
-				t.Fatal(err)
-			}
-		case a.MessageIs(&routev3.FilterConfig{}):
+		if name != filterExtProc && !a.MessageIs(&routev3.FilterConfig{}) {
+			continue
+		}
+		if name != filterExtProc {
 			var fc routev3.FilterConfig
 			if err := a.UnmarshalTo(&fc); err != nil {
 				t.Fatal(err)
 			}
-			if fc.GetDisabled() || fc.GetConfig().UnmarshalTo(&ep) != nil {
-				continue
+			if fc.GetConfig() != nil && !fc.GetConfig().MessageIs(&ep) {
+				continue // another filter's FilterConfig
 			}
-		default:
+		}
+		if filterOff, set := envoytest.PerRoute(t, a, &ep); filterOff || !set {
 			continue
 		}
 		if ep.GetDisabled() {

@@ -101,12 +101,17 @@ func unprotectedRoute(u config.UnprotectedRoute) (*routev3.Route, error) {
 		// ("/static/..;/patients"): such paths go to rkms (an exact path cannot).
 		m.Headers = append(m.Headers, pathMatcher())
 	}
+	// ext_proc and the stamp check are left out of the route's filter chain
+	// (envoy.config.route.v3.FilterConfig disabled: Envoy does not create them for the request),
+	// not only told to pass: the cheapest a filter can be. A route that disables ext_proc must
+	// disable the stamp check too. Safe because no filter that remains on the route can clear
+	// the route cache and move the request to another route after the chain is built.
+	// jwt_authn stays in the chain, told to verify nothing: it still strips a client's
+	// x-tenant-id (its claim_to_headers header), the second layer behind header_mutation.
 	return route(m, routeTimeout, map[string]proto.Message{
 		filterJWT:     &jwtv3.PerRouteConfig{RequirementSpecifier: &jwtv3.PerRouteConfig_Disabled{Disabled: true}},
-		filterExtProc: &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}},
-		// No rbac field: the stamp check is off, as ext_proc is (a route that disables one must
-		// disable the other).
-		filterRBAC: &rbacv3.RBACPerRoute{},
+		filterExtProc: &routev3.FilterConfig{Disabled: true},
+		filterRBAC:    &routev3.FilterConfig{Disabled: true},
 		filterBuffer: &bufferv3.BufferPerRoute{Override: &bufferv3.BufferPerRoute_Buffer{Buffer: &bufferv3.Buffer{
 			MaxRequestBytes: wrapperspb.UInt32(unprotectedBodyLimit)}}},
 	})

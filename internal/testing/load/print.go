@@ -215,15 +215,17 @@ func cpuRounds(ms2 []*Measured) []float64 {
 // printEnvoy prints the rows of the Envoy configurations; msgs/req is the ext_proc messages the
 // configuration's server received per request ("-" without ext_proc).
 func printEnvoy(w io.Writer, ms2 []*Measured) {
-	fmt.Fprintf(w, "  %-14s %10s %9s %9s %9s %9s %15s\n", "configuration", "req/s", "p50 ms", "p99 ms", "msgs/req", "errors", "Envoy CPU µs/req")
+	fmt.Fprintf(w, "  %-14s %10s %9s %9s %9s %9s %16s %17s\n", "configuration", "req/s", "p50 ms", "p99 ms", "msgs/req", "errors", "Envoy CPU µs/req", "server CPU µs/req")
 	for _, m := range ms2 {
-		per := "-"
+		per, server := "-", "-"
 		if m.Name != EnvoyNoFilter && m.Result.Requests > 0 {
 			per = fmt.Sprintf("%.2f", float64(m.Messages)/float64(m.Result.Requests))
+			server = fmt.Sprintf("%.1f", float64(m.CPUPerRequest())/1e3)
 		}
-		fmt.Fprintf(w, "  %-14s %10.0f %9s %9s %9s %9d %15.1f\n", m.Name, m.Result.Throughput(),
-			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), per, m.Result.Errors, float64(m.EnvoyCPUPerRequest())/1e3)
+		fmt.Fprintf(w, "  %-14s %10.0f %9s %9s %9s %9d %16.1f %17s\n", m.Name, m.Result.Throughput(),
+			ms(m.Result.Percentile(0.5)), ms(m.Result.Percentile(0.99)), per, m.Result.Errors, float64(m.EnvoyCPUPerRequest())/1e3, server)
 	}
+	fmt.Fprintf(w, "  (server: the ext_proc server's process; Envoy and server CPU from /proc and getrusage over the measured runs)\n")
 }
 
 // printDirect prints the no-op and rkms rows of a direct comparison.

@@ -187,3 +187,13 @@ LOAD_ARGS ?=
 load: $(if $(RKMS_ENVOY),,$(TOOLS)/venv/bin/envoy) ## issue 18's targets, MET/MISSED per round: rkms vs no-op baselines, direct and through Envoy per route kind, 100k warm keys (BENCHMARKS.md)
 	$(GO) build -trimpath -o bin/rkms-load ./cmd/rkms-load
 	./bin/rkms-load -duration $(LOAD_DURATION) -keys $(LOAD_KEYS) $(LOAD_ARGS)
+
+# Scale simulation (issue 19): real rkms replicas, local-kms and dynalite; KMS and store calls
+# per replica beside `rkms plan`'s prediction. `make test` runs a small size (TestScale).
+SCALE_ARGS ?= -scale.tenants=1000 -scale.replicas=2 -scale.ttl=15s -scale.rate=200
+.PHONY: scale
+scale: tools ## the scale simulation: K real replicas, KMS/store calls vs the planner (README, "Choosing a KMS mode")
+	mkdir -p bin
+	$(GO) test -count=1 -timeout 60m -v -run '^TestScale$$' ./internal/testing/scale \
+	  -args -scale.report=$(CURDIR)/bin/scale-report.md $(SCALE_ARGS)
+	@cat bin/scale-report.md

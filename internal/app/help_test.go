@@ -34,6 +34,9 @@ func TestHelpEveryCommand(t *testing.T) {
 		{[]string{"--help"}, "rkms envoy-config"},
 		{[]string{"envoy-config", "--help"}, "usage: rkms envoy-config"},
 		{[]string{"envoy-config", "-h"}, "--out"},
+		{[]string{"plan", "--help"}, "usage: rkms plan"},
+		{[]string{"plan", "-h"}, "-kms-quota"},
+		{[]string{"--help"}, "rkms plan"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

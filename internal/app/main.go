@@ -37,6 +37,8 @@ Usage:
                                list each ciphertext's path, key id, version, mode, label (no keys)
   rkms envoy-config --config FILE [--out FILE]
                                render the Envoy bootstrap, its routes generated from the policies
+  rkms plan --tenants N --replicas R [--ttl D] [--mode direct|hierarchical] [--rate RPS]
+                               KMS and DynamoDB calls, monthly cost and quota headroom of a fleet
   rkms version                 print the version
 
 Run 'rkms COMMAND --help' for the flags of each command.
@@ -69,6 +71,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return rewrapCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "envoy-config":
 		return envoyConfigCmd(args[1:], stdout, stderr)
+	case "plan":
+		return planCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

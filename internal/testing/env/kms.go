@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,14 @@ const testAccount = "111122223333"
 // StartKMS starts local-kms for region on a free loopback port, with its own data directory and a
 // freshly seeded AES key (random backing key). The process is killed at test cleanup.
 func StartKMS(t testing.TB, region string) *KMS {
+	t.Helper()
+	return StartKMSTee(t, region, nil)
+}
+
+// StartKMSTee is [StartKMS] with the process's output also written to tee (when not nil), whole
+// and unbounded: for counting what the emulator logs per request (the scale simulation counts
+// its "Decryption called" lines).
+func StartKMSTee(t testing.TB, region string, tee io.Writer) *KMS {
 	t.Helper()
 	bin := tool(t, "RKMS_LOCAL_KMS", "local-kms", filepath.Join(gopathBin(t), "local-kms"))
 	dir := t.TempDir()
@@ -56,7 +65,7 @@ Aliases:
 	k := &KMS{Region: region, KeyID: keyID,
 		KeyARN: fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", region, testAccount, keyID)}
 	var port int
-	k.proc = &process{t: t, name: "local-kms " + region, logs: &LockedBuffer{Limit: 1 << 20},
+	k.proc = &process{t: t, name: "local-kms " + region, logs: &LockedBuffer{Limit: 1 << 20}, tee: tee,
 		build: func() *exec.Cmd {
 			cmd := exec.Command(bin)
 			cmd.Dir = dir

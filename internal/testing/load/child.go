@@ -267,8 +267,14 @@ func childArgs(role string, f *Flags) []string {
 func startChild(exe, role string, f *Flags, stderr io.Writer) (*child, error) {
 	cmd := exec.Command(exe, childArgs(role, f)...)
 	cmd.Stderr = stderr
-	if role == RoleRKMS && f.MemLimit != "" {
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+f.MemLimit)
+	if role == RoleRKMS && (f.MemLimit != "" || f.GOGC != "") {
+		cmd.Env = os.Environ()
+		if f.MemLimit != "" {
+			cmd.Env = append(cmd.Env, "GOMEMLIMIT="+f.MemLimit)
+		}
+		if f.GOGC != "" {
+			cmd.Env = append(cmd.Env, "GOGC="+f.GOGC)
+		}
 	}
 	in, err := cmd.StdinPipe()
 	if err != nil {

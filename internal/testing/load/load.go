@@ -36,6 +36,7 @@ type Flags struct {
 	Only        string        // comma-separated sections to run (Sections); "": all
 	KeepStore   bool          // keep the in-memory store in the rkms process after warming
 	MemLimit    string        // GOMEMLIMIT of the rkms process ("": none)
+	GOGC        string        // GOGC of the rkms process ("": the environment's)
 	CPUProfile  string        // write the rkms server CPU profile (after warming) to this file
 	NoopProfile string        // write the no-op server CPU profile to this file
 	MemProfile  string        // write the rkms server heap profile (at the end) to this file
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.Envoy, "envoy", "", "envoy binary (default: $RKMS_ENVOY, .tools/venv/bin/envoy, PATH)")
 	fs.BoolVar(&f.KeepStore, "keep-store", false, "keep the in-memory key store in the rkms process after warming (by default it is released: it stands in for DynamoDB, outside rkms)")
 	fs.StringVar(&f.MemLimit, "rkms-gomemlimit", "", "GOMEMLIMIT for the rkms process only, e.g. 120MiB (default: none)")
+	fs.StringVar(&f.GOGC, "rkms-gogc", "", "GOGC for the rkms process only, e.g. 200 or off (default: the environment's)")
 	fs.BoolVar(&f.SkipEnvoy, "skip-envoy", false, "run only the direct ext_proc comparison")
 	fs.StringVar(&f.Only, "only", "", "run only these sections, comma-separated: direct, post, get, health (default: all; targets of the others are not reported)")
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write the CPU profile of the rkms server process (from the end of warming) to this file")

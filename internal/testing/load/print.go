@@ -181,13 +181,16 @@ func (r *Report) Print(w io.Writer) {
 	okSteady := kms == 0 && st == 0 && reqs > 0
 	fmt.Fprintf(w, "\nsteady state, warm keys: %d KMS calls and %d store calls in %d rkms requests (target 0 and 0): %s\n", kms, st, reqs, verdict(okSteady))
 	summary = append(summary, fmt.Sprintf("%-7s steady state: %d KMS and %d store calls (target 0 and 0)", verdict(okSteady), kms, st))
-	memLimit := envOr("GOMEMLIMIT", "off")
+	memLimit, gogc := envOr("GOMEMLIMIT", "off"), envOr("GOGC", "100")
 	if f.MemLimit != "" {
 		memLimit = f.MemLimit
 	}
+	if f.GOGC != "" {
+		gogc = f.GOGC
+	}
 	fmt.Fprintf(w, "rkms memory: %d cached keys; VmRSS %.1f MiB after warming, max %.1f MiB under load (sampled every 200 ms), VmHWM %.1f MiB (warm-up included); Go heap live %.1f MiB after warming, %.1f MiB at the end (GOGC=%s GOMEMLIMIT=%s)\n",
 		r.Final.CacheEntries, mib(r.Idle.RSS), mib(max(rss, r.LoadRSS)), mib(r.Final.HWM), mib(r.Idle.HeapLive), mib(r.Final.HeapLive),
-		envOr("GOGC", "100"), memLimit)
+		gogc, memLimit)
 	if f.KeepStore {
 		fmt.Fprintln(w, "(the in-memory key store, a stand-in for DynamoDB, stayed in the rkms process: -keep-store)")
 	} else {

@@ -179,7 +179,7 @@ func (k *Keyring) encryptAll(ctx context.Context, key *secret.Key, regions []*re
 // create makes version 1 of id and stores it first-write-wins; if another writer won, it opens
 // the winner's key instead. It first takes a token of the creation rate limit.
 func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, error) {
-	if err := k.allowCreate(); err != nil {
+	if err := k.allowCreate(id); err != nil {
 		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
 	}
 	key, ver, err := k.newVersion(ctx, id, 1)

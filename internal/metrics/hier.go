@@ -15,6 +15,7 @@ var _ prometheus.Collector = (*hierCollector)(nil)
 func newHierCollector(k KeyringStats) *hierCollector {
 	c := &hierCollector{k: k, d: map[string]*prometheus.Desc{}}
 	for _, m := range []struct{ name, help string }{
+		{"rkms_keyring_store_reads_total", "Key records the keyring read from the store (either mode)."},
 		{"rkms_keyring_local_unwraps_total", "Data keys unwrapped locally under a branch key (hierarchical mode): no KMS call."},
 		{"rkms_keyring_local_wraps_total", "Data keys wrapped locally under a branch key (creations and re-wraps)."},
 		{"rkms_keyring_wrapped_cache_hits_total", "Plaintext cache misses served a record from the wrapped-record cache (no store read)."},
@@ -46,6 +47,7 @@ func (c *hierCollector) Collect(ch chan<- prometheus.Metric) {
 		running = 1
 	}
 	for name, v := range map[string]float64{
+		"rkms_keyring_store_reads_total":          float64(st.StoreReads),
 		"rkms_keyring_local_unwraps_total":        float64(st.LocalUnwraps),
 		"rkms_keyring_local_wraps_total":          float64(st.LocalWraps),
 		"rkms_keyring_wrapped_cache_hits_total":   float64(st.WrappedHits),

@@ -199,3 +199,13 @@ func (k *Keyring) needsRewrap(rec *store.Record) bool {
 	}
 	return false
 }
+
+// hasBranchWrapped reports whether some version of rec is wrapped under a branch key.
+func hasBranchWrapped(rec *store.Record) bool {
+	for _, v := range rec.Versions {
+		if v.IsBranchWrapped() {
+			return true
+		}
+	}
+	return false
+}

@@ -266,8 +266,10 @@ func (k *Keyring) maintainID(ctx context.Context, id string) (MaintainResult, er
 	if err := k.retireBranch(ctx, rec); err != nil {
 		return res, fmt.Errorf("maintain key: %w", err)
 	}
-	if _, err := k.rewrapID(ctx, id); err != nil {
-		return res, fmt.Errorf("maintain key: %w", err)
+	if hasBranchWrapped(rec) {
+		if _, err := k.rewrapID(ctx, id); err != nil {
+			return res, fmt.Errorf("maintain key: %w", err)
+		}
 	}
 	rec, res.Destroyed, err = k.destroy(ctx, id)
 	if err != nil {

@@ -155,13 +155,14 @@ release: ## build static rkms binaries for linux/amd64 and linux/arm64 into dist
 	cd $(DIST) && sha256sum rkms-* > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
-# Chaos run: CHAOS_PHASE per fault (and after it), CHAOS_RATE requests/s; `make test` runs it with 3s phases.
+# Chaos run: CHAOS_PHASE per fault (and after it), CHAOS_RATE requests/s, CHAOS_MODE the kms.mode; `make test` runs it with 3s phases.
 CHAOS_PHASE ?= 20s
 CHAOS_RATE  ?= 80
+CHAOS_MODE  ?= direct
 chaos: tools ## the chaos run with long phases: faults under load through Envoy, invariants checked (RELIABILITY.md)
 	mkdir -p bin
 	$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestConcurrentCreate' ./internal/testing/chaos \
-	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.report=$(CURDIR)/bin/chaos-report.md
+	  -args -chaos.phase=$(CHAOS_PHASE) -chaos.rate=$(CHAOS_RATE) -chaos.mode=$(CHAOS_MODE) -chaos.report=$(CURDIR)/bin/chaos-report.md
 
 # Abuse run (issue 13): each attack for ABUSE_HOLD at full volume, a well-behaved client beside
 # it; `make test` runs the same attacks in short form. ABUSE_ARGS=-abuse.baseline measures an rkms

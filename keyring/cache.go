@@ -127,8 +127,16 @@ type origin struct {
 	sum    [sha256.Size]byte
 }
 
-// originOf returns the origin of version ver's copy in region.
+// branchOrigin is the origin region of a branch-wrapped version (no region can have this name:
+// a NUL is in no region name the keyring accepts from a record it wrote).
+const branchOrigin = "\x00branch"
+
+// originOf returns the origin of version ver's copy in region (its branch wrap, for a
+// branch-wrapped version).
 func originOf(ver store.Version, region string) origin {
+	if ver.IsBranchWrapped() {
+		return origin{region: branchOrigin, sum: sha256.Sum256(ver.Branch.Blob)}
+	}
 	w, ok := ver.Wrapped[region]
 	if !ok {
 		return origin{}
@@ -144,6 +152,10 @@ func (o origin) heldBy(rec *store.Record, v uint32) bool {
 	ver, ok := rec.Version(v)
 	if !ok {
 		return false
+	}
+	if o.region == branchOrigin {
+		sum := sha256.Sum256(ver.Branch.Blob)
+		return ver.IsBranchWrapped() && bytes.Equal(sum[:], o.sum[:])
 	}
 	w, ok := ver.Wrapped[o.region]
 	if !ok {
@@ -184,6 +196,18 @@ func (c *cache) current(id string) (DataKey, bool) {
 	c.mu.Unlock()
 	c.hits.Add(1)
 	return dk, true
+}
+
+// peekCurrent returns the version number of id's cached current key, without counting a hit
+// or a miss and without touching the LRU order.
+func (c *cache) peekCurrent(id string) (uint32, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.lookup(id)
+	if i == 0 || c.slots[i].cur == nil {
+		return 0, false
+	}
+	return c.slots[i].current, true
 }
 
 // version returns the cached version v of id.

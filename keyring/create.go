@@ -14,9 +14,19 @@ import (
 
 // unwrap opens ver's data key in the first usable region holding a copy, falling back to the
 // others in health and latency order. It returns the key and the region that opened it.
+//
+// A version wrapped under a branch key (hierarchical mode) is opened locally instead, under the
+// branch key that opens like any key; the region returned is then "".
 func (k *Keyring) unwrap(ctx context.Context, id string, ver store.Version) (*secret.Key, string, error) {
+	if ver.IsBranchWrapped() {
+		key, err := k.unwrapBranch(ctx, id, ver)
+		return key, "", err
+	}
 	encCtx := EncryptionContext(id, ver.Number)
-	usable, skipped := k.h.ordered()
+	// The copies name their regions; every configured region (shared or a tenant's own) is in
+	// the registry, so records of both kinds open, and a tenant's copies are only ever in its
+	// own regions.
+	usable, skipped := k.h.ordered(k.h.regions)
 	var errs RegionErrors
 	for _, r := range usable {
 		w, ok := ver.Wrapped[r.name]
@@ -53,19 +63,28 @@ func (k *Keyring) unwrap(ctx context.Context, id string, ver store.Version) (*se
 	return nil, "", errs.classify(what)
 }
 
-// newVersion generates a data key for version n of id in one region (falling back to the next)
-// and wraps it in every other usable region in parallel. It fails, wiping the key, when fewer
-// than MinRegions copies exist.
+// newVersion makes version n of id: under a branch key in hierarchical mode, else by KMS in the
+// regions id is wrapped under (a tenant's own, or the shared ones).
 func (k *Keyring) newVersion(ctx context.Context, id string, n uint32) (*secret.Key, store.Version, error) {
+	if k.hierarchical(id) {
+		return k.newBranchVersion(ctx, id, n)
+	}
+	return k.newKMSVersion(ctx, id, n, k.setFor(id))
+}
+
+// newKMSVersion generates a data key for version n of id in one region of set (falling back to
+// the next) and wraps it in every other usable region of set in parallel. It fails, wiping the
+// key, when fewer than the set's MinRegions copies exist.
+func (k *Keyring) newKMSVersion(ctx context.Context, id string, n uint32, set *regionSet) (*secret.Key, store.Version, error) {
 	encCtx := EncryptionContext(id, n)
-	usable, skipped := k.h.ordered()
+	usable, skipped := k.h.ordered(set.regions)
 	var errs RegionErrors
 	var missing []string
 	for _, r := range skipped {
 		errs.add(r.name, opGenerate.String(), errBreakerOpen)
 		missing = append(missing, r.name)
 	}
-	wrapped := make(map[string]store.Wrapped, len(k.h.regions))
+	wrapped := make(map[string]store.Wrapped, len(set.regions))
 	var key *secret.Key
 	var rest []*regionState
 	for i, r := range usable {
@@ -90,7 +109,7 @@ func (k *Keyring) newVersion(ctx context.Context, id string, n uint32) (*secret.
 		break
 	}
 	if key == nil {
-		return nil, store.Version{}, fmt.Errorf("no region generated a data key, %d required: %w: %w", k.minRegions, ErrUnavailable, &errs)
+		return nil, store.Version{}, fmt.Errorf("no region generated a data key, %d required: %w: %w", set.minRegions, ErrUnavailable, &errs)
 	}
 	for _, res := range k.encryptAll(ctx, key, rest, encCtx) {
 		if res.err != nil {
@@ -100,10 +119,10 @@ func (k *Keyring) newVersion(ctx context.Context, id string, n uint32) (*secret.
 		}
 		wrapped[res.r.name] = res.w
 	}
-	if len(wrapped) < k.minRegions {
+	if len(wrapped) < set.minRegions {
 		key.Wipe()
 		return nil, store.Version{}, fmt.Errorf("%d of %d regions wrapped the data key, %d required: %w: %w",
-			len(wrapped), len(k.h.regions), k.minRegions, ErrUnavailable, &errs)
+			len(wrapped), len(set.regions), set.minRegions, ErrUnavailable, &errs)
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
@@ -160,7 +179,7 @@ func (k *Keyring) encryptAll(ctx context.Context, key *secret.Key, regions []*re
 // create makes version 1 of id and stores it first-write-wins; if another writer won, it opens
 // the winner's key instead. It first takes a token of the creation rate limit.
 func (k *Keyring) create(ctx context.Context, id string, gen uint64) (DataKey, error) {
-	if err := k.allowCreate(); err != nil {
+	if err := k.allowCreate(id); err != nil {
 		return DataKey{}, fmt.Errorf("create key %q: %w", id, err)
 	}
 	key, ver, err := k.newVersion(ctx, id, 1)
@@ -263,6 +282,10 @@ func (k *Keyring) rotate(ctx context.Context, id, reason string, due func(*store
 		k.neg.remove(id)
 		k.countRotation(reason)
 		k.log.Info("key rotated", "key_id", id, "version", ver.Number, "reason", reason)
+		if IsBranchKeyID(id) {
+			// Cache the new branch version first, then re-wrap every tenant under it.
+			defer k.startRewrap()
+		}
 		dk := DataKey{ID: id, Version: ver.Number,
 			Secret: k.cache.put(gen, id, ver.Number, ver.Number, rec.MinDecryptVersion, key, k.origin(ver, ""))}
 		key = nil

@@ -179,4 +179,47 @@
 // back. [Keyring.Create] without recreate is the explicit, never-get-existing create: [ErrExists]
 // when the id has a key. Records written before tombstones existed are live. [Keyring.List]
 // pages through ids (live and deleted apart) without reading keys.
+//
+// # Hierarchical mode
+//
+// With [Options.Mode] [ModeHierarchical], new versions of ordinary key ids are not wrapped by
+// KMS: a 32-byte data key is generated locally (crypto/rand) and wrapped with AES-256-GCM under
+// the current version of a branch key (format and associated data in WRAP.md: the id, its
+// version, the branch key id and version). Branch keys are direct-mode keys under reserved ids
+// [BranchKeyID] ("_rkms.branch.<n>", n = [BranchFor](id, Hierarchical.BranchKeys)), so regional
+// quorum, fallback, repair, the breaker and the plaintext cache apply to them unchanged. A
+// replica then makes one KMS Decrypt per branch key version per CacheTTL, not one per tenant;
+// [Stats] counts local unwraps apart from KMS calls and store reads.
+//
+// A record says how each version is wrapped ([store.Version.Branch]), so reads never depend on
+// the mode: records of both kinds read side by side, and switching modes either way needs no
+// migration (new versions follow the mode of the keyring that makes them). Reserved ids and ids
+// with their own KMS keys ([Options.Tenants]) are always wrapped by KMS.
+//
+// Records whose current version is branch-wrapped are cached wrapped ([Options.WrappedTTL],
+// [Options.WrappedMaxKeys]; they are useless without the branch key), so a plaintext cache
+// miss costs no store read. The price: another replica's Rotate or Delete of such a key is seen
+// here only after WrappedTTL (plus CacheTTL), not CacheTTL. A local write forgets the record at
+// once; an open that fails from a cached record reads the store before failing.
+//
+// Branch keys rotate every Hierarchical.RotateEvery (by age, as [Options.MaxAge] does for
+// other keys). Tenant records under an older branch version are re-wrapped under the current one
+// (a compare-and-swap that applies only while the record still holds the exact wrap it was made
+// from, so a re-wrap racing a rotation, deletion or re-creation of the tenant changes nothing it
+// should not): lazily, by the repair pass, after a read finds one; by a background pass over the
+// whole store on the replica that rotated ([Keyring.RewrapAll], paced by
+// Hierarchical.RewrapRate); and by the maintenance pass. Hierarchical.RetireGrace after a branch
+// version was replaced, the maintenance of the branch key retires it (its min decrypt version is
+// raised): tenant versions still wrapped under it then fail closed with [ErrBranchRetired]
+// (which wraps [ErrVersionRetired]). Deleting a tenant still crypto-shreds it: its wrapped record
+// is gone, and the branch key alone opens nothing.
+//
+// # Per-tenant KMS keys
+//
+// [Options.Tenants] gives key ids (exact or by prefix) their own KMS regions ([TenantKeys]):
+// their versions are wrapped directly under those regions, whatever the mode, with their own
+// quorum. Copies name their region; every region, shared or a tenant's, is in one registry of
+// names (unique), so any record opens wherever its copies are. When a tenant's regions are all
+// down its keys fail with ErrUnavailable; they never fall back to the shared regions or a branch
+// key.
 package keyring

@@ -41,3 +41,8 @@ func (k *Keyring) WipeGrace() time.Duration {
 
 // MaintainAllNow runs one maintenance pass over every key in the store.
 func (k *Keyring) MaintainAllNow(ctx context.Context) { k.maintainAll(ctx) }
+
+// WrapKeyNonce is WrapKey with a given nonce (golden vectors).
+func WrapKeyNonce(branchKey, dataKey, nonce []byte, b WrapBinding) ([]byte, error) {
+	return wrapKeyNonce(branchKey, dataKey, nonce, b)
+}

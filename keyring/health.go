@@ -92,13 +92,13 @@ func (r *regionState) available() bool {
 
 // ordered returns the regions user traffic may call, healthiest and fastest first, and the
 // regions skipped because their breaker is open or probing.
-func (h *health) ordered() (usable, skipped []*regionState) {
+func (h *health) ordered(regions []*regionState) (usable, skipped []*regionState) {
 	type snap struct {
 		r      *regionState
 		bucket int
 	}
-	snaps := make([]snap, 0, len(h.regions))
-	for _, r := range h.regions {
+	snaps := make([]snap, 0, len(regions))
+	for _, r := range regions {
 		r.mu.Lock()
 		st, ewma := r.state, r.ewma
 		r.mu.Unlock()
@@ -234,10 +234,10 @@ func (h *health) probe(ctx context.Context, r *regionState) error {
 	})
 }
 
-// countUsable returns how many regions have a closed breaker.
-func (h *health) countUsable() int {
+// countUsable returns how many of regions have a closed breaker.
+func countUsable(regions []*regionState) int {
 	n := 0
-	for _, r := range h.regions {
+	for _, r := range regions {
 		if r.available() {
 			n++
 		}

@@ -62,7 +62,7 @@ func (k *Keyring) info(rec *store.Record) KeyInfo {
 		}
 		ki.Versions = append(ki.Versions, vi)
 		if v.Number == rec.Current {
-			ki.RotationDue = k.RotationDueAt(v.Created)
+			ki.RotationDue = k.rotationDueAt(k.maxAgeFor(rec.ID), v.Created)
 			if m := k.opts.MaxSeals; m > 0 && v.Seals < m {
 				ki.SealsLeft = m - v.Seals
 			}

@@ -121,6 +121,20 @@ type Options struct {
 	// MaintenanceRate bounds the periodic pass to this many keys (store reads) per second.
 	// Default 50; negative: unpaced.
 	MaintenanceRate float64
+	// Mode is how new data keys are wrapped: ModeDirect (default) or ModeHierarchical. Reads
+	// do not depend on it: every record says how it is wrapped, so switching needs no migration.
+	Mode string
+	// Hierarchical tunes hierarchical mode (branch keys, their rotation, the re-wrap pass).
+	Hierarchical Hierarchical
+	// WrappedTTL is how long a record whose current version is branch-wrapped stays cached
+	// (wrapped, useless without its branch key), so that a plaintext cache miss costs no store
+	// read. It is also how long another replica's rotation or deletion of such a key may go
+	// unseen here. Default 1h; negative disables.
+	WrappedTTL time.Duration
+	// WrappedMaxKeys bounds the wrapped-record cache. Default 100000; negative disables.
+	WrappedMaxKeys int
+	// Tenants gives key ids their own KMS regions (bring your own key), see [TenantKeys].
+	Tenants []TenantKeys
 	// Logger receives operational events (never key material). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for cache expiry and breaker cooldowns. Default time.Now.
@@ -140,6 +154,10 @@ type Keyring struct {
 	derived    *secret.Limiter // nil: no bound (Options.CacheMaxDerived < 0)
 	creates    *rate.Limiter   // nil: unlimited (Options.CreateRate < 0)
 	neg        *negCache
+	wrapped    *wrappedCache
+	shared     *regionSet  // the configured regions
+	tenants    []tenantSet // tenants with their own regions (Options.Tenants)
+	background bool        // the background loops run (New, not NewManual)
 
 	pendingMu sync.Mutex
 	pending   map[string]struct{}
@@ -163,6 +181,16 @@ type Keyring struct {
 	destroyed        atomic.Uint64
 	refusedRetired   atomic.Uint64
 	sealReservations atomic.Uint64
+
+	// Hierarchical mode.
+	localWraps    atomic.Uint64
+	localUnwraps  atomic.Uint64
+	rewrapped     atomic.Uint64
+	rewrapScanned atomic.Uint64
+	rewrapPasses  atomic.Uint64
+	rewrapDone    atomic.Uint64
+	branchRetired atomic.Uint64
+	rewrapRunning atomic.Bool
 }
 
 // countRotation counts a rotation by reason.
@@ -211,17 +239,19 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		onClose:   k.triggerRepair,
 	}
 	seen := make(map[string]bool, len(regions))
+	k.shared = &regionSet{minRegions: opts.MinRegions}
 	for i, r := range regions {
-		if r == nil {
-			return nil, fmt.Errorf("new keyring: region %d is nil", i)
+		rs, err := k.register(r, seen)
+		if err != nil {
+			return nil, fmt.Errorf("new keyring: region %d: %w", i, err)
 		}
-		name := r.Name()
-		if name == "" || seen[name] {
-			return nil, fmt.Errorf("new keyring: region %d: name %q is empty or repeated", i, name)
-		}
-		seen[name] = true
-		k.h.regions = append(k.h.regions, &regionState{Region: r, name: name})
+		k.shared.regions = append(k.shared.regions, rs)
 	}
+	if err := k.addTenants(opts.Tenants, seen); err != nil {
+		return nil, fmt.Errorf("new keyring: %w", err)
+	}
+	k.background = background
+	k.wrapped = newWrappedCache(opts.WrappedMaxKeys, opts.WrappedTTL, opts.Now)
 	if opts.CacheMaxDerived > 0 {
 		k.derived = secret.NewLimiter(opts.CacheMaxDerived)
 	}
@@ -293,6 +323,9 @@ func withDefaults(o Options, n int) (Options, error) {
 	if o.BreakerThreshold < 0 || o.BreakerCooldown < 0 || o.RepairInterval < 0 || o.CallTimeout < 0 || o.MaxStale < 0 {
 		return o, errors.New("breaker threshold, breaker cooldown, repair interval, call timeout and max stale must not be negative")
 	}
+	if err := hierDefaults(&o); err != nil {
+		return o, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -346,11 +379,17 @@ func (k *Keyring) GetVersion(ctx context.Context, id string, v uint32) (DataKey,
 	fkey := id + "\x00" + strconv.FormatUint(uint64(v), 10)
 	return k.flight(ctx, fkey, id, func(ctx context.Context, id string) (DataKey, error) {
 		gen := k.cache.generation()
-		rec, err := k.storeGet(ctx, id)
+		rec, cached, err := k.readRecord(ctx, id)
 		if err != nil {
 			return k.orStale(id, v, false, nil, err)
 		}
 		dk, err := k.open(ctx, id, rec, v, gen)
+		if err != nil && cached {
+			// The cached record may be out of date (re-wrapped, rotated, retired elsewhere):
+			// read the store before failing.
+			k.wrapped.remove(id)
+			return k.loadVersionFresh(ctx, id, v)
+		}
 		if err != nil {
 			return k.orStale(id, v, false, rec, err)
 		}
@@ -380,8 +419,30 @@ func (k *Keyring) loadCurrent(ctx context.Context, id string) (DataKey, error) {
 	return k.load(ctx, id, true)
 }
 
+// loadVersionFresh opens version v of id from a store read (no wrapped-record cache).
+func (k *Keyring) loadVersionFresh(ctx context.Context, id string, v uint32) (DataKey, error) {
+	gen := k.cache.generation()
+	rec, err := k.storeGet(ctx, id)
+	if err != nil {
+		return k.orStale(id, v, false, nil, err)
+	}
+	dk, err := k.open(ctx, id, rec, v, gen)
+	if err != nil {
+		return k.orStale(id, v, false, rec, err)
+	}
+	return dk, nil
+}
+
 func (k *Keyring) load(ctx context.Context, id string, create bool) (DataKey, error) {
 	gen, ngen := k.cache.generation(), k.neg.generation()
+	if rec, ok := k.wrapped.get(id); ok {
+		if dk, err := k.loadFrom(ctx, id, rec, gen); err == nil {
+			return dk, nil
+		}
+		// Out of date, perhaps (rotated, re-wrapped or retired elsewhere): read the store.
+		k.wrapped.remove(id)
+	}
+	wgen := k.wrapped.generation()
 	rec, err := k.storeGet(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		if create {
@@ -393,16 +454,22 @@ func (k *Keyring) load(ctx context.Context, id string, create bool) (DataKey, er
 	if err != nil {
 		return k.orStale(id, 0, true, nil, err)
 	}
+	k.wrapped.put(wgen, rec)
+	dk, err := k.loadFrom(ctx, id, rec, gen)
+	if err != nil {
+		return k.orStale(id, 0, true, rec, err)
+	}
+	return dk, nil
+}
+
+// loadFrom opens rec's current version, rotating it first when it is due.
+func (k *Keyring) loadFrom(ctx context.Context, id string, rec *store.Record, gen uint64) (DataKey, error) {
 	if reason := k.rotationDue(rec); reason != "" {
 		if dk, done, err := k.loadDue(ctx, id, rec, reason, gen); done {
 			return dk, err
 		}
 	}
-	dk, err := k.open(ctx, id, rec, rec.Current, gen)
-	if err != nil {
-		return k.orStale(id, 0, true, rec, err)
-	}
-	return dk, nil
+	return k.open(ctx, id, rec, rec.Current, gen)
 }
 
 // orStale is stale-if-error: when err says the key service is unavailable, it returns the
@@ -440,6 +507,9 @@ func (k *Keyring) open(ctx context.Context, id string, rec *store.Record, v uint
 	key, src, err := k.unwrap(ctx, id, ver)
 	if err != nil {
 		return DataKey{}, err
+	}
+	if k.needsRewrap(rec) {
+		k.enqueue(id) // lazily: the next repair pass re-wraps it (compare-and-swap)
 	}
 	cur := rec.Current
 	if k.rotationDue(rec) != "" {
@@ -521,8 +591,8 @@ func (k *Keyring) Ready(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("key store not ready: %w: %w", ErrUnavailable, err)
 	}
-	if n := k.h.countUsable(); n < k.minRegions {
-		return fmt.Errorf("%d of %d kms regions healthy, %d required: %w", n, len(k.h.regions), k.minRegions, ErrUnavailable)
+	if n := countUsable(k.shared.regions); n < k.minRegions {
+		return fmt.Errorf("%d of %d kms regions healthy, %d required: %w", n, len(k.shared.regions), k.minRegions, ErrUnavailable)
 	}
 	return nil
 }
@@ -568,6 +638,7 @@ func (k *Keyring) storeRead(ctx context.Context, id string) (*store.Record, erro
 }
 
 func (k *Keyring) storeWrite(ctx context.Context, rec *store.Record, create bool) error {
+	k.wrapped.remove(rec.ID) // before and whatever the outcome: a cached copy may be stale now
 	ctx, cancel := context.WithTimeout(ctx, k.opts.CallTimeout)
 	defer cancel()
 	if create {

@@ -42,7 +42,7 @@ func (k *Keyring) createExplicit(ctx context.Context, id string, recreate bool) 
 		case !recreate:
 			return DataKey{}, ErrDeleted
 		}
-		if err := k.allowCreate(); err != nil {
+		if err := k.allowCreate(id); err != nil {
 			return DataKey{}, err
 		}
 		key, ver, err := k.newVersion(ctx, id, 1)

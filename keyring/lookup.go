@@ -43,9 +43,10 @@ func (k *Keyring) lookupCurrent(ctx context.Context, id string) (DataKey, error)
 
 // allowCreate takes a token from the creation bucket, or says when to retry. Only a creation
 // that will really happen takes one: it runs inside the singleflight of Get, after the store
-// said the record does not exist.
-func (k *Keyring) allowCreate() error {
-	if k.creates == nil {
+// said the record does not exist. Branch keys take none: they are rkms's own keys, at most
+// Hierarchical.BranchKeys of them, made on behalf of a tenant creation that took its token.
+func (k *Keyring) allowCreate(id string) error {
+	if k.creates == nil || IsBranchKeyID(id) {
 		return nil
 	}
 	now := k.opts.Now()

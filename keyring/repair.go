@@ -97,10 +97,10 @@ func (k *Keyring) noticeMissing(rec *store.Record) {
 // incomplete reports whether some version of rec lacks a configured region's copy.
 func (k *Keyring) incomplete(rec *store.Record) bool {
 	for _, v := range rec.Versions {
-		if v.IsDestroyed() {
-			continue // nothing left to copy, on purpose
+		if v.IsDestroyed() || v.IsBranchWrapped() {
+			continue // nothing left to copy, on purpose; or no KMS copies at all
 		}
-		for _, r := range k.h.regions {
+		for _, r := range k.setFor(rec.ID).regions {
 			if _, ok := v.Wrapped[r.name]; !ok {
 				return true
 			}
@@ -129,6 +129,10 @@ func (k *Keyring) repairAll(ctx context.Context) {
 		done, err := k.repairID(ctx, id)
 		if err != nil {
 			k.log.Warn("key repair failed; will retry", "key_id", id, "err", err)
+		}
+		if _, rerr := k.rewrapID(ctx, id); rerr != nil {
+			k.log.Warn("key re-wrap failed; will retry", "key_id", id, "err", rerr)
+			done = false
 		}
 		if done && (merr == nil || errors.Is(merr, ErrNotFound)) {
 			k.pendingMu.Lock()
@@ -159,7 +163,7 @@ func (k *Keyring) repairID(ctx context.Context, id string) (done bool, err error
 	complete := true
 	var fills []fill
 	for _, v := range rec.Versions {
-		if v.IsDestroyed() {
+		if v.IsDestroyed() || v.IsBranchWrapped() {
 			continue
 		}
 		f, ok := k.planFill(ctx, id, v)
@@ -204,7 +208,7 @@ func (k *Keyring) repairID(ctx context.Context, id string) (done bool, err error
 func (k *Keyring) planFill(ctx context.Context, id string, v store.Version) (f fill, ok bool) {
 	ok = true
 	var targets []*regionState
-	for _, r := range k.h.regions {
+	for _, r := range k.setFor(id).regions {
 		if _, has := v.Wrapped[r.name]; has {
 			continue
 		}

@@ -58,6 +58,9 @@ func (k *Keyring) checkRotation() error {
 	if err := CheckMaxAge(k.opts.MaxAge, k.cacheLife()); err != nil {
 		return fmt.Errorf("max age: %w", err)
 	}
+	if err := CheckMaxAge(max(k.opts.Hierarchical.RotateEvery, 0), k.cacheLife()); err != nil {
+		return fmt.Errorf("branch key rotate every: %w", err)
+	}
 	return nil
 }
 
@@ -67,10 +70,23 @@ func (k *Keyring) checkRotation() error {
 // due, every KMS region down, is retried for that long before seals stop: 9 days at 90). Zero
 // when age rotation is off.
 func (k *Keyring) RotationDueAt(created time.Time) time.Time {
-	if k.opts.MaxAge <= 0 {
+	return k.rotationDueAt(k.opts.MaxAge, created)
+}
+
+// maxAgeFor is the max age of id's versions: Hierarchical.RotateEvery for branch keys (in
+// either mode, so that branch keys made in hierarchical mode keep rotating), MaxAge otherwise.
+func (k *Keyring) maxAgeFor(id string) time.Duration {
+	if IsBranchKeyID(id) {
+		return max(k.opts.Hierarchical.RotateEvery, 0)
+	}
+	return k.opts.MaxAge
+}
+
+func (k *Keyring) rotationDueAt(maxAge time.Duration, created time.Time) time.Time {
+	if maxAge <= 0 {
 		return time.Time{}
 	}
-	return created.Add(k.opts.MaxAge - max(k.cacheLife(), k.opts.MaxAge/10))
+	return created.Add(maxAge - max(k.cacheLife(), maxAge/10))
 }
 
 // rotationDue says why rec's current version must be rotated now, or "".
@@ -79,7 +95,7 @@ func (k *Keyring) rotationDue(rec *store.Record) string {
 	if !ok {
 		return ""
 	}
-	if due := k.RotationDueAt(cur.Created); !due.IsZero() && !k.opts.Now().Before(due) {
+	if due := k.rotationDueAt(k.maxAgeFor(rec.ID), cur.Created); !due.IsZero() && !k.opts.Now().Before(due) {
 		return ReasonAge
 	}
 	if m := k.opts.MaxSeals; m > 0 && cur.Seals > m-k.sealBlock() {
@@ -92,7 +108,8 @@ func (k *Keyring) rotationDue(rec *store.Record) string {
 // any more, rotated or not.
 func (k *Keyring) pastMaxAge(rec *store.Record) bool {
 	cur, ok := rec.Version(rec.Current)
-	return ok && k.opts.MaxAge > 0 && !k.opts.Now().Before(cur.Created.Add(k.opts.MaxAge))
+	maxAge := k.maxAgeFor(rec.ID)
+	return ok && maxAge > 0 && !k.opts.Now().Before(cur.Created.Add(maxAge))
 }
 
 // loadDue handles a record whose current version is due for rotation in the read path (Get,
@@ -200,7 +217,7 @@ func (k *Keyring) destroyDue(rec *store.Record) bool {
 // noticeLifecycle queues rec for the maintenance pass when a retired version's copies are due
 // for destruction.
 func (k *Keyring) noticeLifecycle(rec *store.Record) {
-	if k.destroyDue(rec) {
+	if k.destroyDue(rec) || k.branchRetireDue(rec) > rec.MinDecryptVersion {
 		k.enqueue(rec.ID)
 	}
 }
@@ -244,6 +261,14 @@ func (k *Keyring) maintainID(ctx context.Context, id string) (MaintainResult, er
 		}
 		if fresh == nil {
 			res.Rotated, res.Reason = dk.Version, reason
+		}
+	}
+	if err := k.retireBranch(ctx, rec); err != nil {
+		return res, fmt.Errorf("maintain key: %w", err)
+	}
+	if hasBranchWrapped(rec) {
+		if _, err := k.rewrapID(ctx, id); err != nil {
+			return res, fmt.Errorf("maintain key: %w", err)
 		}
 	}
 	rec, res.Destroyed, err = k.destroy(ctx, id)

@@ -54,7 +54,19 @@ type Stats struct {
 	VersionsDestroyed uint64 // retired versions whose copies were deleted
 	RetiredRefused    uint64 // opens refused because the version is retired (ErrVersionRetired)
 	SealReservations  uint64 // seal blocks reserved in the store
-	Regions           []RegionStats
+	// Hierarchical mode. KMS calls are in Regions; store reads in StoreReads.
+	LocalWraps       uint64 // data keys wrapped locally under a branch key (creations, re-wraps)
+	LocalUnwraps     uint64 // data keys unwrapped locally under a branch key (no KMS call)
+	WrappedHits      uint64 // plaintext misses served a record from the wrapped-record cache (no store read)
+	WrappedMisses    uint64
+	WrappedEntries   int    // records in the wrapped-record cache now
+	Rewrapped        uint64 // key versions re-wrapped under a newer branch key version
+	RewrapScanned    uint64 // records examined by background re-wrap passes
+	RewrapPasses     uint64 // background re-wrap passes started
+	RewrapPassesDone uint64 // background re-wrap passes that reached the end of the store
+	RewrapRunning    bool   // a background re-wrap pass is under way
+	BranchRetires    uint64 // branch keys whose old versions this keyring retired after the grace
+	Regions          []RegionStats
 }
 
 // RegionStats counts one region's calls.
@@ -98,6 +110,17 @@ func (k *Keyring) Stats() Stats {
 		VersionsDestroyed: k.destroyed.Load(),
 		RetiredRefused:    k.refusedRetired.Load(),
 		SealReservations:  k.sealReservations.Load(),
+		LocalWraps:        k.localWraps.Load(),
+		LocalUnwraps:      k.localUnwraps.Load(),
+		WrappedHits:       k.wrapped.hits.Load(),
+		WrappedMisses:     k.wrapped.misses.Load(),
+		WrappedEntries:    k.wrapped.len(),
+		Rewrapped:         k.rewrapped.Load(),
+		RewrapScanned:     k.rewrapScanned.Load(),
+		RewrapPasses:      k.rewrapPasses.Load(),
+		RewrapPassesDone:  k.rewrapDone.Load(),
+		RewrapRunning:     k.rewrapRunning.Load(),
+		BranchRetires:     k.branchRetired.Load(),
 		Regions:           make([]RegionStats, len(k.h.regions)),
 	}
 	for i, r := range k.h.regions {

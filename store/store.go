@@ -108,6 +108,50 @@ type Version struct {
 	// replica reserves blocks before it seals, so the real count is at most this). The keyring
 	// rotates before it would pass its limit.
 	Seals uint64
+	// Branch, when its KeyID is set, says that the version's data key is wrapped locally under
+	// a branch key (the keyring's hierarchical mode) instead of by KMS regions: Wrapped is then
+	// empty and Missing unused. A record says itself how each version is wrapped, so records of
+	// both kinds (and versions of both kinds in one record) read side by side. Records written
+	// before hierarchical mode existed have no Branch.
+	Branch BranchWrap
+}
+
+// BranchWrap is a data key wrapped under one version of a branch key (package keyring,
+// hierarchical mode). The store keeps it opaque; the keyring parses and authenticates Blob.
+type BranchWrap struct {
+	// KeyID is the branch key's id (a reserved keyring id, e.g. "_rkms.branch.0").
+	KeyID string
+	// Version is the branch key version the data key is wrapped under (1 or more).
+	Version uint32
+	// Blob is the wrapped data key (format: keyring's WRAP.md).
+	Blob []byte
+}
+
+// IsBranchWrapped reports whether v's data key is wrapped under a branch key ([Version.Branch]).
+func (v *Version) IsBranchWrapped() bool { return v.Branch.KeyID != "" }
+
+// CheckBranch returns an error wrapping [ErrCorrupt] unless v's branch wrap is absent or well
+// formed: a key id, a version of 1 or more and a blob, on a version holding no KMS copy and not
+// destroyed. Every store decoder calls it, so a record is never half one kind and half the other.
+func (v *Version) CheckBranch() error {
+	b := v.Branch
+	if b.KeyID == "" {
+		if b.Version != 0 || len(b.Blob) > 0 {
+			return fmt.Errorf("version %d: branch wrap without a branch key id: %w", v.Number, ErrCorrupt)
+		}
+		return nil
+	}
+	switch {
+	case b.Version == 0:
+		return fmt.Errorf("version %d: branch wrap of version 0: %w", v.Number, ErrCorrupt)
+	case len(b.Blob) == 0:
+		return fmt.Errorf("version %d: branch wrap without a blob: %w", v.Number, ErrCorrupt)
+	case len(v.Wrapped) > 0:
+		return fmt.Errorf("version %d: both branch-wrapped and wrapped by kms regions: %w", v.Number, ErrCorrupt)
+	case v.IsDestroyed():
+		return fmt.Errorf("version %d: destroyed but holds a branch wrap: %w", v.Number, ErrCorrupt)
+	}
+	return nil
 }
 
 // IsRetired reports whether v is retired or destroyed.
@@ -169,6 +213,7 @@ func (r *Record) Clone() *Record {
 			nv.Wrapped[k] = Wrapped{KeyID: w.KeyID, Blob: append([]byte(nil), w.Blob...)}
 		}
 		nv.Missing = append([]string(nil), v.Missing...)
+		nv.Branch.Blob = append([]byte(nil), v.Branch.Blob...)
 		c.Versions[i] = nv
 	}
 	return &c

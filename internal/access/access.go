@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/rkms/rkms/keyring"
 )
 
 // Operation names, as they appear in admin.credentials[].allow and in audit records.
@@ -64,13 +66,18 @@ func (p Principal) Allows(op, id string) bool {
 	return op == List && id == "" || p.Covers(id)
 }
 
-// Covers reports whether id is within p's id prefixes (always, when it has none).
+// Covers reports whether id is within p's id prefixes (always, when it has none). Branch keys
+// (keyring.IsBranchKeyID: hierarchical mode's "_rkms.branch.<n>", each able to unwrap every
+// tenant key under it) are covered only by a prefix that itself starts with
+// keyring.BranchKeyPrefix: no credential for all ids, nor one for "_rkms.", reads, lists,
+// rotates or deletes them unless it names them explicitly.
 func (p Principal) Covers(id string) bool {
+	branch := keyring.IsBranchKeyID(id)
 	if len(p.IDPrefixes) == 0 {
-		return true
+		return !branch
 	}
 	for _, pre := range p.IDPrefixes {
-		if strings.HasPrefix(id, pre) {
+		if strings.HasPrefix(id, pre) && (!branch || keyring.IsBranchKeyID(pre)) {
 			return true
 		}
 	}

@@ -53,3 +53,35 @@ func TestCheckName(t *testing.T) {
 		t.Error("Known")
 	}
 }
+
+// TestBranchKeysNeedExplicitPrefix: branch keys (hierarchical mode) unwrap every tenant under
+// them, so no credential reaches them (read, delete, list, ...) unless one of its id prefixes
+// names the branch prefix itself; an all-ids credential or one covering "_rkms." does not.
+func TestBranchKeysNeedExplicitPrefix(t *testing.T) {
+	id := "_rkms.branch.0"
+	tests := []struct {
+		name     string
+		prefixes []string
+		want     bool
+	}{
+		{"all ids", nil, false},
+		{"empty prefix", []string{""}, false},
+		{"reserved prefix", []string{"_rkms."}, false},
+		{"underscore", []string{"_"}, false},
+		{"explicit", []string{"_rkms.branch."}, true},
+		{"explicit one", []string{"_rkms.branch.0"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Principal{Name: "x", Allow: Operations, IDPrefixes: tc.prefixes}
+			for _, op := range Operations {
+				if got := p.Allows(op, id); got != tc.want {
+					t.Errorf("Allows(%s, %s) = %v, want %v", op, id, got, tc.want)
+				}
+			}
+			if !All("a").Covers("tenant") || All("a").Covers(id) {
+				t.Error("All covers tenants and not branch keys")
+			}
+		})
+	}
+}

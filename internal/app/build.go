@@ -30,10 +30,48 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// buildTenants makes the keyring's per-tenant KMS keys (kms.tenants), each region built like
+// the shared ones and wrapped by wrap (metrics).
+func buildTenants(ctx context.Context, cfg *config.Config, log *slog.Logger, wrap func(keyring.Region) keyring.Region) ([]keyring.TenantKeys, error) {
+	var out []keyring.TenantKeys
+	for i, t := range cfg.KMS.Tenants {
+		regs := make([]config.Region, len(t.Regions))
+		for j, r := range t.Regions {
+			regs[j] = config.Region{Name: r.Name, KeyID: r.KeyID, Endpoint: r.Endpoint}
+			if r.AWSRegion != "" && cfg.KMS.Provider == "aws" {
+				regs[j].Name = r.AWSRegion
+			}
+		}
+		built, err := buildRegionList(ctx, cfg, regs, log)
+		if err != nil {
+			return nil, fmt.Errorf("kms.tenants[%d]: %w", i, err)
+		}
+		tk := keyring.TenantKeys{IDs: t.IDs, IDPrefixes: t.IDPrefixes, MinRegions: t.MinRegions}
+		for j, r := range built {
+			tk.Regions = append(tk.Regions, wrap(renamed{Region: r, name: t.Regions[j].Name}))
+		}
+		out = append(out, tk)
+	}
+	return out, nil
+}
+
+// renamed gives a region the configured name of a tenant's key (unique among all regions),
+// whatever AWS region it is in.
+type renamed struct {
+	keyring.Region
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
+
 // buildRegions makes one keyring.Region per configured region.
 func buildRegions(ctx context.Context, cfg *config.Config, log *slog.Logger) ([]keyring.Region, error) {
-	regions := make([]keyring.Region, 0, len(cfg.KMS.Regions))
-	for _, rc := range cfg.KMS.Regions {
+	return buildRegionList(ctx, cfg, cfg.KMS.Regions, log)
+}
+
+func buildRegionList(ctx context.Context, cfg *config.Config, list []config.Region, log *slog.Logger) ([]keyring.Region, error) {
+	regions := make([]keyring.Region, 0, len(list))
+	for _, rc := range list {
 		switch cfg.KMS.Provider {
 		case "local":
 			r, err := localkms.Open(cfg.LocalKMSDir(), rc.Name, log)
@@ -107,7 +145,15 @@ func keyringOptions(cfg *config.Config, log *slog.Logger) keyring.Options {
 		RepairInterval: cfg.KMS.RepairInterval, CreateRate: cfg.KMS.CreateRate, CreateBurst: cfg.KMS.CreateBurst,
 		NegativeTTL: cfg.Cache.NegativeTTL, NegativeMaxKeys: cfg.Cache.NegativeMaxKeys, Logger: log,
 		MaxAge: r.MaxAge, MaxSeals: r.MaxSeals, RetireGrace: offIfZero(r.RetireGrace),
-		MaintenanceInterval: offIfZero(r.MaintenanceInterval), MaintenanceRate: unpacedIfZero(r.MaintenanceRate)}
+		MaintenanceInterval: offIfZero(r.MaintenanceInterval), MaintenanceRate: unpacedIfZero(r.MaintenanceRate),
+		Mode: cfg.KMS.Mode, Hierarchical: hierarchicalOptions(cfg.KMS.Hierarchical),
+		WrappedTTL: cfg.Cache.WrappedTTL, WrappedMaxKeys: cfg.Cache.WrappedMaxKeys}
+}
+
+// hierarchicalOptions maps kms.hierarchical (0 = never / unpaced) to the keyring's options.
+func hierarchicalOptions(h config.Hierarchical) keyring.Hierarchical {
+	return keyring.Hierarchical{BranchKeys: h.BranchKeys, RotateEvery: offIfZero(h.RotateEvery),
+		RetireGrace: offIfZero(h.RetireGrace), RewrapRate: unpacedIfZero(h.RewrapRate)}
 }
 
 // unpacedIfZero maps a config rate where 0 is unpaced to a keyring option where 0 is the default

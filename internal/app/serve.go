@@ -114,13 +114,19 @@ func openKeys(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metr
 	for i := range regions {
 		regions[i] = m.WrapRegion(regions[i])
 	}
+	tenants, err := buildTenants(ctx, cfg, log, m.WrapRegion)
+	if err != nil {
+		return nil, err
+	}
 	st, err := buildStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	// Key creation is audited where the record is first written, whichever API caused it.
 	auditLog := audit.New(log, extprocCaller)
-	kr, err := keyring.New(auditLog.WrapStore(m.WrapStore(st)), regions, keyringOptions(cfg, log))
+	kopts := keyringOptions(cfg, log)
+	kopts.Tenants = tenants
+	kr, err := keyring.New(auditLog.WrapStore(m.WrapStore(st)), regions, kopts)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("keyring: %w", err)

@@ -158,6 +158,39 @@ type KMS struct {
 	CreateRate float64 `yaml:"create_rate"`
 	// CreateBurst is how many keys a replica may create at once after a quiet period.
 	CreateBurst int `yaml:"create_burst"`
+	// Mode is how new data keys are wrapped: direct (each under every region) or hierarchical
+	// (locally under a branch key, itself wrapped under every region). Reads do not depend on
+	// it: switching needs no migration.
+	Mode         string       `yaml:"mode"`
+	Hierarchical Hierarchical `yaml:"hierarchical"`
+	// Tenants gives key ids their own KMS keys (bring your own key), whatever Mode says.
+	Tenants []TenantKMS `yaml:"tenants"`
+}
+
+// Hierarchical configures hierarchical mode (keyring.Hierarchical).
+type Hierarchical struct {
+	BranchKeys  int           `yaml:"branch_keys"`  // tenants map to stable_hash(id) mod branch_keys
+	RotateEvery time.Duration `yaml:"rotate_every"` // branch key rotation; 0 = never
+	RetireGrace time.Duration `yaml:"retire_grace"` // an old branch version stops opening this long after its successor; 0 = never
+	RewrapRate  float64       `yaml:"rewrap_rate"`  // records per second of the background re-wrap; 0 = unpaced
+}
+
+// TenantKMS is one tenant's own KMS keys: key ids (exact, or by prefix) wrapped directly under
+// its regions, never under the shared ones or a branch key.
+type TenantKMS struct {
+	IDs        []string       `yaml:"ids"`
+	IDPrefixes []string       `yaml:"id_prefixes"`
+	MinRegions int            `yaml:"min_regions"` // 0: a majority of regions
+	Regions    []TenantRegion `yaml:"regions"`
+}
+
+// TenantRegion is one of a tenant's KMS keys. Name must be unique among every region (shared
+// and tenants'): records name their copies by it.
+type TenantRegion struct {
+	Name      string `yaml:"name"`
+	AWSRegion string `yaml:"aws_region"` // aws: the key's region (default: name)
+	KeyID     string `yaml:"key_id"`     // aws: key ARN; local: unused
+	Endpoint  string `yaml:"endpoint"`   // aws: optional endpoint override
 }
 
 // Region is one KMS region.
@@ -211,6 +244,11 @@ type Cache struct {
 	// 0: the default (10000).
 	NegativeMaxKeys int    `yaml:"negative_max_keys"`
 	Warmup          Warmup `yaml:"warmup"`
+	// WrappedTTL and WrappedMaxKeys bound the cache of branch-wrapped records (hierarchical
+	// mode): a plaintext miss then costs no store read. It is also how long another replica's
+	// rotation or deletion of such a key may go unseen here.
+	WrappedTTL     time.Duration `yaml:"wrapped_ttl"`
+	WrappedMaxKeys int           `yaml:"wrapped_max_keys"`
 }
 
 // Keyring configures the key lifecycle beyond the cache (see package keyring).
@@ -344,6 +382,10 @@ func defaults() *Config {
 			RepairInterval:   keyring.DefaultRepairInterval,
 			CreateRate:       keyring.DefaultCreateRate,
 			CreateBurst:      keyring.DefaultCreateBurst,
+			Mode:             keyring.ModeDirect,
+			Hierarchical: Hierarchical{BranchKeys: keyring.DefaultBranchKeys, RotateEvery: keyring.DefaultBranchRotateEvery,
+				RetireGrace: keyring.DefaultBranchRetireGrace, RewrapRate: keyring.DefaultRewrapRate},
+			Tenants: []TenantKMS{},
 		},
 		Store: Store{
 			Type:     "embedded",
@@ -357,6 +399,8 @@ func defaults() *Config {
 			NegativeTTL:     keyring.DefaultNegativeTTL,
 			NegativeMaxKeys: keyring.DefaultNegativeMaxKeys,
 			Warmup:          Warmup{MaxKeys: DefaultWarmupMaxKeys, Timeout: DefaultWarmupTimeout, SaveInterval: DefaultWarmupSaveInterval},
+			WrappedTTL:      keyring.DefaultWrappedTTL,
+			WrappedMaxKeys:  keyring.DefaultWrappedMaxKeys,
 		},
 		Keyring: Keyring{Rotation: Rotation{MaxAge: DefaultMaxAge, MaxSeals: DefaultMaxSeals,
 			RetireGrace: DefaultRetireGrace, MaintenanceInterval: DefaultMaintenanceInterval,
@@ -683,6 +727,7 @@ func (c *checker) kms(k *KMS) {
 		c.add("kms.create_burst", "must be positive (got %d)", k.CreateBurst)
 	}
 	c.owner("kms.min_regions", keyring.CheckMinRegions(k.MinRegions, len(k.Regions)))
+	c.hierarchical(k)
 }
 
 var regionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
@@ -831,4 +876,47 @@ func child(n *yaml.Node, part string) (*yaml.Node, int) {
 		}
 	}
 	return nil, 0
+}
+
+// hierarchical checks kms.mode, kms.hierarchical and kms.tenants.
+func (c *checker) hierarchical(k *KMS) {
+	if k.Mode != keyring.ModeDirect && k.Mode != keyring.ModeHierarchical {
+		c.add("kms.mode", "must be %s or %s (got %q)", keyring.ModeDirect, keyring.ModeHierarchical, k.Mode)
+	}
+	h := k.Hierarchical
+	if h.BranchKeys < 1 || h.BranchKeys > keyring.MaxBranchKeys {
+		c.add("kms.hierarchical.branch_keys", "must be 1..%d (got %d)", keyring.MaxBranchKeys, h.BranchKeys)
+	}
+	if h.RotateEvery < 0 || h.RetireGrace < 0 || h.RewrapRate < 0 {
+		c.add("kms.hierarchical", "rotate_every, retire_grace and rewrap_rate must not be negative; 0 = never / unpaced")
+	}
+	names := map[string]bool{}
+	for _, r := range k.Regions {
+		names[r.Name] = true
+	}
+	for i, t := range k.Tenants {
+		p := fmt.Sprintf("kms.tenants[%d]", i)
+		if len(t.IDs)+len(t.IDPrefixes) == 0 {
+			c.add(p, "needs ids or id_prefixes")
+		}
+		for _, id := range append(append([]string(nil), t.IDs...), t.IDPrefixes...) {
+			if err := keyring.ValidateID(id); err != nil {
+				c.add(p, "id or prefix %q: %v", id, err)
+			}
+		}
+		if len(t.Regions) == 0 {
+			c.add(p+".regions", "needs at least one region")
+		}
+		c.owner(p+".min_regions", keyring.CheckMinRegions(t.MinRegions, len(t.Regions)))
+		for j, r := range t.Regions {
+			rp := fmt.Sprintf("%s.regions[%d]", p, j)
+			if r.Name == "" || names[r.Name] {
+				c.add(rp+".name", "must be set and unique among all regions (got %q)", r.Name)
+			}
+			names[r.Name] = true
+			if k.Provider == "aws" && r.KeyID == "" {
+				c.add(rp+".key_id", "must name the tenant's KMS key (ARN preferred)")
+			}
+		}
+	}
 }

@@ -35,6 +35,9 @@ func (m *Metrics) WatchKeyring(k KeyringStats) error {
 	if err := m.reg.Register(newLifecycleCollector(k)); err != nil {
 		return err
 	}
+	if err := m.reg.Register(newHierCollector(k)); err != nil {
+		return err
+	}
 	return m.reg.Register(&keyringCollector{k: k,
 		breaker: prometheus.NewDesc("rkms_kms_breaker_state", "1 for the current circuit breaker state of each KMS region (closed, open, half-open), else 0.", []string{"region", "state"}, nil),
 		healthy: prometheus.NewDesc("rkms_kms_region_healthy", "1 while the region's circuit breaker is closed.", []string{"region"}, nil),

@@ -222,6 +222,8 @@ func (fakeStats) Stats() keyring.Stats {
 	return keyring.Stats{CacheHits: 10, CacheMisses: 3, CacheEntries: 2, Created: 1, RepairedCopies: 4, PendingRepairs: 5, StaleServed: 6, DerivedDropped: 7,
 		CreateLimited: 8, NegativeHits: 9, NegativeEntries: 11,
 		RotationsAge: 12, RotationsSeals: 13, RotationsAdmin: 14, VersionsRetired: 15, VersionsDestroyed: 16, RetiredRefused: 17, SealReservations: 18,
+		StoreReads: 19, LocalWraps: 20, LocalUnwraps: 21, WrappedHits: 22, WrappedMisses: 23, WrappedEntries: 24, Rewrapped: 25,
+		RewrapScanned: 26, RewrapPasses: 27, RewrapPassesDone: 28, RewrapRunning: true, BranchRetires: 29,
 		Regions: []keyring.RegionStats{{Name: "us-east-1"}, {Name: "us-west-2", BreakerOpens: 2}}}
 }
 
@@ -260,6 +262,18 @@ func TestWatchKeyring(t *testing.T) {
 		{"rkms_keyring_versions_retired_total", nil, 15},
 		{"rkms_keyring_versions_destroyed_total", nil, 16},
 		{"rkms_decrypt_refused_total", map[string]string{"reason": "version_retired"}, 17},
+		{"rkms_keyring_store_reads_total", nil, 19},
+		{"rkms_keyring_local_wraps_total", nil, 20},
+		{"rkms_keyring_local_unwraps_total", nil, 21},
+		{"rkms_keyring_wrapped_cache_hits_total", nil, 22},
+		{"rkms_keyring_wrapped_cache_misses_total", nil, 23},
+		{"rkms_keyring_wrapped_cache_records", nil, 24},
+		{"rkms_keyring_rewrapped_total", nil, 25},
+		{"rkms_keyring_rewrap_scanned_total", nil, 26},
+		{"rkms_keyring_rewrap_passes_total", nil, 27},
+		{"rkms_keyring_rewrap_passes_done_total", nil, 28},
+		{"rkms_keyring_rewrap_running", nil, 1},
+		{"rkms_keyring_branch_retires_total", nil, 29},
 		{"rkms_keyring_seal_reservations_total", nil, 18},
 	} {
 		expect(t, m, tc.name, tc.labels, tc.want)

@@ -32,6 +32,9 @@ const (
 	attrRetired    = "retired"
 	attrDestroyed  = "destroyed"
 	attrSeals      = "seals"
+	// Hierarchical mode: a version wrapped under a branch key (absent in every other version).
+	attrBranch        = "branch"
+	attrBranchVersion = "version"
 )
 
 func attrS(s string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: s} }
@@ -79,6 +82,13 @@ func encodeItem(rec *store.Record, rev int64) map[string]types.AttributeValue {
 		}
 		if v.Seals > 0 {
 			vm[attrSeals] = &types.AttributeValueMemberN{Value: strconv.FormatUint(v.Seals, 10)}
+		}
+		if v.IsBranchWrapped() {
+			vm[attrBranch] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+				attrKeyID:         attrS(v.Branch.KeyID),
+				attrBranchVersion: attrN(int64(v.Branch.Version)),
+				attrBlob:          &types.AttributeValueMemberB{Value: v.Branch.Blob},
+			}}
 		}
 		versions[i] = &types.AttributeValueMemberM{Value: vm}
 	}
@@ -212,7 +222,37 @@ func decodeVersion(m map[string]types.AttributeValue) (store.Version, error) {
 	if err := decodeLifecycle(m, &v); err != nil {
 		return store.Version{}, err
 	}
+	if err := decodeBranch(m, &v); err != nil {
+		return store.Version{}, err
+	}
 	return v, nil
+}
+
+// decodeBranch reads a version's optional branch wrap into v and checks it ([store.Version.CheckBranch]).
+func decodeBranch(m map[string]types.AttributeValue, v *store.Version) error {
+	switch b := m[attrBranch].(type) {
+	case nil:
+	case *types.AttributeValueMemberM:
+		keyID, err := getS(b.Value, attrKeyID, true)
+		if err != nil {
+			return err
+		}
+		bv, err := getInt(b.Value, attrBranchVersion, 1, 1<<32-1)
+		if err != nil {
+			return err
+		}
+		blob, ok := b.Value[attrBlob].(*types.AttributeValueMemberB)
+		if !ok {
+			return corrupt("branch blob missing or not binary")
+		}
+		v.Branch = store.BranchWrap{KeyID: keyID, Version: uint32(bv), Blob: blob.Value}
+	default:
+		return corrupt("attribute %q is not a map", attrBranch)
+	}
+	if err := v.CheckBranch(); err != nil {
+		return fmt.Errorf("decode key record item: %w", err)
+	}
+	return nil
 }
 
 // decodeLifecycle reads a version's optional lifecycle attributes into v.

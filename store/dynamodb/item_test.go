@@ -33,6 +33,7 @@ func TestItemGolden(t *testing.T) {
 	}{
 		{"testdata/item-v1.json", storetest.GoldenRecord()},
 		{"testdata/item-v1-lifecycle.json", storetest.GoldenLifecycleRecord()},
+		{"testdata/item-v1-branch.json", storetest.GoldenBranchRecord()},
 	} {
 		t.Run(tc.file, func(t *testing.T) { testItemGolden(t, readGoldenFile(t, tc.file), tc.rec) })
 	}
@@ -160,6 +161,7 @@ func TestItemRevisionRange(t *testing.T) {
 func FuzzDecodeItem(f *testing.F) {
 	f.Add(readGolden(f))
 	f.Add(readGoldenFile(f, "testdata/item-v1-lifecycle.json"))
+	f.Add(readGoldenFile(f, "testdata/item-v1-branch.json"))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"2"},"cur":{"N":"1"},"min_decrypt":{"N":"1"},"versions":{"L":[{"M":{"number":{"N":"1"},"created":{"S":"2025-01-01T00:00:00Z"},"retired":{"S":"2025-01-02T00:00:00Z"},"destroyed":{"S":"2025-01-09T00:00:00Z"},"seals":{"N":"18446744073709551615"},"wrapped":{"M":{}}}}]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"1"},"cur":{"N":"0"},"versions":{"L":[]}}`))
 	f.Add([]byte(`{"id":{"S":"k"},"schema":{"N":"1"},"rev":{"N":"9223372036854775807"},"cur":{"N":"0"},"versions":{"L":[]}}`))

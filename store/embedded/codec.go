@@ -36,6 +36,14 @@ type versionJSON struct {
 	Retired   string `json:"retired,omitempty"`
 	Destroyed string `json:"destroyed,omitempty"`
 	Seals     uint64 `json:"seals,omitempty"`
+	// Branch: a version wrapped under a branch key (hierarchical mode); absent otherwise.
+	Branch *branchJSON `json:"branch,omitempty"`
+}
+
+type branchJSON struct {
+	KeyID   string `json:"key_id"`
+	Version uint32 `json:"version"`
+	Blob    []byte `json:"blob"`
 }
 
 type wrappedJSON struct {
@@ -64,6 +72,9 @@ func encode(rec *store.Record) ([]byte, error) {
 		}
 		for region, w := range v.Wrapped {
 			vj.Wrapped[region] = wrappedJSON{KeyID: w.KeyID, Blob: w.Blob}
+		}
+		if v.IsBranchWrapped() {
+			vj.Branch = &branchJSON{KeyID: v.Branch.KeyID, Version: v.Branch.Version, Blob: v.Branch.Blob}
 		}
 		r.Versions[i] = vj
 	}
@@ -138,6 +149,15 @@ func decode(data []byte) (*store.Record, error) {
 		}
 		for region, w := range vj.Wrapped {
 			v.Wrapped[region] = store.Wrapped{KeyID: w.KeyID, Blob: w.Blob}
+		}
+		if b := vj.Branch; b != nil {
+			if b.KeyID == "" {
+				return nil, corrupt("version %d: branch wrap without a key id", vj.Number)
+			}
+			v.Branch = store.BranchWrap{KeyID: b.KeyID, Version: b.Version, Blob: b.Blob}
+		}
+		if err := v.CheckBranch(); err != nil {
+			return nil, fmt.Errorf("decode key record: %w", err)
 		}
 		rec.Versions[i] = v
 	}

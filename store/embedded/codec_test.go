@@ -21,6 +21,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"testdata/record-v1.json", storetest.GoldenRecord()},
 		{"testdata/record-v1-lifecycle.json", storetest.GoldenLifecycleRecord()},
+		{"testdata/record-v1-branch.json", storetest.GoldenBranchRecord()},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			golden, err := os.ReadFile(tc.file)
@@ -147,6 +148,12 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(lifecycle)
+	branch, err := os.ReadFile("testdata/record-v1-branch.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(branch)
+	f.Add([]byte(`{"format":1,"id":"k","revision":2,"current":1,"versions":[{"number":1,"created":"2025-01-01T00:00:00Z","wrapped":{"r":{"key_id":"k","blob":"AQ=="}},"branch":{"key_id":"_rkms.branch.0","version":1,"blob":"AQ=="}}]}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":2,"current":1,"versions":[{"number":1,"created":"2025-01-01T00:00:00Z","wrapped":{},"retired":"2025-01-02T00:00:00Z","destroyed":"2025-01-09T00:00:00Z","seals":18446744073709551615}],"min_decrypt_version":1}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":1,"current":0,"versions":[]}`))
 	f.Add([]byte(`{"format":1,"id":"k","revision":9223372036854775807,"current":0,"versions":[]}`))

@@ -66,7 +66,13 @@ func lifecycleRecord(id string) *store.Record {
 		Wrapped: map[string]store.Wrapped{"us-east-1": {KeyID: "k1", Blob: []byte{3}}},
 		Seals:   1_000_000,
 	})
-	rec.Current = 3
+	rec.Versions = append(rec.Versions, store.Version{
+		Number:  4,
+		Created: created.Add(101 * 24 * time.Hour),
+		Wrapped: map[string]store.Wrapped{},
+		Branch:  store.BranchWrap{KeyID: "_rkms.branch.0", Version: 1<<32 - 1, Blob: allBytes()},
+	})
+	rec.Current = 4
 	rec.MinDecryptVersion = 3
 	return rec
 }
@@ -112,6 +118,10 @@ func diff(want, got *store.Record) string {
 		if !wv.Retired.Equal(gv.Retired) || !wv.Destroyed.Equal(gv.Destroyed) || wv.Seals != gv.Seals {
 			d = append(d, fmt.Sprintf("Versions[%d] lifecycle: want retired %v destroyed %v seals %d, got %v %v %d",
 				i, wv.Retired, wv.Destroyed, wv.Seals, gv.Retired, gv.Destroyed, gv.Seals))
+		}
+		if wv.Branch.KeyID != gv.Branch.KeyID || wv.Branch.Version != gv.Branch.Version || !bytes.Equal(wv.Branch.Blob, gv.Branch.Blob) {
+			d = append(d, fmt.Sprintf("Versions[%d].Branch: want %q v%d %x, got %q v%d %x", i,
+				wv.Branch.KeyID, wv.Branch.Version, head(wv.Branch.Blob), gv.Branch.KeyID, gv.Branch.Version, head(gv.Branch.Blob)))
 		}
 		if !slices.Equal(wv.Missing, gv.Missing) {
 			d = append(d, fmt.Sprintf("Versions[%d].Missing: want %q, got %q", i, wv.Missing, gv.Missing))
@@ -196,5 +206,20 @@ func GoldenLifecycleRecord() *store.Record {
 	rec.Versions[0].Wrapped = map[string]store.Wrapped{}
 	rec.Versions[1].Seals = 18446744073709551615
 	rec.MinDecryptVersion = 2
+	return rec
+}
+
+// GoldenBranchRecord is the record of every backend's third golden file: a record mixing a
+// version wrapped by KMS regions (direct mode) and one wrapped under a branch key
+// (hierarchical mode), the current one. It pins that both kinds read side by side.
+func GoldenBranchRecord() *store.Record {
+	rec := GoldenRecord()
+	rec.Versions = append(rec.Versions, store.Version{
+		Number:  3,
+		Created: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),
+		Wrapped: map[string]store.Wrapped{},
+		Branch:  store.BranchWrap{KeyID: "_rkms.branch.3", Version: 2, Blob: []byte{0x01, 0x00, 0xff, 0xfe}},
+	})
+	rec.Current = 3
 	return rec
 }

@@ -25,6 +25,7 @@ var (
 	rateFlag   = flag.Int("chaos.rate", 60, "requests per second offered to Envoy")
 	reportFlag = flag.String("chaos.report", "", "also write the Markdown report to this file")
 	idsFlag    = flag.Int("chaos.ids", 1000, "key ids created concurrently by TestConcurrentCreate")
+	modeFlag   = flag.String("chaos.mode", "direct", "kms.mode of every replica: direct or hierarchical")
 )
 
 const adminToken = "chaos-admin-token-0123456789"
@@ -132,6 +133,7 @@ admin: {listen: %[2]s, grpc_listen: "", token_file: %[1]s/token}
 extproc: {listen: 127.0.0.1:%[3]d, key_timeout: 1500ms%[8]s}
 kms:
   provider: aws%[9]s
+  mode: %[10]s
   min_regions: 2
   timeout: 500ms
   breaker_threshold: 3
@@ -147,7 +149,7 @@ cache:
   max_keys: 100000
   max_stale: 10m
   warmup: {enabled: %[7]t, max_keys: 10000, timeout: 30s, save_interval: 1s}
-`, dir, r.admin, r.extproc, regions.String(), b.db.Endpoint, o.cacheTTL, o.warmup, prefixed(", ", o.extproc), prefixed("\n", strings.TrimRight(o.kms, "\n")))
+`, dir, r.admin, r.extproc, regions.String(), b.db.Endpoint, o.cacheTTL, o.warmup, prefixed(", ", o.extproc), prefixed("\n", strings.TrimRight(o.kms, "\n")), *modeFlag)
 	if o.policies != "" {
 		cfg += "policies:\n" + o.policies
 	}

@@ -61,6 +61,7 @@ test: tools ## the full suite: vet, unit tests and real-component integration te
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/internal/testing/chaos$$')
 	$(GO) test -race -count=1 -timeout 20m $(TIMED)
+	$(GO) test -race -count=1 -timeout 20m -run '^TestChaos$$' $(TIMED) -args -chaos.mode=hierarchical
 	$(UNTAGGED_TESTS)
 
 test-short: ## unit tests only (no local-kms, dynalite or Envoy)

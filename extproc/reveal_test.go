@@ -165,7 +165,8 @@ func TestReveal(t *testing.T) {
 		}
 	}
 	for _, secret := range []string{"6789", "4111", "ada.l", "36", acmeToken} {
-		if strings.Contains(audits, secret) {
+		// The request ids (random hex, first on each line) are not checked: they may hold digits.
+		if strings.Contains(regexp.MustCompile(`(?m)^\S* `).ReplaceAllString(audits, ""), secret) {
 			t.Errorf("an audit record holds %q:\n%s", secret, audits)
 		}
 	}

@@ -3,12 +3,7 @@ package extproc
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
-	"strings"
-
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/rkms/rkms/envelope"
 
@@ -212,38 +207,8 @@ func (t *transformer) tokenKey(ctx context.Context) (*reveal.TokenKey, error) {
 	return k, nil
 }
 
-// HasClaim implements policy.ClaimMatcher on a verified JWT payload: a string claim equals the
-// value (or, for scope and scp, one of its space-separated words does), an integer number in
-// decimal, a boolean as true or false, and an array when one of its elements does.
+// HasClaim implements policy.ClaimMatcher on a verified JWT payload (policy.ClaimHolds).
 func (c jwtClaims) HasClaim(name, value string) bool {
 	v, ok := c.s.GetFields()[name]
-	if !ok {
-		return false
-	}
-	if l := v.GetListValue(); l != nil {
-		for _, e := range l.GetValues() {
-			if scalarEquals(e, value) {
-				return true
-			}
-		}
-		return false
-	}
-	if s, ok := v.GetKind().(*structpb.Value_StringValue); ok && policy.IsListClaim(name) {
-		return slices.Contains(strings.Fields(s.StringValue), value)
-	}
-	return scalarEquals(v, value)
-}
-
-// scalarEquals reports whether a string, integer or boolean JSON value reads as value.
-func scalarEquals(v *structpb.Value, value string) bool {
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_StringValue:
-		return k.StringValue == value
-	case *structpb.Value_NumberValue:
-		f := k.NumberValue
-		return f == math.Trunc(f) && math.Abs(f) <= 1<<53 && strconv.FormatInt(int64(f), 10) == value
-	case *structpb.Value_BoolValue:
-		return strconv.FormatBool(k.BoolValue) == value
-	}
-	return false
+	return ok && policy.ClaimHolds(name, v.AsInterface(), value)
 }

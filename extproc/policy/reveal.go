@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -187,6 +189,38 @@ func (c revealCond) matches(src *Source) bool {
 			}
 		}
 		return n == 1 && ok
+	}
+	return false
+}
+
+// ClaimHolds reports whether claim name, whose value v is decoded JSON (string, float64,
+// bool, []any, map[string]any, nil), holds value as [Reveals.Resolve] says: a string equal to
+// it (for [IsListClaim] names, one of its space-separated words), an integer number equal to
+// it in decimal, a boolean as true or false, an array when one of its elements does (one
+// level: an array in an array does not count). It is the one rule every [ClaimMatcher] follows.
+func ClaimHolds(name string, v any, value string) bool {
+	if l, ok := v.([]any); ok {
+		for _, e := range l {
+			if scalarHolds(e, value) {
+				return true
+			}
+		}
+		return false
+	}
+	if s, ok := v.(string); ok && IsListClaim(name) {
+		return slices.Contains(strings.Fields(s), value)
+	}
+	return scalarHolds(v, value)
+}
+
+func scalarHolds(v any, value string) bool {
+	switch x := v.(type) {
+	case string:
+		return x == value
+	case float64:
+		return x == math.Trunc(x) && math.Abs(x) <= 1<<53 && strconv.FormatInt(int64(x), 10) == value
+	case bool:
+		return strconv.FormatBool(x) == value
 	}
 	return false
 }

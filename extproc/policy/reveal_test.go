@@ -55,15 +55,7 @@ type mapClaims map[string]any
 
 func (m mapClaims) Claim(name string) (string, bool) { s, ok := m[name].(string); return s, ok }
 
-func (m mapClaims) HasClaim(name, value string) bool {
-	switch v := m[name].(type) {
-	case string:
-		return v == value || IsListClaim(name) && slices.Contains(strings.Fields(v), value)
-	case []string:
-		return slices.Contains(v, value)
-	}
-	return false
-}
+func (m mapClaims) HasClaim(name, value string) bool { return ClaimHolds(name, m[name], value) }
 
 func TestRevealResolve(t *testing.T) {
 	p := revealPolicy(t, revealYAML)
@@ -87,7 +79,7 @@ func TestRevealResolve(t *testing.T) {
 		{"scope word", Source{JWT: claimMap{"scope": "read analytics write"}}, []string{"token (analytics)", "redact (default)", "redact (default)", "redact (default)"}},
 		{"scope prefix is not a word", Source{JWT: claimMap{"scope": "analytics:read"}}, []string{"redact (default)", "redact (default)", "redact (default)", "redact (default)"}},
 		{"role is not split on spaces", Source{JWT: claimMap{"role": "support billing"}}, []string{"redact (default)", "redact (default)", "redact (default)", "redact (default)"}},
-		{"role list (ClaimMatcher)", Source{JWT: mapClaims{"role": []string{"support", "billing"}, "scope": "analytics"}},
+		{"role list (ClaimMatcher)", Source{JWT: mapClaims{"role": []any{"support", "billing"}, "scope": "analytics"}},
 			[]string{"mask:last4 (support)", "full (billing)", "mask:email (support)", "redact (default)"}},
 		{"first rule wins per field", Source{JWT: claimMap{"role": "support", "scope": "analytics"}},
 			[]string{"mask:last4 (support)", "mask:last4 (support)", "mask:email (support)", "redact (default)"}},
@@ -207,3 +199,33 @@ type headerList [][2]string
 
 func (h *headerList) Len() int                      { return len(*h) }
 func (h *headerList) At(i int) (name, value string) { return (*h)[i][0], (*h)[i][1] }
+
+func TestClaimHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		v     any
+		value string
+		want  bool
+	}{
+		{"role", "billing", "billing", true},
+		{"role", "Billing", "billing", false},
+		{"role", "billing support", "billing", false},
+		{"scope", "read analytics", "analytics", true},
+		{"scp", "read  analytics\t", "analytics", true},
+		{"scope", "analytics:read", "analytics", false},
+		{"scope", []any{"read", "analytics"}, "analytics", true},
+		{"roles", []any{"a", []any{"billing"}}, "billing", false},
+		{"roles", []any{7.0, true}, "7", true},
+		{"roles", []any{7.0, true}, "true", true},
+		{"level", 3.0, "3", true},
+		{"level", 3.5, "3", false},
+		{"level", 3.0, "3.0", false},
+		{"flag", false, "false", true},
+		{"obj", map[string]any{"role": "billing"}, "billing", false},
+		{"nil", nil, "", false},
+	} {
+		if got := ClaimHolds(tc.name, tc.v, tc.value); got != tc.want {
+			t.Errorf("ClaimHolds(%q, %#v, %q) = %v, want %v", tc.name, tc.v, tc.value, got, tc.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/extproc/policy"
 )
 
@@ -219,4 +220,35 @@ func TestRevealEdgeValues(t *testing.T) {
 			t.Errorf("ciphertext of a legacy plaintext: got %s, want %s", got, want)
 		}
 	})
+}
+
+// TestRevealNotJSON: a plaintext that authenticates but is not JSON (rkms never seals one) fails
+// the response under every action that reads it, as without reveal rules, even where masks and
+// tokens skip json.Valid for speed.
+func TestRevealNotJSON(t *testing.T) {
+	e := newTestEnvWith(t, Options{}, revealPolicies(t, revealPolicyYAML))
+	k, err := e.keys.Current(context.Background(), "tenant-acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range []string{`"abc`, `"a"b"`, `"a` + "\x01" + `"`, `abc`, `12 34`, `"\x"`} {
+		for _, role := range []map[string]any{{"role": "support"}, {"scope": "analytics"}, {"role": "billing"}} {
+			ssn, err := envelope.Seal(nil, k, envelope.Randomized, "ssn", nil, []byte(pt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			card, err := envelope.Seal(nil, k, envelope.Randomized, "number", nil, []byte(pt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.app.Put("people", "bad", []byte(`{"id":"bad","ssn":"`+string(ssn)+`","cards":[{"number":"`+string(card)+`"}]}`))
+			claims := map[string]any{"tenant": "acme"}
+			for k, v := range role {
+				claims[k] = v
+			}
+			if x := e.do(envoyCfg{jwt: claims}, jsonReq("GET", "/people/bad", "", "")); x.client.status != 502 {
+				t.Errorf("plaintext %q as %v: %d %s, want 502", pt, role, x.client.status, x.client.body)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -106,7 +107,7 @@ func (s *Server) observeReveal(ctx context.Context, pol *policy.Policy, keyID st
 // ciphertext of this request's key id.
 func (t *transformer) revealOpen(ctx context.Context, f *jsonfield.Field, fi int, raw []byte) ([]byte, error) {
 	st := t.reveal
-	d := st.decisions[fi]
+	d := &st.decisions[fi]
 	text, ok := jsonString(raw)
 	isCT := ok && envelope.IsCiphertext(text)
 	switch {
@@ -120,7 +121,7 @@ func (t *transformer) revealOpen(ctx context.Context, f *jsonfield.Field, fi int
 			st.counts[fi].redacted++
 			return st.rs.Redacted(), nil
 		}
-		return t.revealValue(ctx, fi, raw)
+		return t.revealValue(ctx, f, fi, raw, true)
 	}
 	switch d.Action.Kind {
 	case reveal.Ciphertext, reveal.Redact:
@@ -134,18 +135,29 @@ func (t *transformer) revealOpen(ctx context.Context, f *jsonfield.Field, fi int
 		st.counts[fi].n++
 		return raw, nil
 	}
-	pt, err := t.decrypt(ctx, f, text)
+	// A mask or token reads a string with a strict JSON string parser of its own, which refuses
+	// what json.Valid refuses: only other plaintexts need json.Valid.
+	pt, err := t.decrypt(ctx, f, text, d.Action.Kind == reveal.Full)
 	if err != nil {
 		return nil, err
 	}
-	return t.revealValue(ctx, fi, pt)
+	checked := d.Action.Kind == reveal.Full
+	if !checked && (len(pt) == 0 || pt[0] != '"') {
+		if !json.Valid(pt) {
+			return nil, t.notJSON(f)
+		}
+		checked = true
+	}
+	return t.revealValue(ctx, f, fi, pt, checked)
 }
 
 // revealValue applies field fi's decided action to pt, a plaintext JSON value in t.scratch
 // (or a legacy plaintext). Masked and tokenized output is appended after pt in t.scratch.
-func (t *transformer) revealValue(ctx context.Context, fi int, pt []byte) ([]byte, error) {
+// checked says pt is known to be JSON; otherwise a string the action refuses is checked before
+// it is redacted (a string that is not JSON fails the response, as open's check would).
+func (t *transformer) revealValue(ctx context.Context, f *jsonfield.Field, fi int, pt []byte, checked bool) ([]byte, error) {
 	st := t.reveal
-	a := st.decisions[fi].Action
+	a := &st.decisions[fi].Action
 	if string(pt) == "null" {
 		return pt, nil
 	}
@@ -170,6 +182,9 @@ func (t *transformer) revealValue(ctx context.Context, fi int, pt []byte) ([]byt
 		ok = false
 	}
 	if !ok {
+		if !checked && !json.Valid(pt) {
+			return nil, t.notJSON(f)
+		}
 		st.counts[fi].redacted++
 		return st.rs.Redacted(), nil
 	}

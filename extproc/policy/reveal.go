@@ -74,8 +74,8 @@ type Reveals struct {
 	redacted []byte // what redact gives: null or a JSON string
 	audit    bool
 	rules    []revealRule
-	fields   map[*jsonfield.Selector]int // response.decrypt selector -> field number
-	names    []string                    // field number -> selector text
+	sels     []*jsonfield.Selector // field number -> response.decrypt selector
+	names    []string              // field number -> selector text
 }
 
 type revealRule struct {
@@ -95,8 +95,13 @@ func (r *Reveals) Field(f *jsonfield.Field) (int, bool) {
 	if r == nil {
 		return 0, false
 	}
-	i, ok := r.fields[f.Selector]
-	return i, ok
+	// A scan, not a map: a policy decrypts a few fields, and this runs for every value.
+	for i, s := range r.sels {
+		if s == f.Selector {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Fields returns the selectors of the decrypted fields, by field number.
@@ -240,12 +245,12 @@ func compileReveal(c *Config, respFields []compiledField) (*Reveals, []error) {
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("response.reveal"+format, args...))
 	}
-	r := &Reveals{redacted: []byte("null"), audit: rc.Audit, fields: map[*jsonfield.Selector]int{}}
+	r := &Reveals{redacted: []byte("null"), audit: rc.Audit}
 	bySel := map[string]int{}
 	for _, f := range respFields {
 		if f.op == Decrypt {
 			bySel[f.Selector.String()] = len(r.names)
-			r.fields[f.Selector] = len(r.names)
+			r.sels = append(r.sels, f.Selector)
 			r.names = append(r.names, f.Selector.String())
 		}
 	}

@@ -1,6 +1,8 @@
 package reveal
 
 import (
+	"bytes"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -26,10 +28,25 @@ func (a Action) AppendMask(dst, raw []byte) ([]byte, bool) {
 		return dst, false
 	}
 	s := raw[1 : len(raw)-1]
-	if out, ok := a.maskASCII(dst, s); ok {
-		return out, true
+	switch strClass(s) {
+	case classInvalid:
+		return dst, false
+	case classASCII: // code points are bytes, and need no escape
+		at := -1
+		if a.Email {
+			at = bytes.LastIndexByte(s, '@')
+		}
+		lo, hi := a.span(len(s), at)
+		dst = slices.Grow(dst, len(s)+2)
+		dst = append(dst, '"')
+		dst = append(dst, s[:lo]...)
+		dst = appendStars(dst, hi-lo)
+		dst = append(dst, s[hi:]...)
+		return append(dst, '"'), true
+	case classUTF8:
+		return a.maskUnescaped(dst, s), true
 	}
-	// Pass 1: validate, count code points and find the last '@'.
+	// Escapes. Pass 1: validate, count code points and find the last '@'.
 	n, at := 0, -1
 	for i := 0; i < len(s); {
 		r, next, ok := nextRune(s, i)
@@ -42,12 +59,12 @@ func (a Action) AppendMask(dst, raw []byte) ([]byte, bool) {
 		n++
 		i = next
 	}
-	keep := a.keeper(n, at)
+	lo, hi := a.span(n, at)
 	dst = append(dst, '"')
 	for i, k := 0, 0; i < len(s); k++ {
 		r, next, _ := nextRune(s, i)
 		i = next
-		if keep(k) {
+		if k < lo || k >= hi {
 			dst = appendRune(dst, r)
 		} else {
 			dst = append(dst, MaskRune)
@@ -56,60 +73,144 @@ func (a Action) AppendMask(dst, raw []byte) ([]byte, bool) {
 	return append(dst, '"'), true
 }
 
-// keeper returns which code points (by index) of a value of n code points, whose last '@' is
-// code point at (-1: none), the mask keeps.
-func (a Action) keeper(n, at int) func(int) bool {
-	if a.Email {
-		if at <= 0 || at == n-1 {
-			return func(int) bool { return false }
+// Classes of the inside of a JSON string (strClass).
+const (
+	classASCII   = iota // printable ASCII without escapes
+	classUTF8           // no escapes, some bytes >= 0x80
+	classEscaped        // has a backslash (the escapes are checked by nextRune)
+	classInvalid        // a control character or '"': not the inside of a JSON string
+)
+
+// byteClass is each byte's class for strClass: invalid, escape, non-ASCII or plain.
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c < 0x20 || c == '"':
+			t[c] = classInvalid
+		case c == '\\':
+			t[c] = classEscaped
+		case c >= utf8.RuneSelf:
+			t[c] = classUTF8
 		}
-		first := at >= 2 // the local part has at least two code points
-		return func(k int) bool { return k >= at || k == 0 && first }
 	}
-	p, s := a.Prefix, a.Suffix
-	if n <= p+s {
-		return func(int) bool { return false }
+	return t
+}()
+
+// strClass returns the class of s: invalid at a control character or '"' before any
+// backslash, escaped at the first backslash (nextRune checks the rest: a '"' after a backslash
+// may be an escaped one), else UTF-8 when a byte is not ASCII, else ASCII.
+func strClass(s []byte) int {
+	c := uint8(classASCII)
+	for _, b := range s {
+		if k := byteClass[b]; k > c {
+			if k >= classEscaped {
+				return int(k)
+			}
+			c = k
+		}
 	}
-	return func(k int) bool { return k < p || k >= n-s }
+	return int(c)
 }
 
-// maskASCII is AppendMask for a string of printable ASCII without escapes (most values): the
-// code points are the bytes. ok is false when s is not such a string.
-func (a Action) maskASCII(dst, s []byte) ([]byte, bool) {
-	at := -1
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' || c == '"' {
-			return dst, false
-		}
-		if c == '@' {
-			at = i
-		}
+const stars = "****************************************************************"
+
+// appendStars appends n MaskRunes.
+func appendStars(dst []byte, n int) []byte {
+	for n > len(stars) {
+		dst = append(dst, stars...)
+		n -= len(stars)
 	}
-	n := len(s)
-	var lo, hi int // s[:lo] and s[hi:] are kept
+	return append(dst, stars[:n]...)
+}
+
+// span returns the code points a mask hides in a value of n code points whose last '@' is code
+// point at (-1: none): those from lo to hi-1; the others are kept.
+func (a Action) span(n, at int) (lo, hi int) {
 	switch {
 	case a.Email:
-		if at > 0 && at < n-1 {
-			hi = at
-			if at >= 2 {
-				lo = 1
-			}
-		} else {
-			hi = n
+		if at <= 0 || at == n-1 {
+			return 0, n
 		}
+		if at >= 2 { // the local part has at least two code points: keep its first
+			return 1, at
+		}
+		return 0, at
 	case n <= a.Prefix+a.Suffix:
-		hi = n
-	default:
-		lo, hi = a.Prefix, n-a.Suffix
+		return 0, n
 	}
+	return a.Prefix, n - a.Suffix
+}
+
+// maskUnescaped is AppendMask for the inside s of a JSON string without escapes that holds
+// non-ASCII bytes (strClass classUTF8).
+func (a Action) maskUnescaped(dst, s []byte) []byte {
+	at := -1
+	if a.Email {
+		if atByte := bytes.LastIndexByte(s, '@'); atByte >= 0 {
+			at = utf8.RuneCount(s[:atByte])
+		}
+	}
+	lo, hi := a.span(utf8.RuneCount(s), at)
 	dst = append(dst, '"')
-	dst = append(dst, s[:lo]...)
-	for i := lo; i < hi; i++ {
-		dst = append(dst, MaskRune)
+	if utf8.Valid(s) {
+		// Skip code points by their first byte; copy the kept ones as they are, but for the
+		// line separators, which are escaped.
+		i, k := 0, 0
+		for ; k < lo; k++ {
+			i += runeLen(s[i])
+		}
+		start := i
+		for ; k < hi; k++ {
+			i += runeLen(s[i])
+		}
+		dst = appendKept(dst, s[:start])
+		dst = appendStars(dst, hi-lo)
+		dst = appendKept(dst, s[i:])
+		return append(dst, '"')
 	}
-	dst = append(dst, s[hi:]...)
-	return append(dst, '"'), true
+	for i, k := 0, 0; i < len(s); k++ {
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case k >= lo && k < hi:
+			dst = append(dst, MaskRune)
+		case r == utf8.RuneError || r == 0x2028 || r == 0x2029:
+			dst = appendRune(dst, r)
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+// runeLen is the length of the UTF-8 sequence that starts with b, in valid UTF-8.
+func runeLen(b byte) int {
+	switch {
+	case b < 0x80:
+		return 1
+	case b < 0xE0:
+		return 2
+	case b < 0xF0:
+		return 3
+	}
+	return 4
+}
+
+// appendKept appends p, valid UTF-8 without escapes, escaping U+2028 and U+2029 (E2 80 A8/A9).
+func appendKept(dst, p []byte) []byte {
+	for {
+		j := bytes.IndexByte(p, 0xE2)
+		if j < 0 || j+2 >= len(p) {
+			return append(dst, p...)
+		}
+		if p[j+1] == 0x80 && (p[j+2] == 0xA8 || p[j+2] == 0xA9) {
+			dst = append(dst, p[:j]...)
+			dst = appendRune(dst, rune(0x2028+int(p[j+2]-0xA8)))
+		} else {
+			dst = append(dst, p[:j+3]...)
+		}
+		p = p[j+3:]
+	}
 }
 
 // nextRune decodes the code point of the inside of a JSON string s at i, and returns the index

@@ -142,7 +142,8 @@ func (a Action) span(n, at int) (lo, hi int) {
 }
 
 // maskUnescaped is AppendMask for the inside s of a JSON string without escapes that holds
-// non-ASCII bytes (strClass classUTF8).
+// non-ASCII bytes (strClass classUTF8). Invalid UTF-8 bytes count as one code point each (as
+// utf8.RuneCount counts them) and are kept as U+FFFD.
 func (a Action) maskUnescaped(dst, s []byte) []byte {
 	at := -1
 	if a.Email {
@@ -152,65 +153,37 @@ func (a Action) maskUnescaped(dst, s []byte) []byte {
 	}
 	lo, hi := a.span(utf8.RuneCount(s), at)
 	dst = append(dst, '"')
-	if utf8.Valid(s) {
-		// Skip code points by their first byte; copy the kept ones as they are, but for the
-		// line separators, which are escaped.
-		i, k := 0, 0
-		for ; k < lo; k++ {
-			i += runeLen(s[i])
-		}
-		start := i
-		for ; k < hi; k++ {
-			i += runeLen(s[i])
-		}
-		dst = appendKept(dst, s[:start])
-		dst = appendStars(dst, hi-lo)
-		dst = appendKept(dst, s[i:])
-		return append(dst, '"')
+	i, k := 0, 0
+	for ; k < lo; k++ {
+		dst, i = appendKept(dst, s, i)
 	}
-	for i, k := 0, 0; i < len(s); k++ {
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case k >= lo && k < hi:
-			dst = append(dst, MaskRune)
-		case r == utf8.RuneError || r == 0x2028 || r == 0x2029:
-			dst = appendRune(dst, r)
-		default:
-			dst = append(dst, s[i:i+size]...)
+	for ; k < hi; k++ { // skip the hidden code points
+		if s[i] < utf8.RuneSelf {
+			i++
+		} else {
+			_, size := utf8.DecodeRune(s[i:])
+			i += size
 		}
-		i += size
+	}
+	dst = appendStars(dst, hi-lo)
+	for i < len(s) {
+		dst, i = appendKept(dst, s, i)
 	}
 	return append(dst, '"')
 }
 
-// runeLen is the length of the UTF-8 sequence that starts with b, in valid UTF-8.
-func runeLen(b byte) int {
-	switch {
-	case b < 0x80:
-		return 1
-	case b < 0xE0:
-		return 2
-	case b < 0xF0:
-		return 3
+// appendKept appends the code point of s at i, kept by a mask, and returns the index after it:
+// as it is, but an invalid byte as U+FFFD and U+2028, U+2029 escaped. s holds no escapes, no
+// control characters and no '"' (classUTF8).
+func appendKept(dst, s []byte, i int) ([]byte, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return append(dst, c), i + 1
 	}
-	return 4
-}
-
-// appendKept appends p, valid UTF-8 without escapes, escaping U+2028 and U+2029 (E2 80 A8/A9).
-func appendKept(dst, p []byte) []byte {
-	for {
-		j := bytes.IndexByte(p, 0xE2)
-		if j < 0 || j+2 >= len(p) {
-			return append(dst, p...)
-		}
-		if p[j+1] == 0x80 && (p[j+2] == 0xA8 || p[j+2] == 0xA9) {
-			dst = append(dst, p[:j]...)
-			dst = appendRune(dst, rune(0x2028+int(p[j+2]-0xA8)))
-		} else {
-			dst = append(dst, p[:j+3]...)
-		}
-		p = p[j+3:]
+	r, size := utf8.DecodeRune(s[i:])
+	if r == utf8.RuneError || r == 0x2028 || r == 0x2029 {
+		return appendRune(dst, r), i + size
 	}
+	return append(dst, s[i:i+size]...), i + size
 }
 
 // nextRune decodes the code point of the inside of a JSON string s at i, and returns the index

@@ -42,6 +42,14 @@
 // a body changes, content-length is set to its new length in the same response. Bodies that go
 // to the application are checked for tripwires in the same pass, before any value is sealed.
 //
+// A policy with response.reveal then gives each decrypted response value the action its rules
+// decide for the stream's verified caller (revealfields.go; package
+// github.com/rkms/rkms/extproc/reveal): the plaintext, a mask of it, a token, a redaction, or
+// the ciphertext as stored. The decisions are made once per body from the JWT payload, the
+// client certificate's SANs and the request headers ([policy.Reveals.Resolve]); redact and
+// ciphertext skip the decryption but still refuse another key id's ciphertext. Buffered and
+// streamed bodies alike. [BodyTransform] (the CLI's open) applies no reveal rules.
+//
 // # Failure behaviour
 //
 // Everything fails closed. A refused request gets an ImmediateResponse with content-type
@@ -205,5 +213,7 @@
 // random one) and, once chosen, its policy. [Options.Observer], when set, hears of every message
 // answered (phase, outcome, HTTP status of a refusal, time taken) and of the values sealed and
 // opened; its labels are bounded (configured policy names only, never key ids). Nil costs
-// nothing on the hot path.
+// nothing on the hot path. An Observer that is a [RevealObserver] also counts reveals (policy,
+// rule, action); [Options.RevealAuditor] gets one record per revealed response body of a policy
+// with reveal.audit (selectors, rules, actions, counts; never values).
 package extproc

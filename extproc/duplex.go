@@ -89,6 +89,9 @@ func (p *processor) openStream(ctx context.Context, ph phase, hm headerMap, fs *
 		check = p.check
 	}
 	t := newTransformer(p.s.keys, ph, p.pol, fs, p.keyID, p.context, nil)
+	if ph == phaseResponse {
+		p.revealFor(t)
+	}
 	t.maxFields = math.MaxInt // a stream's work is bounded by max_stream_bytes
 	if !fs.Empty() {
 		if p.keyID == "" {
@@ -176,7 +179,7 @@ func (p *processor) duplexBody(ctx context.Context, ph phase, b *extprocv3.HttpB
 	}
 	if eos {
 		st.ended = true
-		p.closeStream(ph)
+		p.closeStream(ctx, ph)
 	}
 	return streamedResponse(ph, out, eos), nil
 }
@@ -251,10 +254,13 @@ func (p *processor) abort(ph phase, err error) error {
 
 // closeStream ends direction ph: the fields it changed are counted and what it held is given
 // back (the output of the last chunk stays until the answer is sent; freeStreams clears it).
-func (p *processor) closeStream(ph phase) {
+func (p *processor) closeStream(ctx context.Context, ph phase) {
 	st := &p.dx[ph]
 	if st.t != nil {
 		p.s.observeFields(p.pol, st.t.sealed, st.t.changed-st.t.sealed, st.t.passed)
+		if st.t.reveal != nil {
+			p.s.observeReveal(context.WithValue(ctx, requestIDKey{}, p.requestID()), p.pol, p.keyID, st.t.reveal)
+		}
 		p.debug(ph.String()+" body streamed", "bytes", st.total, "values", st.t.changed)
 	}
 }

@@ -78,6 +78,7 @@ type processor struct {
 	respHdrs headerMap
 	scratch  []byte
 
+	reveal  revealState          // the response's reveal decisions (revealfields.go), reused
 	coding  [2]decompress.Coding // content-encoding of each phase's body (encoding.go)
 	decoded *[]byte              // the decoded body until its answer is sent
 }
@@ -573,12 +574,13 @@ func (s *Server) freeProcessor(p *processor) {
 	s.freeLimits(p)
 	p.release()
 	p.dropDecoded()
-	respHdrs, scratch, check := p.respHdrs, p.scratch, p.check
+	respHdrs, scratch, check, rev := p.respHdrs, p.scratch, p.check, p.reveal
+	rev.rs, rev.token = nil, nil
 	clear(respHdrs[:cap(respHdrs)])
 	clear(scratch[:cap(scratch)])
 	p.guard.Reset(nil, nil)
 	guard := p.guard
-	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0], guard: guard, check: check}
+	*p = processor{respHdrs: respHdrs[:0], scratch: scratch[:0], guard: guard, check: check, reveal: rev}
 	s.procs.Put(p)
 }
 

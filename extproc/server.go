@@ -88,6 +88,9 @@ type Options struct {
 	// Observer, if not nil, is told about every message answered and every field transformed
 	// (for metrics). Nil costs nothing.
 	Observer Observer
+	// RevealAuditor, if not nil, gets an audit record of each response body of a policy that
+	// sets response.reveal.audit. Nil writes none.
+	RevealAuditor RevealAuditor
 	// MaxCompressionRatio bounds a compressed body's decoded size per encoded byte, besides
 	// MaxBodyBytes (which bounds the decoded size): a body over either is refused (413 on
 	// requests, 502 on responses) without being decoded further. 0 means
@@ -119,8 +122,10 @@ type Server struct {
 	budget   budget        // body bytes reserved, bounded by MemoryBudget
 	large    chan struct{} // one token per large body being transformed (largeBodies)
 	lim      LimitObserver
-	slow     *slowTracer // nil unless Options.SlowTrace
-	runners  runners     // goroutines that serve streams, kept between streams
+	revObs   RevealObserver // opts.Observer, when it counts reveals
+	auditor  RevealAuditor  // opts.RevealAuditor
+	slow     *slowTracer    // nil unless Options.SlowTrace
+	runners  runners        // goroutines that serve streams, kept between streams
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -157,6 +162,8 @@ func NewServerFromSet(compiled *policy.Set, keys Keys, opts Options) (*Server, e
 	s.runners.init(maxIdleRunners, runnerIdle)
 	s.large = make(chan struct{}, largeBodies())
 	s.lim, _ = opts.Observer.(LimitObserver)
+	s.revObs, _ = opts.Observer.(RevealObserver)
+	s.auditor = opts.RevealAuditor
 	if opts.SlowTrace != nil {
 		var err error
 		if s.slow, err = newSlowTracer(*opts.SlowTrace, log); err != nil {

@@ -34,6 +34,9 @@ type transformer struct {
 	versions map[uint32]envelope.Key    // the others
 	scratch  []byte                     // one field's replacement; Rewrite copies it before the next
 	indexes  map[string]*blindindex.Key // index keys derived for this body, by index name
+	reveal   *revealState               // response.reveal of this caller; nil: reveal in full
+	// tailStart is where a revealed value's output starts in the scratch (see tail).
+	tailStart int
 
 	// Counts of field: values selected, sealed and changed (sealed ones included), and the most
 	// values that may be selected.
@@ -56,6 +59,9 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 	kctx.reqID = p.requestID()
 	ctx = kctx
 	t := newTransformer(s.keys, ph, pol, fs, p.keyID, p.context, p.scratch[:0])
+	if ph == phaseResponse {
+		p.revealFor(t)
+	}
 	defer func() {
 		clear(t.scratch[:cap(t.scratch)]) // it may hold a field's plaintext
 		p.scratch = t.scratch[:0]
@@ -67,6 +73,7 @@ func (p *processor) transform(ctx context.Context, ph phase, fs *policy.Fields, 
 	*buf = out
 	if err == nil {
 		s.observeFields(pol, sealed, changed-sealed, t.passed)
+		s.observeReveal(ctx, pol, p.keyID, t.reveal)
 	}
 	if err != nil || changed == 0 {
 		s.bodies.put(buf)
@@ -272,6 +279,11 @@ func (t *transformer) reserve(ctx context.Context) error {
 // pass. A ciphertext sealed under another key id than the one the policy computes for this
 // request is refused: no cross-tenant decryption.
 func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) ([]byte, error) {
+	if t.reveal != nil {
+		if fi, ok := t.reveal.rs.Field(f); ok {
+			return t.revealOpen(ctx, f, fi, raw)
+		}
+	}
 	text, ok := jsonString(raw)
 	if !ok || !envelope.IsCiphertext(text) {
 		switch {
@@ -283,13 +295,35 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		}
 		return nil, newError(kindBadInput, t.phase, "field "+f.Selector.String()+" holds plaintext where a ciphertext is expected", nil)
 	}
+	return t.decrypt(ctx, f, text, true)
+}
+
+// checkKeyID refuses text, a ciphertext, when it was sealed under another key id than the one
+// the policy computes for this request (no cross-tenant decryption), and returns its version.
+func (t *transformer) checkKeyID(f *jsonfield.Field, text []byte) error {
+	_, err := t.keyVersion(f, text)
+	return err
+}
+
+func (t *transformer) keyVersion(f *jsonfield.Field, text []byte) (uint32, error) {
 	version, err := envelope.KeyVersionFor(text, t.keyID)
 	if errors.Is(err, envelope.ErrKeyMismatch) {
-		return nil, newError(kindAuth, t.phase, authFailed,
+		return 0, newError(kindAuth, t.phase, authFailed,
 			fmt.Errorf("field %s: ciphertext key id differs from the key id of this request", f.Selector))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parse ciphertext of %s: %w", f.Selector, err)
+		return 0, fmt.Errorf("parse ciphertext of %s: %w", f.Selector, err)
+	}
+	return version, nil
+}
+
+// decrypt opens text, the ciphertext of field f, into t.scratch and returns the JSON text it
+// protects. With validate, a plaintext that is not JSON fails; without, the caller must check
+// it (revealValue: a mask or token validates the string it reads).
+func (t *transformer) decrypt(ctx context.Context, f *jsonfield.Field, text []byte, validate bool) ([]byte, error) {
+	version, err := t.keyVersion(f, text)
+	if err != nil {
+		return nil, err
 	}
 	k, err := t.key(ctx, version)
 	if err != nil {
@@ -300,10 +334,16 @@ func (t *transformer) open(ctx context.Context, f *jsonfield.Field, raw []byte) 
 		return nil, fmt.Errorf("open field %s: %w", f.Selector, err)
 	}
 	t.keep(pt)
-	if !json.Valid(pt) {
-		return nil, newError(kindAuth, t.phase, authFailed, fmt.Errorf("field %s: plaintext is not JSON", f.Selector))
+	if validate && !json.Valid(pt) {
+		return nil, t.notJSON(f)
 	}
 	return pt, nil
+}
+
+// notJSON is the error of a plaintext that is not JSON: it authenticated, so it was sealed so
+// (rkms never seals anything else); the response fails like a forgery.
+func (t *transformer) notJSON(f *jsonfield.Field) error {
+	return newError(kindAuth, t.phase, authFailed, fmt.Errorf("field %s: plaintext is not JSON", f.Selector))
 }
 
 // context returns the record binding as the envelope's associated context (nil for none).

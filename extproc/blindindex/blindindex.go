@@ -56,7 +56,8 @@ type Key struct {
 }
 
 // DeriveKey derives the index key of index name under data key id keyID from the root key
-// material. It is the only use of the root.
+// material. The root's only other use is the reveal token keys (package
+// github.com/rkms/rkms/extproc/reveal), under another HKDF info label.
 func DeriveKey(root []byte, keyID, name string) (*Key, error) {
 	if len(root) < 16 {
 		return nil, errors.New("derive index key: root key shorter than 16 bytes")

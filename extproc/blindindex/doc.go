@@ -15,7 +15,9 @@
 // The data key is never used: an index survives the rotation of its data key (equal plaintexts
 // keep equal indexes across versions) and never helps to decrypt. Different data key ids
 // (tenants) get unrelated index keys, so equal plaintexts of two tenants have unrelated indexes.
-// The root is never rotated: every index would change. Only version 1 of the root id is used,
+// The root is never rotated: every index would change. The reveal token keys (package
+// github.com/rkms/rkms/extproc/reveal) derive from the same root under the info label
+// "rkms/v1 reveal-token": an index key and a token key never coincide. Only version 1 of the root id is used,
 // so an accidental rotation of [RootKeyID] changes nothing.
 //
 // # Values

@@ -91,7 +91,8 @@ type Policy struct {
 	// streamed body.
 	stream         [2]bool
 	maxStreamBytes int64
-	responseOnly   bool // Config.ResponseOnly, checked by compileResponseOnly
+	responseOnly   bool     // Config.ResponseOnly, checked by compileResponseOnly
+	reveals        *Reveals // response.reveal; nil: decrypted fields are revealed in full
 }
 
 // Streams reports whether bodies of the request (response false) or response direction may
@@ -282,6 +283,12 @@ func compile(c *Config) (*Policy, []error) {
 	errs = append(errs, ferrs...)
 	p.response, respFields, respDecls, ferrs = compileFields("response", &c.Response, opts)
 	errs = append(errs, ferrs...)
+	if c.Request.Reveal != nil {
+		fail("request.reveal: only responses take reveal rules (request.decrypt fields go to the application)")
+	}
+	var rerrs []error
+	p.reveals, rerrs = compileReveal(c, respFields)
+	errs = append(errs, rerrs...)
 	for _, d := range respDecls {
 		errs = append(errs, fmt.Errorf("%s.index: only request.encrypt fields can declare a blind index", d.where))
 	}
@@ -483,6 +490,7 @@ func Warnings(cfgs []Config) []string {
 	var out []string
 	for i := range cfgs {
 		c := &cfgs[i]
+		out = append(out, revealWarnings(c)...)
 		trusted := map[string]bool{}
 		for _, h := range c.TrustedHeaders {
 			trusted[strings.ToLower(h)] = true

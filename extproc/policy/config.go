@@ -97,6 +97,10 @@ type Direction struct {
 	// it and sends it on uncompressed; "refuse" answers 415. Unknown or stacked codings are
 	// always refused.
 	Compressed string `yaml:"compressed"`
+	// Reveal (response only) says what each caller sees of each decrypted field, on its
+	// verified identity: full, masked, a token, redacted or the ciphertext (see [Reveal]).
+	// Without it, every decrypted field is revealed in full.
+	Reveal *Reveal `yaml:"reveal"`
 }
 
 // Index declares a blind index for a request.encrypt field: the member Name, written next to

@@ -13,6 +13,8 @@
 //	    # request.compressed: decompress (default: gzip/deflate/br/zstd bodies are decoded,
 //	    # rewritten and sent on uncompressed) or refuse (415)
 //	    response: {decrypt: ["$.ssn", "$.items[*].ssn", "$.contact.email", ...]}
+//	    # response.reveal: {default, redact_as, audit, rules: [{name, when, fields}]}:
+//	    # who sees what of each decrypted field (see Reveal rules)
 //	    allow: ["$.doctor.email"]      # tagged names that may be plaintext there
 //	    mode: randomized               # or deterministic
 //	    case_sensitive: false          # default: paths and member names match case-folded
@@ -65,6 +67,15 @@
 //
 // At a decrypt path, a value that is not a ciphertext is refused unless legacy_plaintext is
 // "pass"; null always passes.
+//
+// # Reveal rules
+//
+// response.reveal ([Reveal]) decides what each caller sees of each decrypted response field:
+// for each field, the first rule whose conditions ([RevealWhen]: verified JWT claims, client
+// certificate SANs, trusted headers; all must match, [ClaimHolds] says how a claim does) match
+// and that names the field decides its action; a field no such rule names gets the default
+// (redact when unset). [Reveals.Resolve] computes the decisions of one caller; the actions are
+// package github.com/rkms/rkms/extproc/reveal's. [Warnings] reports rules that never apply.
 //
 // # Errors
 //

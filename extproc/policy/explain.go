@@ -30,6 +30,9 @@ type Finding struct {
 	Label  string // the field's label ("" when none applies)
 	Index  string // for encrypt: the blind index written beside the value, "name (N bits, norms)"
 	Why    string // for refuse, left alone and remove
+	// Reveal is, for a decrypted field of a policy with response.reveal explained for a caller
+	// ([Policy.ExplainFor]), what that caller sees: "mask:last4 (rule support)".
+	Reveal string
 }
 
 // Explain reports, without keys, what p does with every selected value and every tripwire of
@@ -38,6 +41,17 @@ type Finding struct {
 // what `rkms policy test` prints. A body that is not valid JSON is an error. Explain checks what
 // can be checked without keys; a ciphertext that names keyID may still fail to authenticate.
 func (p *Policy) Explain(body []byte, response bool, keyID string) ([]Finding, error) {
+	return p.ExplainFor(body, response, keyID, nil)
+}
+
+// ExplainFor is [Policy.Explain] for the caller src describes (its verified claims, SANs and
+// headers): a decrypted response field of a policy with response.reveal also says which action
+// the caller gets and which rule chose it (Finding.Reveal). A nil src is Explain.
+func (p *Policy) ExplainFor(body []byte, response bool, keyID string, src *Source) ([]Finding, error) {
+	var decisions []Decision
+	if response && src != nil && p.reveals != nil {
+		decisions = p.reveals.Resolve(nil, src)
+	}
 	fs := &p.request
 	if response {
 		fs = &p.response
@@ -81,6 +95,10 @@ func (p *Policy) Explain(body []byte, response bool, keyID string) ([]Finding, e
 			}
 		case Decrypt:
 			fd.Action = ActDecrypt
+			if fi, ok := p.reveals.Field(f); ok && decisions != nil {
+				d := decisions[fi]
+				fd.Reveal = fmt.Sprintf("%s (rule %s)", d.Action, d.Rule)
+			}
 			switch {
 			case isCT:
 				if _, err := envelope.KeyVersionFor(text, keyID); err != nil {
@@ -138,6 +156,9 @@ func (f Finding) String() string {
 	}
 	if f.Index != "" {
 		s += "  index=" + f.Index
+	}
+	if f.Reveal != "" {
+		s += "  reveal=" + f.Reveal
 	}
 	if f.Why != "" {
 		s += "  (" + f.Why + ")"

@@ -89,3 +89,71 @@ func TestConfigCheckWarnsUntrustedHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyTestReveal: with --response, a policy with response.reveal says what the caller
+// described by --claims/--claim sees of each decrypted field, and config check warns about
+// rules that never apply.
+func TestPolicyTestReveal(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "rkms.yaml")
+	if err := os.WriteFile(cfg, []byte(`policies:
+  - name: people
+    key_id: "tenant-{jwt:tenant}"
+    request: {encrypt: ["$.ssn", "$.cards[*].number", "$.email"]}
+    response:
+      decrypt: ["$.ssn", "$.cards[*].number", "$.email"]
+      reveal:
+        rules:
+          - name: billing
+            when: {jwt: {role: billing}}
+            fields: {"$.cards[*].number": full, "$.phone": full}
+          - name: support
+            when: {jwt: {role: support}}
+            fields: {"$.ssn": "mask:last4", "$.cards[*].number": "mask:first6last4"}
+          - when: {jwt: {scope: analytics}}
+            fields: {"$.ssn": token}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"ssn":"rkms:AQEK","cards":[{"number":"rkms:AQEK"}]}`
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"support", []string{"--claims", `{"tenant":"acme","role":["intern","support"]}`}, []string{
+			"$.ssn  label=ssn  reveal=mask:last4 (rule support)", "$.cards[0].number  label=number  reveal=mask:first6last4 (rule support)",
+			"  $.email                  redact (rule default)"}},
+		{"analytics scope words", []string{"--claims", `{"tenant":"acme","scope":"read analytics"}`}, []string{
+			"$.ssn  label=ssn  reveal=token (rule rules[2])", "$.cards[0].number  label=number  reveal=redact (rule default)"}},
+		{"--claim overrides --claims", []string{"--claim", "role=billing", "--claims", `{"tenant":"acme","role":"support"}`}, []string{
+			"reveal=full (rule billing)", "  $.ssn                    redact (rule default)"}},
+		{"nobody", []string{"--claim", "tenant=acme"}, []string{"reveal=redact (rule default)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"policy", "test", "--config", cfg, "--policy", "people", "--response"}, tc.args...)
+			if code := Main(context.Background(), args, strings.NewReader(body), &out, &errb); code != 0 && code != 1 {
+				t.Fatalf("exit %d\n%s%s", code, &out, &errb)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, &out)
+				}
+			}
+		})
+	}
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"policy", "test", "--config", cfg, "--policy", "people", "--claims", "[1]"}, strings.NewReader(body), &out, &errb); code != 2 {
+		t.Errorf("--claims [1]: exit %d, want 2\n%s", code, &errb)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Main(context.Background(), []string{"config", "check", cfg}, nil, &out, &errb); code != 0 {
+		t.Fatalf("config check: exit %d\n%s", code, &errb)
+	}
+	for _, w := range []string{"field $.phone is not a response.decrypt field", "no rule names $.email: every caller gets the default (redact)"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("config check lacks %q:\n%s", w, &errb)
+		}
+	}
+}

@@ -95,3 +95,17 @@ func tlsNote(t config.TLS) string {
 	}
 	return ""
 }
+
+// revealAuditor writes ext_proc's reveal records (policies with response.reveal.audit) to the
+// audit log; the caller comes from extprocCaller (the request id in ctx).
+type revealAuditor struct{ a *audit.Logger }
+
+var _ extproc.RevealAuditor = revealAuditor{}
+
+func (r revealAuditor) AuditReveal(ctx context.Context, policy, keyID string, fields []extproc.RevealedField) {
+	out := make([]audit.RevealField, len(fields))
+	for i, f := range fields {
+		out[i] = audit.RevealField{Field: f.Field, Rule: f.Rule, Action: f.Action, N: f.N}
+	}
+	r.a.RecordReveal(ctx, policy, keyID, out)
+}

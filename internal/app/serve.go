@@ -49,7 +49,7 @@ func Serve(ctx context.Context, cfg *config.Config, defaults bool, stdout, stder
 		return err
 	}
 	defer keys.close()
-	ext, err := buildExtProc(cfg, keys.kr, log, m)
+	ext, err := buildExtProc(cfg, keys.kr, log, m, revealAuditor{keys.audit})
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (k *keyService) close() {
 
 // buildExtProc sizes the memory budget and makes the ext_proc server with the policies compiled
 // by the config loader.
-func buildExtProc(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger, m *metrics.Metrics) (*extproc.Server, error) {
+func buildExtProc(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger, m *metrics.Metrics, aud extproc.RevealAuditor) (*extproc.Server, error) {
 	// The body budget and the Go soft limit follow the container's memory limit.
 	gomemlimit := os.Getenv("GOMEMLIMIT")
 	mem := sizeMemory(cfg.ExtProc, memlimit.CgroupRoot, gomemlimit)
@@ -156,7 +156,9 @@ func buildExtProc(cfg *config.Config, kr *keyring.Keyring, log *slog.Logger, m *
 	if err != nil {
 		return nil, fmt.Errorf("ext_proc: %w", err)
 	}
-	ext, err := extproc.NewServerFromSet(policies, keysource.Keyring{K: kr}, extprocOptions(cfg, log, m, mem.budget))
+	opts := extprocOptions(cfg, log, m, mem.budget)
+	opts.RevealAuditor = aud
+	ext, err := extproc.NewServerFromSet(policies, keysource.Keyring{K: kr}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("ext_proc: %w", err)
 	}

@@ -10,7 +10,7 @@
 //	logger        always "audit"
 //	api           http (admin API), grpc (rkms.v1.KeyService), extproc (Envoy ext_proc),
 //	              internal (no caller known: background work)
-//	op            read, create, rotate, delete, list, rewrap
+//	op            read, create, rotate, delete, list, rewrap, reveal
 //	key_id        the key id (omitted when the caller sent an invalid one; batch records have
 //	              key_ids instead)
 //	version       the key version read, created or made current (omitted when none)
@@ -20,6 +20,9 @@
 //	rewrapped     rewrap batch record only: items moved to the current version
 //	unchanged     rewrap batch record only: items already under the current version
 //	failed        rewrap batch record only: items refused or failed (each its own error)
+//	policy        reveal record only: the ext_proc policy whose response was revealed
+//	fields        reveal record only: one {field, rule, action, n} per response.decrypt
+//	              selector and action (selectors and counts, never values or each value's path)
 //	result        ok, denied (no or wrong token, or the credential does not allow the
 //	              operation on that id), invalid (bad key id), not_found,
 //	              unavailable (too few KMS regions, store down, deadline), error
@@ -39,6 +42,10 @@
 // A rewrap call ([Logger.RecordBatch]) writes one batch record for the whole call, never with
 // ciphertexts or values; result is the call's (ok once the items ran, whatever each item's
 // outcome). Each key id the caller may not rewrap also gets a denied record of its own.
+//
+// A reveal record ([Logger.RecordReveal]) is written for each response body of a policy that sets
+// response.reveal.audit: which action (full, mask:..., redact, token, ciphertext) each decrypted
+// field got for the caller, and which rule chose it (README "Who sees what").
 //
 // A read through the admin or gRPC API creates the key when it is absent: that shows as a create
 // record followed by a read record. A creation is recorded where the key record is first written

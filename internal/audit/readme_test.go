@@ -17,7 +17,7 @@ import (
 )
 
 // fullRecord writes one audit record with every attribute present (every string field of Who
-// set, a key id, a version and an error), and one batch record, and returns their attribute
+// set, a key id, a version and an error), one batch record and one reveal record, and returns their attribute
 // names.
 func fullRecord(t *testing.T) map[string]bool {
 	t.Helper()
@@ -33,6 +33,7 @@ func fullRecord(t *testing.T) map[string]bool {
 	a.Record(WithWho(context.Background(), who), OpRotate, "tenant-acme", 2, errors.New("boom"))
 	a.RecordBatch(WithWho(context.Background(), who), OpRewrap, Batch{Items: 2, KeyIDs: []string{"tenant-acme"}, KeyIDCount: 1,
 		Rewrapped: 1, Failed: 1}, errors.New("boom"))
+	a.RecordReveal(WithWho(context.Background(), who), "people", "tenant-acme", []RevealField{{Field: "$.ssn", Rule: "support", Action: "mask:last4", N: 1}})
 	keys := map[string]bool{}
 	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
 		var rec map[string]any

@@ -59,6 +59,13 @@ func TestProblemsAllAtOnce(t *testing.T) {
 			[]string{`line 4: policies[0].mode: "sometimes" is not "randomized" or "deterministic"`}},
 		{"policy selector at its entry", "policies:\n  - name: p\n    key_id: k\n    request:\n      encrypt:\n        - \"$.a\"\n        - \"$.b[\"\n",
 			[]string{`line 7: policies[0].request.encrypt[1]: selector "$.b[": `}},
+		{"reveal types", "policies:\n  - name: p\n    key_id: k\n    response:\n      decrypt: [\"$.a\"]\n      reveal:\n        redact_as: [x]\n        rules:\n" +
+			"          - when: {jwt: {role: [a]}, peer: x}\n            fields: {\"$.a\": {mask: last4}}\n            nmae: r\n",
+			[]string{`line 7: policies[0].response.reveal.redact_as: must be a string (got a list)`,
+				`line 9: policies[0].response.reveal.rules[0].when.jwt.role: must be a string (got a list)`,
+				`line 9: policies[0].response.reveal.rules[0].when.peer: must be a mapping (got "x")`,
+				`line 10: policies[0].response.reveal.rules[0].fields.$.a: must be a string (got a mapping)`,
+				`line 11: policies[0].response.reveal.rules[0].nmae: unknown key (known: name, when, fields)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))

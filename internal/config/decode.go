@@ -60,6 +60,25 @@ func walk(n *yaml.Node, t reflect.Type, path string, ps *Problems) bool {
 		}
 		walkMapping(n, t, path, ps)
 		return true
+	case t.Kind() == reflect.Pointer: // an optional section or value (policy.Direction.Reveal)
+		return walk(n, t.Elem(), path, ps)
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String: // reveal fields and conditions
+		if n.Kind != yaml.MappingNode {
+			return bad("a mapping")
+		}
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				*ps = append(*ps, Problem{Line: k.Line, Path: path, Msg: "keys must be strings"})
+				continue
+			}
+			if walk(v, t.Elem(), joinPath(path, k.Value), ps) {
+				kept = append(kept, k, v)
+			}
+		}
+		n.Content = kept
+		return true
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return bad("a list")

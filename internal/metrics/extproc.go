@@ -51,3 +51,18 @@ func (m *Metrics) WatchExtProc(s ExtProcStats) error {
 	}
 	return nil
 }
+
+var _ extproc.RevealObserver = (*Metrics)(nil)
+
+func newReveals() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rkms_extproc_reveals_total",
+		Help: "Decrypted response values revealed under response.reveal, by policy, rule (\"default\" when no rule named the field) and action (full, mask:..., redact, token, ciphertext; redact also when a mask or token met a value it cannot apply to).",
+	}, []string{"policy", "rule", "action"})
+}
+
+// ObserveReveal implements extproc.RevealObserver. Policy, rule and action come from the
+// configuration, so the label values are bounded by it.
+func (m *Metrics) ObserveReveal(policy, rule, action string, n int) {
+	m.extReveals.WithLabelValues(policyLabel(policy), rule, action).Add(float64(n))
+}

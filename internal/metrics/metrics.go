@@ -24,6 +24,7 @@ type Metrics struct {
 	extLatency   *prometheus.HistogramVec
 	extFields    *prometheus.CounterVec
 	extRefused   *prometheus.CounterVec
+	extReveals   *prometheus.CounterVec
 	adminAuth    *prometheus.CounterVec
 	adminDenied  *prometheus.CounterVec
 	rewrapItems  *prometheus.CounterVec
@@ -76,8 +77,9 @@ func New() *Metrics {
 			Name: "rkms_rewrap_items_total", Help: "Ciphertexts given to Rewrap (POST /v1/rewrap, the gRPC Rewrap, rkms rewrap in process), by result: rewrapped, unchanged (already current), or the error class of the item.",
 		}, []string{"result"}),
 		extRefused: newRefused(),
+		extReveals: newReveals(),
 	}
-	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.adminAuth, m.adminDenied, m.rewrapItems,
+	m.reg.MustRegister(m.kmsLatency, m.kmsErrors, m.storeLatency, m.storeErrors, m.extRequests, m.extLatency, m.extFields, m.extRefused, m.extReveals, m.adminAuth, m.adminDenied, m.rewrapItems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -301,6 +301,11 @@ func TestObserver(t *testing.T) {
 	expect(t, m, "rkms_extproc_processing_seconds", map[string]string{"phase": "request_body"}, 2)
 	expect(t, m, "rkms_extproc_processing_seconds", map[string]string{"phase": "request_headers"}, 3)
 	expect(t, m, "rkms_extproc_fields_total", map[string]string{"policy": "patients", "op": "encrypt"}, 6)
+	m.ObserveReveal("people", "support", "mask:last4", 3)
+	m.ObserveReveal("people", "support", "mask:last4", 2)
+	m.ObserveReveal("people", "default", "redact", 1)
+	expect(t, m, "rkms_extproc_reveals_total", map[string]string{"policy": "people", "rule": "support", "action": "mask:last4"}, 5)
+	expect(t, m, "rkms_extproc_reveals_total", map[string]string{"policy": "people", "rule": "default", "action": "redact"}, 1)
 }
 
 func TestHandler(t *testing.T) {

@@ -71,8 +71,18 @@ func (d *leakDetector) addJSONPieces(k []byte, name string) {
 		enc.SetEscapeHTML(html)
 		_ = enc.Encode(string(k))
 		units := jsonUnits(strings.Trim(strings.TrimSpace(b.String()), `"`))
-		for i := 0; i+rawPiece <= len(units); i++ {
-			w := units[i : i+rawPiece]
+		// A window stands for rawPiece bytes of the key or more: a character unit stands for
+		// its UTF-8 bytes (1 to 4), so counting units would miss a piece of multi-byte
+		// characters, such as 10 key bytes that show as 7 characters.
+		for i := range units {
+			j, n := i, 0
+			for ; j < len(units) && n < rawPiece; j++ {
+				n += unitBytes(units[j])
+			}
+			if n < rawPiece {
+				break
+			}
+			w := units[i:j]
 			if slices.Contains(w, `\ufffd`) {
 				continue
 			}
@@ -83,6 +93,19 @@ func (d *leakDetector) addJSONPieces(k []byte, name string) {
 }
 
 // jsonUnits splits the inside of a JSON string into escape sequences and characters.
+// unitBytes is how many bytes of the encoded string a unit of [jsonUnits] stands for: an
+// escape one (a control character, or <, > and & escaped for HTML), but \u2028 and \u2029
+// three; a character its UTF-8 length.
+func unitBytes(u string) int {
+	switch {
+	case u == `\u2028` || u == `\u2029`:
+		return 3
+	case strings.HasPrefix(u, `\`):
+		return 1
+	}
+	return len(u)
+}
+
 func jsonUnits(s string) []string {
 	var out []string
 	for i := 0; i < len(s); {

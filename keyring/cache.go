@@ -182,6 +182,19 @@ func newCache(maxKeys int, ttl, maxStale time.Duration, now func() time.Time, gr
 // lookup returns the slot of id, or 0 (no slot is 0: it is the LRU sentinel). c.mu must be held.
 func (c *cache) lookup(id string) int32 { return c.index[id] }
 
+// canonical returns the cache's own copy of id when id is cached, else id: a structure that
+// keeps an id as long as the cache does (the seal budgets) then holds no string of its own.
+// With 100,000 keys, 100,000 fewer objects for the garbage collector to mark on every cycle:
+// about 20 % of a cycle's mark work (BenchmarkGCWarmKeyring).
+func (c *cache) canonical(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.lookup(id); i != 0 {
+		return c.slots[i].id
+	}
+	return id
+}
+
 // current returns the cached current version of id.
 func (c *cache) current(id string) (DataKey, bool) {
 	c.mu.Lock()

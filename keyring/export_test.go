@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"time"
+	"unsafe"
 )
 
 // Hooks for the external test package: a keyring without its background loop, whose maintenance
@@ -45,4 +46,21 @@ func (k *Keyring) MaintainAllNow(ctx context.Context) { k.maintainAll(ctx) }
 // WrapKeyNonce is WrapKey with a given nonce (golden vectors).
 func WrapKeyNonce(branchKey, dataKey, nonce []byte, b WrapBinding) ([]byte, error) {
 	return wrapKeyNonce(branchKey, dataKey, nonce, b)
+}
+
+// BudgetSharesCacheID reports whether the seal budget of id is keyed by the key cache's own
+// copy of the id string (the same bytes in memory), and whether it exists at all.
+func (k *Keyring) BudgetSharesCacheID(id string) (shared, exists bool) {
+	k.budgets.mu.Lock()
+	var key string
+	for s := range k.budgets.m {
+		if s == id {
+			key, exists = s, true
+		}
+	}
+	k.budgets.mu.Unlock()
+	k.cache.mu.Lock()
+	defer k.cache.mu.Unlock()
+	i := k.cache.lookup(id)
+	return exists && i != 0 && unsafe.StringData(key) == unsafe.StringData(k.cache.slots[i].id), exists
 }

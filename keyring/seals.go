@@ -53,6 +53,9 @@ type budgets struct {
 	mu  sync.Mutex
 	m   map[string]*sealBudget
 	max int
+	// canonical returns the string to keep as id's map key (the key cache's copy: see
+	// cache.canonical); nil: id itself.
+	canonical func(id string) string
 }
 
 // get returns the budget of version v of id, and false when v is older than the version this
@@ -74,6 +77,9 @@ func (bs *budgets) get(id string, v uint32) (*sealBudget, bool) {
 		}
 	}
 	b = &sealBudget{version: v}
+	if bs.canonical != nil {
+		id = bs.canonical(id) // lock order: budgets, then cache
+	}
 	bs.m[id] = b
 	return b, true
 }

@@ -3,6 +3,7 @@ package keyring_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,4 +146,24 @@ func TestSealLimitAtGet(t *testing.T) {
 		t.Fatalf("after the refusal Get = version %d, want 2", dk.Version)
 	}
 	_ = store.Record{}
+}
+
+// TestSealBudgetSharesCacheID: a seal budget keeps no id string of its own while the key is
+// cached: with 100,000 keys, 100,000 fewer objects for every garbage collection to mark
+// (BenchmarkGCWarmKeyring). The caller's id is a fresh string, as extproc's is per request.
+func TestSealBudgetSharesCacheID(t *testing.T) {
+	e := newEnv(t, 2)
+	k := e.keyring(t, keyring.Options{MaxSeals: 10_000})
+	fresh := func() string { return strings.Clone("tenant-1") }
+	dk, err := k.Get(t.Context(), fresh())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.ReserveSeals(t.Context(), fresh(), dk.Version, 1); err != nil {
+		t.Fatal(err)
+	}
+	shared, exists := k.BudgetSharesCacheID("tenant-1")
+	if !exists || !shared {
+		t.Errorf("budget exists %v, keyed by the cache's id string %v: want both", exists, shared)
+	}
 }

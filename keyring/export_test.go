@@ -53,7 +53,7 @@ func WrapKeyNonce(branchKey, dataKey, nonce []byte, b WrapBinding) ([]byte, erro
 func (k *Keyring) BudgetSharesCacheID(id string) (shared, exists bool) {
 	k.budgets.mu.Lock()
 	var key string
-	for s := range k.budgets.m {
+	for s := range k.budgets.index {
 		if s == id {
 			key, exists = s, true
 		}

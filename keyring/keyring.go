@@ -260,7 +260,7 @@ func newKeyring(st Store, regions []Region, opts Options, background bool) (*Key
 		k.creates = rate.NewLimiter(rate.Limit(opts.CreateRate), opts.CreateBurst)
 	}
 	k.neg = newNegCache(opts.NegativeMaxKeys, opts.NegativeTTL, opts.Now)
-	k.budgets = budgets{m: make(map[string]*sealBudget), max: max(opts.CacheMaxKeys, DefaultNegativeMaxKeys), canonical: k.cache.canonical}
+	k.budgets = newBudgets(max(opts.CacheMaxKeys, DefaultNegativeMaxKeys), k.cache.canonical)
 	if err := k.checkRotation(); err != nil {
 		return nil, fmt.Errorf("new keyring: %w", err)
 	}

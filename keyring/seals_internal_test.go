@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"unsafe"
 )
@@ -63,5 +64,31 @@ func TestBudgetSlotsNotReachedLate(t *testing.T) {
 	bs.finish("b", p2, ErrSealLimit, true)
 	if len(bs.index) != 0 || len(bs.free) != 1 || len(bs.pending) != 0 {
 		t.Fatalf("%d budgets, %d free slots, %d pending after a spent version: want 0, 1, 0", len(bs.index), len(bs.free), len(bs.pending))
+	}
+}
+
+// TestSealBudgetPointerFree: the budgets' slice must hold no pointer, or the collector scans
+// all of it on every cycle (BenchmarkGCWarmKeyring; BENCHMARKS.md, the POST's tail latency).
+func TestSealBudgetPointerFree(t *testing.T) {
+	var walk func(reflect.Type) bool
+	walk = func(ty reflect.Type) bool {
+		switch ty.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+			return true
+		case reflect.Array:
+			return walk(ty.Elem())
+		case reflect.Struct:
+			for i := range ty.NumField() {
+				if !walk(ty.Field(i).Type) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	if !walk(reflect.TypeFor[sealBudget]()) {
+		t.Error("sealBudget holds a pointer (or a string, slice, map, interface, channel)")
 	}
 }

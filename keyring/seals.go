@@ -22,6 +22,16 @@ const (
 	maxSealBlock = 1_000_000
 )
 
+// SealBlock is the most seals one ReserveSeals call may ask for (one reservation block: MaxSeals
+// divided by 1024, between 1,000 and 1,000,000), or 0 when the keyring counts no seals
+// (Options.MaxSeals zero).
+func (k *Keyring) SealBlock() int {
+	if k.opts.MaxSeals == 0 {
+		return 0
+	}
+	return int(k.sealBlock())
+}
+
 // sealBlock is how many seals one reservation takes.
 func (k *Keyring) sealBlock() uint64 {
 	m := k.opts.MaxSeals

@@ -14,6 +14,7 @@ import (
 //	GET  /key/metadata?id=ID                         read right: the key's lifecycle state, no key material
 //	POST /key/min-decrypt-version?id=ID&version=N    rotate right: retire versions below N (0 or 1: none)
 //	POST /key/maintain?id=ID                         rotate right: rotate if due, destroy versions past the grace
+//	POST /key/seals?id=ID&version=N&count=C          read right: count C seals the caller makes itself (rkms seal --server)
 //
 // GET /key?id=ID&metadata=true adds the same state to the key it returns.
 func (h *Handler) lifecycleRoutes(m *http.ServeMux, prefix string) {
@@ -26,7 +27,56 @@ func (h *Handler) lifecycleRoutes(m *http.ServeMux, prefix string) {
 	m.HandleFunc(prefix+"/key/maintain", h.serve(map[string]route{
 		http.MethodPost: {keyservice.OpMaintain, "id", []string{"id"}, h.maintain},
 	}))
+	m.HandleFunc(prefix+"/key/seals", h.serve(map[string]route{
+		http.MethodPost: {keyservice.OpReserveSeals, "id", []string{"id", "version", "count"}, h.reserveSeals},
+	}))
 }
+
+// sealsResponse is the answer of POST /key/seals.
+type sealsResponse struct {
+	ID       string `json:"id"`
+	Version  uint32 `json:"version"`
+	Reserved int    `json:"reserved"` // values the caller may seal under the version
+	Limit    bool   `json:"limit"`    // the version may seal no more: read the current key again
+	Counted  bool   `json:"counted"`  // false: the server counts no seals (max_seals 0)
+}
+
+// reserveSeals: POST /key/seals?id=ID&version=N&count=C: read right: counts C seals that the
+// caller makes itself with version N of the key (rkms seal --server) against the version's seal
+// limit, as rkms's own seals are; 200 with how many it may make (at most one reservation
+// block), or limit true when the version may seal no more.
+func (h *Handler) reserveSeals(w http.ResponseWriter, r *http.Request, sess *keyservice.Session, q query) {
+	op := keyservice.OpReserveSeals
+	id, ok := requireID(w, r, sess, op, q)
+	if !ok {
+		return
+	}
+	for _, name := range []string{"version", "count"} {
+		if _, ok := q[name]; !ok {
+			malformed(w, r, sess, op, "exactly one "+name+" query parameter is required")
+			return
+		}
+	}
+	v, err := q.number("version", 1, 1<<32-1)
+	if err != nil {
+		malformed(w, r, sess, op, err.Error())
+		return
+	}
+	n, err := q.number("count", 1, maxSealCount)
+	if err != nil {
+		malformed(w, r, sess, op, err.Error())
+		return
+	}
+	res, err := sess.ReserveSeals(r.Context(), id, uint32(v), int(n))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sealsResponse{ID: id, Version: uint32(v), Reserved: res.Reserved, Limit: res.Limit, Counted: res.Counted})
+}
+
+// maxSealCount bounds the count of POST /key/seals (the keyring grants one block at most).
+const maxSealCount = 1_000_000
 
 // keyMetadata is the JSON form of keyring.KeyInfo.
 type keyMetadata struct {

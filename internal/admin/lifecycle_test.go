@@ -144,3 +144,34 @@ func TestListPaging(t *testing.T) {
 		t.Fatalf("whole listing %s: %v", rec.Body, err)
 	}
 }
+
+// TestReserveSealsStatuses: POST /key/seals's parameters and answers (the fake counts no
+// seals: it grants what was asked, counted false; keyservice's TestReserveSeals has the counting
+// cases and internal/app's TestSealCountsSeals the real keyring through rkms seal --server).
+func TestReserveSealsStatuses(t *testing.T) {
+	tests := []struct {
+		name, method, target string
+		wantStatus           int
+		want                 string // in the body
+	}{
+		{"granted", "POST", "/key/seals?id=live&version=3&count=500", 200, `"reserved":500,"limit":false,"counted":false`},
+		{"old version", "POST", "/key/seals?id=live&version=2&count=5", 200, `"reserved":0,"limit":true`},
+		{"above current", "POST", "/key/seals?id=live&version=4&count=5", 400, "above the key's current version"},
+		{"absent", "POST", "/key/seals?id=typo&version=1&count=5", 404, "not found"},
+		{"deleted", "POST", "/key/seals?id=gone&version=1&count=5", 410, "deleted"},
+		{"no count", "POST", "/key/seals?id=live&version=3", 400, "count"},
+		{"no version", "POST", "/key/seals?id=live&count=3", 400, "version"},
+		{"count 0", "POST", "/key/seals?id=live&version=3&count=0", 400, "count"},
+		{"count too large", "POST", "/key/seals?id=live&version=3&count=1000001", 400, "count"},
+		{"GET", "GET", "/key/seals?id=live&version=3&count=1", 405, "method"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := lifecycleHandler(t)
+			rec := do(h, tc.method, tc.target)
+			if rec.Code != tc.wantStatus || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Fatalf("%d %s, want %d with %q", rec.Code, rec.Body, tc.wantStatus, tc.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -17,7 +18,8 @@ const maxMemoKeys = 4096
 // (Current, Lookup) and per key version (Version), not one per record, whatever the source
 // (the keyring, whose cache is already cheap, or a --server admin API, where each lookup is an
 // HTTP call). A run therefore seals with the version current when it first sealed under a key
-// id, even if the key rotates meanwhile; those ciphertexts open as any older version's do.
+// id, even if the key rotates meanwhile (those ciphertexts open as any older version's do),
+// until that version reaches its seal limit (ReserveSeals).
 // Errors are not remembered. Each lookup is bounded by timeout when it is not 0.
 type memoKeys struct {
 	keys    extproc.Keys
@@ -34,7 +36,32 @@ type keyVersion struct {
 	v  uint32
 }
 
-var _ extproc.Keys = (*memoKeys)(nil)
+var (
+	_ extproc.Keys        = (*memoKeys)(nil)
+	_ extproc.SealCounter = (*memoKeys)(nil)
+)
+
+// ReserveSeals passes the count to the source when it counts seals (the keyring's
+// keyring.rotation.max_seals, or a --server's through its admin API), so that a bulk run's
+// seals count as rkms serve's do. When the version may seal no more, the remembered current key
+// of id is forgotten, so that the transform's next Current reads the version that replaced it.
+func (m *memoKeys) ReserveSeals(ctx context.Context, id string, v uint32, n int) error {
+	sc, ok := m.keys.(extproc.SealCounter)
+	if !ok {
+		return nil
+	}
+	err := sc.ReserveSeals(ctx, id, v, n)
+	if errors.Is(err, extproc.ErrKeySealLimit) {
+		m.mu.Lock()
+		for _, cache := range []map[string]envelope.Key{m.current, m.lookup} {
+			if k, ok := cache[id]; ok && k.Version == v {
+				delete(cache, id)
+			}
+		}
+		m.mu.Unlock()
+	}
+	return err
+}
 
 func newMemoKeys(keys extproc.Keys, timeout time.Duration) *memoKeys {
 	return &memoKeys{keys: keys, timeout: timeout, current: map[string]envelope.Key{},

@@ -61,7 +61,9 @@ KEYS: --server URL takes the keys from a running rkms's admin API (GET /key?id=.
 token in $RKMS_ADMIN_TOKEN or --token-file (default: the config's admin.token_file). Without it,
 the keys come from the configured keyring (--config, or the embedded defaults in ./rkms-data),
 opened as rkms serve opens it; an embedded store held by a running rkms needs --server. A run
-looks each key id up once (an NDJSON run keeps the version that was current when it started).
+looks each key id up once (an NDJSON run keeps the version that was current when it started,
+until that version reaches keyring.rotation.max_seals: seals count toward it as rkms serve's do,
+with --server through the admin API's POST /key/seals).
 
 Output never holds key material; errors, the reject file and the summary never hold a value.
 Exit status: 0 done (every record written), 1 refused or failed (some record failed), 2 usage

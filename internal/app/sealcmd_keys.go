@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rkms/rkms/envelope"
@@ -148,9 +150,123 @@ type serverKeys struct {
 	base   *url.URL
 	token  string
 	client *http.Client
+
+	mu       sync.Mutex
+	seals    map[sealKey]int64         // seals reserved on the server and not used yet (-1: none may be)
+	inflight map[sealKey]chan struct{} // a reservation under way, closed when it ends
 }
 
-var _ extproc.Keys = (*serverKeys)(nil)
+// sealKey is one version of one key.
+type sealKey struct {
+	id string
+	v  uint32
+}
+
+var (
+	_ extproc.Keys        = (*serverKeys)(nil)
+	_ extproc.SealCounter = (*serverKeys)(nil)
+)
+
+// sealAhead is how many seals serverKeys asks the server for at once (it grants at most one
+// reservation block of its keyring's): one request per thousand values sealed.
+const sealAhead = 1000
+
+// ReserveSeals counts the values sealed here against the server's seal limit of the version
+// (keyring.rotation.max_seals), as the server counts its own: POST /key/seals reserves them in
+// the server's store, sealAhead at a time. When the version may seal no more it fails with
+// extproc.ErrKeySealLimit, and the transform takes the current key again. Seals reserved and
+// not used when the command ends are lost, which only brings the version's rotation closer.
+func (s *serverKeys) ReserveSeals(ctx context.Context, id string, v uint32, n int) error {
+	k := sealKey{id, v}
+	for {
+		s.mu.Lock()
+		left, ch := s.seals[k], s.inflight[k]
+		switch {
+		case left < 0:
+			s.mu.Unlock()
+			return fmt.Errorf("%w: version %d of key %s may seal no more (the server rotates it)", extproc.ErrKeySealLimit, v, id)
+		case left >= int64(n):
+			s.seals[k] -= int64(n)
+			s.mu.Unlock()
+			return nil
+		case ch != nil:
+			// One request per key version at a time: parallel workers asking at once would
+			// reserve (and waste) a block each.
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return fmt.Errorf("%w: wait for a seal reservation: %w", extproc.ErrKeyUnavailable, ctx.Err())
+			}
+			continue
+		}
+		ch = make(chan struct{})
+		if s.inflight == nil {
+			s.inflight, s.seals = map[sealKey]chan struct{}{}, map[sealKey]int64{}
+		}
+		s.inflight[k] = ch
+		s.mu.Unlock()
+		r, err := s.reserve(ctx, id, v, max(n, sealAhead))
+		s.mu.Lock()
+		delete(s.inflight, k)
+		switch {
+		case err != nil:
+		case r.Limit:
+			s.seals[k] = -1 // until the run ends: a rotated version does not come back
+		case !r.Counted:
+			s.seals[k] = math.MaxInt64 / 2 // the server counts no seals
+		default:
+			s.seals[k] += int64(r.Reserved)
+		}
+		close(ch)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !r.Limit && !r.Counted && r.Reserved < 1 {
+			return fmt.Errorf("%w: admin API %s reserved no seals", extproc.ErrKeyUnavailable, s.base.Host)
+		}
+	}
+}
+
+// sealsReply is the admin API's answer to POST /key/seals (internal/admin's sealsResponse).
+type sealsReply struct {
+	ID       string `json:"id"`
+	Version  uint32 `json:"version"`
+	Reserved int    `json:"reserved"`
+	Limit    bool   `json:"limit"`
+	Counted  bool   `json:"counted"`
+	Error    string `json:"error"`
+}
+
+// reserve calls POST /key/seals?id=ID&version=V&count=N.
+func (s *serverKeys) reserve(ctx context.Context, id string, v uint32, n int) (sealsReply, error) {
+	u := *s.base
+	u.Path += "/key/seals"
+	u.RawQuery = url.Values{"id": {id}, "version": {strconv.FormatUint(uint64(v), 10)}, "count": {strconv.Itoa(n)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return sealsReply{}, fmt.Errorf("admin API request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return sealsReply{}, fmt.Errorf("%w: admin API: %w", extproc.ErrKeyUnavailable, err)
+	}
+	defer resp.Body.Close()
+	var r sealsReply
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil {
+		err = json.Unmarshal(body, &r)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return sealsReply{}, s.statusError(resp.StatusCode, r.Error)
+	}
+	if err != nil || r.ID != id || r.Version != v || r.Reserved > n {
+		return sealsReply{}, fmt.Errorf("%w: admin API answer to POST /key/seals: not a reservation of what was asked", extproc.ErrKeyUnavailable)
+	}
+	return r, nil
+}
 
 // errKeyDeleted marks an admin API answer 410: the id was deleted, and is not re-created.
 var errKeyDeleted = errors.New("key id deleted")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkms/rkms/envelope"
 	"github.com/rkms/rkms/envoy"
-	"github.com/rkms/rkms/internal/testing/env"
+	testenv "github.com/rkms/rkms/internal/testing/env"
 	"github.com/rkms/rkms/internal/testing/envoytest"
 )
 
@@ -223,4 +225,105 @@ func ingressYAML(t *testing.T, listener, app, rkms int) string {
 		t.Fatal(err)
 	}
 	return string(rendered)
+}
+
+// TestSealCountsSeals: a bulk seal counts its seals toward keyring.rotation.max_seals as rkms
+// serve's own do, with --server (POST /key/seals reserves them in the server's store) and
+// without (the configured keyring): every version seals at most max_seals values, the stored
+// count of each version covers the ciphertexts made under it, and the run moves to the next
+// version when one is used up. Before, a bulk run did not count its seals at all.
+func TestSealCountsSeals(t *testing.T) {
+	t.Setenv("RKMS_ADMIN_TOKEN", "")
+	const maxSeals, records = 2000, 2600 // two seals per record: 5,200 seals, 3 versions
+	var in strings.Builder
+	for i := range records {
+		fmt.Fprintf(&in, `{"ssn":"COUNT-%d","contact":{"email":"p%d@example.com"}}`+"\n", i, i)
+	}
+	for _, withServer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("server=%v", withServer), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, fmt.Sprintf(`data_dir: %[1]s/data
+admin: {listen: 127.0.0.1:%[2]d, grpc_listen: "", token_file: %[1]s/data/admin.token}
+extproc: {listen: 127.0.0.1:%[3]d}
+store: {type: embedded, embedded: {path: %[1]s/data/keys.db}}
+keyring: {rotation: {max_seals: %[5]d}}
+%[4]s`, dir, testenv.FreePort(t), testenv.FreePort(t), sealPolicies, maxSeals))
+			args := []string{"seal", "--config", cfg, "--policy", "patients", "--claim", "tenant=acme", "--format", "ndjson", "-j", "4"}
+			var r *running
+			if withServer {
+				r = startServe(t, "--config", cfg)
+				args = append(args, "--server", "http://"+r.admin)
+			}
+			code, out, stderr := cli(t, in.String(), args...)
+			if code != 0 {
+				t.Fatalf("seal: exit %d: %s", code, stderr)
+			}
+			made := map[uint32]int{}
+			for line := range strings.Lines(out) {
+				for _, part := range strings.Split(line, `"`) {
+					if envelope.IsCiphertext([]byte(part)) {
+						h, err := envelope.Parse([]byte(part))
+						if err != nil {
+							t.Fatal(err)
+						}
+						made[h.KeyVersion]++
+					}
+				}
+			}
+			if total := made[1] + made[2] + made[3] + made[4]; total != 2*records {
+				t.Fatalf("%d ciphertexts by version %v, want %d", total, made, 2*records)
+			}
+			if !withServer {
+				r = startServe(t, "--config", cfg)
+			}
+			token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			md := metadataOf(t, "http://"+r.admin+"/key/metadata?id=tenant-acme", strings.TrimSpace(string(token)))
+			stored := map[uint32]uint64{}
+			for _, v := range md.Versions {
+				stored[v.Version] = v.Seals
+				if v.Seals > maxSeals {
+					t.Errorf("version %d counts %d seals, above max_seals %d", v.Version, v.Seals, maxSeals)
+				}
+			}
+			for v, n := range made {
+				if uint64(n) > stored[v] {
+					t.Errorf("version %d: %d ciphertexts, but the store counts %d seals", v, n, stored[v])
+				}
+			}
+			if made[1] > maxSeals || len(made) < 3 {
+				t.Errorf("ciphertexts by version %v: want at most %d per version, so at least 3 versions", made, maxSeals)
+			}
+			t.Logf("ciphertexts by version %v; stored seal counts %v", made, stored)
+		})
+	}
+}
+
+// metadataOf reads GET /key/metadata.
+func metadataOf(t *testing.T, url, token string) (md struct {
+	Versions []struct {
+		Version uint32 `json:"version"`
+		Seals   uint64 `json:"seals"`
+	} `json:"versions"`
+}) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
+		t.Fatal(err)
+	}
+	return md
 }

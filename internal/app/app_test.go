@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rkms/rkms/internal/testing/env"
+	testenv "github.com/rkms/rkms/internal/testing/env"
 )
 
 // running is one rkms process run in-process through Main, as `rkms serve` would.
@@ -88,6 +88,25 @@ func call(t *testing.T, method, url, token string) (int, keyResp) {
 	return resp.StatusCode, kr
 }
 
+// getJSON GETs url with the bearer token and decodes its JSON body into v; it returns the status.
+func getJSON(t *testing.T, url, token string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %d, body not JSON: %v", url, resp.StatusCode, err)
+	}
+	return resp.StatusCode
+}
+
 // listKeys pages through a GET /keys listing and checks that it lists exactly want (sorted).
 func listKeys(t *testing.T, url, token string, want []string) {
 	t.Helper()
@@ -98,23 +117,12 @@ func listKeys(t *testing.T, url, token string, want []string) {
 		if next != "" {
 			target += "&after=" + next
 		}
-		req, err := http.NewRequest("GET", target, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var page struct {
 			IDs  []string `json:"ids"`
 			Next string   `json:"next"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d, %v", target, resp.StatusCode, err)
+		if code := getJSON(t, target, token, &page); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", target, code)
 		}
 		got = append(got, page.IDs...)
 		if next = page.Next; next == "" {

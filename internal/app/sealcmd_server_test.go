@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -309,21 +308,8 @@ func metadataOf(t *testing.T, url, token string) (md struct {
 	} `json:"versions"`
 }) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
-		t.Fatal(err)
+	if code := getJSON(t, url, token, &md); code != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, code)
 	}
 	return md
 }

@@ -205,7 +205,7 @@
 // and the JSON code key_version_retired (rkms_key_version_retired), not as a failed
 // authentication: it is an operator's decision. Keys that also implement [SealCounter] are told
 // of every value before it is sealed; a version out of seals ([ErrKeySealLimit]) is replaced by
-// the current key once per body.
+// the current key, at most three times per body.
 //
 // # Observability
 //

@@ -29,7 +29,7 @@ type transformer struct {
 	passed   int                        // legacy plaintext values passed
 	current  envelope.Key               // current.Secret is nil until the first seal looks it up
 	counter  SealCounter                // keys, when they count seals; nil otherwise
-	renewed  bool                       // the current key was taken again after ErrKeySealLimit
+	renewals int                        // times the current key was taken again after ErrKeySealLimit
 	version  envelope.Key               // the last version opened (most bodies use one)
 	versions map[uint32]envelope.Key    // the others
 	scratch  []byte                     // one field's replacement; Rewrite copies it before the next
@@ -254,15 +254,23 @@ func (t *transformer) currentKey(ctx context.Context) error {
 	return nil
 }
 
+// maxSealRenewals bounds how often one body takes the current key again after
+// ErrKeySealLimit: more than once, because under parallel sealers with a small
+// keyring.rotation.max_seals the version a renewal returns can be used up before this body
+// seals with it (TestSealCountsSeals found it), but bounded, so that a key service that keeps
+// answering with used-up versions fails the body instead of looping.
+const maxSealRenewals = 3
+
 // reserve counts one seal under the current key when the keys count seals. A version that may
-// seal no more is replaced by the current key once per body (it was just rotated).
+// seal no more is replaced by the current key (it was just rotated), at most maxSealRenewals
+// times per body.
 func (t *transformer) reserve(ctx context.Context) error {
 	if t.counter == nil {
 		return nil
 	}
 	err := t.counter.ReserveSeals(ctx, t.current.ID, t.current.Version, 1)
-	if errors.Is(err, ErrKeySealLimit) && !t.renewed {
-		t.renewed = true
+	for errors.Is(err, ErrKeySealLimit) && t.renewals < maxSealRenewals {
+		t.renewals++
 		if err := t.currentKey(ctx); err != nil {
 			return err
 		}

@@ -204,6 +204,11 @@ func (s *serverKeys) ReserveSeals(ctx context.Context, id string, v uint32, n in
 		if s.inflight == nil {
 			s.inflight, s.seals = map[sealKey]chan struct{}{}, map[sealKey]int64{}
 		}
+		if len(s.seals) >= maxMemoKeys {
+			// A run over millions of key ids: forget the others' unused seals (lost, as at the
+			// end of a run) rather than grow without a bound.
+			clear(s.seals)
+		}
 		s.inflight[k] = ch
 		s.mu.Unlock()
 		r, err := s.reserve(ctx, id, v, max(n, sealAhead))
